@@ -1,0 +1,204 @@
+/**
+ * A real MCP server built with `@modelcontextprotocol/sdk`: the upstream `npm start` puts the
+ * gateway in front of, and the peer of the end-to-end tests and benchmarks.
+ *
+ * Tools:
+ * - `echo` returns its text; `add` adds two numbers;
+ * - `countdown` reports progress once per step, then answers;
+ * - `wait` waits (or until cancelled) and records whether it was cancelled;
+ * - `confirm` asks the client a question (elicitation) on the server-to-client GET stream.
+ */
+import { randomUUID } from 'node:crypto'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js'
+import { z } from 'zod'
+
+export interface DemoUpstreamOptions {
+  host?: string
+  /** @default 0 (any free port) */
+  port?: number
+  /** @default '/mcp' */
+  path?: string
+  /**
+   * Answer requests with one JSON body instead of an SSE stream. The SDK then drops notifications
+   * tied to a request, so `countdown` sends its progress on the GET stream instead.
+   * @default false
+   */
+  jsonResponse?: boolean
+}
+
+/** What the upstream saw, for tests to assert on. */
+export interface DemoUpstreamRecord {
+  /** Headers of every HTTP request, in order. */
+  requests: Array<{ method: string, headers: IncomingMessage['headers'] }>
+  /** Ids of `wait` calls that ended because the request was cancelled. */
+  cancelled: Array<string | number>
+  /** Upstream session ids closed by DELETE. */
+  closedSessions: string[]
+}
+
+export interface DemoUpstream {
+  url: string
+  server: Server
+  record: DemoUpstreamRecord
+  /** Live upstream sessions. */
+  sessionCount: () => number
+  close: () => Promise<void>
+}
+
+function buildServer (jsonResponse: boolean, record: DemoUpstreamRecord): McpServer {
+  const mcp = new McpServer({ name: 'demo-upstream', version: '1.0.0' }, { capabilities: { logging: {} } })
+
+  mcp.registerTool('echo', {
+    description: 'Returns its text',
+    inputSchema: { text: z.string() }
+  }, async ({ text }) => ({ content: [{ type: 'text', text }] }))
+
+  mcp.registerTool('add', {
+    description: 'Adds two numbers',
+    inputSchema: { a: z.number(), b: z.number() }
+  }, async ({ a, b }) => ({ content: [{ type: 'text', text: String(a + b) }], structuredContent: { sum: a + b } }))
+
+  mcp.registerTool('countdown', {
+    description: 'Counts down, reporting progress at each step',
+    inputSchema: { from: z.number().int().min(1).max(1000), delayMs: z.number().int().min(0).max(10_000).default(10) }
+  }, async ({ from, delayMs }, extra) => {
+    const progressToken = extra._meta?.progressToken
+    for (let step = 1; step <= from; step++) {
+      if (progressToken !== undefined) {
+        const notification = {
+          method: 'notifications/progress' as const,
+          params: { progressToken, progress: step, total: from, message: `${from - step} to go` }
+        }
+        // In JSON mode the SDK drops request-scoped notifications, so use the GET stream.
+        if (jsonResponse) await mcp.server.notification(notification)
+        else await extra.sendNotification(notification)
+      }
+      // Work after each report, so that even the last one leaves before the answer.
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs))
+    }
+    return { content: [{ type: 'text', text: 'liftoff' }] }
+  })
+
+  mcp.registerTool('wait', {
+    description: 'Waits for the given time, or until the request is cancelled',
+    inputSchema: { ms: z.number().int().min(0).max(600_000) }
+  }, async ({ ms }, extra) => {
+    const cancelled = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms)
+      extra.signal.addEventListener('abort', () => {
+        clearTimeout(timer)
+        resolve(true)
+      }, { once: true })
+    })
+    if (cancelled) record.cancelled.push(extra.requestId)
+    return { content: [{ type: 'text', text: cancelled ? 'cancelled' : 'waited' }] }
+  })
+
+  mcp.registerTool('confirm', {
+    description: 'Asks the user a yes/no question through elicitation',
+    inputSchema: { question: z.string() }
+  }, async ({ question }) => {
+    // No related request id: the elicitation travels on the session's GET stream.
+    const answer = await mcp.server.elicitInput({
+      mode: 'form',
+      message: question,
+      requestedSchema: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] }
+    })
+    const ok = answer.action === 'accept' && answer.content?.ok === true
+    return { content: [{ type: 'text', text: ok ? 'confirmed' : 'declined' }] }
+  })
+
+  return mcp
+}
+
+async function readJson (req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = []
+  for await (const chunk of req) chunks.push(chunk as Buffer)
+  if (chunks.length === 0) return undefined
+  return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+}
+
+function refuse (res: ServerResponse, status: number, message: string): void {
+  res.writeHead(status, { 'content-type': 'application/json' })
+  res.end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32000, message } }))
+}
+
+export async function startDemoUpstream (options: DemoUpstreamOptions = {}): Promise<DemoUpstream> {
+  const path = options.path ?? '/mcp'
+  const jsonResponse = options.jsonResponse ?? false
+  const transports = new Map<string, StreamableHTTPServerTransport>()
+  const servers = new Set<McpServer>()
+  const record: DemoUpstreamRecord = { requests: [], cancelled: [], closedSessions: [] }
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (req.url === undefined || new URL(req.url, 'http://x').pathname !== path) {
+      refuse(res, 404, 'Not found')
+      return
+    }
+    record.requests.push({ method: req.method ?? '', headers: req.headers })
+    let body: unknown
+    if (req.method === 'POST') {
+      try {
+        body = await readJson(req)
+      } catch {
+        refuse(res, 400, 'Parse error')
+        return
+      }
+    }
+    const sessionId = req.headers['mcp-session-id']
+    let transport = typeof sessionId === 'string' ? transports.get(sessionId) : undefined
+    if (transport === undefined) {
+      if (sessionId !== undefined) {
+        refuse(res, 404, 'Session not found')
+        return
+      }
+      if (req.method !== 'POST' || !isInitializeRequest(body)) {
+        refuse(res, 400, 'Bad Request: Mcp-Session-Id header is required')
+        return
+      }
+      const mcp = buildServer(jsonResponse, record)
+      const created: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: randomUUID,
+        enableJsonResponse: jsonResponse,
+        onsessioninitialized: (id) => { transports.set(id, created) },
+        onsessionclosed: (id) => {
+          transports.delete(id)
+          record.closedSessions.push(id)
+        }
+      })
+      created.onclose = () => {
+        servers.delete(mcp)
+      }
+      servers.add(mcp)
+      await mcp.connect(created)
+      transport = created
+    }
+    await transport.handleRequest(req, res, body)
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      if (!res.headersSent) refuse(res, 500, 'Internal error')
+      else res.destroy()
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve))
+  const address = server.address() as AddressInfo
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+
+  return {
+    url: `http://${host}:${address.port}${path}`,
+    server,
+    record,
+    sessionCount: () => transports.size,
+    async close () {
+      for (const mcp of servers) await mcp.close()
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * The preset's configuration: one JSON object (from a file, flags and environment) that says how
+ * to listen and what to proxy. Plugin options are checked again by each plugin; this checks the
+ * preset's own fields and the file's shape.
+ */
+import { readFile } from 'node:fs/promises'
+import type { McpGatewayOptions } from '../../plugins/index.ts'
+import { invalid, isPlainObject, optionalInteger, optionalString } from '../../lib/options.ts'
+
+export interface GatewayConfig extends McpGatewayOptions {
+  /**
+   * Interface to listen on. Loopback by default: binding wider exposes the gateway to the network.
+   * @default '127.0.0.1'
+   */
+  host?: string
+  /** @default 3000 */
+  port?: number
+  /**
+   * Log level for pino, or false for no logs.
+   * @default 'info'
+   */
+  logLevel?: string | false
+}
+
+export const GATEWAY_DEFAULTS = { host: '127.0.0.1', port: 3000, logLevel: 'info' } as const
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+
+export function checkGatewayConfig (value: unknown): GatewayConfig {
+  if (!isPlainObject(value)) throw invalid('config', 'must be a JSON object')
+  const config = { ...value } as GatewayConfig & Record<string, unknown>
+  if (config.upstream === undefined) throw invalid('upstream', 'is required (the upstream MCP endpoint URL)')
+  config.host = optionalString('host', config.host, GATEWAY_DEFAULTS.host)
+  config.port = optionalInteger('port', config.port, 0, GATEWAY_DEFAULTS.port)
+  if (config.port > 65535) throw invalid('port', 'must be at most 65535')
+  const level = config.logLevel ?? GATEWAY_DEFAULTS.logLevel
+  if (level !== false && (typeof level !== 'string' || !LOG_LEVELS.has(level))) {
+    throw invalid('logLevel', `must be false or one of ${[...LOG_LEVELS].join(', ')}`)
+  }
+  config.logLevel = level
+  return config
+}
+
+export async function readConfigFile (path: string): Promise<Record<string, unknown>> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    throw invalid('config', `cannot read ${path}: ${(err as Error).message}`)
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (err) {
+    throw invalid('config', `${path} is not valid JSON: ${(err as Error).message}`)
+  }
+  if (!isPlainObject(value)) throw invalid('config', `${path} must hold a JSON object`)
+  return value
+}

@@ -1,0 +1,76 @@
+/**
+ * The gateway's one table of coded errors. Each code maps to an HTTP status and a JSON-RPC error
+ * code; the proxy's error handler turns any of them into a JSON-RPC error body.
+ *
+ * JSON-RPC codes: the standard ones where the JSON-RPC spec has one, -32000/-32001 where the MCP
+ * SDK already uses them for the same condition (clients recognise them), and -32050..-32069 for
+ * conditions only a gateway has.
+ */
+import createError from '@fastify/error'
+import { INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, errorResponse, type JsonRpcError, type JsonRpcId } from './jsonrpc.ts'
+
+interface ErrorSpec {
+  code: string
+  message: string
+  status: number
+  rpcCode: number
+}
+
+const specs: ErrorSpec[] = []
+
+function define (code: string, message: string, status: number, rpcCode: number) {
+  specs.push({ code, message, status, rpcCode })
+  return createError(code, message, status)
+}
+
+export const GatewayErrors = {
+  PARSE_ERROR: define('MCP_GW_PARSE_ERROR', '%s', 400, PARSE_ERROR),
+  INVALID_REQUEST: define('MCP_GW_INVALID_REQUEST', '%s', 400, INVALID_REQUEST),
+  BATCH_NOT_SUPPORTED: define('MCP_GW_BATCH_NOT_SUPPORTED', 'Invalid Request: JSON-RPC batches are not supported by protocol version %s', 400, INVALID_REQUEST),
+  SESSION_REQUIRED: define('MCP_GW_SESSION_REQUIRED', 'Bad Request: Mcp-Session-Id header is required', 400, -32000),
+  ALREADY_INITIALIZED: define('MCP_GW_ALREADY_INITIALIZED', 'Invalid Request: session is already initialized', 400, INVALID_REQUEST),
+  SESSION_NOT_FOUND: define('MCP_GW_SESSION_NOT_FOUND', 'Session not found', 404, -32001),
+  FORBIDDEN_ORIGIN: define('MCP_GW_FORBIDDEN_ORIGIN', 'Forbidden: Origin %s is not allowed', 403, -32050),
+  BODY_TOO_LARGE: define('MCP_GW_BODY_TOO_LARGE', 'Request body is larger than %s bytes', 413, -32051),
+  UNSUPPORTED_MEDIA_TYPE: define('MCP_GW_UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type: POST bodies must be application/json', 415, -32052),
+  UPSTREAM_UNAVAILABLE: define('MCP_GW_UPSTREAM_UNAVAILABLE', 'Upstream %s is unavailable', 502, -32060),
+  UPSTREAM_TIMEOUT: define('MCP_GW_UPSTREAM_TIMEOUT', 'Upstream %s did not answer in time', 504, -32061),
+  UPSTREAM_BAD_RESPONSE: define('MCP_GW_UPSTREAM_BAD_RESPONSE', 'Upstream %s sent an invalid response: %s', 502, -32062),
+  UPSTREAM_ERROR: define('MCP_GW_UPSTREAM_ERROR', 'Upstream %s failed with HTTP %s', 502, -32063),
+  UPSTREAM_AUTH: define('MCP_GW_UPSTREAM_AUTH', 'Upstream %s rejected the gateway\'s credentials (HTTP %s)', 502, -32064),
+  UPSTREAM_STREAM_ENDED: define('MCP_GW_UPSTREAM_STREAM_ENDED', 'Upstream %s ended the stream before answering this request', 502, -32065),
+  METHOD_NOT_ALLOWED: define('MCP_GW_METHOD_NOT_ALLOWED', 'Method Not Allowed: the MCP endpoint takes POST, GET and DELETE', 405, -32000),
+  INVALID_OPTION: define('MCP_GW_INVALID_OPTION', 'Invalid option "%s": %s', 500, INTERNAL_ERROR)
+} as const
+
+export type GatewayErrorName = keyof typeof GatewayErrors
+
+const byCode = new Map(specs.map((spec) => [spec.code, spec]))
+
+/** The documented table, for the README and for tests that check every code is reachable. */
+export const ERROR_TABLE: readonly Readonly<ErrorSpec>[] = specs
+
+interface ErrorLike {
+  code?: string
+  statusCode?: number
+  message: string
+}
+
+/**
+ * Maps any error reaching the MCP endpoint to an HTTP status and a JSON-RPC error body: the
+ * gateway's own codes from the table, Fastify's body-parsing errors by their status, and anything
+ * else as a 500 internal error that does not leak its message.
+ */
+export function toJsonRpcError (err: ErrorLike, id: JsonRpcId | null = null): { status: number, body: JsonRpcError } {
+  const spec = err.code === undefined ? undefined : byCode.get(err.code)
+  if (spec !== undefined) {
+    return { status: spec.status, body: errorResponse(id, spec.rpcCode, err.message) }
+  }
+  const status = err.statusCode ?? 500
+  if (status === 413) return toJsonRpcError(new GatewayErrors.BODY_TOO_LARGE('the configured limit'), id)
+  if (status === 415) return toJsonRpcError(new GatewayErrors.UNSUPPORTED_MEDIA_TYPE(), id)
+  if (status >= 400 && status < 500) {
+    return { status, body: errorResponse(id, INVALID_REQUEST, err.message) }
+  }
+  return { status: 500, body: errorResponse(id, INTERNAL_ERROR, 'Internal error') }
+}

@@ -1,0 +1,339 @@
+/**
+ * The Streamable HTTP exchange between one client request and one upstream, free of any web
+ * framework: which session a request belongs to, what is sent upstream, and what the client gets
+ * back. The Fastify proxy plugin is a thin adapter over this.
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Readable } from 'node:stream'
+import { GatewayErrors, toJsonRpcError } from './errors.ts'
+import { isRequest, toMessages, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from './jsonrpc.ts'
+import type { Logger } from './logger.ts'
+import { DEFAULT_NEGOTIATED_VERSION, HEADER, STATELESS_VERSION, isStatelessRequest, supportsBatches } from './protocol.ts'
+import { BodyTooLargeError, drain, readBounded } from './relay/body.ts'
+import { upstreamRequestHeaders } from './relay/headers.ts'
+import { relaySse } from './relay/sse-relay.ts'
+import type { SessionManager } from './session/manager.ts'
+import type { SessionRecord } from './session/store.ts'
+import type { StreamableHttpUpstream, UpstreamHttpResponse } from './upstream/streamable-http.ts'
+
+/** A POST body, parsed once: the original bytes (forwarded as they are) and the messages. */
+export interface ParsedBody {
+  raw: Buffer
+  messages: JsonRpcMessage[]
+  batch: boolean
+}
+
+export type SessionResolution =
+  | { kind: 'session', session: SessionRecord }
+  /** A sessionless `initialize`: the exchange opens a gateway session if the upstream agrees. */
+  | { kind: 'initialize' }
+  /** A 2026-07-28 (or later) request: no session, forwarded as it is. */
+  | { kind: 'stateless' }
+
+export interface ExchangeContext {
+  headers: IncomingHttpHeaders
+  resolution: SessionResolution
+  /** Aborted when the client goes away. */
+  signal: AbortSignal
+  log: Logger
+  /** Called when an SSE response starts flowing to the client (flush headers then). */
+  onStreamStart?: () => void
+}
+
+export interface OutboundResponse {
+  status: number
+  headers: Record<string, string>
+  /** null: no body; Buffer: a whole JSON body; Readable: an SSE stream. */
+  body: Buffer | Readable | null
+}
+
+export interface ForwarderOptions {
+  upstream: StreamableHttpUpstream
+  sessions: SessionManager
+  /**
+   * Largest JSON response accepted from the upstream (SSE streams are relayed, never buffered).
+   * @default 64 MiB
+   */
+  maxResponseBytes?: number
+}
+
+export const FORWARDER_DEFAULTS = { maxResponseBytes: 64 * 1024 * 1024 } as const
+
+const ERROR_BODY_LIMIT = 64 * 1024
+const JSON_HEADERS = { 'content-type': 'application/json' }
+const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' }
+
+function mediaType (headers: IncomingHttpHeaders): string {
+  const value = headers['content-type']
+  if (value === undefined) return ''
+  const semi = value.indexOf(';')
+  return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase()
+}
+
+function findInitialize (messages: readonly JsonRpcMessage[]): JsonRpcRequest | undefined {
+  for (const message of messages) {
+    if (isRequest(message) && message.method === 'initialize') return message
+  }
+  return undefined
+}
+
+/** Decides which session a request belongs to, before anything is sent upstream. */
+export async function resolveSession (sessions: SessionManager, headers: IncomingHttpHeaders, body: ParsedBody | undefined): Promise<SessionResolution> {
+  const messages = body?.messages ?? []
+  const sessionId = headers[HEADER.sessionId]
+  if (sessionId !== undefined) {
+    const session = typeof sessionId === 'string' ? await sessions.find(sessionId) : undefined
+    if (session === undefined) throw new GatewayErrors.SESSION_NOT_FOUND()
+    if (findInitialize(messages) !== undefined) throw new GatewayErrors.ALREADY_INITIALIZED()
+    if (body?.batch === true && !supportsBatches(session.protocolVersion)) {
+      throw new GatewayErrors.BATCH_NOT_SUPPORTED(session.protocolVersion)
+    }
+    return { kind: 'session', session }
+  }
+  if (findInitialize(messages) !== undefined) {
+    if (body?.batch === true) throw new GatewayErrors.INVALID_REQUEST('Invalid Request: initialize must be sent on its own, not in a batch')
+    return { kind: 'initialize' }
+  }
+  if (isStatelessRequest(headers, messages)) {
+    if (body?.batch === true) throw new GatewayErrors.BATCH_NOT_SUPPORTED(STATELESS_VERSION)
+    return { kind: 'stateless' }
+  }
+  throw new GatewayErrors.SESSION_REQUIRED()
+}
+
+export class Forwarder {
+  readonly upstream: StreamableHttpUpstream
+  private readonly sessions: SessionManager
+  private readonly maxResponseBytes: number
+
+  constructor (options: ForwarderOptions) {
+    this.upstream = options.upstream
+    this.sessions = options.sessions
+    this.maxResponseBytes = options.maxResponseBytes ?? FORWARDER_DEFAULTS.maxResponseBytes
+  }
+
+  async post (ctx: ExchangeContext, body: ParsedBody): Promise<OutboundResponse> {
+    const session = ctx.resolution.kind === 'session' ? ctx.resolution.session : undefined
+    const pending = new Set<JsonRpcId>()
+    for (const message of body.messages) if (isRequest(message)) pending.add(message.id)
+
+    // A client that goes away before its answers arrive cancels them upstream too: an HTTP
+    // disconnect alone is not a cancellation for 2025-era servers, so say it in MCP terms.
+    const onAbort = (): void => {
+      if (session !== undefined && pending.size > 0) this.cancelUpstream(session, [...pending], ctx.log)
+    }
+    ctx.signal.addEventListener('abort', onAbort, { once: true })
+    const settle = (): void => ctx.signal.removeEventListener('abort', onAbort)
+
+    let res: UpstreamHttpResponse
+    try {
+      res = await this.upstream.request({
+        method: 'POST',
+        headers: upstreamRequestHeaders(ctx.headers, session?.upstreamSessionId),
+        body: body.raw,
+        signal: ctx.signal
+      })
+    } catch (err) {
+      settle()
+      throw err
+    }
+    try {
+      return await this.postResponse(ctx, body, res, session, pending, settle)
+    } catch (err) {
+      settle()
+      throw err
+    }
+  }
+
+  private async postResponse (
+    ctx: ExchangeContext,
+    body: ParsedBody,
+    res: UpstreamHttpResponse,
+    session: SessionRecord | undefined,
+    pending: Set<JsonRpcId>,
+    settle: () => void
+  ): Promise<OutboundResponse> {
+    if (res.status >= 300) return this.failure(res, session)
+
+    const headers: Record<string, string> = {}
+    let opened: SessionRecord | undefined
+    const initialize = ctx.resolution.kind === 'initialize' ? findInitialize(body.messages) : undefined
+    if (initialize !== undefined) {
+      const upstreamSessionId = res.headers[HEADER.sessionId]
+      const params = initialize.params ?? {}
+      opened = await this.sessions.open({
+        upstream: this.upstream.name,
+        upstreamSessionId: typeof upstreamSessionId === 'string' ? upstreamSessionId : null,
+        protocolVersion: typeof params.protocolVersion === 'string' ? params.protocolVersion : DEFAULT_NEGOTIATED_VERSION,
+        clientInfo: params.clientInfo as Record<string, unknown> | undefined,
+        clientCapabilities: params.capabilities as Record<string, unknown> | undefined
+      })
+      headers[HEADER.sessionId] = opened.id
+      ctx.log.info({ sessionId: opened.id, upstream: this.upstream.name }, 'session opened')
+    }
+    const onMessage = opened === undefined ? undefined : this.negotiationWatcher(opened, initialize as JsonRpcRequest, ctx.log)
+
+    const type = mediaType(res.headers)
+    if (type === 'text/event-stream') {
+      const stream = relaySse({
+        source: res.body,
+        pending,
+        onMessage,
+        log: ctx.log,
+        unanswered: (_id, cause) => {
+          const err = cause === undefined
+            ? new GatewayErrors.UPSTREAM_STREAM_ENDED(this.upstream.name)
+            : new GatewayErrors.UPSTREAM_UNAVAILABLE(this.upstream.name)
+          return toJsonRpcError(err).body.error
+        },
+        onDone: settle,
+        onStart: ctx.onStreamStart
+      })
+      return { status: res.status, headers: { ...SSE_HEADERS, ...headers }, body: stream }
+    }
+    if (type === 'application/json') {
+      let raw: Buffer
+      try {
+        raw = await readBounded(res.body, this.maxResponseBytes)
+      } catch (err) {
+        if (opened !== undefined) await this.sessions.end(opened.id)
+        if (err instanceof BodyTooLargeError) throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, err.message, { cause: err })
+        throw ctx.signal.aborted ? err : new GatewayErrors.UPSTREAM_UNAVAILABLE(this.upstream.name, { cause: err })
+      }
+      settle()
+      let parsed: ReturnType<typeof toMessages>
+      try {
+        parsed = toMessages(JSON.parse(raw.toString('utf8')))
+      } catch (err) {
+        parsed = { ok: false, code: 0, message: (err as Error).message }
+      }
+      if (!parsed.ok) {
+        if (opened !== undefined) await this.sessions.end(opened.id)
+        throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, parsed.message)
+      }
+      if (onMessage !== undefined) for (const message of parsed.messages) onMessage(message)
+      return { status: res.status, headers: { ...JSON_HEADERS, ...headers }, body: raw }
+    }
+    drain(res.body)
+    settle()
+    if (pending.size > 0) {
+      if (opened !== undefined) await this.sessions.end(opened.id)
+      throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, `unexpected content type "${type}" for a request`)
+    }
+    return { status: res.status, headers, body: null }
+  }
+
+  /** Opens the server-to-client stream (GET), resuming from `Last-Event-ID` when the client asks. */
+  async get (ctx: ExchangeContext): Promise<OutboundResponse> {
+    const session = ctx.resolution.kind === 'session' ? ctx.resolution.session : undefined
+    const res = await this.upstream.request({
+      method: 'GET',
+      headers: upstreamRequestHeaders(ctx.headers, session?.upstreamSessionId),
+      signal: ctx.signal,
+      longLived: true
+    })
+    if (res.status >= 300) return this.failure(res, session)
+    if (mediaType(res.headers) !== 'text/event-stream') {
+      drain(res.body)
+      throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, 'GET stream is not text/event-stream')
+    }
+    const stream = relaySse({ source: res.body, log: ctx.log, onStart: ctx.onStreamStart, unanswered: () => ({ code: 0, message: '' }) })
+    return { status: res.status, headers: { ...SSE_HEADERS }, body: stream }
+  }
+
+  /** Ends a session: upstream first (best effort), then in the store, whatever the upstream said. */
+  async delete (ctx: ExchangeContext): Promise<OutboundResponse> {
+    if (ctx.resolution.kind !== 'session') {
+      const res = await this.upstream.request({ method: 'DELETE', headers: upstreamRequestHeaders(ctx.headers, null), signal: ctx.signal })
+      if (res.status >= 300) return this.failure(res, undefined)
+      drain(res.body)
+      return { status: res.status, headers: {}, body: null }
+    }
+    const session = ctx.resolution.session
+    await this.endUpstream(session, ctx.log)
+    await this.sessions.end(session.id)
+    ctx.log.info({ sessionId: session.id, upstream: this.upstream.name }, 'session deleted')
+    return { status: 200, headers: {}, body: null }
+  }
+
+  /** Tells the upstream a session is over; failures are logged, never thrown. */
+  async endUpstream (session: SessionRecord, log: Logger): Promise<void> {
+    if (session.upstreamSessionId === null) return
+    try {
+      const res = await this.upstream.request({
+        method: 'DELETE',
+        headers: { [HEADER.sessionId]: session.upstreamSessionId, [HEADER.protocolVersion]: session.protocolVersion }
+      })
+      drain(res.body)
+    } catch (err) {
+      log.warn({ sessionId: session.id, upstream: this.upstream.name, err }, 'upstream session delete failed')
+    }
+  }
+
+  /** Maps an upstream HTTP failure to what the client gets. */
+  private async failure (res: UpstreamHttpResponse, session: SessionRecord | undefined): Promise<OutboundResponse> {
+    const name = this.upstream.name
+    if (res.status === 404 && session !== undefined) {
+      // The upstream forgot the session (restart, expiry): forget ours so the client re-initialises.
+      drain(res.body)
+      await this.sessions.end(session.id)
+      throw new GatewayErrors.SESSION_NOT_FOUND()
+    }
+    if (res.status === 401 || res.status === 403) {
+      // Never hand the upstream's auth challenge to the client: these are the gateway's credentials.
+      drain(res.body)
+      throw new GatewayErrors.UPSTREAM_AUTH(name, res.status)
+    }
+    if (res.status >= 500 || res.status < 400) {
+      drain(res.body)
+      throw new GatewayErrors.UPSTREAM_ERROR(name, res.status)
+    }
+    // Other 4xx (400 bad version, 405 no GET stream, 406, 409, ...) are the client's to see.
+    let raw: Buffer | undefined
+    try {
+      raw = await readBounded(res.body, ERROR_BODY_LIMIT)
+    } catch {
+      raw = undefined
+    }
+    if (raw !== undefined && mediaType(res.headers) === 'application/json') {
+      try {
+        const parsed = toMessages(JSON.parse(raw.toString('utf8')))
+        if (parsed.ok) return { status: res.status, headers: { ...JSON_HEADERS }, body: raw }
+      } catch {}
+    }
+    const text = `Upstream answered HTTP ${res.status}`
+    const synthesized = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32000, message: text } }))
+    const headers: Record<string, string> = { ...JSON_HEADERS }
+    const allow = res.headers.allow
+    if (typeof allow === 'string') headers.allow = allow
+    return { status: res.status, headers, body: synthesized }
+  }
+
+  private negotiationWatcher (session: SessionRecord, initialize: JsonRpcRequest, log: Logger): (message: JsonRpcMessage) => void {
+    return (message) => {
+      if (!('result' in message) || message.id !== initialize.id) return
+      const version = message.result.protocolVersion
+      if (typeof version !== 'string' || version === session.protocolVersion) return
+      session.protocolVersion = version
+      this.sessions.update(session.id, { protocolVersion: version }).catch((err: unknown) => {
+        log.error({ sessionId: session.id, err }, 'session update failed')
+      })
+    }
+  }
+
+  private cancelUpstream (session: SessionRecord, ids: JsonRpcId[], log: Logger): void {
+    for (const requestId of ids) {
+      const notification = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason: 'Client disconnected' } }
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        [HEADER.protocolVersion]: session.protocolVersion
+      }
+      if (session.upstreamSessionId !== null) headers[HEADER.sessionId] = session.upstreamSessionId
+      this.upstream.request({ method: 'POST', headers, body: JSON.stringify(notification) })
+        .then((res) => drain(res.body))
+        .catch((err: unknown) => log.debug({ sessionId: session.id, err }, 'upstream cancel failed'))
+      log.debug({ sessionId: session.id, requestId }, 'cancelled upstream request for a departed client')
+    }
+  }
+}

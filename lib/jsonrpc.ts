@@ -1,0 +1,130 @@
+/**
+ * JSON-RPC 2.0 types, guards and a parser with the standard error codes, as MCP uses them
+ * (ids are strings or numbers, never null, on requests).
+ */
+
+export type JsonRpcId = string | number
+
+export interface JsonRpcRequest {
+  jsonrpc: '2.0'
+  id: JsonRpcId
+  method: string
+  params?: Record<string, unknown>
+}
+
+export interface JsonRpcNotification {
+  jsonrpc: '2.0'
+  method: string
+  params?: Record<string, unknown>
+}
+
+export interface JsonRpcResult {
+  jsonrpc: '2.0'
+  id: JsonRpcId
+  result: Record<string, unknown>
+}
+
+export interface JsonRpcErrorObject {
+  code: number
+  message: string
+  data?: unknown
+}
+
+export interface JsonRpcError {
+  jsonrpc: '2.0'
+  /** null only when the request's id could not be read (parse errors, invalid requests). */
+  id: JsonRpcId | null
+  error: JsonRpcErrorObject
+}
+
+export type JsonRpcResponse = JsonRpcResult | JsonRpcError
+export type JsonRpcMessage = JsonRpcRequest | JsonRpcNotification | JsonRpcResponse
+
+export type MessageKind = 'request' | 'notification' | 'response' | 'error'
+
+export const PARSE_ERROR = -32700
+export const INVALID_REQUEST = -32600
+export const METHOD_NOT_FOUND = -32601
+export const INVALID_PARAMS = -32602
+export const INTERNAL_ERROR = -32603
+
+function isId (value: unknown): value is JsonRpcId {
+  return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value))
+}
+
+function isObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/**
+ * The kind of a JSON-RPC message, or undefined when the value is not a valid one.
+ * One pass over the few fields that decide it: this runs on every message in both directions.
+ */
+export function messageKind (value: unknown): MessageKind | undefined {
+  if (!isObject(value) || value.jsonrpc !== '2.0') return undefined
+  const params = value.params
+  if (typeof value.method === 'string') {
+    if (params !== undefined && !isObject(params)) return undefined
+    if (!('id' in value)) return 'notification'
+    return isId(value.id) ? 'request' : undefined
+  }
+  if ('result' in value) {
+    return isId(value.id) && !('error' in value) && isObject(value.result) ? 'response' : undefined
+  }
+  if ('error' in value) {
+    const error = value.error
+    if (!isObject(error) || !Number.isInteger(error.code) || typeof error.message !== 'string') return undefined
+    return value.id === null || isId(value.id) ? 'error' : undefined
+  }
+  return undefined
+}
+
+export function isRequest (message: JsonRpcMessage): message is JsonRpcRequest {
+  return 'method' in message && 'id' in message
+}
+
+export function isNotification (message: JsonRpcMessage): message is JsonRpcNotification {
+  return 'method' in message && !('id' in message)
+}
+
+export function isResponse (message: JsonRpcMessage): message is JsonRpcResponse {
+  return !('method' in message)
+}
+
+export type ParseResult =
+  | { ok: true, messages: JsonRpcMessage[], batch: boolean }
+  | { ok: false, code: number, message: string }
+
+/** Checks an already parsed JSON value: one message or a non-empty batch of them. */
+export function toMessages (value: unknown): ParseResult {
+  if (Array.isArray(value)) {
+    if (value.length === 0) return { ok: false, code: INVALID_REQUEST, message: 'Invalid Request: empty batch' }
+    for (let i = 0; i < value.length; i++) {
+      if (messageKind(value[i]) === undefined) {
+        return { ok: false, code: INVALID_REQUEST, message: `Invalid Request: batch item ${i} is not a JSON-RPC 2.0 message` }
+      }
+    }
+    return { ok: true, messages: value as JsonRpcMessage[], batch: true }
+  }
+  if (messageKind(value) === undefined) {
+    return { ok: false, code: INVALID_REQUEST, message: 'Invalid Request: not a JSON-RPC 2.0 message' }
+  }
+  return { ok: true, messages: [value as JsonRpcMessage], batch: false }
+}
+
+/** Parses JSON text into JSON-RPC messages, with -32700 for bad JSON and -32600 for a bad shape. */
+export function parseMessages (text: string): ParseResult {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (err) {
+    return { ok: false, code: PARSE_ERROR, message: `Parse error: ${(err as Error).message}` }
+  }
+  return toMessages(value)
+}
+
+export function errorResponse (id: JsonRpcId | null, code: number, message: string, data?: unknown): JsonRpcError {
+  const error: JsonRpcErrorObject = { code, message }
+  if (data !== undefined) error.data = data
+  return { jsonrpc: '2.0', id, error }
+}

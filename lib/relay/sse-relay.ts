@@ -1,0 +1,129 @@
+/**
+ * Relays an upstream SSE body to a client event by event, as each event completes: never the
+ * whole body, never a half event. Each event's data is checked to be JSON-RPC; the caller sees
+ * every message; backpressure from the client pauses the upstream.
+ *
+ * When the upstream stream fails, or ends without answering and without giving the client a
+ * resumption point (an event id), the client gets a JSON-RPC error for each request still
+ * unanswered on this stream instead of waiting forever.
+ */
+import { Readable } from 'node:stream'
+import { errorResponse, messageKind, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
+import { encodeEvent } from '../sse/encode.ts'
+import { SseParser } from '../sse/parser.ts'
+import type { Logger } from '../logger.ts'
+
+export interface SseRelayOptions {
+  /** The upstream response body. */
+  source: Readable
+  /** Ids of the requests this stream must answer; emptied as responses pass. */
+  pending?: Set<JsonRpcId>
+  /** Sees each valid message before it is written. */
+  onMessage?: (message: JsonRpcMessage) => void
+  /**
+   * Called when the client side starts reading: the moment to flush response headers, so a client
+   * sees the stream open before its first event.
+   */
+  onStart?: () => void
+  /** Called once when the relay is over, whichever way it ended. */
+  onDone?: (error: Error | undefined) => void
+  /** Builds the error for requests left unanswered. */
+  unanswered: (id: JsonRpcId, cause: Error | undefined) => { code: number, message: string }
+  maxLineLength?: number
+  log: Logger
+}
+
+export function relaySse (options: SseRelayOptions): Readable {
+  const { source, pending, onMessage, log } = options
+  let done = false
+  let sawEventId = false
+  let started = false
+
+  const out = new Readable({
+    read () {
+      if (!started) {
+        started = true
+        options.onStart?.()
+      }
+      if (source.isPaused()) source.resume()
+    },
+    destroy (err, callback) {
+      if (!done) {
+        // The client went away first: stop reading the upstream.
+        source.destroy()
+        finish(undefined, false)
+      }
+      callback(err)
+    }
+  })
+
+  const write = (text: string): void => {
+    if (!out.push(text)) source.pause()
+  }
+
+  const observe = (value: unknown): boolean => {
+    const kind = messageKind(value)
+    if (kind === undefined) return false
+    if ((kind === 'response' || kind === 'error') && pending !== undefined) {
+      pending.delete((value as { id: JsonRpcId }).id)
+    }
+    onMessage?.(value as JsonRpcMessage)
+    return true
+  }
+
+  const parser = new SseParser({
+    maxLineLength: options.maxLineLength,
+    onEvent (event) {
+      if (event.id !== undefined) sawEventId = true
+      if (event.data.length > 0 && (event.event === undefined || event.event === 'message')) {
+        let value: unknown
+        try {
+          value = JSON.parse(event.data)
+        } catch {
+          log.warn({ eventId: event.id }, 'dropped upstream SSE event that is not JSON')
+          return
+        }
+        const valid = Array.isArray(value) ? value.length > 0 && value.every(observe) : observe(value)
+        if (!valid) {
+          log.warn({ eventId: event.id }, 'dropped upstream SSE event that is not JSON-RPC')
+          return
+        }
+      }
+      write(encodeEvent(event))
+    }
+  })
+
+  function finish (error: Error | undefined, push: boolean): void {
+    if (done) return
+    done = true
+    source.off('data', onData)
+    if (push) {
+      if (pending !== undefined && pending.size > 0 && (error !== undefined || !sawEventId)) {
+        for (const id of pending) {
+          const { code, message } = options.unanswered(id, error)
+          out.push(encodeEvent({ data: JSON.stringify(errorResponse(id, code, message)) }))
+        }
+        pending.clear()
+      }
+      out.push(null)
+    }
+    options.onDone?.(error)
+  }
+
+  function onData (chunk: Buffer): void {
+    try {
+      parser.push(chunk)
+    } catch (err) {
+      source.destroy()
+      finish(err as Error, true)
+    }
+  }
+
+  source.on('data', onData)
+  source.once('end', () => {
+    parser.end()
+    finish(undefined, true)
+  })
+  source.once('error', (err) => finish(err, true))
+  return out
+}

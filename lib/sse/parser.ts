@@ -1,0 +1,155 @@
+/**
+ * Incremental Server-Sent Events parser (WHATWG HTML, "server-sent events" interpretation rules).
+ *
+ * Chunks may split anywhere: inside a UTF-8 sequence, a line, or between the CR and LF of a CRLF.
+ * Unlike a browser EventSource, an event that carries only an `id` is still reported (with empty
+ * data): MCP servers send such "priming" events to hand the client a resumption point.
+ */
+import type { SseEvent } from './encode.ts'
+
+export interface SseParserOptions {
+  onEvent: (event: SseEvent) => void
+  onRetry?: (milliseconds: number) => void
+  onComment?: (text: string) => void
+  /**
+   * Longest line accepted, in UTF-16 code units; a longer one throws `SseLineTooLongError`, so a
+   * hostile upstream cannot make the parser buffer without bound.
+   * @default 16 MiB
+   */
+  maxLineLength?: number
+}
+
+export class SseLineTooLongError extends Error {
+  readonly code = 'SSE_LINE_TOO_LONG'
+}
+
+const DEFAULT_MAX_LINE = 16 * 1024 * 1024
+
+export class SseParser {
+  private readonly onEvent: (event: SseEvent) => void
+  private readonly onRetry: ((milliseconds: number) => void) | undefined
+  private readonly onComment: ((text: string) => void) | undefined
+  private readonly maxLineLength: number
+  private readonly decoder = new TextDecoder('utf-8')
+  private pending = ''
+  private skipLeadingLF = false
+  private firstChunk = true
+  private data = ''
+  private hasData = false
+  private id: string | undefined = undefined
+  private eventType: string | undefined = undefined
+
+  constructor (options: SseParserOptions) {
+    this.onEvent = options.onEvent
+    this.onRetry = options.onRetry
+    this.onComment = options.onComment
+    this.maxLineLength = options.maxLineLength ?? DEFAULT_MAX_LINE
+  }
+
+  push (chunk: Uint8Array | string): void {
+    let text = typeof chunk === 'string' ? chunk : this.decoder.decode(chunk, { stream: true })
+    if (text.length === 0) return
+    if (this.firstChunk) {
+      this.firstChunk = false
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
+    }
+    if (this.skipLeadingLF) {
+      this.skipLeadingLF = false
+      if (text.charCodeAt(0) === 10) text = text.slice(1)
+    }
+    const s = this.pending.length > 0 ? this.pending + text : text
+    let pos = 0
+    let lf = s.indexOf('\n')
+    let cr = s.indexOf('\r')
+    while (lf !== -1 || cr !== -1) {
+      let end: number
+      let next: number
+      if (cr === -1 || (lf !== -1 && lf < cr)) {
+        end = lf
+        next = lf + 1
+      } else {
+        end = cr
+        if (cr + 1 < s.length) {
+          next = s.charCodeAt(cr + 1) === 10 ? cr + 2 : cr + 1
+        } else {
+          // A CR at the very end may be half of a CRLF whose LF starts the next chunk.
+          next = cr + 1
+          this.skipLeadingLF = true
+        }
+      }
+      this.line(s.slice(pos, end))
+      pos = next
+      if (lf !== -1 && lf < pos) lf = s.indexOf('\n', pos)
+      if (cr !== -1 && cr < pos) cr = s.indexOf('\r', pos)
+    }
+    this.pending = pos === 0 ? s : s.slice(pos)
+    if (this.pending.length > this.maxLineLength) {
+      this.pending = ''
+      throw new SseLineTooLongError(`SSE line longer than ${this.maxLineLength} characters`)
+    }
+  }
+
+  /** Ends the input. Per the SSE rules an unterminated last event is discarded, not dispatched. */
+  end (): void {
+    const tail = this.decoder.decode()
+    if (tail.length > 0) this.push(tail)
+    this.pending = ''
+    this.reset()
+  }
+
+  private reset (): void {
+    this.data = ''
+    this.hasData = false
+    this.id = undefined
+    this.eventType = undefined
+  }
+
+  private line (line: string): void {
+    if (line.length === 0) {
+      this.dispatch()
+      return
+    }
+    const colon = line.indexOf(':')
+    if (colon === 0) {
+      this.onComment?.(line.charCodeAt(1) === 32 ? line.slice(2) : line.slice(1))
+      return
+    }
+    let field: string
+    let value: string
+    if (colon === -1) {
+      field = line
+      value = ''
+    } else {
+      field = line.slice(0, colon)
+      value = line.charCodeAt(colon + 1) === 32 ? line.slice(colon + 2) : line.slice(colon + 1)
+    }
+    switch (field) {
+      case 'data':
+        this.data = this.hasData ? this.data + '\n' + value : value
+        this.hasData = true
+        break
+      case 'id':
+        if (!value.includes('\0')) this.id = value
+        break
+      case 'event':
+        this.eventType = value
+        break
+      case 'retry':
+        if (/^\d+$/.test(value)) this.onRetry?.(Number(value))
+        break
+      default:
+        // Unknown fields are ignored, as the SSE rules require.
+        break
+    }
+  }
+
+  private dispatch (): void {
+    if (this.hasData || this.id !== undefined) {
+      const event: SseEvent = { data: this.data }
+      if (this.id !== undefined) event.id = this.id
+      if (this.eventType !== undefined && this.eventType !== '') event.event = this.eventType
+      this.onEvent(event)
+    }
+    this.reset()
+  }
+}

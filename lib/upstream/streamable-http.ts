@@ -1,0 +1,137 @@
+/**
+ * HTTP client for one Streamable HTTP upstream: a keep-alive undici pool per upstream origin,
+ * timeouts that fit MCP, abort propagation, and undici's errors turned into gateway errors.
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Readable } from 'node:stream'
+import { Pool } from 'undici'
+import { GatewayErrors } from '../errors.ts'
+
+export interface StreamableHttpUpstreamOptions {
+  /** Name used in logs, metrics and error messages. */
+  name: string
+  /** The upstream's MCP endpoint, e.g. `http://127.0.0.1:4000/mcp`. */
+  url: string
+  /**
+   * Headers added to every upstream request: the gateway's own credentials for this upstream.
+   * The client's `Authorization` is never forwarded.
+   * @default {}
+   */
+  headers?: Record<string, string>
+  /**
+   * Most connections to the upstream. Every open SSE stream (a GET stream, or a POST answered with
+   * SSE) holds one connection for its whole life, so a cap here is also a cap on open streams.
+   * @default null (unlimited, one per concurrent request or stream; idle ones are reused)
+   */
+  connections?: number | null
+  /**
+   * Time to establish a TCP connection.
+   * @default 10000 ms
+   */
+  connectTimeout?: number
+  /**
+   * Time from sending a request to the upstream's response headers. An upstream answering in JSON
+   * sends headers only with the result, so this is also the longest tool call in JSON mode.
+   * @default 300000 ms
+   */
+  headersTimeout?: number
+  /**
+   * Longest silence between two body chunks of a POST response. GET streams, which may idle for
+   * hours, have none.
+   * @default 300000 ms
+   */
+  bodyTimeout?: number
+  /**
+   * How long an idle keep-alive connection is kept.
+   * @default 4000 ms (undici's default)
+   */
+  keepAliveTimeout?: number
+}
+
+export interface UpstreamHttpRequest {
+  method: 'POST' | 'GET' | 'DELETE'
+  /** Already filtered: only what may reach the upstream. */
+  headers: Record<string, string>
+  body?: Buffer | string
+  signal?: AbortSignal
+  /** A stream that may stay idle (the GET stream): no body timeout. */
+  longLived?: boolean
+}
+
+export interface UpstreamHttpResponse {
+  status: number
+  headers: IncomingHttpHeaders
+  body: Readable
+}
+
+export const UPSTREAM_DEFAULTS = {
+  connections: null,
+  connectTimeout: 10_000,
+  headersTimeout: 300_000,
+  bodyTimeout: 300_000,
+  keepAliveTimeout: 4_000
+} as const
+
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
+
+/** Turns an undici failure into the gateway's coded error, keeping the original as `cause`. */
+export function upstreamFailure (name: string, err: unknown): Error {
+  const code = (err as { code?: string } | null)?.code
+  if (code !== undefined && TIMEOUT_CODES.has(code)) return new GatewayErrors.UPSTREAM_TIMEOUT(name, { cause: err })
+  return new GatewayErrors.UPSTREAM_UNAVAILABLE(name, { cause: err })
+}
+
+export class StreamableHttpUpstream {
+  readonly name: string
+  readonly url: URL
+  private readonly path: string
+  private readonly extraHeaders: Record<string, string>
+  private readonly pool: Pool
+  private readonly headersTimeout: number
+  private readonly bodyTimeout: number
+
+  constructor (options: StreamableHttpUpstreamOptions) {
+    this.name = options.name
+    this.url = new URL(options.url)
+    this.path = this.url.pathname + this.url.search
+    this.extraHeaders = { ...options.headers }
+    this.headersTimeout = options.headersTimeout ?? UPSTREAM_DEFAULTS.headersTimeout
+    this.bodyTimeout = options.bodyTimeout ?? UPSTREAM_DEFAULTS.bodyTimeout
+    this.pool = new Pool(this.url.origin, {
+      connections: options.connections ?? UPSTREAM_DEFAULTS.connections,
+      connectTimeout: options.connectTimeout ?? UPSTREAM_DEFAULTS.connectTimeout,
+      keepAliveTimeout: options.keepAliveTimeout ?? UPSTREAM_DEFAULTS.keepAliveTimeout,
+      headersTimeout: this.headersTimeout,
+      bodyTimeout: this.bodyTimeout
+    })
+  }
+
+  /** Sends one HTTP request upstream. Rejects with a gateway error, or with the abort reason. */
+  async request (req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
+    const headers = { ...req.headers, ...this.extraHeaders, host: this.url.host }
+    try {
+      const res = await this.pool.request({
+        path: this.path,
+        method: req.method,
+        headers,
+        body: req.body ?? null,
+        signal: req.signal,
+        headersTimeout: this.headersTimeout,
+        bodyTimeout: req.longLived === true ? 0 : this.bodyTimeout
+      })
+      return { status: res.statusCode, headers: res.headers as IncomingHttpHeaders, body: res.body }
+    } catch (err) {
+      if (req.signal?.aborted === true) throw err
+      throw upstreamFailure(this.name, err)
+    }
+  }
+
+  close (): Promise<void> {
+    return this.pool.close()
+  }
+
+  /** Ends every connection at once, in-flight requests included (shutdown past its deadline). */
+  destroy (): Promise<void> {
+    return this.pool.destroy()
+  }
+}

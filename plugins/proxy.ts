@@ -1,0 +1,224 @@
+/**
+ * The MCP endpoint for one upstream: POST / GET / DELETE on one path, in its own encapsulated
+ * context (its own body parser, error handler and Origin check), so the host app's routes keep
+ * their own behaviour.
+ */
+import { Readable } from 'node:stream'
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { GatewayErrors, toJsonRpcError } from '../lib/errors.ts'
+import { Forwarder, resolveSession, type ExchangeContext, type ParsedBody, type SessionResolution } from '../lib/forwarder.ts'
+import { PARSE_ERROR, parseMessages, type JsonRpcId, type JsonRpcMessage } from '../lib/jsonrpc.ts'
+import { httpUrl, invalid, isPlainObject, optionalInteger, optionalString, stringRecord } from '../lib/options.ts'
+import { originChecker, type OriginPolicy } from '../lib/origin.ts'
+import { StreamableHttpUpstream, UPSTREAM_DEFAULTS, type StreamableHttpUpstreamOptions } from '../lib/upstream/streamable-http.ts'
+
+export interface McpProxyOptions {
+  /** The upstream's MCP endpoint URL, or its full options. */
+  upstream: string | (Omit<StreamableHttpUpstreamOptions, 'name'> & { name?: string })
+  /**
+   * Path of the MCP endpoint on this server.
+   * @default '/mcp'
+   */
+  path?: string
+  /**
+   * Largest POST body accepted; larger ones get 413 with a JSON-RPC error.
+   * @default 4 MiB
+   */
+  bodyLimit?: number
+  /**
+   * Largest JSON response accepted from the upstream (SSE streams are never buffered).
+   * @default 64 MiB
+   */
+  maxResponseBytes?: number
+  /**
+   * Browser origins allowed to call the endpoint: exact origins, `"loopback"`, `"*"`, or a
+   * function. A request whose `Origin` is not allowed gets 403 (DNS rebinding protection).
+   * @default loopback origins only
+   */
+  allowedOrigins?: OriginPolicy
+}
+
+export const PROXY_DEFAULTS = {
+  path: '/mcp',
+  bodyLimit: 4 * 1024 * 1024,
+  maxResponseBytes: 64 * 1024 * 1024,
+  upstreamName: 'default'
+} as const
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The JSON-RPC messages of a POST body, parsed once; null for GET and DELETE. */
+    mcpMessages: JsonRpcMessage[] | null
+  }
+  interface FastifyContextConfig {
+    /** Set on MCP endpoint routes: which upstream the route serves. */
+    mcp?: { upstream: string }
+  }
+}
+
+interface CheckedOptions {
+  upstream: StreamableHttpUpstreamOptions
+  path: string
+  bodyLimit: number
+  maxResponseBytes: number
+  allowedOrigins: OriginPolicy | undefined
+}
+
+function checkUpstream (value: unknown): StreamableHttpUpstreamOptions {
+  if (typeof value === 'string') return { name: PROXY_DEFAULTS.upstreamName, url: httpUrl('upstream', value) }
+  if (!isPlainObject(value)) throw invalid('upstream', 'must be a URL string or an object with a url')
+  const connections = value.connections == null ? null : optionalInteger('upstream.connections', value.connections, 1, 1)
+  return {
+    name: optionalString('upstream.name', value.name, PROXY_DEFAULTS.upstreamName),
+    url: httpUrl('upstream.url', value.url),
+    headers: stringRecord('upstream.headers', value.headers),
+    connections,
+    connectTimeout: optionalInteger('upstream.connectTimeout', value.connectTimeout, 1, UPSTREAM_DEFAULTS.connectTimeout),
+    headersTimeout: optionalInteger('upstream.headersTimeout', value.headersTimeout, 1, UPSTREAM_DEFAULTS.headersTimeout),
+    bodyTimeout: optionalInteger('upstream.bodyTimeout', value.bodyTimeout, 0, UPSTREAM_DEFAULTS.bodyTimeout),
+    keepAliveTimeout: optionalInteger('upstream.keepAliveTimeout', value.keepAliveTimeout, 1, UPSTREAM_DEFAULTS.keepAliveTimeout)
+  }
+}
+
+function checkOptions (options: McpProxyOptions): CheckedOptions {
+  if (!isPlainObject(options)) throw invalid('options', 'must be an object')
+  const path = optionalString('path', options.path, PROXY_DEFAULTS.path)
+  if (!path.startsWith('/')) throw invalid('path', 'must start with "/"')
+  const allowedOrigins = options.allowedOrigins
+  if (allowedOrigins !== undefined && typeof allowedOrigins !== 'function' &&
+    !(Array.isArray(allowedOrigins) && allowedOrigins.every((entry) => typeof entry === 'string'))) {
+    throw invalid('allowedOrigins', 'must be an array of origin strings or a function')
+  }
+  return {
+    upstream: checkUpstream(options.upstream),
+    path,
+    bodyLimit: optionalInteger('bodyLimit', options.bodyLimit, 1, PROXY_DEFAULTS.bodyLimit),
+    maxResponseBytes: optionalInteger('maxResponseBytes', options.maxResponseBytes, 1, PROXY_DEFAULTS.maxResponseBytes),
+    allowedOrigins
+  }
+}
+
+// Fatal decoding: invalid UTF-8 is a parse error, not silently replaced text forwarded upstream.
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+function parseBody (_request: FastifyRequest, raw: Buffer, done: (err: Error | null, body?: ParsedBody) => void): void {
+  let text: string
+  try {
+    text = utf8.decode(raw)
+  } catch {
+    done(new GatewayErrors.PARSE_ERROR('Parse error: body is not valid UTF-8'))
+    return
+  }
+  const parsed = parseMessages(text)
+  if (!parsed.ok) {
+    done(parsed.code === PARSE_ERROR ? new GatewayErrors.PARSE_ERROR(parsed.message) : new GatewayErrors.INVALID_REQUEST(parsed.message))
+    return
+  }
+  done(null, { raw, messages: parsed.messages, batch: parsed.batch })
+}
+
+/** The id to put on an error answering a single request, so the client can match it. */
+function soleRequestId (request: FastifyRequest): JsonRpcId | null {
+  const messages = request.mcpMessages
+  if (messages === null || messages.length !== 1) return null
+  const message = messages[0] as JsonRpcMessage
+  return 'method' in message && 'id' in message ? message.id : null
+}
+
+function errorHandler (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const { status, body } = toJsonRpcError(err, soleRequestId(request))
+  if (status >= 500) {
+    request.log.error({ err, sessionId: request.mcpSession?.id }, 'MCP exchange failed')
+  } else {
+    request.log.info({ code: err.code, status, sessionId: request.mcpSession?.id }, 'MCP request refused')
+  }
+  void reply.code(status).type('application/json').send(body)
+}
+
+const kResolution = Symbol('mcpResolution')
+type ResolvedRequest = FastifyRequest & { [kResolution]?: SessionResolution }
+
+async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Promise<void> {
+  const checked = checkOptions(options)
+  const upstream = new StreamableHttpUpstream(checked.upstream)
+  const forwarder = new Forwarder({ upstream, sessions: fastify.mcpSessions, maxResponseBytes: checked.maxResponseBytes })
+  const originAllowed = originChecker(checked.allowedOrigins)
+  const upstreamName = checked.upstream.name
+
+  if (!fastify.hasRequestDecorator('mcpMessages')) fastify.decorateRequest('mcpMessages', null)
+
+  // Open SSE responses, ended in preClose: an open stream would otherwise keep close() waiting.
+  const streams = new Set<Readable>()
+
+  await fastify.register(async function mcpEndpoint (scope) {
+    scope.removeAllContentTypeParsers()
+    scope.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: checked.bodyLimit }, parseBody)
+    scope.setErrorHandler(errorHandler)
+
+    scope.addHook('onRequest', async (request) => {
+      const origin = request.headers.origin
+      if (origin !== undefined && !originAllowed(origin)) throw new GatewayErrors.FORBIDDEN_ORIGIN(origin)
+    })
+
+    // Session resolution runs before any route-level hook, so those see `request.mcpSession`.
+    scope.addHook('preHandler', async (request: ResolvedRequest) => {
+      if (request.routeOptions.config.mcp === undefined) return
+      const body = request.body as ParsedBody | undefined
+      if (body !== undefined) request.mcpMessages = body.messages
+      const resolution = await resolveSession(fastify.mcpSessions, request.headers, body)
+      request[kResolution] = resolution
+      if (resolution.kind === 'session') request.mcpSession = resolution.session
+    })
+
+    scope.route({
+      method: ['POST', 'GET', 'DELETE'],
+      url: checked.path,
+      config: { mcp: { upstream: upstreamName } },
+      handler: async (request: ResolvedRequest, reply) => {
+        const abort = new AbortController()
+        const raw = reply.raw
+        raw.once('close', () => { if (!raw.writableFinished) abort.abort() })
+        const ctx: ExchangeContext = {
+          headers: request.headers,
+          resolution: request[kResolution] as SessionResolution,
+          signal: abort.signal,
+          log: request.log,
+          onStreamStart: () => { if (!raw.headersSent) raw.flushHeaders() }
+        }
+        const out = request.method === 'POST'
+          ? await forwarder.post(ctx, request.body as ParsedBody)
+          : request.method === 'GET' ? await forwarder.get(ctx) : await forwarder.delete(ctx)
+        reply.code(out.status).headers(out.headers)
+        const body = out.body
+        if (body instanceof Readable) {
+          streams.add(body)
+          body.once('close', () => streams.delete(body))
+        }
+        return reply.send(body ?? undefined)
+      }
+    })
+
+    scope.route({
+      method: ['PUT', 'PATCH'],
+      url: checked.path,
+      // Refused before the body is parsed: whatever it holds, the method is wrong.
+      onRequest: async (_request, reply) => {
+        reply.header('allow', 'GET, POST, DELETE')
+        throw new GatewayErrors.METHOD_NOT_ALLOWED()
+      },
+      handler: async () => undefined
+    })
+  })
+
+  fastify.addHook('preClose', async () => {
+    for (const stream of streams) stream.destroy()
+  })
+  fastify.addHook('onClose', async () => { await upstream.close() })
+}
+
+export default fp(mcpProxy, {
+  name: 'mcp-gateway-proxy',
+  fastify: '5.x',
+  dependencies: ['mcp-gateway-sessions']
+})

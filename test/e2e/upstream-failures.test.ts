@@ -1,0 +1,140 @@
+/**
+ * An upstream that is down, slow, or answers garbage: the client gets a JSON-RPC error with the
+ * documented status and code, never a hang, and other sessions keep working.
+ */
+import t from 'tap'
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js'
+import { SseParser } from '../../lib/sse/parser.ts'
+import { badUpstream, type BadMode } from '../helpers/bad-upstream.ts'
+import { initializeBody, openSession, postHeaders } from '../helpers/http.ts'
+import { MODES, client, eventually, gateway, textOf, upstream } from '../helpers/peers.ts'
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+const call = (id: number | string, name: string, args: Record<string, unknown>): string =>
+  JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } })
+
+async function sseMessages (res: Response): Promise<Array<Record<string, unknown>>> {
+  const out: Array<Record<string, unknown>> = []
+  const parser = new SseParser({ onEvent: (event) => { if (event.data !== '') out.push(JSON.parse(event.data)) } })
+  parser.push(await res.text())
+  parser.end()
+  return out
+}
+
+t.test('an upstream that is down gives 502 / -32060', async (t) => {
+  const gw = await gateway(t, { upstream: `http://127.0.0.1:${await freePort()}/mcp` })
+  const res = await fetch(gw.url, { method: 'POST', headers: postHeaders(), body: initializeBody(7) })
+  t.equal(res.status, 502)
+  const body = await res.json()
+  t.equal(body.error.code, -32060)
+  t.equal(body.id, 7, 'the error answers the request')
+})
+
+t.test('an upstream that does not answer in time gives 504 / -32061; other sessions keep working', async (t) => {
+  const up = await upstream(t, { jsonResponse: true })
+  const gw = await gateway(t, { upstream: { url: up.url, headersTimeout: 300 } })
+  const slow = await openSession(gw.url)
+  const { client: other } = await client(t, gw.url)
+  const [res, echo] = await Promise.all([
+    fetch(gw.url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': slow, 'mcp-protocol-version': '2025-11-25' }), body: call(3, 'wait', { ms: 2000 }) }),
+    other.callTool({ name: 'echo', arguments: { text: 'still here' } })
+  ])
+  t.equal(res.status, 504)
+  t.equal((await res.json()).error.code, -32061)
+  t.equal(textOf(echo), 'still here')
+  t.equal(textOf(await other.callTool({ name: 'echo', arguments: { text: 'after' } })), 'after')
+})
+
+const garbage: Array<[BadMode, number, number]> = [
+  ['garbage-json', 502, -32062],
+  ['html', 502, -32062],
+  ['huge-json', 502, -32062],
+  ['http-500', 502, -32063],
+  ['http-401', 502, -32064]
+]
+for (const [mode, status, code] of garbage) {
+  t.test(`an upstream answering ${mode} gives ${status} / ${code}`, async (t) => {
+    const bad = await badUpstream(t, mode)
+    const gw = await gateway(t, { upstream: bad.url, maxResponseBytes: 1024 })
+    const sessionId = await openSession(gw.url)
+    const res = await fetch(gw.url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': sessionId }), body: call(11, 'echo', {}) })
+    t.equal(res.status, status)
+    t.equal(res.headers.get('www-authenticate'), null, 'no upstream auth challenge reaches the client')
+    const body = await res.json()
+    t.equal(body.error.code, code)
+    t.equal(body.id, 11)
+    t.ok(await gw.app.mcpSessions.store.get(sessionId), 'the session survives')
+  })
+}
+
+t.test('an upstream that forgot the session: 404, and the gateway forgets it too', async (t) => {
+  const bad = await badUpstream(t, 'http-404')
+  const gw = await gateway(t, { upstream: bad.url })
+  const sessionId = await openSession(gw.url)
+  const res = await fetch(gw.url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': sessionId }), body: call(1, 'echo', {}) })
+  t.equal(res.status, 404)
+  t.equal((await res.json()).error.code, -32001)
+  t.equal(await gw.app.mcpSessions.store.get(sessionId), undefined)
+})
+
+t.test('an SSE answer that ends or breaks before the response yields an error event, not a hang', async (t) => {
+  for (const mode of ['sse-end-early', 'sse-reset'] as const) {
+    const bad = await badUpstream(t, mode)
+    const gw = await gateway(t, { upstream: bad.url })
+    const sessionId = await openSession(gw.url)
+    const res = await fetch(gw.url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': sessionId }), body: call('req-1', 'countdown', { from: 3 }) })
+    t.equal(res.status, 200)
+    const messages = await sseMessages(res)
+    t.equal(messages[0]?.method, 'notifications/progress', `${mode}: the notification before the cut arrives`)
+    const last = messages.at(-1) as { id: string, error: { code: number } }
+    t.equal(last.id, 'req-1', mode)
+    t.equal(last.error.code, mode === 'sse-end-early' ? -32065 : -32060, mode)
+  }
+})
+
+t.test('SSE events that are not JSON-RPC are dropped; the rest passes', async (t) => {
+  const bad = await badUpstream(t, 'sse-garbage')
+  const gw = await gateway(t, { upstream: bad.url })
+  const sessionId = await openSession(gw.url)
+  const res = await fetch(gw.url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': sessionId }), body: call(4, 'echo', {}) })
+  const messages = await sseMessages(res)
+  t.same(messages, [{ jsonrpc: '2.0', id: 4, result: { ok: true } }])
+})
+
+for (const mode of MODES) {
+  t.test(`${mode.name}: a client that disconnects cancels its upstream request`, async (t) => {
+    const up = await upstream(t, { jsonResponse: mode.jsonResponse })
+    const gw = await gateway(t, { upstream: up.url })
+    const sessionId = await openSession(gw.url)
+    const abort = new AbortController()
+    const pending = fetch(gw.url, {
+      method: 'POST',
+      headers: postHeaders({ 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }),
+      body: call(42, 'wait', { ms: 20_000 }),
+      signal: abort.signal
+    }).then((res) => res.text())
+    await eventually(() => up.record.requests.some((r) => r.method === 'POST' && r.headers['mcp-session-id'] !== undefined && up.record.requests.length >= 3))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    abort.abort()
+    await t.rejects(pending)
+    await eventually(() => up.record.cancelled.includes(42))
+    t.same(up.record.cancelled, [42], 'the upstream tool saw its request cancelled')
+
+    // The SDK client's own cancellation (notifications/cancelled) passes through too.
+    const { client: c } = await client(t, gw.url)
+    const callAbort = new AbortController()
+    const result = c.callTool({ name: 'wait', arguments: { ms: 20_000 } }, CallToolResultSchema, { signal: callAbort.signal })
+    setTimeout(() => callAbort.abort(), 200)
+    await t.rejects(result)
+    await eventually(() => up.record.cancelled.length === 2)
+  })
+}

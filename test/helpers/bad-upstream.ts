@@ -1,0 +1,95 @@
+/**
+ * An upstream that misbehaves on demand. The real SDK server cannot send garbage or cut a stream
+ * mid-answer, so this one answers `initialize` properly and then does what `mode` says.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+export type BadMode = 'garbage-json' | 'html' | 'sse-end-early' | 'sse-reset' | 'sse-garbage' | 'http-500' | 'http-401' | 'http-404' | 'huge-json' | 'hang'
+
+export interface BadUpstream {
+  url: string
+  mode: BadMode
+  close: () => Promise<void>
+}
+
+function idOf (body: string): unknown {
+  try {
+    return (JSON.parse(body) as { id?: unknown }).id
+  } catch {
+    return null
+  }
+}
+
+export async function badUpstream (t: { teardown (fn: () => unknown): void }, mode: BadMode): Promise<BadUpstream> {
+  const state: BadUpstream = { url: '', mode, close: async () => {} }
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    let body = ''
+    req.setEncoding('utf8')
+    req.on('data', (chunk: string) => { body += chunk })
+    req.on('end', () => {
+      if (body.includes('"initialize"')) {
+        res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'upstream-session-1' })
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: idOf(body), result: { protocolVersion: '2025-11-25', capabilities: {}, serverInfo: { name: 'bad', version: '0' } } }))
+        return
+      }
+      if (req.method !== 'POST' || !body.includes('"id"')) {
+        res.writeHead(req.method === 'GET' ? 405 : 202)
+        res.end()
+        return
+      }
+      const id = idOf(body)
+      const progress = `data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } })}\n\n`
+      switch (state.mode) {
+        case 'garbage-json':
+          res.writeHead(200, { 'content-type': 'application/json' })
+          res.end('{"jsonrpc": "2.0", "id": 1, "resu')
+          return
+        case 'html':
+          res.writeHead(200, { 'content-type': 'text/html' })
+          res.end('<html>proxy error</html>')
+          return
+        case 'sse-end-early':
+          res.writeHead(200, { 'content-type': 'text/event-stream' })
+          res.end(progress)
+          return
+        case 'sse-reset':
+          res.writeHead(200, { 'content-type': 'text/event-stream' })
+          res.write(progress, () => setTimeout(() => res.destroy(), 20))
+          return
+        case 'sse-garbage':
+          res.writeHead(200, { 'content-type': 'text/event-stream' })
+          res.write('data: not json\n\n')
+          res.write('data: {"not":"jsonrpc"}\n\n')
+          res.end(`data: ${JSON.stringify({ jsonrpc: '2.0', id, result: { ok: true } })}\n\n`)
+          return
+        case 'http-500':
+          res.writeHead(500, { 'content-type': 'text/plain' })
+          res.end('boom')
+          return
+        case 'http-401':
+          res.writeHead(401, { 'www-authenticate': 'Bearer resource_metadata="https://upstream.example/.well-known/oauth-protected-resource"' })
+          res.end()
+          return
+        case 'http-404':
+          res.writeHead(404, { 'content-type': 'application/json' })
+          res.end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } }))
+          return
+        case 'huge-json':
+          res.writeHead(200, { 'content-type': 'application/json' })
+          res.end(JSON.stringify({ jsonrpc: '2.0', id, result: { pad: 'x'.repeat(4096) } }))
+          return
+        case 'hang':
+          return
+      }
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`
+  state.close = async () => {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+  t.teardown(() => state.close())
+  return state
+}
