@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import { invalid, isPlainObject } from '../lib/options.ts'
 import mcpProxy, { type McpProxyOptions } from './proxy.ts'
 import mcpSessions, { type McpSessionsOptions } from './sessions.ts'
+import mcpShutdown from './shutdown.ts'
 
 export interface McpGatewayOptions extends McpProxyOptions {
   /** Options of the sessions plugin. */
@@ -19,6 +20,7 @@ async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions)
   if (sessions !== undefined && !isPlainObject(sessions)) throw invalid('sessions', 'must be an object')
   await fastify.register(mcpSessions, sessions ?? {})
   await fastify.register(mcpProxy, proxy)
+  await fastify.register(mcpShutdown)
 }
 
 export default fp(mcpGateway, { name: 'mcp-gateway', fastify: '5.x' })

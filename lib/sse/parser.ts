@@ -20,6 +20,7 @@ export interface SseParserOptions {
 }
 
 export class SseLineTooLongError extends Error {
+  override readonly name = 'SseLineTooLongError'
   readonly code = 'SSE_LINE_TOO_LONG'
 }
 
@@ -147,7 +148,8 @@ export class SseParser {
     if (this.hasData || this.id !== undefined) {
       const event: SseEvent = { data: this.data }
       if (this.id !== undefined) event.id = this.id
-      if (this.eventType !== undefined && this.eventType !== '') event.event = this.eventType
+      // 'message' is the default type: report it as no type, so both spellings look alike.
+      if (this.eventType !== undefined && this.eventType !== '' && this.eventType !== 'message') event.event = this.eventType
       this.onEvent(event)
     }
     this.reset()

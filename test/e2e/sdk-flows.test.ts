@@ -4,6 +4,7 @@
  */
 import t from 'tap'
 import { CallToolResultSchema, type Progress } from '@modelcontextprotocol/sdk/types.js'
+import type { RpcError } from '../helpers/http.ts'
 import { MODES, client, eventually, gateway, textOf, upstream } from '../helpers/peers.ts'
 
 for (const mode of MODES) {
@@ -14,8 +15,8 @@ for (const mode of MODES) {
     t.test('initialize, tools/list, tools/call, ping', async (t) => {
       const { client: c, transport } = await client(t, gw.url)
       t.equal(c.getServerVersion()?.name, 'demo-upstream')
-      t.equal(c.getNegotiatedProtocolVersion?.() ?? '2025-11-25', '2025-11-25')
       const sessionId = transport.sessionId as string
+      t.equal((await gw.app.mcpSessions.store.get(sessionId))?.protocolVersion, '2025-11-25')
       t.match(sessionId, /^[A-Za-z0-9_-]{32}$/, 'the client holds a gateway session id')
       const upstreamIds = up.record.requests.map((r) => r.headers['mcp-session-id']).filter((id) => id !== undefined)
       t.notOk(upstreamIds.includes(sessionId), 'the upstream never sees the gateway session id')
@@ -70,7 +71,7 @@ for (const mode of MODES) {
         body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' })
       })
       t.equal(res.status, 404, 'the deleted session is unknown')
-      t.equal((await res.json()).error.code, -32001)
+      t.equal((await res.json() as RpcError).error.code, -32001)
       await c.close()
     })
 

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js'
 import { SseParser } from '../../lib/sse/parser.ts'
 import { badUpstream, type BadMode } from '../helpers/bad-upstream.ts'
-import { initializeBody, openSession, postHeaders } from '../helpers/http.ts'
+import { initializeBody, openSession, postHeaders, type RpcError } from '../helpers/http.ts'
 import { MODES, client, eventually, gateway, textOf, upstream } from '../helpers/peers.ts'
 
 async function freePort (): Promise<number> {
@@ -34,7 +34,7 @@ t.test('an upstream that is down gives 502 / -32060', async (t) => {
   const gw = await gateway(t, { upstream: `http://127.0.0.1:${await freePort()}/mcp` })
   const res = await fetch(gw.url, { method: 'POST', headers: postHeaders(), body: initializeBody(7) })
   t.equal(res.status, 502)
-  const body = await res.json()
+  const body = await res.json() as RpcError
   t.equal(body.error.code, -32060)
   t.equal(body.id, 7, 'the error answers the request')
 })
@@ -49,7 +49,7 @@ t.test('an upstream that does not answer in time gives 504 / -32061; other sessi
     other.callTool({ name: 'echo', arguments: { text: 'still here' } })
   ])
   t.equal(res.status, 504)
-  t.equal((await res.json()).error.code, -32061)
+  t.equal((await res.json() as RpcError).error.code, -32061)
   t.equal(textOf(echo), 'still here')
   t.equal(textOf(await other.callTool({ name: 'echo', arguments: { text: 'after' } })), 'after')
 })
@@ -69,7 +69,7 @@ for (const [mode, status, code] of garbage) {
     const res = await fetch(gw.url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': sessionId }), body: call(11, 'echo', {}) })
     t.equal(res.status, status)
     t.equal(res.headers.get('www-authenticate'), null, 'no upstream auth challenge reaches the client')
-    const body = await res.json()
+    const body = await res.json() as RpcError
     t.equal(body.error.code, code)
     t.equal(body.id, 11)
     t.ok(await gw.app.mcpSessions.store.get(sessionId), 'the session survives')
@@ -82,7 +82,7 @@ t.test('an upstream that forgot the session: 404, and the gateway forgets it too
   const sessionId = await openSession(gw.url)
   const res = await fetch(gw.url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': sessionId }), body: call(1, 'echo', {}) })
   t.equal(res.status, 404)
-  t.equal((await res.json()).error.code, -32001)
+  t.equal((await res.json() as RpcError).error.code, -32001)
   t.equal(await gw.app.mcpSessions.store.get(sessionId), undefined)
 })
 

@@ -1,4 +1,11 @@
 /** Raw MCP-over-HTTP helpers for tests that need exact status codes and headers. */
+/** The body of a JSON-RPC error answer. */
+export interface RpcError {
+  jsonrpc: '2.0'
+  id: string | number | null
+  error: { code: number, message: string, data?: unknown }
+}
+
 export const ACCEPT_BOTH = 'application/json, text/event-stream'
 
 export function initializeBody (id: number | string = 1, protocolVersion = '2025-11-25'): string {

@@ -192,7 +192,7 @@ t.test('options are checked at registration and name the bad option', async (t) 
   for (const [options, message] of cases) {
     const app = Fastify()
     app.register(mcpGateway, options as never)
-    await t.rejects(app.ready(), { code: 'MCP_GW_INVALID_OPTION', message }, JSON.stringify(options))
+    await t.rejects(async () => { await app.ready() }, { code: 'MCP_GW_INVALID_OPTION', message }, JSON.stringify(options))
     await app.close()
   }
   const caller = { upstream: { url: 'http://127.0.0.1:9/mcp' } }
@@ -207,7 +207,7 @@ t.test('options are checked at registration and name the bad option', async (t) 
 t.test('the proxy plugin needs the sessions plugin, and works with it alone', async (t) => {
   const lone = Fastify()
   lone.register(mcpProxy, { upstream: 'http://127.0.0.1:9/mcp' })
-  await t.rejects(lone.ready(), /mcp-gateway-sessions/)
+  await t.rejects(async () => { await lone.ready() }, /mcp-gateway-sessions/)
   await lone.close()
 
   const up = await upstream(t)

@@ -1,0 +1,55 @@
+/**
+ * Tracks a Node HTTP server's sockets and their requests in flight, so shutdown can end every
+ * socket that is not serving a request. Node's own `closeIdleConnections()` skips sockets that
+ * never sent a request, and clients open those: Node's fetch pre-connects a spare socket after an
+ * aborted stream. Without this, `server.close()` waits on such a socket forever.
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+
+const kInFlight = Symbol('mcpGatewayInFlight')
+const kSocket = Symbol('mcpGatewaySocket')
+
+type TrackedSocket = Socket & { [kInFlight]?: number }
+type TrackedResponse = ServerResponse & { [kSocket]?: TrackedSocket }
+
+export class ConnectionTracker {
+  private readonly sockets = new Set<TrackedSocket>()
+  private closing = false
+
+  constructor (server: Server) {
+    const sockets = this.sockets
+    const tracker = this
+    server.on('connection', (socket: TrackedSocket) => {
+      socket[kInFlight] = 0
+      sockets.add(socket)
+      socket.once('close', () => sockets.delete(socket))
+    })
+    // One shared listener, no closure per request: this sits on every request's path.
+    function onResponseClose (this: TrackedResponse): void {
+      const socket = this[kSocket]
+      if (socket === undefined) return
+      socket[kInFlight] = (socket[kInFlight] ?? 1) - 1
+      if (tracker.closing && socket[kInFlight] === 0) socket.destroySoon()
+    }
+    server.on('request', (req: IncomingMessage, res: TrackedResponse) => {
+      const socket = req.socket as TrackedSocket
+      socket[kInFlight] = (socket[kInFlight] ?? 0) + 1
+      res[kSocket] = socket
+      res.once('close', onResponseClose)
+    })
+  }
+
+  /** Open sockets. */
+  get size (): number {
+    return this.sockets.size
+  }
+
+  /** Ends every socket with no request in flight now, and each other one as its last response ends. */
+  closeIdle (): void {
+    this.closing = true
+    for (const socket of this.sockets) {
+      if (socket[kInFlight] === 0) socket.destroySoon()
+    }
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * The CLI as a user runs it, in a child process: starts in front of the demo upstream, serves the
+ * real SDK client, and exits 0 on SIGTERM.
+ */
+import t from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { client, textOf, upstream } from '../helpers/peers.ts'
+
+const CLI = fileURLToPath(new URL('../../examples/gateway/cli.ts', import.meta.url))
+
+interface Started {
+  child: ChildProcess
+  endpoint: string
+  output: () => string
+}
+
+/** Runs the CLI under tap's TypeScript loader (the same one running this test). */
+async function startCli (args: string[], env: Record<string, string> = {}): Promise<Started> {
+  const child = spawn(process.execPath, [...process.execArgv, CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  const endpoint = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`CLI did not start:\n${output}`)), 20_000)
+    const check = (): void => {
+      const match = /connect your MCP client to (\S+)/.exec(output)
+      if (match?.[1] !== undefined) {
+        clearTimeout(timer)
+        resolve(match[1])
+      }
+    }
+    child.stdout?.on('data', check)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`CLI exited with ${code}:\n${output}`))
+    })
+  })
+  return { child, endpoint, output: () => output }
+}
+
+t.test('--demo starts the gateway in front of the bundled demo server; SIGTERM exits 0', async (t) => {
+  const { child, endpoint, output } = await startCli(['--demo', '--port', '0', '--log-level', 'warn'])
+  t.match(endpoint, /^http:\/\/127\.0\.0\.1:\d+\/mcp$/)
+  const { client: c } = await client(t, endpoint)
+  t.equal(textOf(await c.callTool({ name: 'echo', arguments: { text: 'cli' } })), 'cli')
+  await c.close()
+  child.kill('SIGTERM')
+  const [code] = await once(child, 'exit')
+  t.equal(code, 0, output())
+})
+
+t.test('a config file, with flags and environment taking precedence', async (t) => {
+  const up = await upstream(t)
+  const dir = t.testdir({})
+  const file = `${dir}/gateway.json`
+  await writeFile(file, JSON.stringify({ upstream: 'http://127.0.0.1:9/never', path: '/from-file', port: 1, logLevel: 'warn' }))
+  const { child, endpoint, output } = await startCli(['--config', file, '--port', '0'], { MCP_GATEWAY_UPSTREAM: up.url, MCP_GATEWAY_PATH: '/from-env' })
+  t.teardown(() => { child.kill('SIGKILL') })
+  t.match(endpoint, /\/from-env$/)
+  const { client: c } = await client(t, endpoint)
+  t.equal(textOf(await c.callTool({ name: 'add', arguments: { a: 1, b: 2 } })), '3')
+  await c.close()
+  child.kill('SIGINT')
+  const [code] = await once(child, 'exit')
+  t.equal(code, 0, output())
+})
+
+t.test('bad input to the CLI fails fast with a message', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [[], /no upstream/],
+    [['--upstream', 'nope'], /"upstream"/],
+    [['--upstream', 'http://127.0.0.1:9/mcp', '--port', 'x'], /--port: not a port number/],
+    [['--config', '/nonexistent/gateway.json'], /cannot read/],
+    [['--frobnicate'], /frobnicate/]
+  ]
+  for (const [args, message] of cases) {
+    const child = spawn(process.execPath, [...process.execArgv, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+    const [code] = await once(child, 'exit')
+    t.equal(code, 1, args.join(' '))
+    t.match(stderr, message, args.join(' '))
+  }
+})

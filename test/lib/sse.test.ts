@@ -1,0 +1,137 @@
+import t from 'tap'
+import { encodeComment, encodeEvent, encodeRetry, type SseEvent } from '../../lib/sse/encode.ts'
+import { SseLineTooLongError, SseParser } from '../../lib/sse/parser.ts'
+
+interface Parsed {
+  events: SseEvent[]
+  retries: number[]
+  comments: string[]
+}
+
+function parseChunks (chunks: Array<string | Uint8Array>, maxLineLength?: number): Parsed {
+  const out: Parsed = { events: [], retries: [], comments: [] }
+  const parser = new SseParser({
+    maxLineLength,
+    onEvent: (event) => out.events.push(event),
+    onRetry: (ms) => out.retries.push(ms),
+    onComment: (text) => out.comments.push(text)
+  })
+  for (const chunk of chunks) parser.push(chunk)
+  parser.end()
+  return out
+}
+
+/** A tiny deterministic PRNG, so a failing split can be reproduced from its seed. */
+function prng (seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state * 1664525 + 1013904223) >>> 0
+    return state / 2 ** 32
+  }
+}
+
+function splitRandomly (bytes: Uint8Array, random: () => number): Uint8Array[] {
+  const chunks: Uint8Array[] = []
+  let pos = 0
+  while (pos < bytes.length) {
+    const size = 1 + Math.floor(random() * Math.min(16, bytes.length - pos))
+    chunks.push(bytes.subarray(pos, pos + size))
+    pos += size
+  }
+  return chunks
+}
+
+const STREAM = [
+  '\uFEFF: hello comment',
+  'retry: 1500',
+  'id: 1',
+  'data: {"jsonrpc":"2.0","method":"a"}',
+  '',
+  'event: message',
+  'id: 2',
+  'data: first line',
+  'data: second ✓ line',
+  '',
+  'id: prime',
+  'data:',
+  '',
+  'id: only-id',
+  '',
+  'event: custom',
+  'data:no-space',
+  'unknown: field',
+  'data',
+  '',
+  'retry: nope',
+  'id: bad\0id',
+  'data: x',
+  '',
+  ''
+]
+
+const EXPECTED: SseEvent[] = [
+  { id: '1', data: '{"jsonrpc":"2.0","method":"a"}' },
+  { id: '2', data: 'first line\nsecond ✓ line' },
+  { id: 'prime', data: '' },
+  { id: 'only-id', data: '' },
+  { event: 'custom', data: 'no-space\n' },
+  { data: 'x' }
+]
+
+for (const [name, eol] of [['LF', '\n'], ['CRLF', '\r\n'], ['CR', '\r']] as const) {
+  t.test(`parses a stream with ${name} line endings, in one piece and in random chunks`, async (t) => {
+    const text = STREAM.join(eol)
+    const whole = parseChunks([text])
+    t.same(whole.events, EXPECTED)
+    t.same(whole.retries, [1500])
+    t.same(whole.comments, ['hello comment'])
+    const bytes = new TextEncoder().encode(text)
+    for (let seed = 1; seed <= 300; seed++) {
+      const result = parseChunks(splitRandomly(bytes, prng(seed)))
+      if (JSON.stringify(result) !== JSON.stringify(whole)) {
+        t.fail(`seed ${seed} gave a different parse`)
+        return
+      }
+    }
+    t.pass('300 random splits parse the same')
+    const perChar = parseChunks([...text])
+    t.same(perChar.events, EXPECTED, 'one character at a time')
+  })
+}
+
+t.test('an unterminated last event is discarded', async (t) => {
+  t.same(parseChunks(['data: done\n\ndata: half']).events, [{ data: 'done' }])
+})
+
+t.test('lines over the limit throw instead of buffering without bound', async (t) => {
+  let thrown: unknown
+  try {
+    parseChunks(['data: ' + 'x'.repeat(30), 'x'.repeat(30)], 50)
+  } catch (err) {
+    thrown = err
+  }
+  t.ok(thrown instanceof SseLineTooLongError)
+  t.match(thrown, { code: 'SSE_LINE_TOO_LONG', name: 'SseLineTooLongError' })
+  t.same(parseChunks(['data: ' + 'x'.repeat(40) + '\n\n'], 50).events, [{ data: 'x'.repeat(40) }])
+})
+
+t.test('encoder output round-trips through the parser', async (t) => {
+  const events: SseEvent[] = [
+    { data: '{"a":1}' },
+    { id: '7', data: 'multi\nline\r\ndata' },
+    { id: 'p', data: '' },
+    { event: 'custom', data: 'z' },
+    { event: 'message', id: '9', data: 'm' }
+  ]
+  const text = events.map(encodeEvent).join('') + encodeComment('keep\nalive') + encodeRetry(2500.7)
+  const parsed = parseChunks([text])
+  t.same(parsed.events, [
+    { data: '{"a":1}' },
+    { id: '7', data: 'multi\nline\ndata' },
+    { id: 'p', data: '' },
+    { event: 'custom', data: 'z' },
+    { id: '9', data: 'm' }
+  ])
+  t.same(parsed.comments, ['keep alive'])
+  t.same(parsed.retries, [2500])
+})

@@ -1,0 +1,51 @@
+/** close() must resolve promptly whatever clients hold open: SSE streams, spare sockets. */
+import t from 'tap'
+import { connect } from 'node:net'
+import { once } from 'node:events'
+import { client, gateway, upstream } from '../helpers/peers.ts'
+import { openSession } from '../helpers/http.ts'
+
+t.test('close() with 100 open GET streams resolves promptly', async (t) => {
+  const up = await upstream(t)
+  const gw = await gateway(t, { upstream: up.url })
+  const streams: Array<Promise<unknown>> = []
+  for (let i = 0; i < 100; i++) {
+    const sessionId = await openSession(gw.url)
+    const res = await fetch(gw.url, { headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' } })
+    t.equal(res.status, 200) || t.end()
+    streams.push(res.text().catch((err: unknown) => err))
+  }
+  const started = Date.now()
+  await gw.app.close()
+  t.ok(Date.now() - started < 3000, `closed in ${Date.now() - started} ms`)
+  const ends = await Promise.all(streams)
+  t.equal(ends.length, 100, 'every client stream ended')
+})
+
+t.test('close() is not held by a socket that never sent a request, nor by an SDK client that went away', async (t) => {
+  const up = await upstream(t)
+  const gw = await gateway(t, { upstream: up.url })
+  const { client: c } = await client(t, gw.url)
+  await c.listTools()
+  await c.close()
+  // A pre-connected socket that never speaks, as Node's fetch opens after an aborted stream.
+  const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
+  await once(socket, 'connect')
+  const closed = once(socket, 'close')
+  const started = Date.now()
+  await gw.app.close()
+  await closed
+  t.ok(Date.now() - started < 3000, `closed in ${Date.now() - started} ms`)
+})
+
+t.test('a request in flight at close() still gets its answer', async (t) => {
+  const up = await upstream(t, { jsonResponse: true })
+  const gw = await gateway(t, { upstream: up.url })
+  const { client: c } = await client(t, gw.url)
+  const call = c.callTool({ name: 'wait', arguments: { ms: 300 } })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const closing = gw.app.close()
+  const result = await call
+  t.same(result.content, [{ type: 'text', text: 'waited' }])
+  await closing
+})
