@@ -36,7 +36,11 @@ export interface ExchangeContext {
   /** Aborted when the client goes away. */
   signal: AbortSignal
   log: Logger
-  /** Called when an SSE response starts flowing to the client (flush headers then). */
+  /**
+   * Called when the GET stream starts flowing to the client: flush headers then, so the client
+   * knows its stream is open before the first event, which may be hours away. POST streams skip
+   * it: their headers leave with the first event, saving a write per call.
+   */
   onStreamStart?: () => void
 }
 
@@ -186,8 +190,7 @@ export class Forwarder {
             : new GatewayErrors.UPSTREAM_UNAVAILABLE(this.upstream.name)
           return toJsonRpcError(err).body.error
         },
-        onDone: settle,
-        onStart: ctx.onStreamStart
+        onDone: settle
       })
       return { status: res.status, headers: { ...SSE_HEADERS, ...headers }, body: stream }
     }

@@ -184,7 +184,7 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
           resolution: request[kResolution] as SessionResolution,
           signal: abort.signal,
           log: request.log,
-          onStreamStart: () => { if (!raw.headersSent) raw.flushHeaders() }
+          onStreamStart: request.method === 'GET' ? () => { if (!raw.headersSent) raw.flushHeaders() } : undefined
         }
         const out = request.method === 'POST'
           ? await forwarder.post(ctx, request.body as ParsedBody)

@@ -1,0 +1,91 @@
+/** A closed-loop load generator speaking MCP over raw HTTP (undici), for the benchmarks. */
+import { Pool } from 'undici'
+
+export interface LoadResult {
+  requests: number
+  seconds: number
+  /** Requests per second. */
+  throughput: number
+  p50: number
+  p99: number
+  errors: number
+}
+
+const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }
+
+export class McpLoadClient {
+  private readonly pool: Pool
+  private readonly path: string
+  private headers: Record<string, string> = { ...HEADERS }
+  private nextId = 1
+
+  constructor (url: string, connections: number) {
+    const parsed = new URL(url)
+    this.path = parsed.pathname
+    this.pool = new Pool(parsed.origin, { connections, pipelining: 1 })
+  }
+
+  async initialize (): Promise<void> {
+    const res = await this.pool.request({
+      path: this.path,
+      method: 'POST',
+      headers: HEADERS,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } })
+    })
+    await res.body.text()
+    const sessionId = res.headers['mcp-session-id']
+    if (res.statusCode !== 200 || typeof sessionId !== 'string') throw new Error(`initialize failed: ${res.statusCode}`)
+    this.headers = { ...HEADERS, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }
+    const ack = await this.pool.request({ path: this.path, method: 'POST', headers: this.headers, body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' })
+    await ack.body.text()
+  }
+
+  async call (): Promise<boolean> {
+    const id = this.nextId++
+    const res = await this.pool.request({
+      path: this.path,
+      method: 'POST',
+      headers: this.headers,
+      body: `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"echo","arguments":{"text":"benchmark payload"}}}`
+    })
+    const text = await res.body.text()
+    return res.statusCode === 200 && text.includes('benchmark payload')
+  }
+
+  async run (requests: number, concurrency: number): Promise<LoadResult> {
+    const latencies = new Float64Array(requests)
+    let issued = 0
+    let errors = 0
+    const started = process.hrtime.bigint()
+    const worker = async (): Promise<void> => {
+      while (issued < requests) {
+        const index = issued++
+        const t0 = process.hrtime.bigint()
+        const ok = await this.call().catch(() => false)
+        latencies[index] = Number(process.hrtime.bigint() - t0) / 1e6
+        if (!ok) errors++
+      }
+    }
+    await Promise.all(Array.from({ length: concurrency }, worker))
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9
+    latencies.sort()
+    return {
+      requests,
+      seconds,
+      throughput: requests / seconds,
+      p50: latencies[Math.floor(requests * 0.5)] ?? 0,
+      p99: latencies[Math.floor(requests * 0.99)] ?? 0,
+      errors
+    }
+  }
+
+  close (): Promise<void> {
+    return this.pool.close()
+  }
+}
+
+export function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid] as number : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
+}

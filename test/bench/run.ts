@@ -1,0 +1,94 @@
+/**
+ * `npm run bench`: tools/call through the gateway, through a plain @fastify/http-proxy forwarder,
+ * and direct to the same upstream, side by side in one run, for both upstream response modes.
+ * Targets are measured in interleaved rounds (this machine is shared and noisy) and medians are
+ * reported, with each proxy's CPU time per forwarded call.
+ *
+ * Options (env): BENCH_ROUNDS (default 5), BENCH_REQUESTS (per round and concurrency, default 2000).
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { McpLoadClient, median, type LoadResult } from './load.ts'
+
+const SERVERS = fileURLToPath(new URL('./servers.js', import.meta.url))
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2000)
+const CONCURRENCIES = [1, 32]
+
+interface Server {
+  child: ChildProcess
+  url: string
+}
+
+async function startServer (kind: string, target?: string): Promise<Server> {
+  const child = fork(SERVERS, target === undefined ? [kind] : [kind, target], { stdio: 'inherit' })
+  const [message] = await once(child, 'message') as [{ url: string }]
+  return { child, url: message.url }
+}
+
+async function cpuOf (server: Server): Promise<number> {
+  server.child.send('cpu')
+  const [message] = await once(server.child, 'message') as [{ cpu: number }]
+  return message.cpu
+}
+
+interface Sample extends LoadResult {
+  /** CPU microseconds the measured process spent per call. */
+  cpuPerCall: number
+}
+
+async function measure (target: string, cpuProcess: Server, concurrency: number): Promise<Sample> {
+  const client = new McpLoadClient(target, concurrency)
+  await client.initialize()
+  await client.run(200, concurrency)
+  const before = await cpuOf(cpuProcess)
+  const result = await client.run(REQUESTS, concurrency)
+  const after = await cpuOf(cpuProcess)
+  await client.close()
+  return { ...result, cpuPerCall: (after - before) / REQUESTS }
+}
+
+function fmt (value: number, digits = 2): string {
+  return value.toFixed(digits)
+}
+
+async function benchMode (mode: 'upstream' | 'upstream-json'): Promise<void> {
+  const upstream = await startServer(mode)
+  const gateway = await startServer('gateway', upstream.url)
+  const forwarder = await startServer('forwarder', upstream.url)
+  const targets = [
+    { name: 'direct', url: upstream.url, cpu: upstream },
+    { name: 'http-proxy', url: forwarder.url, cpu: forwarder },
+    { name: 'gateway', url: gateway.url, cpu: gateway }
+  ]
+  const label = mode === 'upstream' ? 'upstream answers with SSE' : 'upstream answers with JSON'
+  process.stdout.write(`\n## tools/call, ${label} (${ROUNDS} interleaved rounds x ${REQUESTS} calls, medians)\n\n`)
+  for (const concurrency of CONCURRENCIES) {
+    const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]))
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const target of targets) {
+        samples.get(target.name)?.push(await measure(target.url, target.cpu, concurrency))
+      }
+    }
+    const stat = (name: string, key: keyof Sample): number => median((samples.get(name) ?? []).map((s) => s[key]))
+    process.stdout.write(`concurrency ${concurrency}\n`)
+    process.stdout.write('| target | calls/s | p50 ms | p99 ms | CPU µs/call (that process) | errors |\n|---|---|---|---|---|---|\n')
+    for (const target of targets) {
+      const errors = (samples.get(target.name) ?? []).reduce((sum, s) => sum + s.errors, 0)
+      process.stdout.write(`| ${target.name} | ${fmt(stat(target.name, 'throughput'), 0)} | ${fmt(stat(target.name, 'p50'))} | ${fmt(stat(target.name, 'p99'))} | ${fmt(stat(target.name, 'cpuPerCall'), 0)} | ${errors} |\n`)
+    }
+    const gw = stat('gateway', 'throughput')
+    process.stdout.write(`ratios: gateway/http-proxy throughput ${fmt(gw / stat('http-proxy', 'throughput'))}x, ` +
+      `gateway/direct throughput ${fmt(gw / stat('direct', 'throughput'))}x, ` +
+      `gateway/http-proxy CPU per call ${fmt(stat('gateway', 'cpuPerCall') / stat('http-proxy', 'cpuPerCall'))}x, ` +
+      `gateway p50 added over direct ${fmt(stat('gateway', 'p50') - stat('direct', 'p50'), 3)} ms\n\n`)
+  }
+  for (const server of [gateway, forwarder, upstream]) {
+    server.child.send('exit')
+    await once(server.child, 'exit')
+  }
+}
+
+await benchMode('upstream')
+await benchMode('upstream-json')
