@@ -39,6 +39,8 @@ export const GatewayErrors = {
   UPSTREAM_ERROR: define('MCP_GW_UPSTREAM_ERROR', 'Upstream %s failed with HTTP %s', 502, -32063),
   UPSTREAM_AUTH: define('MCP_GW_UPSTREAM_AUTH', 'Upstream %s rejected the gateway\'s credentials (HTTP %s)', 502, -32064),
   UPSTREAM_STREAM_ENDED: define('MCP_GW_UPSTREAM_STREAM_ENDED', 'Upstream %s ended the stream before answering this request', 502, -32065),
+  UNKNOWN_EVENT_ID: define('MCP_GW_UNKNOWN_EVENT_ID', 'Last-Event-ID %s does not name a stream of this session', 400, -32066),
+  EVENTS_TRIMMED: define('MCP_GW_EVENTS_TRIMMED', 'Events after Last-Event-ID %s are no longer retained', 410, -32067),
   METHOD_NOT_ALLOWED: define('MCP_GW_METHOD_NOT_ALLOWED', 'Method Not Allowed: the MCP endpoint takes POST, GET and DELETE', 405, -32000),
   INVALID_OPTION: define('MCP_GW_INVALID_OPTION', 'Invalid option "%s": %s', 500, INTERNAL_ERROR)
 } as const

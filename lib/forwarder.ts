@@ -15,6 +15,8 @@ import { relaySse } from './relay/sse-relay.ts'
 import type { SessionManager } from './session/manager.ts'
 import type { SessionRecord } from './session/store.ts'
 import type { StreamableHttpUpstream, UpstreamHttpResponse } from './upstream/streamable-http.ts'
+import type { StreamHub } from './streams/hub.ts'
+import { ResumableStreams, SSE_HEADERS, type OpenStream } from './streams/resumable.ts'
 
 /** A POST body, parsed once: the original bytes (forwarded as they are) and the messages. */
 export interface ParsedBody {
@@ -36,6 +38,11 @@ export interface ExchangeContext {
   /** Aborted when the client goes away. */
   signal: AbortSignal
   log: Logger
+  /**
+   * Takes the response over for a logged SSE stream: sends status and headers, returns the sink.
+   * Without it (or without a stream hub) SSE answers are relayed without the log.
+   */
+  openStream?: OpenStream
   /**
    * Called when the GET stream starts flowing to the client: flush headers then, so the client
    * knows its stream is open before the first event, which may be hours away. POST streams skip
@@ -59,13 +66,14 @@ export interface ForwarderOptions {
    * @default 64 MiB
    */
   maxResponseBytes?: number
+  /** Resumable streams: SSE answers of sessions go through this hub's event log. */
+  streams?: StreamHub
 }
 
 export const FORWARDER_DEFAULTS = { maxResponseBytes: 64 * 1024 * 1024 } as const
 
 const ERROR_BODY_LIMIT = 64 * 1024
 const JSON_HEADERS = { 'content-type': 'application/json' }
-const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' }
 
 function mediaType (headers: IncomingHttpHeaders): string {
   const value = headers['content-type']
@@ -109,17 +117,29 @@ export class Forwarder {
   readonly upstream: StreamableHttpUpstream
   private readonly sessions: SessionManager
   private readonly maxResponseBytes: number
+  private readonly resumable: ResumableStreams | undefined
 
   constructor (options: ForwarderOptions) {
     this.upstream = options.upstream
     this.sessions = options.sessions
     this.maxResponseBytes = options.maxResponseBytes ?? FORWARDER_DEFAULTS.maxResponseBytes
+    this.resumable = options.streams === undefined
+      ? undefined
+      : new ResumableStreams(options.streams, options.upstream, (res, session) => this.failure(res, session))
   }
 
-  async post (ctx: ExchangeContext, body: ParsedBody): Promise<OutboundResponse> {
+  /** Resolves undefined when the response was taken over as a logged stream (`ctx.openStream`). */
+  async post (ctx: ExchangeContext, body: ParsedBody): Promise<OutboundResponse | undefined> {
     const session = ctx.resolution.kind === 'session' ? ctx.resolution.session : undefined
     const pending = new Set<JsonRpcId>()
-    for (const message of body.messages) if (isRequest(message)) pending.add(message.id)
+    for (const message of body.messages) {
+      if (isRequest(message)) {
+        pending.add(message.id)
+      } else if (session !== undefined && 'method' in message && message.method === 'notifications/cancelled') {
+        const requestId = message.params?.requestId
+        if (typeof requestId === 'string' || typeof requestId === 'number') this.resumable?.hub.cancelRequest(session.id, requestId)
+      }
+    }
 
     // A client that goes away before its answers arrive cancels them upstream too: an HTTP
     // disconnect alone is not a cancellation for 2025-era servers, so say it in MCP terms.
@@ -156,7 +176,7 @@ export class Forwarder {
     session: SessionRecord | undefined,
     pending: Set<JsonRpcId>,
     settle: () => void
-  ): Promise<OutboundResponse> {
+  ): Promise<OutboundResponse | undefined> {
     if (res.status >= 300) return this.failure(res, session)
 
     const headers: Record<string, string> = {}
@@ -178,6 +198,28 @@ export class Forwarder {
     const onMessage = opened === undefined ? undefined : this.negotiationWatcher(opened, initialize as JsonRpcRequest, ctx.log)
 
     const type = mediaType(res.headers)
+    const streamSession = session ?? opened
+    if (type === 'text/event-stream' && this.resumable !== undefined && ctx.openStream !== undefined && streamSession !== undefined) {
+      // From here the log owns the exchange: a client disconnect is not a cancellation (it may
+      // resume), unless it left before holding any id to resume from.
+      settle()
+      const source = res.body
+      this.resumable.post({
+        session: streamSession,
+        source,
+        status: res.status,
+        headers,
+        pending,
+        onMessage,
+        open: ctx.openStream,
+        log: ctx.log,
+        abandon: () => {
+          if (pending.size > 0) this.cancelUpstream(streamSession, [...pending], ctx.log)
+          source.destroy()
+        }
+      })
+      return undefined
+    }
     if (type === 'text/event-stream') {
       const stream = relaySse({
         source: res.body,
@@ -227,8 +269,14 @@ export class Forwarder {
   }
 
   /** Opens the server-to-client stream (GET), resuming from `Last-Event-ID` when the client asks. */
-  async get (ctx: ExchangeContext): Promise<OutboundResponse> {
+  async get (ctx: ExchangeContext): Promise<OutboundResponse | undefined> {
     const session = ctx.resolution.kind === 'session' ? ctx.resolution.session : undefined
+    if (session !== undefined && this.resumable !== undefined && ctx.openStream !== undefined) {
+      const lastEventId = ctx.headers[HEADER.lastEventId]
+      return typeof lastEventId === 'string'
+        ? await this.resumable.resume(session, lastEventId, ctx.headers, ctx.openStream, ctx.log)
+        : await this.resumable.get(session, ctx.headers, ctx.openStream, ctx.log)
+    }
     const res = await this.upstream.request({
       method: 'GET',
       headers: upstreamRequestHeaders(ctx.headers, session?.upstreamSessionId),
@@ -254,9 +302,15 @@ export class Forwarder {
     }
     const session = ctx.resolution.session
     await this.endUpstream(session, ctx.log)
-    await this.sessions.end(session.id)
+    await this.forget(session)
     ctx.log.info({ sessionId: session.id, upstream: this.upstream.name }, 'session deleted')
     return { status: 200, headers: {}, body: null }
+  }
+
+  /** Drops a session from the store and its streams and event log from the hub. */
+  async forget (session: SessionRecord): Promise<void> {
+    await this.sessions.end(session.id)
+    await this.resumable?.hub.endSession(session.id)
   }
 
   /** Tells the upstream a session is over; failures are logged, never thrown. */
@@ -274,12 +328,12 @@ export class Forwarder {
   }
 
   /** Maps an upstream HTTP failure to what the client gets. */
-  private async failure (res: UpstreamHttpResponse, session: SessionRecord | undefined): Promise<OutboundResponse> {
+  async failure (res: UpstreamHttpResponse, session: SessionRecord | undefined): Promise<OutboundResponse & { body: Buffer | null }> {
     const name = this.upstream.name
     if (res.status === 404 && session !== undefined) {
       // The upstream forgot the session (restart, expiry): forget ours so the client re-initialises.
       drain(res.body)
-      await this.sessions.end(session.id)
+      await this.forget(session)
       throw new GatewayErrors.SESSION_NOT_FOUND()
     }
     if (res.status === 401 || res.status === 403) {

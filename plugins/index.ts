@@ -8,17 +8,22 @@ import { invalid, isPlainObject } from '../lib/options.ts'
 import mcpProxy, { type McpProxyOptions } from './proxy.ts'
 import mcpSessions, { type McpSessionsOptions } from './sessions.ts'
 import mcpShutdown from './shutdown.ts'
+import mcpStreaming, { type McpStreamingOptions } from './streaming.ts'
 
 export interface McpGatewayOptions extends McpProxyOptions {
   /** Options of the sessions plugin. */
   sessions?: McpSessionsOptions
+  /** Options of the streaming plugin (resumable streams); `false` relays streams without a log. */
+  streaming?: McpStreamingOptions | false
 }
 
 async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions): Promise<void> {
   if (!isPlainObject(options)) throw invalid('options', 'must be an object')
-  const { sessions, ...proxy } = options
+  const { sessions, streaming, ...proxy } = options
   if (sessions !== undefined && !isPlainObject(sessions)) throw invalid('sessions', 'must be an object')
+  if (streaming !== undefined && streaming !== false && !isPlainObject(streaming)) throw invalid('streaming', 'must be an object or false')
   await fastify.register(mcpSessions, sessions ?? {})
+  if (streaming !== false) await fastify.register(mcpStreaming, streaming ?? {})
   await fastify.register(mcpProxy, proxy)
   await fastify.register(mcpShutdown)
 }

@@ -142,7 +142,9 @@ type ResolvedRequest = FastifyRequest & { [kResolution]?: SessionResolution }
 async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Promise<void> {
   const checked = checkOptions(options)
   const upstream = new StreamableHttpUpstream(checked.upstream)
-  const forwarder = new Forwarder({ upstream, sessions: fastify.mcpSessions, maxResponseBytes: checked.maxResponseBytes })
+  // Resumable streams when the streaming plugin is registered; plain relaying otherwise.
+  const streaming = fastify.hasDecorator('mcpStreams') ? fastify.mcpStreams : undefined
+  const forwarder = new Forwarder({ upstream, sessions: fastify.mcpSessions, maxResponseBytes: checked.maxResponseBytes, streams: streaming })
   const originAllowed = originChecker(checked.allowedOrigins)
   const upstreamName = checked.upstream.name
 
@@ -178,17 +180,29 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
       handler: async (request: ResolvedRequest, reply) => {
         const abort = new AbortController()
         const raw = reply.raw
-        raw.once('close', () => { if (!raw.writableFinished) abort.abort() })
+        let takenOver = false
+        // Before the log owns the response, a client that leaves aborts the upstream request.
+        raw.once('close', () => { if (!raw.writableFinished && !takenOver) abort.abort() })
         const ctx: ExchangeContext = {
           headers: request.headers,
           resolution: request[kResolution] as SessionResolution,
           signal: abort.signal,
           log: request.log,
-          onStreamStart: request.method === 'GET' ? () => { if (!raw.headersSent) raw.flushHeaders() } : undefined
+          onStreamStart: request.method === 'GET' ? () => { if (!raw.headersSent) raw.flushHeaders() } : undefined,
+          openStream: streaming === undefined
+            ? undefined
+            : (status, headers) => {
+                takenOver = true
+                reply.hijack()
+                raw.writeHead(status, headers)
+                raw.flushHeaders()
+                return raw
+              }
         }
         const out = request.method === 'POST'
           ? await forwarder.post(ctx, request.body as ParsedBody)
           : request.method === 'GET' ? await forwarder.get(ctx) : await forwarder.delete(ctx)
+        if (out === undefined) return reply
         reply.code(out.status).headers(out.headers)
         const body = out.body
         if (body instanceof Readable) {

@@ -8,7 +8,8 @@
  * unanswered on this stream instead of waiting forever.
  */
 import { Readable } from 'node:stream'
-import { errorResponse, messageKind, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
+import { errorResponse, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
+import { acceptEventData } from './messages.ts'
 import { encodeEvent } from '../sse/encode.ts'
 import { SseParser } from '../sse/parser.ts'
 import type { Logger } from '../logger.ts'
@@ -61,33 +62,13 @@ export function relaySse (options: SseRelayOptions): Readable {
     if (!out.push(text)) source.pause()
   }
 
-  const observe = (value: unknown): boolean => {
-    const kind = messageKind(value)
-    if (kind === undefined) return false
-    if ((kind === 'response' || kind === 'error') && pending !== undefined) {
-      pending.delete((value as { id: JsonRpcId }).id)
-    }
-    onMessage?.(value as JsonRpcMessage)
-    return true
-  }
-
   const parser = new SseParser({
     maxLineLength: options.maxLineLength,
     onEvent (event) {
       if (event.id !== undefined) sawEventId = true
-      if (event.data.length > 0 && (event.event === undefined || event.event === 'message')) {
-        let value: unknown
-        try {
-          value = JSON.parse(event.data)
-        } catch {
-          log.warn({ eventId: event.id }, 'dropped upstream SSE event that is not JSON')
-          return
-        }
-        const valid = Array.isArray(value) ? value.length > 0 && value.every(observe) : observe(value)
-        if (!valid) {
-          log.warn({ eventId: event.id }, 'dropped upstream SSE event that is not JSON-RPC')
-          return
-        }
+      if (event.data.length > 0 && event.event === undefined && !acceptEventData(event.data, pending, onMessage)) {
+        log.warn({ eventId: event.id }, 'dropped upstream SSE event that is not JSON-RPC')
+        return
       }
       write(encodeEvent(event))
     }

@@ -1,0 +1,108 @@
+import { RETENTION_DEFAULTS, type EventStore, type ReplayResult, type Retention, type StoredEvent } from './store.ts'
+
+interface StreamLog {
+  events: StoredEvent[]
+  /** Index 0 of `events` holds this sequence number (events before it were trimmed). */
+  firstSeq: number
+}
+
+interface SessionLog {
+  streams: Map<string, StreamLog>
+  bytes: number
+}
+
+/** The default event store: per-stream arrays in this process, trimmed by count, bytes and age. */
+export class MemoryEventStore implements EventStore {
+  private readonly sessions = new Map<string, SessionLog>()
+  private readonly retention: Retention
+  private readonly now: () => number
+
+  constructor (retention: Partial<Retention> = {}, now: () => number = Date.now) {
+    this.retention = { ...RETENTION_DEFAULTS, ...retention }
+    this.now = now
+  }
+
+  private session (sessionId: string): SessionLog {
+    let log = this.sessions.get(sessionId)
+    if (log === undefined) {
+      log = { streams: new Map(), bytes: 0 }
+      this.sessions.set(sessionId, log)
+    }
+    return log
+  }
+
+  private stream (log: SessionLog, streamId: string): StreamLog {
+    let stream = log.streams.get(streamId)
+    if (stream === undefined) {
+      stream = { events: [], firstSeq: 1 }
+      log.streams.set(streamId, stream)
+    }
+    return stream
+  }
+
+  async open (sessionId: string, streamId: string): Promise<void> {
+    this.stream(this.session(sessionId), streamId)
+  }
+
+  async append (sessionId: string, streamId: string, event: StoredEvent): Promise<void> {
+    const log = this.session(sessionId)
+    const stream = this.stream(log, streamId)
+    if (stream.events.length === 0) stream.firstSeq = event.seq
+    stream.events.push(event)
+    log.bytes += event.data.length
+    if (stream.events.length > this.retention.maxEventsPerStream) this.dropOldest(log, stream, stream.events.length - this.retention.maxEventsPerStream)
+    if (log.bytes > this.retention.maxBytesPerSession) this.trimBytes(log)
+  }
+
+  async replay (sessionId: string, streamId: string, afterSeq: number): Promise<ReplayResult> {
+    const log = this.sessions.get(sessionId)
+    const stream = log?.streams.get(streamId)
+    if (log === undefined || stream === undefined) return { kind: 'unknown' }
+    this.trimAge(log, stream)
+    if (afterSeq + 1 < stream.firstSeq) return { kind: 'trimmed' }
+    const start = afterSeq + 1 - stream.firstSeq
+    return { kind: 'events', events: start >= stream.events.length ? [] : stream.events.slice(start) }
+  }
+
+  async deleteSession (sessionId: string): Promise<void> {
+    this.sessions.delete(sessionId)
+  }
+
+  async stats (): Promise<{ events: number, bytes: number, streams: number }> {
+    let events = 0
+    let bytes = 0
+    let streams = 0
+    for (const log of this.sessions.values()) {
+      bytes += log.bytes
+      streams += log.streams.size
+      for (const stream of log.streams.values()) events += stream.events.length
+    }
+    return { events, bytes, streams }
+  }
+
+  async close (): Promise<void> {
+    this.sessions.clear()
+  }
+
+  private dropOldest (log: SessionLog, stream: StreamLog, count: number): void {
+    const dropped = stream.events.splice(0, count)
+    for (const event of dropped) log.bytes -= event.data.length
+    stream.firstSeq += dropped.length
+  }
+
+  private trimAge (log: SessionLog, stream: StreamLog): void {
+    const oldest = this.now() - this.retention.maxAgeMs
+    let count = 0
+    while (count < stream.events.length && (stream.events[count] as StoredEvent).at < oldest) count++
+    if (count > 0) this.dropOldest(log, stream, count)
+  }
+
+  /** Over the byte budget: age out first, then drop the oldest events of the oldest streams. */
+  private trimBytes (log: SessionLog): void {
+    for (const stream of log.streams.values()) this.trimAge(log, stream)
+    for (const stream of log.streams.values()) {
+      while (log.bytes > this.retention.maxBytesPerSession && stream.events.length > 1) this.dropOldest(log, stream, 1)
+      if (log.bytes <= this.retention.maxBytesPerSession) return
+    }
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The gateway's event log: every SSE event sent to a client on a resumable stream is appended here
+ * first and written second, so a client that reconnects with `Last-Event-ID` gets exactly what it
+ * missed. All methods are async and values plain JSON, so a Redis Streams version drops in.
+ */
+
+export interface StoredEvent {
+  /** Position in its stream, from 1, without gaps. */
+  seq: number
+  /** The SSE `data` (a JSON-RPC message as text). */
+  data: string
+  /** The upstream's own event id for this event, when it gave one (never shown to clients). */
+  upstreamEventId?: string
+  /** Epoch milliseconds of the append. */
+  at: number
+}
+
+export type ReplayResult =
+  /** Events after the asked position (possibly none). */
+  | { kind: 'events', events: StoredEvent[] }
+  /** No such stream in this session (never existed, another session's, or deleted). */
+  | { kind: 'unknown' }
+  /** The stream exists but events after the asked position were trimmed away. */
+  | { kind: 'trimmed' }
+
+export interface EventStore {
+  /** Appends the event with sequence number `event.seq` (the caller numbers its streams). */
+  append (sessionId: string, streamId: string, event: StoredEvent): Promise<void>
+  /** Declares a stream (before its first event), so a replay from position 0 knows it. */
+  open (sessionId: string, streamId: string): Promise<void>
+  replay (sessionId: string, streamId: string, afterSeq: number): Promise<ReplayResult>
+  deleteSession (sessionId: string): Promise<void>
+  /** Events and bytes held, for metrics and tests. */
+  stats (): Promise<{ events: number, bytes: number, streams: number }>
+  close (): Promise<void>
+}
+
+export interface Retention {
+  /**
+   * Most events kept per stream; older ones are trimmed first.
+   * @default 10000
+   */
+  maxEventsPerStream: number
+  /**
+   * Most bytes of event data kept per session, across its streams; oldest events go first.
+   * @default 8 MiB
+   */
+  maxBytesPerSession: number
+  /**
+   * Events older than this are trimmed.
+   * @default 600000 ms (10 minutes)
+   */
+  maxAgeMs: number
+}
+
+export const RETENTION_DEFAULTS: Retention = {
+  maxEventsPerStream: 10_000,
+  maxBytesPerSession: 8 * 1024 * 1024,
+  maxAgeMs: 600_000
+}
+
+/**
+ * Event ids as clients see them: `<stream>_<seq>`. Opaque to clients; they encode the stream and
+ * the position, and mean something only within the session that issued them.
+ */
+export function formatEventId (streamId: string, seq: number): string {
+  return `${streamId}_${seq}`
+}
+
+const EVENT_ID = /^([A-Za-z0-9-]{1,64})_(0|[1-9][0-9]{0,15})$/
+
+export function parseEventId (value: string): { streamId: string, seq: number } | undefined {
+  const match = EVENT_ID.exec(value)
+  if (match === null) return undefined
+  return { streamId: match[1] as string, seq: Number(match[2]) }
+}

@@ -1,0 +1,98 @@
+/**
+ * One client's SSE response, attached to one logged stream. It writes each event in order, knows
+ * the last sequence number it wrote, and gives up (so the client resumes from the log) rather than
+ * buffer without bound for a slow reader.
+ */
+import { encodeComment, encodeEvent, encodeRetry } from '../sse/encode.ts'
+import { formatEventId, type StoredEvent } from '../events/store.ts'
+
+/** The part of a Node `ServerResponse` a writer uses. */
+export interface Sink {
+  write (chunk: string): boolean
+  end (): void
+  destroy (): void
+  readonly writableLength: number
+  readonly destroyed: boolean
+  once (event: 'close', listener: () => void): unknown
+}
+
+export type WriterEnd = 'done' | 'client' | 'slow' | 'poll' | 'shutdown' | 'replaced' | 'session'
+
+export class ClientWriter {
+  readonly streamId: string
+  readonly attachedAt: number
+  /** Sequence number of the last event written to this client. */
+  lastSeq: number
+  lastWriteAt: number
+  /** Whether the client holds an id of this stream to resume from. */
+  hasResumePoint = false
+  /** True while the log is being replayed to this client: live events wait. */
+  catchingUp = false
+  ended: WriterEnd | undefined = undefined
+  private readonly sink: Sink
+  private readonly highWaterMark: number
+  private readonly onEnd: (writer: ClientWriter, why: WriterEnd) => void
+
+  constructor (sink: Sink, streamId: string, afterSeq: number, options: { highWaterMark: number, now: number, onEnd: (writer: ClientWriter, why: WriterEnd) => void }) {
+    this.sink = sink
+    this.streamId = streamId
+    this.lastSeq = afterSeq
+    this.attachedAt = options.now
+    this.lastWriteAt = options.now
+    this.highWaterMark = options.highWaterMark
+    this.onEnd = options.onEnd
+    sink.once('close', () => this.finish('client'))
+  }
+
+  /** `retry:` and, when the client understands it, a priming event holding the resume point. */
+  start (retryMs: number, prime: boolean, now: number): void {
+    let text = encodeRetry(retryMs)
+    if (prime) {
+      text += encodeEvent({ id: formatEventId(this.streamId, this.lastSeq), data: '' })
+      this.hasResumePoint = true
+    }
+    this.write(text, now)
+  }
+
+  /** Writes the event if it is the next one. Returns false when there is a gap to fill first. */
+  deliver (event: StoredEvent, now: number): boolean {
+    if (this.ended !== undefined || event.seq <= this.lastSeq) return true
+    if (event.seq !== this.lastSeq + 1) return false
+    this.lastSeq = event.seq
+    this.hasResumePoint = true
+    this.write(encodeEvent({ id: formatEventId(this.streamId, event.seq), data: event.data }), now)
+    return true
+  }
+
+  keepAlive (now: number): void {
+    if (this.ended === undefined) this.write(encodeComment('keep-alive'), now)
+  }
+
+  /** Ends the response normally (after a `retry:` hint when the client should come back). */
+  end (why: WriterEnd, retryMs?: number): void {
+    if (this.ended !== undefined) return
+    if (retryMs !== undefined && !this.sink.destroyed) this.sink.write(encodeRetry(retryMs))
+    this.finish(why)
+    this.sink.end()
+  }
+
+  private write (text: string, now: number): void {
+    if (this.sink.destroyed) {
+      this.finish('client')
+      return
+    }
+    this.sink.write(text)
+    this.lastWriteAt = now
+    if (this.sink.writableLength > this.highWaterMark) {
+      // A slow reader: drop the connection, not the events; the client resumes from the log.
+      this.finish('slow')
+      this.sink.destroy()
+    }
+  }
+
+  private finish (why: WriterEnd): void {
+    if (this.ended !== undefined) return
+    this.ended = why
+    this.onEnd(this, why)
+  }
+}

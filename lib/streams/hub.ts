@@ -1,0 +1,218 @@
+/**
+ * The live side of resumable streams: which logged streams each session has in this process, the
+ * clients attached to them, and one shared timer for keep-alives, polling closes and forgetting
+ * finished streams (no timer per stream).
+ */
+import { randomBytes } from 'node:crypto'
+import type { EventStore } from '../events/store.ts'
+import type { JsonRpcId } from '../jsonrpc.ts'
+import type { Logger } from '../logger.ts'
+import { ClientWriter, type Sink, type WriterEnd } from './client-writer.ts'
+import { LiveStream } from './live-stream.ts'
+
+export interface StreamingOptions {
+  /**
+   * `retry:` sent at the start of every stream, in ms: how soon a cut-off client reconnects.
+   * @default 1000
+   */
+  retryMs: number
+  /**
+   * SSE comment sent on a stream idle this long, so load balancers keep it open. 0 turns it off.
+   * @default 15000
+   */
+  keepAliveMs: number
+  /**
+   * Bytes a client may leave unread before the gateway drops its connection (it resumes from the
+   * log); bounds gateway memory per slow client.
+   * @default 1 MiB
+   */
+  highWaterMark: number
+  /**
+   * Close POST response streams this long after they open, so the client polls with `GET` and
+   * `Last-Event-ID` (2025-11-25 clients). 0 keeps them open until the answer.
+   * @default 0
+   */
+  pollAfterMs: number
+  /**
+   * A session's server-to-client stream is kept reading (and logging) from the upstream this long
+   * after its client went away, so what the upstream sends meanwhile is there on resume.
+   * @default 300000
+   */
+  detachedStreamTtlMs: number
+}
+
+export const STREAMING_DEFAULTS: StreamingOptions = {
+  retryMs: 1000,
+  keepAliveMs: 15_000,
+  highWaterMark: 1024 * 1024,
+  pollAfterMs: 0,
+  detachedStreamTtlMs: 300_000
+}
+
+/** The id of every session's server-to-client (GET) stream. */
+export const GET_STREAM_ID = 'g'
+
+export interface SessionStreams {
+  get: LiveStream | undefined
+  /** Stops the upstream GET reader, if one runs. */
+  stopUpstreamGet: (() => void) | undefined
+  /** When the GET stream's last client left (for the detached TTL). */
+  getDetachedAt: number | undefined
+  posts: Map<string, LiveStream>
+}
+
+export class StreamHub {
+  readonly store: EventStore
+  readonly options: StreamingOptions
+  private readonly sessions = new Map<string, SessionStreams>()
+  private readonly writers = new Set<ClientWriter>()
+  private readonly now: () => number
+  private readonly log: Logger
+  private readonly tag = randomBytes(3).toString('hex')
+  private counter = 0
+  private timer: NodeJS.Timeout | undefined
+
+  constructor (store: EventStore, options: StreamingOptions, log: Logger, now: () => number = Date.now) {
+    this.store = store
+    this.options = options
+    this.log = log
+    this.now = now
+    const period = Math.max(50, Math.min(...[options.keepAliveMs, options.pollAfterMs, 5000].filter((ms) => ms > 0)) / 2)
+    this.timer = setInterval(() => this.sweep(), period)
+    this.timer.unref()
+  }
+
+  /** Open client streams, for metrics and tests. */
+  get openWriters (): number {
+    return this.writers.size
+  }
+
+  private streamsOf (sessionId: string): SessionStreams {
+    let streams = this.sessions.get(sessionId)
+    if (streams === undefined) {
+      streams = { get: undefined, stopUpstreamGet: undefined, getDetachedAt: undefined, posts: new Map() }
+      this.sessions.set(sessionId, streams)
+    }
+    return streams
+  }
+
+  private context (log: Logger): { store: EventStore, now: () => number, log: Logger } {
+    return { store: this.store, now: this.now, log }
+  }
+
+  /** A new logged stream for one POST's answer. Ids are unique across gateway instances. */
+  openPostStream (sessionId: string, log: Logger): LiveStream {
+    const id = `${this.tag}${(this.counter++).toString(36)}`
+    const stream = new LiveStream(this.context(log), sessionId, id)
+    this.streamsOf(sessionId).posts.set(id, stream)
+    void this.store.open(sessionId, id)
+    return stream
+  }
+
+  getStream (sessionId: string, log: Logger): LiveStream {
+    const streams = this.streamsOf(sessionId)
+    if (streams.get === undefined) {
+      streams.get = new LiveStream(this.context(log), sessionId, GET_STREAM_ID)
+      void this.store.open(sessionId, GET_STREAM_ID)
+    }
+    return streams.get
+  }
+
+  findLive (sessionId: string, streamId: string): LiveStream | undefined {
+    const streams = this.sessions.get(sessionId)
+    if (streams === undefined) return undefined
+    return streamId === GET_STREAM_ID ? streams.get : streams.posts.get(streamId)
+  }
+
+  /** Whether an upstream reader feeds this session's GET stream. */
+  hasUpstreamGet (sessionId: string): boolean {
+    return this.sessions.get(sessionId)?.stopUpstreamGet !== undefined
+  }
+
+  setUpstreamGet (sessionId: string, stop: (() => void) | undefined): void {
+    this.streamsOf(sessionId).stopUpstreamGet = stop
+  }
+
+  /** A writer for a client response, registered for keep-alives and shutdown. */
+  writer (sink: Sink, streamId: string, afterSeq: number, onEnd?: (writer: ClientWriter, why: WriterEnd) => void): ClientWriter {
+    const writer = new ClientWriter(sink, streamId, afterSeq, {
+      highWaterMark: this.options.highWaterMark,
+      now: this.now(),
+      onEnd: (w, why) => {
+        this.writers.delete(w)
+        onEnd?.(w, why)
+      }
+    })
+    this.writers.add(writer)
+    return writer
+  }
+
+  /**
+   * The client cancelled a request: a stream left with nothing to answer stops reading the
+   * upstream (which, per the spec, sends nothing more for it) and ends.
+   */
+  cancelRequest (sessionId: string, requestId: JsonRpcId): void {
+    const streams = this.sessions.get(sessionId)
+    if (streams === undefined) return
+    for (const post of streams.posts.values()) {
+      if (post.pending?.delete(requestId) === true && post.pending.size === 0) post.stopUpstream?.()
+    }
+  }
+
+  /** Ends a session's streams and forgets its log. */
+  async endSession (sessionId: string): Promise<void> {
+    const streams = this.sessions.get(sessionId)
+    this.sessions.delete(sessionId)
+    if (streams !== undefined) {
+      streams.stopUpstreamGet?.()
+      streams.get?.writer?.end('session')
+      for (const post of streams.posts.values()) {
+        post.stopUpstream?.()
+        post.writer?.end('session')
+      }
+    }
+    await this.store.deleteSession(sessionId)
+  }
+
+  /** Shutdown: every client stream ends with a `retry:` hint, every upstream reader stops. */
+  closeAll (): void {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    this.timer = undefined
+    for (const writer of [...this.writers]) writer.end('shutdown', this.options.retryMs)
+    for (const streams of this.sessions.values()) {
+      streams.stopUpstreamGet?.()
+      for (const post of streams.posts.values()) post.stopUpstream?.()
+    }
+  }
+
+  private sweep (): void {
+    const now = this.now()
+    const { keepAliveMs, pollAfterMs, detachedStreamTtlMs, retryMs } = this.options
+    for (const writer of [...this.writers]) {
+      if (pollAfterMs > 0 && writer.streamId !== GET_STREAM_ID && now - writer.attachedAt >= pollAfterMs && writer.hasResumePoint) {
+        writer.end('poll', retryMs)
+      } else if (keepAliveMs > 0 && now - writer.lastWriteAt >= keepAliveMs) {
+        writer.keepAlive(now)
+      }
+    }
+    for (const [sessionId, streams] of this.sessions) {
+      for (const [id, post] of streams.posts) {
+        // A finished POST stream stays resumable from the log; the live object is not needed.
+        if (post.done && post.writer === undefined) streams.posts.delete(id)
+      }
+      const get = streams.get
+      if (get !== undefined) {
+        if (get.writer !== undefined) {
+          streams.getDetachedAt = undefined
+        } else if (streams.getDetachedAt === undefined) {
+          streams.getDetachedAt = now
+        } else if (now - streams.getDetachedAt >= detachedStreamTtlMs && streams.stopUpstreamGet !== undefined) {
+          this.log.debug({ sessionId }, 'stopped reading an abandoned upstream GET stream')
+          streams.stopUpstreamGet()
+          streams.stopUpstreamGet = undefined
+        }
+      }
+      if (streams.get === undefined && streams.posts.size === 0) this.sessions.delete(sessionId)
+    }
+  }
+}

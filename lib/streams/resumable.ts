@@ -1,0 +1,231 @@
+/**
+ * Resumable streams for one upstream: a session's POST answers and its server-to-client (GET)
+ * stream go through the event log, so a client cut off at any point resumes with `Last-Event-ID`
+ * and loses and duplicates nothing, whether or not the upstream itself can resume.
+ */
+import { GatewayErrors, toJsonRpcError } from '../errors.ts'
+import { formatEventId, parseEventId } from '../events/store.ts'
+import { errorResponse, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
+import type { Logger } from '../logger.ts'
+import { HEADER } from '../protocol.ts'
+import { drain } from '../relay/body.ts'
+import type { SessionRecord } from '../session/store.ts'
+import type { StreamableHttpUpstream, UpstreamHttpResponse } from '../upstream/streamable-http.ts'
+import type { Sink } from './client-writer.ts'
+import { GET_STREAM_ID, type StreamHub } from './hub.ts'
+import type { LiveStream } from './live-stream.ts'
+import { pumpSse } from './pump.ts'
+
+/** An answer that is not a stream: an HTTP error with a JSON-RPC body. */
+export interface PlainResponse {
+  status: number
+  headers: Record<string, string>
+  body: Buffer | null
+}
+
+/** Opens the client's SSE response (status and headers sent) and hands over its sink. */
+export type OpenStream = (status: number, headers: Record<string, string>) => Sink
+
+export const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' } as const
+
+/** Priming events (an id with empty data) arrived with 2025-11-25; older clients may choke on them. */
+function primes (session: SessionRecord): boolean {
+  return session.protocolVersion >= '2025-11-25'
+}
+
+/** How often the gateway re-opens an upstream stream that dropped, and how long it waits between. */
+const UPSTREAM_RETRIES = 5
+const UPSTREAM_RETRY_BASE_MS = 100
+
+export interface PostStreamOptions {
+  session: SessionRecord
+  source: UpstreamHttpResponse['body']
+  status: number
+  headers: Record<string, string>
+  pending: Set<JsonRpcId>
+  onMessage: ((message: JsonRpcMessage) => void) | undefined
+  open: OpenStream
+  /** The client left before holding any resume point: cancel its requests upstream. */
+  abandon: () => void
+  log: Logger
+}
+
+export class ResumableStreams {
+  readonly hub: StreamHub
+  private readonly upstream: StreamableHttpUpstream
+  private readonly failure: (res: UpstreamHttpResponse, session: SessionRecord) => Promise<PlainResponse>
+
+  constructor (hub: StreamHub, upstream: StreamableHttpUpstream, failure: ResumableStreams['failure']) {
+    this.hub = hub
+    this.upstream = upstream
+    this.failure = failure
+  }
+
+  /** Relays a POST's SSE answer through the log to the client. */
+  post (options: PostStreamOptions): void {
+    const { session, log } = options
+    const stream = this.hub.openPostStream(session.id, log)
+    const sink = options.open(options.status, { ...SSE_HEADERS, ...options.headers })
+    const writer = this.hub.writer(sink, stream.id, 0, (w, why) => {
+      stream.detach(w)
+      if (why === 'client' && !w.hasResumePoint && !stream.done) options.abandon()
+    })
+    stream.writer = writer
+    stream.pending = options.pending
+    const source = options.source
+    stream.stopUpstream = () => source.destroy()
+    writer.start(this.hub.options.retryMs, primes(session), Date.now())
+    void this.pumpPost(stream, session, options.source, options.pending, options.onMessage, log)
+  }
+
+  private async pumpPost (stream: LiveStream, session: SessionRecord, source: UpstreamHttpResponse['body'], pending: Set<JsonRpcId>, onMessage: PostStreamOptions['onMessage'], log: Logger): Promise<void> {
+    let result = await pumpSse({ source, stream, pending, onMessage, log })
+    let attempts = 0
+    // The upstream stream ended or broke before answering: resume it upstream when it gave ids.
+    while (pending.size > 0 && result.lastUpstreamEventId !== undefined && attempts < UPSTREAM_RETRIES) {
+      attempts++
+      const res = await this.upstreamGet(session, result.lastUpstreamEventId, log)
+      if (res === undefined) {
+        await delay(UPSTREAM_RETRY_BASE_MS * 2 ** attempts)
+        continue
+      }
+      stream.stopUpstream = () => res.body.destroy()
+      result = await pumpSse({ source: res.body, stream, pending, onMessage, log })
+      if (result.error === undefined) attempts = 0
+    }
+    if (pending.size > 0) {
+      const err = result.error === undefined && result.lastUpstreamEventId === undefined
+        ? new GatewayErrors.UPSTREAM_STREAM_ENDED(this.upstream.name)
+        : new GatewayErrors.UPSTREAM_UNAVAILABLE(this.upstream.name)
+      const { code, message } = toJsonRpcError(err).body.error
+      for (const id of pending) stream.publish(JSON.stringify(errorResponse(id, code, message)))
+      log.warn({ sessionId: session.id, upstream: this.upstream.name, unanswered: pending.size }, 'upstream stream ended before answering')
+      pending.clear()
+    }
+    await stream.finish()
+  }
+
+  /** A fresh GET: the session's server-to-client stream, from now on. */
+  async get (session: SessionRecord, clientHeaders: Record<string, string | string[] | undefined>, open: OpenStream, log: Logger): Promise<PlainResponse | undefined> {
+    const stream = this.hub.getStream(session.id, log)
+    if (!this.hub.hasUpstreamGet(session.id)) {
+      const refused = await this.startUpstreamGet(session, stream, clientHeaders, log)
+      if (refused !== undefined) return refused
+    }
+    const writer = this.hub.writer(open(200, { ...SSE_HEADERS }), GET_STREAM_ID, stream.lastSeq, (w) => stream.detach(w))
+    writer.start(this.hub.options.retryMs, primes(session), Date.now())
+    await stream.attach(writer)
+    return undefined
+  }
+
+  /** A GET with `Last-Event-ID`: replays that stream after the id, then continues live. */
+  async resume (session: SessionRecord, lastEventId: string, clientHeaders: Record<string, string | string[] | undefined>, open: OpenStream, log: Logger): Promise<PlainResponse | undefined> {
+    const parsed = parseEventId(lastEventId)
+    if (parsed === undefined) throw new GatewayErrors.UNKNOWN_EVENT_ID(JSON.stringify(lastEventId))
+    const { streamId, seq } = parsed
+    let stream = this.hub.findLive(session.id, streamId)
+    if (stream === undefined && streamId === GET_STREAM_ID) stream = this.hub.getStream(session.id, log)
+    // Check before answering, so a bad id gets an HTTP error rather than an empty stream.
+    const check = await this.hub.store.replay(session.id, streamId, seq)
+    if (check.kind === 'trimmed') throw new GatewayErrors.EVENTS_TRIMMED(lastEventId)
+    if (check.kind === 'unknown' || (stream !== undefined && seq > stream.lastSeq)) {
+      throw new GatewayErrors.UNKNOWN_EVENT_ID(lastEventId)
+    }
+    if (stream !== undefined && streamId === GET_STREAM_ID && !this.hub.hasUpstreamGet(session.id)) {
+      const refused = await this.startUpstreamGet(session, stream, clientHeaders, log)
+      if (refused !== undefined) return refused
+    }
+    const sink = open(200, { ...SSE_HEADERS })
+    if (stream === undefined) {
+      // A finished stream: the log is all there is.
+      const writer = this.hub.writer(sink, streamId, seq)
+      writer.start(this.hub.options.retryMs, false, Date.now())
+      for (const event of check.events) writer.deliver(event, Date.now())
+      writer.end('done')
+      return undefined
+    }
+    const live = stream
+    const writer = this.hub.writer(sink, streamId, seq, (w) => live.detach(w))
+    writer.hasResumePoint = true
+    writer.start(this.hub.options.retryMs, false, Date.now())
+    const attached = await live.attach(writer)
+    if (attached !== 'ok') writer.end('done')
+    log.debug({ sessionId: session.id, stream: streamId, after: formatEventId(streamId, seq) }, 'stream resumed')
+    return undefined
+  }
+
+  /**
+   * Starts the upstream reader feeding a session's GET stream. It keeps reading while the client
+   * is away (so nothing sent meanwhile is lost) and re-opens the upstream stream when it drops,
+   * from the upstream's own last event id when it gave one.
+   */
+  private async startUpstreamGet (session: SessionRecord, stream: LiveStream, clientHeaders: Record<string, string | string[] | undefined>, log: Logger): Promise<PlainResponse | undefined> {
+    const controller = new AbortController()
+    const headers = this.getHeaders(session, undefined)
+    const accept = clientHeaders.accept
+    if (typeof accept === 'string') headers.accept = accept
+    const res = await this.upstream.request({ method: 'GET', headers, signal: controller.signal, longLived: true })
+    if (res.status >= 300) return this.failure(res, session)
+    if (!String(res.headers['content-type']).startsWith('text/event-stream')) {
+      drain(res.body)
+      throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, 'GET stream is not text/event-stream')
+    }
+    let stopped = false
+    const stop = (): void => {
+      stopped = true
+      controller.abort()
+    }
+    this.hub.setUpstreamGet(session.id, stop)
+    void (async () => {
+      let source = res.body
+      let failures = 0
+      let lastUpstreamEventId: string | undefined
+      for (;;) {
+        const result = await pumpSse({ source, stream, log })
+        lastUpstreamEventId = result.lastUpstreamEventId ?? lastUpstreamEventId
+        if (stopped) return
+        let next: UpstreamHttpResponse | undefined
+        while (next === undefined && failures < UPSTREAM_RETRIES && !stopped) {
+          await delay(UPSTREAM_RETRY_BASE_MS * 2 ** failures)
+          failures++
+          next = await this.upstreamGet(session, lastUpstreamEventId, log, controller.signal)
+        }
+        if (next === undefined || stopped) {
+          if (!stopped) {
+            log.warn({ sessionId: session.id, upstream: this.upstream.name }, 'upstream GET stream lost')
+            this.hub.setUpstreamGet(session.id, undefined)
+            stream.writer?.end('done', this.hub.options.retryMs)
+          }
+          return
+        }
+        failures = 0
+        source = next.body
+      }
+    })()
+    return undefined
+  }
+
+  private getHeaders (session: SessionRecord, lastEventId: string | undefined): Record<string, string> {
+    const headers: Record<string, string> = { accept: 'text/event-stream', [HEADER.protocolVersion]: session.protocolVersion }
+    if (session.upstreamSessionId !== null) headers[HEADER.sessionId] = session.upstreamSessionId
+    if (lastEventId !== undefined) headers[HEADER.lastEventId] = lastEventId
+    return headers
+  }
+
+  /** One upstream GET; undefined when it could not be opened (the caller retries or gives up). */
+  private async upstreamGet (session: SessionRecord, lastEventId: string | undefined, log: Logger, signal?: AbortSignal): Promise<UpstreamHttpResponse | undefined> {
+    try {
+      const res = await this.upstream.request({ method: 'GET', headers: this.getHeaders(session, lastEventId), signal, longLived: true })
+      if (res.status === 200 && String(res.headers['content-type']).startsWith('text/event-stream')) return res
+      drain(res.body)
+      log.debug({ sessionId: session.id, status: res.status }, 'upstream refused to resume a stream')
+    } catch (err) {
+      log.debug({ sessionId: session.id, err }, 'upstream stream reconnect failed')
+    }
+    return undefined
+  }
+}
+
+function delay (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref())
+}

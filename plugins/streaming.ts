@@ -1,0 +1,76 @@
+/**
+ * Resumable streams: every SSE event the gateway sends a session's client is logged in an
+ * `EventStore` first, with a gateway event id, so a client that reconnects with `Last-Event-ID`
+ * gets exactly what it missed. Keep-alives, slow-reader limits and shutdown hints live here too.
+ */
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { MemoryEventStore } from '../lib/events/memory-store.ts'
+import { RETENTION_DEFAULTS, type EventStore, type Retention } from '../lib/events/store.ts'
+import { invalid, isPlainObject, optionalInteger } from '../lib/options.ts'
+import { STREAMING_DEFAULTS, StreamHub, type StreamingOptions } from '../lib/streams/hub.ts'
+
+export interface McpStreamingOptions extends Partial<StreamingOptions> {
+  /**
+   * Where events are logged. The plugin closes a store only if it created it.
+   * @default a new `MemoryEventStore` with `retention`
+   */
+  store?: EventStore
+  /** Retention of the default memory store (ignored with `store`). */
+  retention?: Partial<Retention>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The event log. */
+    mcpEvents: EventStore
+    /** Live resumable streams (used by the proxy). */
+    mcpStreams: StreamHub
+  }
+}
+
+const STORE_METHODS = ['append', 'open', 'replay', 'deleteSession', 'stats', 'close'] as const
+
+function checkOptions (options: McpStreamingOptions): { settings: StreamingOptions, retention: Retention, store: EventStore | undefined } {
+  if (!isPlainObject(options)) throw invalid('options', 'must be an object')
+  const store = options.store
+  if (store !== undefined) {
+    for (const method of STORE_METHODS) {
+      if (typeof (store as unknown as Record<string, unknown>)[method] !== 'function') throw invalid('store', `must implement EventStore (missing ${method}())`)
+    }
+  }
+  const retention = options.retention ?? {}
+  if (!isPlainObject(retention)) throw invalid('retention', 'must be an object')
+  return {
+    store: store as EventStore | undefined,
+    settings: {
+      retryMs: optionalInteger('retryMs', options.retryMs, 0, STREAMING_DEFAULTS.retryMs),
+      keepAliveMs: optionalInteger('keepAliveMs', options.keepAliveMs, 0, STREAMING_DEFAULTS.keepAliveMs),
+      highWaterMark: optionalInteger('highWaterMark', options.highWaterMark, 1024, STREAMING_DEFAULTS.highWaterMark),
+      pollAfterMs: optionalInteger('pollAfterMs', options.pollAfterMs, 0, STREAMING_DEFAULTS.pollAfterMs),
+      detachedStreamTtlMs: optionalInteger('detachedStreamTtlMs', options.detachedStreamTtlMs, 0, STREAMING_DEFAULTS.detachedStreamTtlMs)
+    },
+    retention: {
+      maxEventsPerStream: optionalInteger('retention.maxEventsPerStream', retention.maxEventsPerStream, 1, RETENTION_DEFAULTS.maxEventsPerStream),
+      maxBytesPerSession: optionalInteger('retention.maxBytesPerSession', retention.maxBytesPerSession, 1, RETENTION_DEFAULTS.maxBytesPerSession),
+      maxAgeMs: optionalInteger('retention.maxAgeMs', retention.maxAgeMs, 1, RETENTION_DEFAULTS.maxAgeMs)
+    }
+  }
+}
+
+async function mcpStreaming (fastify: FastifyInstance, options: McpStreamingOptions): Promise<void> {
+  const checked = checkOptions(options)
+  const store = checked.store ?? new MemoryEventStore(checked.retention)
+  const hub = new StreamHub(store, checked.settings, fastify.log)
+  fastify.decorate('mcpEvents', store)
+  fastify.decorate('mcpStreams', hub)
+  // Streams end first (with a retry hint, so clients resume after a restart or elsewhere).
+  fastify.addHook('preClose', async () => { hub.closeAll() })
+  if (checked.store === undefined) fastify.addHook('onClose', async () => { await store.close() })
+}
+
+export default fp(mcpStreaming, {
+  name: 'mcp-gateway-streaming',
+  fastify: '5.x',
+  dependencies: ['mcp-gateway-sessions']
+})
