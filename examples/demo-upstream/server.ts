@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js'
+import { InMemoryEventStore } from '@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js'
 import { z } from 'zod'
 
 export interface DemoUpstreamOptions {
@@ -28,6 +29,14 @@ export interface DemoUpstreamOptions {
    * @default false
    */
   jsonResponse?: boolean
+  /**
+   * Give every SSE event an id and keep them (the SDK's in-memory event store), so a client (or
+   * the gateway) can resume a cut stream with `Last-Event-ID`.
+   * @default false
+   */
+  resumable?: boolean
+  /** Registers more tools on each session's server (tests use this). */
+  extraTools?: (server: McpServer) => void
 }
 
 /** What the upstream saw, for tests to assert on. */
@@ -49,7 +58,7 @@ export interface DemoUpstream {
   close: () => Promise<void>
 }
 
-function buildServer (jsonResponse: boolean, record: DemoUpstreamRecord): McpServer {
+function buildServer (jsonResponse: boolean, record: DemoUpstreamRecord, extraTools: DemoUpstreamOptions['extraTools']): McpServer {
   const mcp = new McpServer({ name: 'demo-upstream', version: '1.0.0' }, { capabilities: { logging: {} } })
 
   mcp.registerTool('echo', {
@@ -112,6 +121,7 @@ function buildServer (jsonResponse: boolean, record: DemoUpstreamRecord): McpSer
     return { content: [{ type: 'text', text: ok ? 'confirmed' : 'declined' }] }
   })
 
+  extraTools?.(mcp)
   return mcp
 }
 
@@ -160,10 +170,11 @@ export async function startDemoUpstream (options: DemoUpstreamOptions = {}): Pro
         refuse(res, 400, 'Bad Request: Mcp-Session-Id header is required')
         return
       }
-      const mcp = buildServer(jsonResponse, record)
+      const mcp = buildServer(jsonResponse, record, options.extraTools)
       const created: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
         sessionIdGenerator: randomUUID,
         enableJsonResponse: jsonResponse,
+        eventStore: options.resumable === true ? new InMemoryEventStore() : undefined,
         onsessioninitialized: (id) => { transports.set(id, created) },
         onsessionclosed: (id) => {
           transports.delete(id)

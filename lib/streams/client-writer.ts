@@ -13,7 +13,8 @@ export interface Sink {
   destroy (): void
   readonly writableLength: number
   readonly destroyed: boolean
-  once (event: 'close', listener: () => void): unknown
+  once (event: 'close' | 'drain', listener: () => void): unknown
+  off (event: 'close' | 'drain', listener: () => void): unknown
 }
 
 export type WriterEnd = 'done' | 'client' | 'slow' | 'poll' | 'shutdown' | 'replaced' | 'session'
@@ -64,6 +65,25 @@ export class ClientWriter {
     return true
   }
 
+  /** Whether the client has more unread than the high-water mark (replays wait for it). */
+  get saturated (): boolean {
+    return this.sink.writableLength > this.highWaterMark
+  }
+
+  /** Resolves when the client has read what was written, or is gone. */
+  drained (): Promise<void> {
+    if (this.ended !== undefined || !this.saturated) return Promise.resolve()
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.sink.off('drain', done)
+        this.sink.off('close', done)
+        resolve()
+      }
+      this.sink.once('drain', done)
+      this.sink.once('close', done)
+    })
+  }
+
   keepAlive (now: number): void {
     if (this.ended === undefined) this.write(encodeComment('keep-alive'), now)
   }
@@ -83,8 +103,9 @@ export class ClientWriter {
     }
     this.sink.write(text)
     this.lastWriteAt = now
-    if (this.sink.writableLength > this.highWaterMark) {
-      // A slow reader: drop the connection, not the events; the client resumes from the log.
+    if (!this.catchingUp && this.saturated) {
+      // A slow reader of live events: drop the connection, not the events; the client resumes
+      // from the log. (Replays instead wait for the reader: see LiveStream.catchUp.)
       this.finish('slow')
       this.sink.destroy()
     }

@@ -140,7 +140,13 @@ export class ResumableStreams {
       // A finished stream: the log is all there is.
       const writer = this.hub.writer(sink, streamId, seq)
       writer.start(this.hub.options.retryMs, false, Date.now())
-      for (const event of check.events) writer.deliver(event, Date.now())
+      writer.catchingUp = true
+      for (const event of check.events) {
+        writer.deliver(event, Date.now())
+        if (writer.saturated) await writer.drained()
+        if (writer.ended !== undefined) break
+      }
+      writer.catchingUp = false
       writer.end('done')
       return undefined
     }
