@@ -47,6 +47,7 @@ function checkOptions (options: McpStreamingOptions): { settings: StreamingOptio
       retryMs: optionalInteger('retryMs', options.retryMs, 0, STREAMING_DEFAULTS.retryMs),
       keepAliveMs: optionalInteger('keepAliveMs', options.keepAliveMs, 0, STREAMING_DEFAULTS.keepAliveMs),
       highWaterMark: optionalInteger('highWaterMark', options.highWaterMark, 1024, STREAMING_DEFAULTS.highWaterMark),
+      slowReaderTimeoutMs: optionalInteger('slowReaderTimeoutMs', options.slowReaderTimeoutMs, 1, STREAMING_DEFAULTS.slowReaderTimeoutMs),
       pollAfterMs: optionalInteger('pollAfterMs', options.pollAfterMs, 0, STREAMING_DEFAULTS.pollAfterMs),
       detachedStreamTtlMs: optionalInteger('detachedStreamTtlMs', options.detachedStreamTtlMs, 0, STREAMING_DEFAULTS.detachedStreamTtlMs)
     },

@@ -29,6 +29,8 @@ export class ClientWriter {
   hasResumePoint = false
   /** True while the log is being replayed to this client: live events wait. */
   catchingUp = false
+  /** When the client's unread bytes last went over the high-water mark. */
+  saturatedSince: number | undefined = undefined
   ended: WriterEnd | undefined = undefined
   private readonly sink: Sink
   private readonly highWaterMark: number
@@ -103,12 +105,22 @@ export class ClientWriter {
     }
     this.sink.write(text)
     this.lastWriteAt = now
-    if (!this.catchingUp && this.saturated) {
-      // A slow reader of live events: drop the connection, not the events; the client resumes
-      // from the log. (Replays instead wait for the reader: see LiveStream.catchUp.)
-      this.finish('slow')
-      this.sink.destroy()
+    if (this.saturatedSince === undefined && this.saturated) {
+      this.saturatedSince = now
+      void this.drained().then(() => { this.saturatedSince = undefined })
     }
+  }
+
+  /**
+   * Drops a client that has left more than the high-water mark unread for `stallMs`: the
+   * connection goes, not the events; the client resumes from the log. Until then the upstream
+   * waits for it (see `pumpSse`), so gateway memory per stream stays near the high-water mark.
+   */
+  dropIfStalled (now: number, stallMs: number): boolean {
+    if (this.ended !== undefined || this.saturatedSince === undefined || now - this.saturatedSince < stallMs) return false
+    this.finish('slow')
+    this.sink.destroy()
+    return true
   }
 
   private finish (why: WriterEnd): void {

@@ -22,11 +22,17 @@ export interface StreamingOptions {
    */
   keepAliveMs: number
   /**
-   * Bytes a client may leave unread before the gateway drops its connection (it resumes from the
-   * log); bounds gateway memory per slow client.
+   * Bytes a client may leave unread. Past it, the gateway stops reading the upstream for that
+   * stream until the client catches up, which bounds gateway memory per stream.
    * @default 1 MiB
    */
   highWaterMark: number
+  /**
+   * A client that stays past the high-water mark this long is dropped (it resumes from the log),
+   * and the upstream is read into the log again.
+   * @default 10000
+   */
+  slowReaderTimeoutMs: number
   /**
    * Close POST response streams this long after they open, so the client polls with `GET` and
    * `Last-Event-ID` (2025-11-25 clients). 0 keeps them open until the answer.
@@ -45,6 +51,7 @@ export const STREAMING_DEFAULTS: StreamingOptions = {
   retryMs: 1000,
   keepAliveMs: 15_000,
   highWaterMark: 1024 * 1024,
+  slowReaderTimeoutMs: 10_000,
   pollAfterMs: 0,
   detachedStreamTtlMs: 300_000
 }
@@ -77,7 +84,7 @@ export class StreamHub {
     this.options = options
     this.log = log
     this.now = now
-    const period = Math.max(50, Math.min(...[options.keepAliveMs, options.pollAfterMs, 5000].filter((ms) => ms > 0)) / 2)
+    const period = Math.max(50, Math.min(...[options.keepAliveMs, options.pollAfterMs, options.slowReaderTimeoutMs, 5000].filter((ms) => ms > 0)) / 2)
     this.timer = setInterval(() => this.sweep(), period)
     this.timer.unref()
   }
@@ -189,6 +196,7 @@ export class StreamHub {
     const now = this.now()
     const { keepAliveMs, pollAfterMs, detachedStreamTtlMs, retryMs } = this.options
     for (const writer of [...this.writers]) {
+      if (writer.dropIfStalled(now, this.options.slowReaderTimeoutMs)) continue
       if (pollAfterMs > 0 && writer.streamId !== GET_STREAM_ID && now - writer.attachedAt >= pollAfterMs && writer.hasResumePoint) {
         writer.end('poll', retryMs)
       } else if (keepAliveMs > 0 && now - writer.lastWriteAt >= keepAliveMs) {

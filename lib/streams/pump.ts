@@ -45,6 +45,12 @@ export function pumpSse (options: PumpOptions): Promise<PumpResult> {
           return
         }
         stream.publish(event.data, event.id)
+        const writer = stream.writer
+        if (writer !== undefined && writer.saturated && !source.isPaused()) {
+          // Let the client catch up before reading more: memory stays near the high-water mark.
+          source.pause()
+          void writer.drained().then(() => source.resume())
+        }
       }
     })
     source.on('data', (chunk: Buffer) => {

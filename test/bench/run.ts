@@ -4,12 +4,16 @@
  * Targets are measured in interleaved rounds (this machine is shared and noisy) and medians are
  * reported, with each proxy's CPU time per forwarded call.
  *
- * Options (env): BENCH_ROUNDS (default 5), BENCH_REQUESTS (per round and concurrency, default 2000).
+ * Then the stream benchmarks (replay of 10,000 events, memory per idle SSE stream).
+ *
+ * Options (env): BENCH_ROUNDS (default 5), BENCH_REQUESTS (per round and concurrency, default 2000),
+ * BENCH_ONLY (`calls` or `streams`).
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { McpLoadClient, median, type LoadResult } from './load.ts'
+import { benchIdleStreams, benchReplay } from './streams.ts'
 
 const SERVERS = fileURLToPath(new URL('./servers.js', import.meta.url))
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
@@ -90,5 +94,20 @@ async function benchMode (mode: 'upstream' | 'upstream-json'): Promise<void> {
   }
 }
 
-await benchMode('upstream')
-await benchMode('upstream-json')
+async function benchStreams (): Promise<void> {
+  const upstream = await startServer('upstream')
+  const gateway = await startServer('gateway', upstream.url)
+  await benchReplay(gateway)
+  await benchIdleStreams(gateway)
+  for (const server of [gateway, upstream]) {
+    server.child.send('exit')
+    await once(server.child, 'exit')
+  }
+}
+
+const only = process.env.BENCH_ONLY
+if (only === undefined || only === 'calls') {
+  await benchMode('upstream')
+  await benchMode('upstream-json')
+}
+if (only === undefined || only === 'streams') await benchStreams()

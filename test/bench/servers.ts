@@ -4,6 +4,7 @@
  * URL, then answers `cpu` messages with its CPU time in microseconds.
  */
 import Fastify from 'fastify'
+import { z } from 'zod'
 import httpProxy from '@fastify/http-proxy'
 import { startDemoUpstream } from '../../examples/demo-upstream/server.ts'
 import { createGateway } from '../../examples/gateway/create-gateway.ts'
@@ -12,12 +13,29 @@ type Kind = 'upstream' | 'upstream-json' | 'gateway' | 'forwarder'
 
 async function start (kind: Kind, target: string | undefined): Promise<string> {
   if (kind === 'upstream' || kind === 'upstream-json') {
-    const up = await startDemoUpstream({ jsonResponse: kind === 'upstream-json' })
+    const up = await startDemoUpstream({
+      jsonResponse: kind === 'upstream-json',
+      // For the replay benchmark: many notifications on one POST stream, as fast as possible.
+      extraTools: (server) => {
+        server.registerTool('flood', { inputSchema: { count: z.number().int() } }, async ({ count }, extra) => {
+          const progressToken = extra._meta?.progressToken ?? 'flood'
+          for (let progress = 1; progress <= count; progress++) {
+            await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress, total: count } })
+          }
+          return { content: [{ type: 'text', text: 'flooded' }] }
+        })
+      }
+    })
     return up.url
   }
   if (target === undefined) throw new Error('target URL required')
   if (kind === 'gateway') {
-    const app = await createGateway({ upstream: target, logLevel: false })
+    const app = await createGateway({
+      upstream: target,
+      logLevel: false,
+      // Room for the 10,000-event replay benchmark; keep-alives off so idle streams stay idle.
+      streaming: { keepAliveMs: 0, retention: { maxEventsPerStream: 20_000, maxBytesPerSession: 64 * 1024 * 1024 } }
+    })
     const address = await app.listen({ host: '127.0.0.1', port: 0 })
     return `${address}/mcp`
   }

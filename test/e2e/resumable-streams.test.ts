@@ -173,7 +173,7 @@ t.test('keep-alive comments on an idle stream', async (t) => {
   t.ok(comments.filter((c) => c === 'keep-alive').length >= 2, `saw ${comments.length} keep-alives`)
 })
 
-t.test('a reader that stops reading is dropped, not buffered for; it resumes from the log', async (t) => {
+t.test('a reader that stops reading holds the upstream back, then is dropped; it resumes from the log', async (t) => {
   const up = await upstream(t, {
     extraTools: (server) => {
       server.registerTool('flood', { inputSchema: { count: z.number().int(), size: z.number().int() } }, async ({ count, size }, extra) => {
@@ -186,7 +186,7 @@ t.test('a reader that stops reading is dropped, not buffered for; it resumes fro
       })
     }
   })
-  const gw = await gateway(t, { upstream: up.url, streaming: { highWaterMark: 64 * 1024, retention: { maxBytesPerSession: 64 * 1024 * 1024 } } })
+  const gw = await gateway(t, { upstream: up.url, streaming: { highWaterMark: 64 * 1024, slowReaderTimeoutMs: 200, retention: { maxBytesPerSession: 64 * 1024 * 1024 } } })
   const sessionId = await openSession(gw.url)
   const body = JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'flood', arguments: { count: 3000, size: 4000 }, _meta: { progressToken: 'f' } } })
   const port = Number(new URL(gw.url).port)
