@@ -14,3 +14,7 @@ export { StreamableHttpUpstream, UPSTREAM_DEFAULTS, type StreamableHttpUpstreamO
 export { isLoopbackOrigin, originChecker, type OriginPolicy } from './lib/origin.ts'
 export { default as mcpShutdown } from './plugins/shutdown.ts'
 export { ConnectionTracker } from './lib/connections.ts'
+export { default as mcpStreaming, type McpStreamingOptions } from './plugins/streaming.ts'
+export { MemoryEventStore } from './lib/events/memory-store.ts'
+export { RETENTION_DEFAULTS, formatEventId, parseEventId, type EventStore, type ReplayResult, type Retention, type StoredEvent } from './lib/events/store.ts'
+export { STREAMING_DEFAULTS, StreamHub, type StreamingOptions } from './lib/streams/hub.ts'

@@ -101,7 +101,7 @@ export class MemoryEventStore implements EventStore {
   private trimBytes (log: SessionLog): void {
     for (const stream of log.streams.values()) this.trimAge(log, stream)
     for (const stream of log.streams.values()) {
-      while (log.bytes > this.retention.maxBytesPerSession && stream.events.length > 1) this.dropOldest(log, stream, 1)
+      while (log.bytes > this.retention.maxBytesPerSession && stream.events.length > 0) this.dropOldest(log, stream, 1)
       if (log.bytes <= this.retention.maxBytesPerSession) return
     }
   }

@@ -225,3 +225,43 @@ t.test('an upstream stream that drops is resumed upstream with its own Last-Even
   t.match(events.at(-1)?.data, /liftoff/)
   t.ok(relay.opened() > 1, 'the gateway reconnected upstream')
 })
+
+t.test('an upstream GET stream that drops is re-opened; later notifications still reach the client', async (t) => {
+  const up = await upstream(t, {
+    extraTools: (server) => {
+      server.registerTool('announce', { inputSchema: { text: z.string() } }, async ({ text }) => {
+        await server.server.sendLoggingMessage({ level: 'info', data: text })
+        return { content: [{ type: 'text', text: 'announced' }] }
+      })
+    }
+  })
+  const relay = await cutter(t, up.url)
+  const gw = await gateway(t, { upstream: relay.url })
+  const sessionId = await openSession(gw.url)
+  const abort = new AbortController()
+  const get = await fetch(gw.url, { headers: sessionHeaders(sessionId), signal: abort.signal })
+  const reader = (get.body as ReadableStream<Uint8Array>).getReader()
+  const seen: string[] = []
+  const parser = new SseParser({ onEvent: (e) => { if (e.data !== '') seen.push(JSON.parse(e.data).params.data) } })
+  const pump = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }))
+      if (done) return
+      parser.push(value as Uint8Array)
+    }
+  })()
+  const announce = async (text: string): Promise<void> => {
+    const res = await fetch(gw.url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }), body: JSON.stringify({ jsonrpc: '2.0', id: text, method: 'tools/call', params: { name: 'announce', arguments: { text } } }) })
+    await res.text()
+  }
+  await eventually(() => up.record.requests.filter((r) => r.method === 'GET').length === 1)
+  await announce('before')
+  await eventually(() => seen.includes('before'))
+  relay.cut()
+  await eventually(() => up.record.requests.filter((r) => r.method === 'GET').length === 2, 5000)
+  await announce('after')
+  await eventually(() => seen.includes('after'))
+  t.same(seen, ['before', 'after'], 'the client stream never noticed')
+  abort.abort()
+  await pump
+})
