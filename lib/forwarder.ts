@@ -7,6 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import { GatewayErrors, toJsonRpcError } from './errors.ts'
 import { isRequest, toMessages, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from './jsonrpc.ts'
+import type { Abort } from './abort.ts'
 import type { Logger } from './logger.ts'
 import { DEFAULT_NEGOTIATED_VERSION, HEADER, STATELESS_VERSION, isStatelessRequest, supportsBatches } from './protocol.ts'
 import { BodyTooLargeError, drain, readBounded } from './relay/body.ts'
@@ -36,7 +37,7 @@ export interface ExchangeContext {
   headers: IncomingHttpHeaders
   resolution: SessionResolution
   /** Aborted when the client goes away. */
-  signal: AbortSignal
+  signal: Abort
   log: Logger
   /**
    * Takes the response over for a logged SSE stream: sends status and headers, returns the sink.
@@ -146,8 +147,8 @@ export class Forwarder {
     const onAbort = (): void => {
       if (session !== undefined && pending.size > 0) this.cancelUpstream(session, [...pending], ctx.log)
     }
-    ctx.signal.addEventListener('abort', onAbort, { once: true })
-    const settle = (): void => ctx.signal.removeEventListener('abort', onAbort)
+    ctx.signal.once('abort', onAbort)
+    const settle = (): void => { ctx.signal.off('abort', onAbort) }
 
     let res: UpstreamHttpResponse
     try {

@@ -6,6 +6,7 @@
 import { Readable } from 'node:stream'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { Abort } from '../lib/abort.ts'
 import { GatewayErrors, toJsonRpcError } from '../lib/errors.ts'
 import { Forwarder, resolveSession, type ExchangeContext, type ParsedBody, type SessionResolution } from '../lib/forwarder.ts'
 import { PARSE_ERROR, parseMessages, type JsonRpcId, type JsonRpcMessage } from '../lib/jsonrpc.ts'
@@ -178,7 +179,7 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
       url: checked.path,
       config: { mcp: { upstream: upstreamName } },
       handler: async (request: ResolvedRequest, reply) => {
-        const abort = new AbortController()
+        const abort = new Abort()
         const raw = reply.raw
         let takenOver = false
         // Before the log owns the response, a client that leaves aborts the upstream request.
@@ -186,7 +187,7 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
         const ctx: ExchangeContext = {
           headers: request.headers,
           resolution: request[kResolution] as SessionResolution,
-          signal: abort.signal,
+          signal: abort,
           log: request.log,
           onStreamStart: request.method === 'GET' ? () => { if (!raw.headersSent) raw.flushHeaders() } : undefined,
           openStream: streaming === undefined
@@ -194,8 +195,8 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
             : (status, headers) => {
                 takenOver = true
                 reply.hijack()
+                // Headers leave with the first write (`retry:` and priming follow at once).
                 raw.writeHead(status, headers)
-                raw.flushHeaders()
                 return raw
               }
         }

@@ -9,6 +9,9 @@ import { formatEventId, type StoredEvent } from '../events/store.ts'
 /** The part of a Node `ServerResponse` a writer uses. */
 export interface Sink {
   write (chunk: string): boolean
+  cork (): void
+  uncork (): void
+  readonly writableCorked: number
   end (): void
   destroy (): void
   readonly writableLength: number
@@ -33,6 +36,7 @@ export class ClientWriter {
   saturatedSince: number | undefined = undefined
   ended: WriterEnd | undefined = undefined
   private readonly sink: Sink
+  private corked = false
   private readonly highWaterMark: number
   private readonly onEnd: (writer: ClientWriter, why: WriterEnd) => void
 
@@ -98,10 +102,22 @@ export class ClientWriter {
     this.sink.end()
   }
 
+  /** @internal */
+  uncork (): void {
+    this.corked = false
+    if (this.sink.writableCorked > 0) this.sink.uncork()
+  }
+
   private write (text: string, now: number): void {
     if (this.sink.destroyed) {
       this.finish('client')
       return
+    }
+    if (!this.corked) {
+      // Events of one upstream chunk (and the end) leave in one write, not one syscall each.
+      this.corked = true
+      this.sink.cork()
+      setImmediate(uncork, this)
     }
     this.sink.write(text)
     this.lastWriteAt = now
@@ -128,4 +144,8 @@ export class ClientWriter {
     this.ended = why
     this.onEnd(this, why)
   }
+}
+
+function uncork (writer: ClientWriter): void {
+  writer.uncork()
 }

@@ -5,6 +5,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import { Pool } from 'undici'
+import type { AbortLike } from '../abort.ts'
 import { GatewayErrors } from '../errors.ts'
 
 export interface StreamableHttpUpstreamOptions {
@@ -53,7 +54,7 @@ export interface UpstreamHttpRequest {
   /** Already filtered: only what may reach the upstream. */
   headers: Record<string, string>
   body?: Buffer | string
-  signal?: AbortSignal
+  signal?: AbortLike
   /** A stream that may stay idle (the GET stream): no body timeout. */
   longLived?: boolean
 }
