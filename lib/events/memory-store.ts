@@ -8,8 +8,12 @@ interface StreamLog {
 
 interface SessionLog {
   streams: Map<string, StreamLog>
+  /** Streams emptied by retention, with their last sequence number (the newest 1,024). */
+  forgotten: Map<string, number>
   bytes: number
 }
+
+const FORGOTTEN_KEPT = 1024
 
 /** The default event store: per-stream arrays in this process, trimmed by count, bytes and age. */
 export class MemoryEventStore implements EventStore {
@@ -25,7 +29,7 @@ export class MemoryEventStore implements EventStore {
   private session (sessionId: string): SessionLog {
     let log = this.sessions.get(sessionId)
     if (log === undefined) {
-      log = { streams: new Map(), bytes: 0 }
+      log = { streams: new Map(), forgotten: new Map(), bytes: 0 }
       this.sessions.set(sessionId, log)
     }
     return log
@@ -34,7 +38,8 @@ export class MemoryEventStore implements EventStore {
   private stream (log: SessionLog, streamId: string): StreamLog {
     let stream = log.streams.get(streamId)
     if (stream === undefined) {
-      stream = { events: [], firstSeq: 1 }
+      stream = { events: [], firstSeq: (log.forgotten.get(streamId) ?? 0) + 1 }
+      log.forgotten.delete(streamId)
       log.streams.set(streamId, stream)
     }
     return stream
@@ -50,15 +55,20 @@ export class MemoryEventStore implements EventStore {
     if (stream.events.length === 0) stream.firstSeq = event.seq
     stream.events.push(event)
     log.bytes += event.data.length
-    if (stream.events.length > this.retention.maxEventsPerStream) this.dropOldest(log, stream, stream.events.length - this.retention.maxEventsPerStream)
+    if (stream.events.length > this.retention.maxEventsPerStream) this.dropOldest(log, streamId, stream, stream.events.length - this.retention.maxEventsPerStream)
     if (log.bytes > this.retention.maxBytesPerSession) this.trimBytes(log)
   }
 
   async replay (sessionId: string, streamId: string, afterSeq: number): Promise<ReplayResult> {
     const log = this.sessions.get(sessionId)
     const stream = log?.streams.get(streamId)
-    if (log === undefined || stream === undefined) return { kind: 'unknown' }
-    this.trimAge(log, stream)
+    if (log === undefined) return { kind: 'unknown' }
+    if (stream === undefined) {
+      const lastSeq = log.forgotten.get(streamId)
+      if (lastSeq === undefined) return { kind: 'unknown' }
+      return afterSeq >= lastSeq ? { kind: 'events', events: [] } : { kind: 'trimmed' }
+    }
+    this.trimAge(log, streamId, stream)
     if (afterSeq + 1 < stream.firstSeq) return { kind: 'trimmed' }
     const start = afterSeq + 1 - stream.firstSeq
     return { kind: 'events', events: start >= stream.events.length ? [] : stream.events.slice(start) }
@@ -84,25 +94,41 @@ export class MemoryEventStore implements EventStore {
     this.sessions.clear()
   }
 
-  private dropOldest (log: SessionLog, stream: StreamLog, count: number): void {
+  /** Drops a stream's `count` oldest events; a stream emptied this way is forgotten. */
+  private dropOldest (log: SessionLog, streamId: string, stream: StreamLog, count: number): void {
     const dropped = stream.events.splice(0, count)
     for (const event of dropped) log.bytes -= event.data.length
     stream.firstSeq += dropped.length
+    // Forget emptied streams, or a long session would keep one entry per call it ever made.
+    if (stream.events.length === 0 && dropped.length > 0) {
+      log.streams.delete(streamId)
+      log.forgotten.set(streamId, stream.firstSeq - 1)
+      if (log.forgotten.size > FORGOTTEN_KEPT) log.forgotten.delete(log.forgotten.keys().next().value as string)
+    }
   }
 
-  private trimAge (log: SessionLog, stream: StreamLog): void {
+  private trimAge (log: SessionLog, streamId: string, stream: StreamLog): void {
     const oldest = this.now() - this.retention.maxAgeMs
     let count = 0
     while (count < stream.events.length && (stream.events[count] as StoredEvent).at < oldest) count++
-    if (count > 0) this.dropOldest(log, stream, count)
+    if (count > 0) this.dropOldest(log, streamId, stream, count)
   }
 
-  /** Over the byte budget: age out first, then drop the oldest events of the oldest streams. */
+  /**
+   * Over the byte budget: drop the oldest events of the oldest streams (a Map iterates in
+   * creation order, and emptied streams leave it), one splice per stream: amortised O(1).
+   */
   private trimBytes (log: SessionLog): void {
-    for (const stream of log.streams.values()) this.trimAge(log, stream)
-    for (const stream of log.streams.values()) {
-      while (log.bytes > this.retention.maxBytesPerSession && stream.events.length > 0) this.dropOldest(log, stream, 1)
-      if (log.bytes <= this.retention.maxBytesPerSession) return
+    const max = this.retention.maxBytesPerSession
+    for (const [streamId, stream] of log.streams) {
+      if (log.bytes <= max) return
+      let excess = log.bytes - max
+      let count = 0
+      while (count < stream.events.length && excess > 0) {
+        excess -= (stream.events[count] as StoredEvent).data.length
+        count++
+      }
+      this.dropOldest(log, streamId, stream, count)
     }
   }
 }

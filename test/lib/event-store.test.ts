@@ -65,3 +65,15 @@ t.test('retention by age', async (t) => {
   await store.close()
   t.same(await store.stats(), { events: 0, bytes: 0, streams: 0 })
 })
+
+t.test('a long session keeps no entry for streams that retention emptied', async (t) => {
+  const store = new MemoryEventStore({ maxBytesPerSession: 1000 })
+  for (let i = 0; i < 5000; i++) await store.append('s', `p${i}`, ev(1, 'x'.repeat(100)))
+  const stats = await store.stats()
+  t.ok(stats.streams <= 11, `${stats.streams} streams kept`)
+  t.ok(stats.bytes <= 1000)
+  t.same(seqs(await store.replay('s', 'p4999', 0)), [1])
+  t.same(seqs(await store.replay('s', 'p4000', 0)), 'trimmed', 'a recently forgotten stream answers trimmed')
+  t.same(seqs(await store.replay('s', 'p4000', 1)), [], 'nothing was missed after its last event')
+  t.same(seqs(await store.replay('s', 'p1', 0)), 'unknown', 'long-forgotten streams are unknown')
+})
