@@ -13,7 +13,7 @@ import { DEFAULT_NEGOTIATED_VERSION, HEADER, STATELESS_VERSION, isStatelessReque
 import { BodyTooLargeError, drain, readBounded } from './relay/body.ts'
 import { upstreamRequestHeaders } from './relay/headers.ts'
 import { relaySse } from './relay/sse-relay.ts'
-import type { SessionManager } from './session/manager.ts'
+import type { SessionEndReason, SessionManager } from './session/manager.ts'
 import type { SessionRecord } from './session/store.ts'
 import type { StreamableHttpUpstream, UpstreamHttpResponse } from './upstream/streamable-http.ts'
 import type { StreamHub } from './streams/hub.ts'
@@ -105,6 +105,7 @@ export async function resolveSession (sessions: SessionManager, headers: Incomin
   }
   if (findInitialize(messages) !== undefined) {
     if (body?.batch === true) throw new GatewayErrors.INVALID_REQUEST('Invalid Request: initialize must be sent on its own, not in a batch')
+    if (!await sessions.hasRoom()) throw new GatewayErrors.TOO_MANY_SESSIONS(sessions.limits.maxSessions)
     return { kind: 'initialize' }
   }
   if (isStatelessRequest(headers, messages)) {
@@ -242,7 +243,7 @@ export class Forwarder {
       try {
         raw = await readBounded(res.body, this.maxResponseBytes)
       } catch (err) {
-        if (opened !== undefined) await this.sessions.end(opened.id)
+        if (opened !== undefined) await this.sessions.end(opened.id, 'failed')
         if (err instanceof BodyTooLargeError) throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, err.message, { cause: err })
         throw ctx.signal.aborted ? err : new GatewayErrors.UPSTREAM_UNAVAILABLE(this.upstream.name, { cause: err })
       }
@@ -254,7 +255,7 @@ export class Forwarder {
         parsed = { ok: false, code: 0, message: (err as Error).message }
       }
       if (!parsed.ok) {
-        if (opened !== undefined) await this.sessions.end(opened.id)
+        if (opened !== undefined) await this.sessions.end(opened.id, 'failed')
         throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, parsed.message)
       }
       if (onMessage !== undefined) for (const message of parsed.messages) onMessage(message)
@@ -263,7 +264,7 @@ export class Forwarder {
     drain(res.body)
     settle()
     if (pending.size > 0) {
-      if (opened !== undefined) await this.sessions.end(opened.id)
+      if (opened !== undefined) await this.sessions.end(opened.id, 'failed')
       throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, `unexpected content type "${type}" for a request`)
     }
     return { status: res.status, headers, body: null }
@@ -303,15 +304,16 @@ export class Forwarder {
     }
     const session = ctx.resolution.session
     await this.endUpstream(session, ctx.log)
-    await this.forget(session)
+    await this.sessions.end(session.id, 'deleted')
     ctx.log.info({ sessionId: session.id, upstream: this.upstream.name }, 'session deleted')
     return { status: 200, headers: {}, body: null }
   }
 
-  /** Drops a session from the store and its streams and event log from the hub. */
-  async forget (session: SessionRecord): Promise<void> {
-    await this.sessions.end(session.id)
-    await this.resumable?.hub.endSession(session.id)
+  /** Frees what this upstream's exchanges hold for a session that ended (any reason). */
+  async released (record: SessionRecord, reason: SessionEndReason, log: Logger): Promise<void> {
+    if (record.upstream !== this.upstream.name) return
+    await this.resumable?.hub.endSession(record.id)
+    if (reason === 'expired') await this.endUpstream(record, log)
   }
 
   /** Tells the upstream a session is over; failures are logged, never thrown. */
@@ -334,7 +336,7 @@ export class Forwarder {
     if (res.status === 404 && session !== undefined) {
       // The upstream forgot the session (restart, expiry): forget ours so the client re-initialises.
       drain(res.body)
-      await this.forget(session)
+      await this.sessions.end(session.id, 'upstream-gone')
       throw new GatewayErrors.SESSION_NOT_FOUND()
     }
     if (res.status === 401 || res.status === 403) {

@@ -127,8 +127,12 @@ function soleRequestId (request: FastifyRequest): JsonRpcId | null {
   return 'method' in message && 'id' in message ? message.id : null
 }
 
+/** Seconds a client is told to wait when the gateway is full or draining. */
+const RETRY_AFTER_SECONDS = '5'
+
 function errorHandler (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const { status, body } = toJsonRpcError(err, soleRequestId(request))
+  if (status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
   if (status >= 500) {
     request.log.error({ err, sessionId: request.mcpSession?.id }, 'MCP exchange failed')
   } else {
@@ -150,6 +154,14 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
   const upstreamName = checked.upstream.name
 
   if (!fastify.hasRequestDecorator('mcpMessages')) fastify.decorateRequest('mcpMessages', null)
+  // However a session ends (DELETE, expiry, upstream gone), free its streams and log here.
+  fastify.mcpSessions.onEnd(async (record, reason) => {
+    try {
+      await forwarder.released(record, reason, fastify.log)
+    } catch (err) {
+      fastify.log.error({ err, sessionId: record.id }, 'freeing an ended session failed')
+    }
+  })
 
   // Open SSE responses, ended in preClose: an open stream would otherwise keep close() waiting.
   const streams = new Set<Readable>()

@@ -1,16 +1,21 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { invalid } from '../lib/options.ts'
-import { SessionManager } from '../lib/session/manager.ts'
+import { invalid, optionalInteger } from '../lib/options.ts'
+import { SESSION_LIMITS, SessionManager, type SessionLimits } from '../lib/session/manager.ts'
 import { MemorySessionStore } from '../lib/session/memory-store.ts'
 import type { SessionRecord, SessionStore } from '../lib/session/store.ts'
 
-export interface McpSessionsOptions {
+export interface McpSessionsOptions extends Partial<SessionLimits> {
   /**
    * Where session records live. The plugin closes a store only if it created it.
    * @default a new `MemorySessionStore` (one process, no setup)
    */
   store?: SessionStore
+  /**
+   * How often expired sessions are looked for.
+   * @default a quarter of `idleTimeoutMs`, at most 30 s
+   */
+  sweepIntervalMs?: number
 }
 
 declare module 'fastify' {
@@ -24,9 +29,15 @@ declare module 'fastify' {
   }
 }
 
-const STORE_METHODS = ['create', 'get', 'update', 'touch', 'delete', 'size', 'close'] as const
+const STORE_METHODS = ['create', 'get', 'update', 'touch', 'delete', 'size', 'listExpired', 'close'] as const
 
-function checkOptions (options: McpSessionsOptions): { store: SessionStore | undefined } {
+interface Checked {
+  store: SessionStore | undefined
+  limits: SessionLimits
+  sweepIntervalMs: number
+}
+
+function checkOptions (options: McpSessionsOptions): Checked {
   const store = options.store
   if (store !== undefined) {
     if (typeof store !== 'object' || store === null) throw invalid('store', 'must be a SessionStore')
@@ -36,17 +47,38 @@ function checkOptions (options: McpSessionsOptions): { store: SessionStore | und
       }
     }
   }
-  return { store }
+  const limits: SessionLimits = {
+    idleTimeoutMs: optionalInteger('idleTimeoutMs', options.idleTimeoutMs, 1, SESSION_LIMITS.idleTimeoutMs),
+    maxLifetimeMs: optionalInteger('maxLifetimeMs', options.maxLifetimeMs, 1, SESSION_LIMITS.maxLifetimeMs),
+    maxSessions: optionalInteger('maxSessions', options.maxSessions, 1, SESSION_LIMITS.maxSessions)
+  }
+  const sweepIntervalMs = optionalInteger('sweepIntervalMs', options.sweepIntervalMs, 10, Math.max(10, Math.min(30_000, Math.floor(limits.idleTimeoutMs / 4))))
+  return { store, limits, sweepIntervalMs }
 }
 
 async function mcpSessions (fastify: FastifyInstance, options: McpSessionsOptions): Promise<void> {
   const checked = checkOptions(options)
   const store = checked.store ?? new MemorySessionStore()
-  fastify.decorate('mcpSessions', new SessionManager(store))
+  const sessions = new SessionManager(store, Date.now, checked.limits)
+  fastify.decorate('mcpSessions', sessions)
   fastify.decorateRequest('mcpSession', null)
-  if (checked.store === undefined) {
-    fastify.addHook('onClose', async () => { await store.close() })
-  }
+
+  // One timer for all sessions; a sweep never overlaps the previous one.
+  let sweeping: Promise<void> | undefined
+  const timer = setInterval(() => {
+    if (sweeping !== undefined) return
+    sweeping = sessions.sweep()
+      .then((expired) => { if (expired > 0) fastify.log.info({ expired }, 'expired idle sessions') })
+      .catch((err: unknown) => { fastify.log.error({ err }, 'session sweep failed') })
+      .finally(() => { sweeping = undefined })
+  }, checked.sweepIntervalMs)
+  timer.unref()
+
+  fastify.addHook('onClose', async () => {
+    clearInterval(timer)
+    await sweeping
+    if (checked.store === undefined) await store.close()
+  })
 }
 
 export default fp(mcpSessions, { name: 'mcp-gateway-sessions', fastify: '5.x' })

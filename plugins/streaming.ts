@@ -65,6 +65,13 @@ async function mcpStreaming (fastify: FastifyInstance, options: McpStreamingOpti
   const hub = new StreamHub(store, checked.settings, fastify.log)
   fastify.decorate('mcpEvents', store)
   fastify.decorate('mcpStreams', hub)
+  // A client listening on a stream is using its session, even without sending requests.
+  hub.onActiveSessions = (sessionIds) => {
+    const now = Date.now()
+    for (const id of sessionIds) {
+      fastify.mcpSessions.store.touch(id, now).catch((err: unknown) => { fastify.log.warn({ err, sessionId: id }, 'session touch failed') })
+    }
+  }
   // Streams end first (with a retry hint, so clients resume after a restart or elsewhere).
   fastify.addHook('preClose', async () => { hub.closeAll() })
   if (checked.store === undefined) fastify.addHook('onClose', async () => { await store.close() })

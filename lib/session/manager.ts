@@ -9,20 +9,67 @@ export interface OpenSession {
   clientCapabilities?: Record<string, unknown>
 }
 
-/** Issues gateway session ids and keeps their records in a `SessionStore`. */
+/** Why a session ended. */
+export type SessionEndReason = 'deleted' | 'expired' | 'upstream-gone' | 'failed'
+
+export type SessionEndListener = (record: SessionRecord, reason: SessionEndReason) => void | Promise<void>
+
+export interface SessionLimits {
+  /**
+   * A session not used for this long is expired (the upstream is told, everything it held freed).
+   * @default 1800000 (30 minutes)
+   */
+  idleTimeoutMs: number
+  /**
+   * A session older than this is expired however busy it is.
+   * @default 86400000 (24 hours)
+   */
+  maxLifetimeMs: number
+  /**
+   * Most live sessions; an `initialize` past it gets 503 with `Retry-After`.
+   * @default 10000
+   */
+  maxSessions: number
+}
+
+export const SESSION_LIMITS: SessionLimits = {
+  idleTimeoutMs: 30 * 60_000,
+  maxLifetimeMs: 24 * 60 * 60_000,
+  maxSessions: 10_000
+}
+
+/** Issues gateway session ids, keeps their records in a `SessionStore`, and expires them. */
 export class SessionManager {
   readonly store: SessionStore
+  readonly limits: SessionLimits
   private readonly now: () => number
+  private readonly endListeners: SessionEndListener[] = []
+  /** Counters since start, for metrics. */
+  readonly counts = { created: 0, expired: 0, rejected: 0, ended: 0 }
 
-  constructor (store: SessionStore, now: () => number = Date.now) {
+  constructor (store: SessionStore, now: () => number = Date.now, limits: Partial<SessionLimits> = {}) {
     this.store = store
     this.now = now
+    this.limits = { ...SESSION_LIMITS, ...limits }
+  }
+
+  /** Called with every session that ends, whatever the reason: free what you hold for it. */
+  onEnd (listener: SessionEndListener): void {
+    this.endListeners.push(listener)
+  }
+
+  /** Whether another session may open now. */
+  async hasRoom (): Promise<boolean> {
+    if (await this.store.size() < this.limits.maxSessions) return true
+    this.counts.rejected++
+    return false
   }
 
   async open (init: OpenSession): Promise<SessionRecord> {
     const at = this.now()
     const record: SessionRecord = { id: newSessionId(), ...init, createdAt: at, lastSeenAt: at }
     await this.store.create(record)
+    this.counts.created++
     return record
   }
 
@@ -40,8 +87,31 @@ export class SessionManager {
     return this.store.update(id, patch)
   }
 
-  end (id: string): Promise<boolean> {
-    return this.store.delete(id)
+  /** Ends a session: deletes its record and tells every end listener. */
+  async end (id: string, reason: SessionEndReason = 'deleted'): Promise<boolean> {
+    const record = await this.store.get(id)
+    const deleted = await this.store.delete(id)
+    if (!deleted || record === undefined) return false
+    this.counts.ended++
+    if (reason === 'expired') this.counts.expired++
+    for (const listener of this.endListeners) {
+      // Listeners log their own failures; one failing must not keep the others from freeing theirs.
+      try {
+        await listener(record, reason)
+      } catch {}
+    }
+    return true
+  }
+
+  /** Ends every session past its idle timeout or lifetime; returns how many. */
+  async sweep (batch = 1000): Promise<number> {
+    const now = this.now()
+    const expired = await this.store.listExpired(now - this.limits.idleTimeoutMs, now - this.limits.maxLifetimeMs, batch)
+    let ended = 0
+    for (const record of expired) {
+      if (await this.end(record.id, 'expired')) ended++
+    }
+    return ended
   }
 
   count (): Promise<number> {

@@ -36,6 +36,15 @@ export class MemorySessionStore implements SessionStore {
     return this.records.size
   }
 
+  async listExpired (idleBefore: number, createdBefore: number, limit: number): Promise<SessionRecord[]> {
+    const out: SessionRecord[] = []
+    for (const record of this.records.values()) {
+      if (out.length >= limit) break
+      if (record.lastSeenAt < idleBefore || record.createdAt < createdBefore) out.push({ ...record })
+    }
+    return out
+  }
+
   async close (): Promise<void> {
     this.records.clear()
   }

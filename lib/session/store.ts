@@ -31,5 +31,10 @@ export interface SessionStore {
   delete (id: string): Promise<boolean>
   /** Number of live records. */
   size (): Promise<number>
+  /**
+   * Records last seen before `idleBefore`, or created before `createdBefore` (epoch ms), at most
+   * `limit` of them: what the sweeper expires.
+   */
+  listExpired (idleBefore: number, createdBefore: number, limit: number): Promise<SessionRecord[]>
   close (): Promise<void>
 }

@@ -79,6 +79,9 @@ export class StreamHub {
   private counter = 0
   private timer: NodeJS.Timeout | undefined
 
+  /** Told, at each sweep, which sessions have a client attached: those are in use, not idle. */
+  onActiveSessions: ((sessionIds: Set<string>) => void) | undefined = undefined
+
   constructor (store: EventStore, options: StreamingOptions, log: Logger, now: () => number = Date.now) {
     this.store = store
     this.options = options
@@ -195,6 +198,7 @@ export class StreamHub {
   private sweep (): void {
     const now = this.now()
     const { keepAliveMs, pollAfterMs, detachedStreamTtlMs, retryMs } = this.options
+    const active = new Set<string>()
     for (const writer of [...this.writers]) {
       if (writer.dropIfStalled(now, this.options.slowReaderTimeoutMs)) continue
       if (pollAfterMs > 0 && writer.streamId !== GET_STREAM_ID && now - writer.attachedAt >= pollAfterMs && writer.hasResumePoint) {
@@ -208,9 +212,11 @@ export class StreamHub {
         // A finished POST stream stays resumable from the log; the live object is not needed.
         if (post.done && post.writer === undefined) streams.posts.delete(id)
       }
+      for (const post of streams.posts.values()) if (post.writer !== undefined) active.add(sessionId)
       const get = streams.get
       if (get !== undefined) {
         if (get.writer !== undefined) {
+          active.add(sessionId)
           streams.getDetachedAt = undefined
         } else if (streams.getDetachedAt === undefined) {
           streams.getDetachedAt = now
@@ -222,5 +228,6 @@ export class StreamHub {
       }
       if (streams.get === undefined && streams.posts.size === 0) this.sessions.delete(sessionId)
     }
+    if (active.size > 0) this.onActiveSessions?.(active)
   }
 }
