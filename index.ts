@@ -18,3 +18,5 @@ export { default as mcpStreaming, type McpStreamingOptions } from './plugins/str
 export { MemoryEventStore } from './lib/events/memory-store.ts'
 export { RETENTION_DEFAULTS, formatEventId, parseEventId, type EventStore, type ReplayResult, type Retention, type StoredEvent } from './lib/events/store.ts'
 export { STREAMING_DEFAULTS, StreamHub, type StreamingOptions } from './lib/streams/hub.ts'
+export { default as mcpHealth, HEALTH_DEFAULTS, type McpHealthOptions } from './plugins/health.ts'
+export { SESSION_LIMITS, type SessionEndReason, type SessionLimits } from './lib/session/manager.ts'

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import { invalid, isPlainObject } from '../lib/options.ts'
 import mcpProxy, { type McpProxyOptions } from './proxy.ts'
 import mcpSessions, { type McpSessionsOptions } from './sessions.ts'
+import mcpHealth, { type McpHealthOptions } from './health.ts'
 import mcpShutdown from './shutdown.ts'
 import mcpStreaming, { type McpStreamingOptions } from './streaming.ts'
 
@@ -15,17 +16,20 @@ export interface McpGatewayOptions extends McpProxyOptions {
   sessions?: McpSessionsOptions
   /** Options of the streaming plugin (resumable streams); `false` relays streams without a log. */
   streaming?: McpStreamingOptions | false
+  /** Options of the health plugin (`/healthz`, `/readyz`); `false` leaves it out. */
+  health?: McpHealthOptions | false
 }
 
 async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions): Promise<void> {
   if (!isPlainObject(options)) throw invalid('options', 'must be an object')
-  const { sessions, streaming, ...proxy } = options
+  const { sessions, streaming, health, ...proxy } = options
   if (sessions !== undefined && !isPlainObject(sessions)) throw invalid('sessions', 'must be an object')
   if (streaming !== undefined && streaming !== false && !isPlainObject(streaming)) throw invalid('streaming', 'must be an object or false')
   await fastify.register(mcpSessions, sessions ?? {})
   if (streaming !== false) await fastify.register(mcpStreaming, streaming ?? {})
   await fastify.register(mcpProxy, proxy)
   await fastify.register(mcpShutdown)
+  if (health !== false) await fastify.register(mcpHealth, health ?? {})
 }
 
 export default fp(mcpGateway, { name: 'mcp-gateway', fastify: '5.x' })

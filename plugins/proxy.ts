@@ -48,6 +48,10 @@ export const PROXY_DEFAULTS = {
 } as const
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every upstream an MCP endpoint of this server proxies to, by name. */
+    mcpUpstreams: Map<string, StreamableHttpUpstream>
+  }
   interface FastifyRequest {
     /** The JSON-RPC messages of a POST body, parsed once; null for GET and DELETE. */
     mcpMessages: JsonRpcMessage[] | null
@@ -154,6 +158,9 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
   const upstreamName = checked.upstream.name
 
   if (!fastify.hasRequestDecorator('mcpMessages')) fastify.decorateRequest('mcpMessages', null)
+  if (!fastify.hasDecorator('mcpUpstreams')) fastify.decorate('mcpUpstreams', new Map())
+  if (fastify.mcpUpstreams.has(upstreamName)) throw invalid('upstream.name', `"${upstreamName}" is already registered`)
+  fastify.mcpUpstreams.set(upstreamName, upstream)
   // However a session ends (DELETE, expiry, upstream gone), free its streams and log here.
   fastify.mcpSessions.onEnd(async (record, reason) => {
     try {

@@ -18,7 +18,15 @@ export interface McpStreamingOptions extends Partial<StreamingOptions> {
   store?: EventStore
   /** Retention of the default memory store (ignored with `store`). */
   retention?: Partial<Retention>
+  /**
+   * At `close()`, how long answers still on their way (POST streams) may take before every stream
+   * is ended with a `retry:` hint. New requests get 503 meanwhile.
+   * @default 10000
+   */
+  drainTimeoutMs?: number
 }
+
+export const DRAIN_TIMEOUT_MS = 10_000
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -31,7 +39,7 @@ declare module 'fastify' {
 
 const STORE_METHODS = ['append', 'open', 'replay', 'deleteSession', 'stats', 'close'] as const
 
-function checkOptions (options: McpStreamingOptions): { settings: StreamingOptions, retention: Retention, store: EventStore | undefined } {
+function checkOptions (options: McpStreamingOptions): { settings: StreamingOptions, retention: Retention, store: EventStore | undefined, drainTimeoutMs: number } {
   if (!isPlainObject(options)) throw invalid('options', 'must be an object')
   const store = options.store
   if (store !== undefined) {
@@ -43,6 +51,7 @@ function checkOptions (options: McpStreamingOptions): { settings: StreamingOptio
   if (!isPlainObject(retention)) throw invalid('retention', 'must be an object')
   return {
     store: store as EventStore | undefined,
+    drainTimeoutMs: optionalInteger('drainTimeoutMs', options.drainTimeoutMs, 0, DRAIN_TIMEOUT_MS),
     settings: {
       retryMs: optionalInteger('retryMs', options.retryMs, 0, STREAMING_DEFAULTS.retryMs),
       keepAliveMs: optionalInteger('keepAliveMs', options.keepAliveMs, 0, STREAMING_DEFAULTS.keepAliveMs),
@@ -72,8 +81,13 @@ async function mcpStreaming (fastify: FastifyInstance, options: McpStreamingOpti
       fastify.mcpSessions.store.touch(id, now).catch((err: unknown) => { fastify.log.warn({ err, sessionId: id }, 'session touch failed') })
     }
   }
-  // Streams end first (with a retry hint, so clients resume after a restart or elsewhere).
-  fastify.addHook('preClose', async () => { hub.closeAll() })
+  // Answers on their way finish first (up to the deadline); then every stream ends with a retry
+  // hint, so clients resume after a restart or on another instance.
+  fastify.addHook('preClose', async () => {
+    const drained = await hub.drain(checked.drainTimeoutMs)
+    if (!drained) fastify.log.warn({ drainTimeoutMs: checked.drainTimeoutMs }, 'closing streams with answers still on their way')
+    hub.closeAll()
+  })
   if (checked.store === undefined) fastify.addHook('onClose', async () => { await store.close() })
 }
 

@@ -184,6 +184,24 @@ export class StreamHub {
     await this.store.deleteSession(sessionId)
   }
 
+  /** Whether some POST answer is still on its way (shutdown waits for those). */
+  get answering (): boolean {
+    for (const streams of this.sessions.values()) {
+      for (const post of streams.posts.values()) if (!post.done) return true
+    }
+    return false
+  }
+
+  /** Resolves when no POST answer is on its way, or after `ms`. */
+  async drain (ms: number): Promise<boolean> {
+    const until = this.now() + ms
+    while (this.answering) {
+      if (this.now() >= until) return false
+      await new Promise((resolve) => setTimeout(resolve, 25).unref())
+    }
+    return true
+  }
+
   /** Shutdown: every client stream ends with a `retry:` hint, every upstream reader stops. */
   closeAll (): void {
     if (this.timer !== undefined) clearInterval(this.timer)

@@ -127,6 +127,12 @@ export class StreamableHttpUpstream {
     }
   }
 
+  /** Resolves when the upstream answers HTTP at all (any status); rejects when it cannot be reached. */
+  async probe (): Promise<void> {
+    const res = await this.request({ method: 'GET', headers: { accept: 'text/event-stream' } })
+    res.body.on('error', () => {}).resume()
+  }
+
   close (): Promise<void> {
     return this.pool.close()
   }

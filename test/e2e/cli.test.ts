@@ -55,6 +55,20 @@ t.test('--demo starts the gateway in front of the bundled demo server; SIGTERM e
   t.equal(code, 0, output())
 })
 
+t.test('SIGTERM during a long tool call: the call completes, then the process exits 0', async (t) => {
+  const { child, endpoint, output } = await startCli(['--demo', '--port', '0', '--log-level', 'warn'])
+  const { client: c } = await client(t, endpoint)
+  c.onerror = () => {}
+  const call = c.callTool({ name: 'wait', arguments: { ms: 1000 } })
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const exited = once(child, 'exit')
+  child.kill('SIGTERM')
+  const result = await call
+  t.equal(textOf(result), 'waited', 'the call in flight completed')
+  const [code] = await exited
+  t.equal(code, 0, output())
+})
+
 t.test('a config file, with flags and environment taking precedence', async (t) => {
   const up = await upstream(t)
   const dir = t.testdir({})

@@ -49,3 +49,35 @@ t.test('a request in flight at close() still gets its answer', async (t) => {
   t.same(result.content, [{ type: 'text', text: 'waited' }])
   await closing
 })
+
+t.test('close() lets an SSE answer on its way finish, then ends streams', async (t) => {
+  const up = await upstream(t)
+  const gw = await gateway(t, { upstream: up.url })
+  const { client: c } = await client(t, gw.url)
+  const call = c.callTool({ name: 'wait', arguments: { ms: 400 } })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const started = Date.now()
+  const closing = gw.app.close()
+  const result = await call
+  t.same(result.content, [{ type: 'text', text: 'waited' }], 'the call completed')
+  await closing
+  t.ok(Date.now() - started >= 250, 'close waited for it')
+})
+
+t.test('past drainTimeoutMs, close() ends the streams with a retry hint and resolves', async (t) => {
+  const up = await upstream(t)
+  const gw = await gateway(t, { upstream: up.url, streaming: { drainTimeoutMs: 100, retryMs: 1234 } })
+  const sessionId = await openSession(gw.url)
+  const res = await fetch(gw.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'wait', arguments: { ms: 10_000 } } })
+  })
+  const text = res.text()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const started = Date.now()
+  await gw.app.close()
+  t.ok(Date.now() - started < 2000, `closed in ${Date.now() - started} ms`)
+  const body = await text
+  t.match(body, /retry: 1234\n\n$/, 'the stream ended with a retry hint')
+})
