@@ -20,3 +20,5 @@ export { RETENTION_DEFAULTS, formatEventId, parseEventId, type EventStore, type 
 export { STREAMING_DEFAULTS, StreamHub, type StreamingOptions } from './lib/streams/hub.ts'
 export { default as mcpHealth, HEALTH_DEFAULTS, type McpHealthOptions } from './plugins/health.ts'
 export { SESSION_LIMITS, type SessionEndReason, type SessionLimits } from './lib/session/manager.ts'
+export { default as mcpMetrics, type McpMetricsOptions } from './plugins/metrics.ts'
+export { KNOWN_METHODS, methodLabel, type Direction, type ExchangeObserver } from './lib/observer.ts'

@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream'
 import { GatewayErrors, toJsonRpcError } from './errors.ts'
 import { isRequest, toMessages, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from './jsonrpc.ts'
 import type { Abort } from './abort.ts'
+import { methodLabel, type ExchangeObserver } from './observer.ts'
 import type { Logger } from './logger.ts'
 import { DEFAULT_NEGOTIATED_VERSION, HEADER, STATELESS_VERSION, isStatelessRequest, supportsBatches } from './protocol.ts'
 import { BodyTooLargeError, drain, readBounded } from './relay/body.ts'
@@ -69,6 +70,8 @@ export interface ForwarderOptions {
   maxResponseBytes?: number
   /** Resumable streams: SSE answers of sessions go through this hub's event log. */
   streams?: StreamHub
+  /** Watchers of traffic (metrics, tracing); the array may grow after construction. */
+  observers?: ExchangeObserver[]
 }
 
 export const FORWARDER_DEFAULTS = { maxResponseBytes: 64 * 1024 * 1024 } as const
@@ -120,14 +123,22 @@ export class Forwarder {
   private readonly sessions: SessionManager
   private readonly maxResponseBytes: number
   private readonly resumable: ResumableStreams | undefined
+  private readonly observers: ExchangeObserver[]
+  /** Tells the observers about a message from the upstream (undefined-free: checks the list). */
+  private readonly observeUpstream: (message: JsonRpcMessage) => void
 
   constructor (options: ForwarderOptions) {
     this.upstream = options.upstream
     this.sessions = options.sessions
     this.maxResponseBytes = options.maxResponseBytes ?? FORWARDER_DEFAULTS.maxResponseBytes
+    const observers = this.observers = options.observers ?? []
+    const name = options.upstream.name
+    this.observeUpstream = (message) => {
+      for (const observer of observers) observer.message?.('upstream_to_client', message, name)
+    }
     this.resumable = options.streams === undefined
       ? undefined
-      : new ResumableStreams(options.streams, options.upstream, (res, session) => this.failure(res, session))
+      : new ResumableStreams(options.streams, options.upstream, (res, session) => this.failure(res, session), this.observeUpstream)
   }
 
   /** Resolves undefined when the response was taken over as a logged stream (`ctx.openStream`). */
@@ -151,6 +162,14 @@ export class Forwarder {
     ctx.signal.once('abort', onAbort)
     const settle = (): void => { ctx.signal.off('abort', onAbort) }
 
+    const watched = this.observers.length > 0
+    let started = 0
+    if (watched) {
+      for (const message of body.messages) {
+        for (const observer of this.observers) observer.message?.('client_to_upstream', message, this.upstream.name)
+      }
+      started = performance.now()
+    }
     let res: UpstreamHttpResponse
     try {
       res = await this.upstream.request({
@@ -161,8 +180,10 @@ export class Forwarder {
       })
     } catch (err) {
       settle()
+      if (watched) this.observeRequest(body, started, (err as { code?: string }).code ?? 'error')
       throw err
     }
+    if (watched) this.observeRequest(body, started, res.status)
     try {
       return await this.postResponse(ctx, body, res, session, pending, settle)
     } catch (err) {
@@ -197,7 +218,11 @@ export class Forwarder {
       headers[HEADER.sessionId] = opened.id
       ctx.log.info({ sessionId: opened.id, upstream: this.upstream.name }, 'session opened')
     }
-    const onMessage = opened === undefined ? undefined : this.negotiationWatcher(opened, initialize as JsonRpcRequest, ctx.log)
+    const watcher = opened === undefined ? undefined : this.negotiationWatcher(opened, initialize as JsonRpcRequest, ctx.log)
+    const observe = this.observers.length > 0 ? this.observeUpstream : undefined
+    const onMessage = watcher === undefined
+      ? observe
+      : observe === undefined ? watcher : (message: JsonRpcMessage) => { watcher(message); observe(message) }
 
     const type = mediaType(res.headers)
     const streamSession = session ?? opened
@@ -367,6 +392,13 @@ export class Forwarder {
     const allow = res.headers.allow
     if (typeof allow === 'string') headers.allow = allow
     return { status: res.status, headers, body: synthesized }
+  }
+
+  private observeRequest (body: ParsedBody, started: number, outcome: number | string): void {
+    const first = body.messages[0] as JsonRpcMessage
+    const method = body.batch ? 'batch' : 'method' in first ? methodLabel(first.method) : 'response'
+    const seconds = (performance.now() - started) / 1000
+    for (const observer of this.observers) observer.upstreamRequest?.(this.upstream.name, method, seconds, outcome)
   }
 
   private negotiationWatcher (session: SessionRecord, initialize: JsonRpcRequest, log: Logger): (message: JsonRpcMessage) => void {

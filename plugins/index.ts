@@ -8,6 +8,7 @@ import { invalid, isPlainObject } from '../lib/options.ts'
 import mcpProxy, { type McpProxyOptions } from './proxy.ts'
 import mcpSessions, { type McpSessionsOptions } from './sessions.ts'
 import mcpHealth, { type McpHealthOptions } from './health.ts'
+import mcpMetrics, { type McpMetricsOptions } from './metrics.ts'
 import mcpShutdown from './shutdown.ts'
 import mcpStreaming, { type McpStreamingOptions } from './streaming.ts'
 
@@ -18,11 +19,13 @@ export interface McpGatewayOptions extends McpProxyOptions {
   streaming?: McpStreamingOptions | false
   /** Options of the health plugin (`/healthz`, `/readyz`); `false` leaves it out. */
   health?: McpHealthOptions | false
+  /** Options of the metrics plugin (`/metrics`); `false` leaves it out. */
+  metrics?: McpMetricsOptions | false
 }
 
 async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions): Promise<void> {
   if (!isPlainObject(options)) throw invalid('options', 'must be an object')
-  const { sessions, streaming, health, ...proxy } = options
+  const { sessions, streaming, health, metrics, ...proxy } = options
   if (sessions !== undefined && !isPlainObject(sessions)) throw invalid('sessions', 'must be an object')
   if (streaming !== undefined && streaming !== false && !isPlainObject(streaming)) throw invalid('streaming', 'must be an object or false')
   await fastify.register(mcpSessions, sessions ?? {})
@@ -30,6 +33,7 @@ async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions)
   await fastify.register(mcpProxy, proxy)
   await fastify.register(mcpShutdown)
   if (health !== false) await fastify.register(mcpHealth, health ?? {})
+  if (metrics !== false) await fastify.register(mcpMetrics, metrics ?? {})
 }
 
 export default fp(mcpGateway, { name: 'mcp-gateway', fastify: '5.x' })

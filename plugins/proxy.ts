@@ -7,6 +7,7 @@ import { Readable } from 'node:stream'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Abort } from '../lib/abort.ts'
+import type { ExchangeObserver } from '../lib/observer.ts'
 import { GatewayErrors, toJsonRpcError } from '../lib/errors.ts'
 import { Forwarder, resolveSession, type ExchangeContext, type ParsedBody, type SessionResolution } from '../lib/forwarder.ts'
 import { PARSE_ERROR, parseMessages, type JsonRpcId, type JsonRpcMessage } from '../lib/jsonrpc.ts'
@@ -51,6 +52,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Every upstream an MCP endpoint of this server proxies to, by name. */
     mcpUpstreams: Map<string, StreamableHttpUpstream>
+    /** Watchers of MCP traffic (metrics, tracing): push one to be told about every message. */
+    mcpObservers: ExchangeObserver[]
   }
   interface FastifyRequest {
     /** The JSON-RPC messages of a POST body, parsed once; null for GET and DELETE. */
@@ -153,7 +156,14 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
   const upstream = new StreamableHttpUpstream(checked.upstream)
   // Resumable streams when the streaming plugin is registered; plain relaying otherwise.
   const streaming = fastify.hasDecorator('mcpStreams') ? fastify.mcpStreams : undefined
-  const forwarder = new Forwarder({ upstream, sessions: fastify.mcpSessions, maxResponseBytes: checked.maxResponseBytes, streams: streaming })
+  if (!fastify.hasDecorator('mcpObservers')) fastify.decorate('mcpObservers', [])
+  const forwarder = new Forwarder({
+    upstream,
+    sessions: fastify.mcpSessions,
+    maxResponseBytes: checked.maxResponseBytes,
+    streams: streaming,
+    observers: fastify.mcpObservers
+  })
   const originAllowed = originChecker(checked.allowedOrigins)
   const upstreamName = checked.upstream.name
 

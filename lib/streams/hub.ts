@@ -8,7 +8,7 @@ import type { EventStore } from '../events/store.ts'
 import type { JsonRpcId } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { ClientWriter, type Sink, type WriterEnd } from './client-writer.ts'
-import { LiveStream } from './live-stream.ts'
+import { LiveStream, type LiveStreamContext } from './live-stream.ts'
 
 export interface StreamingOptions {
   /**
@@ -73,6 +73,8 @@ export class StreamHub {
   readonly options: StreamingOptions
   private readonly sessions = new Map<string, SessionStreams>()
   private readonly writers = new Set<ClientWriter>()
+  /** Events written to clients from the log (resumptions), since start. */
+  readonly counts = { replayed: 0 }
   private readonly now: () => number
   private readonly log: Logger
   private readonly tag = randomBytes(3).toString('hex')
@@ -106,8 +108,8 @@ export class StreamHub {
     return streams
   }
 
-  private context (log: Logger): { store: EventStore, now: () => number, log: Logger } {
-    return { store: this.store, now: this.now, log }
+  private context (log: Logger): LiveStreamContext {
+    return { store: this.store, now: this.now, log, counts: this.counts }
   }
 
   /** A new logged stream for one POST's answer. Ids are unique across gateway instances. */

@@ -12,6 +12,8 @@ export interface LiveStreamContext {
   store: EventStore
   now: () => number
   log: Logger
+  /** Shared counters (metrics). */
+  counts: { replayed: number }
 }
 
 export class LiveStream {
@@ -90,6 +92,7 @@ export class LiveStream {
         if (result.kind !== 'events') return result.kind
         for (const event of result.events) {
           writer.deliver(event, this.ctx.now())
+          this.ctx.counts.replayed++
           if (writer.saturated) await writer.drained()
           if (writer.ended !== undefined) break
         }

@@ -55,10 +55,14 @@ export class ResumableStreams {
   private readonly upstream: StreamableHttpUpstream
   private readonly failure: (res: UpstreamHttpResponse, session: SessionRecord) => Promise<PlainResponse>
 
-  constructor (hub: StreamHub, upstream: StreamableHttpUpstream, failure: ResumableStreams['failure']) {
+  /** Sees each message of a session's GET stream (metrics). */
+  private readonly observe: ((message: JsonRpcMessage) => void) | undefined
+
+  constructor (hub: StreamHub, upstream: StreamableHttpUpstream, failure: ResumableStreams['failure'], observe?: (message: JsonRpcMessage) => void) {
     this.hub = hub
     this.upstream = upstream
     this.failure = failure
+    this.observe = observe
   }
 
   /** Relays a POST's SSE answer through the log to the client. */
@@ -143,6 +147,7 @@ export class ResumableStreams {
       writer.catchingUp = true
       for (const event of check.events) {
         writer.deliver(event, Date.now())
+        this.hub.counts.replayed++
         if (writer.saturated) await writer.drained()
         if (writer.ended !== undefined) break
       }
@@ -187,7 +192,7 @@ export class ResumableStreams {
       let failures = 0
       let lastUpstreamEventId: string | undefined
       for (;;) {
-        const result = await pumpSse({ source, stream, log })
+        const result = await pumpSse({ source, stream, log, onMessage: this.observe })
         lastUpstreamEventId = result.lastUpstreamEventId ?? lastUpstreamEventId
         if (stopped) return
         let next: UpstreamHttpResponse | undefined

@@ -1,0 +1,31 @@
+/**
+ * Hooks for whoever watches traffic (metrics, tracing): told about each message crossing the
+ * gateway and each upstream request. Free when nobody watches: the forwarder checks the list's
+ * length before building anything.
+ */
+import type { JsonRpcMessage } from './jsonrpc.ts'
+
+export type Direction = 'client_to_upstream' | 'upstream_to_client'
+
+export interface ExchangeObserver {
+  message? (direction: Direction, message: JsonRpcMessage, upstream: string): void
+  /** `outcome`: the upstream's HTTP status, or the gateway error code when there was none. */
+  upstreamRequest? (upstream: string, method: string, seconds: number, outcome: number | string): void
+}
+
+/** Methods of the MCP spec (both eras), usable as a metric label; anything else is "other". */
+export const KNOWN_METHODS = new Set([
+  'initialize', 'ping', 'server/discover', 'subscriptions/listen',
+  'tools/list', 'tools/call', 'resources/list', 'resources/templates/list', 'resources/read',
+  'resources/subscribe', 'resources/unsubscribe', 'prompts/list', 'prompts/get', 'completion/complete',
+  'logging/setLevel', 'sampling/createMessage', 'elicitation/create', 'roots/list',
+  'tasks/get', 'tasks/result', 'tasks/list', 'tasks/cancel',
+  'notifications/initialized', 'notifications/cancelled', 'notifications/progress', 'notifications/message',
+  'notifications/resources/updated', 'notifications/resources/list_changed', 'notifications/tools/list_changed',
+  'notifications/prompts/list_changed', 'notifications/roots/list_changed', 'notifications/elicitation/complete',
+  'notifications/tasks/status', 'notifications/subscriptions/acknowledged'
+])
+
+export function methodLabel (method: string): string {
+  return KNOWN_METHODS.has(method) ? method : 'other'
+}

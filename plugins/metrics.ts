@@ -1,0 +1,154 @@
+/**
+ * Prometheus metrics on `fastify-metrics` (HTTP metrics, Node vitals) plus the gateway's own MCP
+ * series, in a registry of this instance's (so several gateways in one process never collide),
+ * served at `/metrics`. Labels are low-cardinality by construction: never a session id or an
+ * argument; methods outside the MCP spec count as "other"; tool names only from an allow-list.
+ */
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fastifyMetrics from 'fastify-metrics'
+
+// fastify-metrics is CommonJS with `exports.default`: take the plugin itself, typed.
+const metricsPlugin = ((fastifyMetrics as unknown as { default?: typeof fastifyMetrics }).default ?? fastifyMetrics) as unknown as FastifyPluginAsync<Record<string, unknown>>
+import type { Registry } from 'prom-client'
+import { messageKind } from '../lib/jsonrpc.ts'
+import { methodLabel, type ExchangeObserver } from '../lib/observer.ts'
+import { invalid, isPlainObject, optionalString } from '../lib/options.ts'
+
+export interface McpMetricsOptions {
+  /**
+   * Path serving the metrics.
+   * @default '/metrics'
+   */
+  endpoint?: string
+  /**
+   * Tool names that may appear as a label of `mcp_gateway_tool_calls_total`; other tools count as
+   * "other". Keep it short: every name is a time series per upstream.
+   * @default []
+   */
+  toolNames?: string[]
+  /**
+   * Node.js process metrics (CPU, memory, event loop lag) from prom-client.
+   * @default true
+   */
+  defaultMetrics?: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The registry holding this gateway's metrics. */
+    mcpMetricsRegistry: Registry
+  }
+}
+
+function checkOptions (options: McpMetricsOptions): Required<McpMetricsOptions> {
+  if (!isPlainObject(options)) throw invalid('options', 'must be an object')
+  const toolNames = options.toolNames ?? []
+  if (!Array.isArray(toolNames) || !toolNames.every((name) => typeof name === 'string')) throw invalid('toolNames', 'must be an array of strings')
+  const defaultMetrics = options.defaultMetrics ?? true
+  if (typeof defaultMetrics !== 'boolean') throw invalid('defaultMetrics', 'must be a boolean')
+  return { endpoint: optionalString('endpoint', options.endpoint, '/metrics'), toolNames, defaultMetrics }
+}
+
+async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions): Promise<void> {
+  const checked = checkOptions(options)
+  const client = (await import('prom-client')).default
+  const registry = new client.Registry()
+  fastify.decorate('mcpMetricsRegistry', registry)
+  await fastify.register(metricsPlugin, {
+    endpoint: checked.endpoint,
+    defaultMetrics: { enabled: checked.defaultMetrics, register: registry },
+    // The MCP routes exist before this plugin sees routes being added: measure every route.
+    routeMetrics: { enabled: true, registeredRoutesOnly: false, overrides: { histogram: { registers: [registry] }, summary: { registers: [registry] } } }
+  })
+
+  const registers = [registry]
+  const sessions = fastify.mcpSessions
+  const hub = fastify.hasDecorator('mcpStreams') ? fastify.mcpStreams : undefined
+
+  new client.Gauge({
+    name: 'mcp_gateway_sessions_active',
+    help: 'Live gateway sessions',
+    registers,
+    async collect () { this.set(await sessions.count()) }
+  })
+  // Counters fed from the session manager's own counts at scrape time: nothing on the hot path.
+  for (const [key, help] of [['created', 'Sessions opened'], ['expired', 'Sessions expired by idle timeout or lifetime'], ['rejected', 'Initialize requests refused by the session cap'], ['ended', 'Sessions ended for any reason']] as const) {
+    let seen = 0
+    new client.Counter({
+      name: `mcp_gateway_sessions_${key}_total`,
+      help,
+      registers,
+      collect () {
+        const now = sessions.counts[key]
+        this.inc(now - seen)
+        seen = now
+      }
+    })
+  }
+  if (hub !== undefined) {
+    new client.Gauge({ name: 'mcp_gateway_sse_streams_open', help: 'Client SSE streams open', registers, collect () { this.set(hub.openWriters) } })
+    let replayed = 0
+    new client.Counter({
+      name: 'mcp_gateway_events_replayed_total',
+      help: 'Events written to clients from the event log (resumptions)',
+      registers,
+      collect () {
+        this.inc(hub.counts.replayed - replayed)
+        replayed = hub.counts.replayed
+      }
+    })
+    const logEvents = new client.Gauge({ name: 'mcp_gateway_event_log_events', help: 'Events held in the event log', registers })
+    new client.Gauge({
+      name: 'mcp_gateway_event_log_bytes',
+      help: 'Bytes of event data held in the event log',
+      registers,
+      async collect () {
+        const stats = await hub.store.stats()
+        this.set(stats.bytes)
+        logEvents.set(stats.events)
+      }
+    })
+  }
+
+  const messages = new client.Counter({ name: 'mcp_gateway_messages_total', help: 'JSON-RPC messages through the gateway', labelNames: ['upstream', 'direction', 'kind', 'method'], registers })
+  const toolCalls = new client.Counter({ name: 'mcp_gateway_tool_calls_total', help: 'tools/call requests by tool (allow-listed names, else "other")', labelNames: ['upstream', 'tool'], registers })
+  const duration = new client.Histogram({
+    name: 'mcp_gateway_upstream_request_duration_seconds',
+    help: 'Time from sending a POST upstream to its response headers',
+    labelNames: ['upstream', 'method'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+    registers
+  })
+  const upstreamErrors = new client.Counter({ name: 'mcp_gateway_upstream_errors_total', help: 'Upstream requests that failed, by kind', labelNames: ['upstream', 'kind'], registers })
+  const tools = new Set(checked.toolNames)
+
+  const observer: ExchangeObserver = {
+    message (direction, message, upstream) {
+      const kind = messageKind(message) ?? 'invalid'
+      const method = 'method' in message ? methodLabel(message.method) : ''
+      messages.inc({ upstream, direction, kind, method })
+      if (direction === 'client_to_upstream' && method === 'tools/call') {
+        const name = 'params' in message ? message.params?.name : undefined
+        toolCalls.inc({ upstream, tool: typeof name === 'string' && tools.has(name) ? name : 'other' })
+      }
+    },
+    upstreamRequest (upstream, method, seconds, outcome) {
+      duration.observe({ upstream, method }, seconds)
+      if (typeof outcome === 'string') {
+        upstreamErrors.inc({ upstream, kind: outcome.replace(/^MCP_GW_UPSTREAM_/, '').toLowerCase() })
+      } else if (outcome >= 500) {
+        upstreamErrors.inc({ upstream, kind: 'http_5xx' })
+      } else if (outcome === 401 || outcome === 403) {
+        upstreamErrors.inc({ upstream, kind: 'auth' })
+      }
+    }
+  }
+  fastify.mcpObservers.push(observer)
+}
+
+export default fp(mcpMetrics, {
+  name: 'mcp-gateway-metrics',
+  fastify: '5.x',
+  dependencies: ['mcp-gateway-sessions', 'mcp-gateway-proxy']
+})

@@ -1,0 +1,54 @@
+import t from 'tap'
+import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js'
+import { client, gateway, upstream } from '../helpers/peers.ts'
+import { postHeaders, openSession } from '../helpers/http.ts'
+
+function value (text: string, series: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(series + ' ')) return Number(line.slice(series.length + 1))
+  }
+  return undefined
+}
+
+t.test('/metrics shows the MCP series after traffic, with low-cardinality labels', async (t) => {
+  const up = await upstream(t)
+  const gw = await gateway(t, { upstream: { name: 'demo', url: up.url }, metrics: { toolNames: ['echo'] }, sessions: { maxSessions: 3 } })
+  const { client: c, transport } = await client(t, gw.url)
+  await c.listTools()
+  await c.callTool({ name: 'echo', arguments: { text: 'secret-argument' } })
+  await c.callTool({ name: 'countdown', arguments: { from: 3, delayMs: 0 } }, CallToolResultSchema, { onprogress: () => {} })
+  await openSession(gw.url)
+  await openSession(gw.url)
+  const refused = await fetch(gw.url, { method: 'POST', headers: postHeaders(), body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }) })
+  t.equal(refused.status, 503)
+  await refused.text()
+
+  const res = await fetch(gw.url.replace(/\/mcp$/, '/metrics'))
+  t.equal(res.status, 200)
+  const text = await res.text()
+  t.equal(value(text, 'mcp_gateway_sessions_active'), 3)
+  t.equal(value(text, 'mcp_gateway_sessions_created_total'), 3)
+  t.equal(value(text, 'mcp_gateway_sessions_rejected_total'), 1)
+  t.equal(value(text, 'mcp_gateway_messages_total{upstream="demo",direction="client_to_upstream",kind="request",method="tools/call"}'), 2)
+  t.equal(value(text, 'mcp_gateway_messages_total{upstream="demo",direction="upstream_to_client",kind="notification",method="notifications/progress"}'), 3)
+  t.equal(value(text, 'mcp_gateway_tool_calls_total{upstream="demo",tool="echo"}'), 1)
+  t.equal(value(text, 'mcp_gateway_tool_calls_total{upstream="demo",tool="other"}'), 1)
+  t.match(text, /mcp_gateway_upstream_request_duration_seconds_count\{upstream="demo",method="tools\/call"\} 2/)
+  t.match(text, /mcp_gateway_event_log_events \d+/)
+  t.match(text, /mcp_gateway_sse_streams_open \d+/)
+  t.match(text, /http_request_duration_seconds_count/, 'HTTP metrics from fastify-metrics')
+  t.match(text, /process_cpu_user_seconds_total/, 'Node vitals')
+  t.notMatch(text, new RegExp(transport.sessionId as string), 'never a session id')
+  t.notMatch(text, /secret-argument/, 'never an argument')
+})
+
+t.test('upstream errors are counted by kind; two gateways in one process do not collide', async (t) => {
+  const gw1 = await gateway(t, { upstream: { name: 'down', url: 'http://127.0.0.1:9/mcp' } })
+  const up = await upstream(t)
+  await gateway(t, { upstream: up.url })
+  const res = await fetch(gw1.url, { method: 'POST', headers: postHeaders(), body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }) })
+  t.equal(res.status, 502)
+  await res.text()
+  const text = await (await fetch(gw1.url.replace(/\/mcp$/, '/metrics'))).text()
+  t.equal(value(text, 'mcp_gateway_upstream_errors_total{upstream="down",kind="unavailable"}'), 1)
+})
