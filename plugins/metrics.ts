@@ -11,7 +11,6 @@ import fastifyMetrics from 'fastify-metrics'
 // fastify-metrics is CommonJS with `exports.default`: take the plugin itself, typed.
 const metricsPlugin = ((fastifyMetrics as unknown as { default?: typeof fastifyMetrics }).default ?? fastifyMetrics) as unknown as FastifyPluginAsync<Record<string, unknown>>
 import type { Registry } from 'prom-client'
-import { messageKind } from '../lib/jsonrpc.ts'
 import { methodLabel, type ExchangeObserver } from '../lib/observer.ts'
 import { invalid, isPlainObject, optionalString } from '../lib/options.ts'
 
@@ -59,7 +58,8 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
     endpoint: checked.endpoint,
     defaultMetrics: { enabled: checked.defaultMetrics, register: registry },
     // The MCP routes exist before this plugin sees routes being added: measure every route.
-    routeMetrics: { enabled: true, registeredRoutesOnly: false, overrides: { histogram: { registers: [registry] }, summary: { registers: [registry] } } }
+    // Histograms only: summaries cost a quantile update per request and do not aggregate.
+    routeMetrics: { enabled: { histogram: true, summary: false }, registeredRoutesOnly: false, overrides: { histogram: { registers: [registry] }, summary: { registers: [registry] } } }
   })
 
   const registers = [registry]
@@ -123,18 +123,43 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
   const upstreamErrors = new client.Counter({ name: 'mcp_gateway_upstream_errors_total', help: 'Upstream requests that failed, by kind', labelNames: ['upstream', 'kind'], registers })
   const tools = new Set(checked.toolNames)
 
+  // Label children cached by their values: prom-client hashes a label object on every call, and
+  // these run for every message. The label sets are bounded, so the caches are too.
+  const messageChildren = new Map<string, { inc: () => void }>()
+  const toolChildren = new Map<string, { inc: () => void }>()
+  const durationChildren = new Map<string, { observe: (value: number) => void }>()
+
   const observer: ExchangeObserver = {
     message (direction, message, upstream) {
-      const kind = messageKind(message) ?? 'invalid'
+      const kind = 'method' in message ? ('id' in message ? 'request' : 'notification') : ('error' in message ? 'error' : 'response')
       const method = 'method' in message ? methodLabel(message.method) : ''
-      messages.inc({ upstream, direction, kind, method })
+      const key = `${upstream}\0${direction}\0${kind}\0${method}`
+      let child = messageChildren.get(key)
+      if (child === undefined) {
+        child = messages.labels({ upstream, direction, kind, method })
+        messageChildren.set(key, child)
+      }
+      child.inc()
       if (direction === 'client_to_upstream' && method === 'tools/call') {
         const name = 'params' in message ? message.params?.name : undefined
-        toolCalls.inc({ upstream, tool: typeof name === 'string' && tools.has(name) ? name : 'other' })
+        const tool = typeof name === 'string' && tools.has(name) ? name : 'other'
+        const toolKey = `${upstream}\0${tool}`
+        let toolChild = toolChildren.get(toolKey)
+        if (toolChild === undefined) {
+          toolChild = toolCalls.labels({ upstream, tool })
+          toolChildren.set(toolKey, toolChild)
+        }
+        toolChild.inc()
       }
     },
     upstreamRequest (upstream, method, seconds, outcome) {
-      duration.observe({ upstream, method }, seconds)
+      const key = `${upstream}\0${method}`
+      let child = durationChildren.get(key)
+      if (child === undefined) {
+        child = duration.labels({ upstream, method })
+        durationChildren.set(key, child)
+      }
+      child.observe(seconds)
       if (typeof outcome === 'string') {
         upstreamErrors.inc({ upstream, kind: outcome.replace(/^MCP_GW_UPSTREAM_/, '').toLowerCase() })
       } else if (outcome >= 500) {
