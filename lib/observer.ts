@@ -11,6 +11,8 @@ export interface ExchangeObserver {
   message? (direction: Direction, message: JsonRpcMessage, upstream: string): void
   /** `outcome`: the upstream's HTTP status, or the gateway error code when there was none. */
   upstreamRequest? (upstream: string, method: string, seconds: number, outcome: number | string): void
+  /** The gateway answered a request with an error (`code` from the error table, or the status). */
+  refused? (upstream: string, code: string, status: number): void
 }
 
 /** Methods of the MCP spec (both eras), usable as a metric label; anything else is "other". */

@@ -137,15 +137,20 @@ function soleRequestId (request: FastifyRequest): JsonRpcId | null {
 /** Seconds a client is told to wait when the gateway is full or draining. */
 const RETRY_AFTER_SECONDS = '5'
 
-function errorHandler (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  const { status, body } = toJsonRpcError(err, soleRequestId(request))
-  if (status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
-  if (status >= 500) {
-    request.log.error({ err, sessionId: request.mcpSession?.id }, 'MCP exchange failed')
-  } else {
-    request.log.info({ code: err.code, status, sessionId: request.mcpSession?.id }, 'MCP request refused')
+function errorHandler (upstream: string, observers: ExchangeObserver[]) {
+  return function handle (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+    const { status, body } = toJsonRpcError(err, soleRequestId(request))
+    if (status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
+    if (status >= 500 && !String(err.code).startsWith('MCP_GW_')) {
+      request.log.error({ err, sessionId: request.mcpSession?.id }, 'MCP exchange failed')
+    } else if (status >= 500) {
+      request.log.warn({ code: err.code, status, sessionId: request.mcpSession?.id, cause: (err.cause as Error | undefined)?.message }, 'MCP exchange failed upstream')
+    } else {
+      request.log.info({ code: err.code, status, sessionId: request.mcpSession?.id }, 'MCP request refused')
+    }
+    for (const observer of observers) observer.refused?.(upstream, err.code ?? String(status), status)
+    void reply.code(status).type('application/json').send(body)
   }
-  void reply.code(status).type('application/json').send(body)
 }
 
 const kResolution = Symbol('mcpResolution')
@@ -186,7 +191,7 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
   await fastify.register(async function mcpEndpoint (scope) {
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: checked.bodyLimit }, parseBody)
-    scope.setErrorHandler(errorHandler)
+    scope.setErrorHandler(errorHandler(upstreamName, fastify.mcpObservers))
 
     scope.addHook('onRequest', async (request) => {
       const origin = request.headers.origin

@@ -60,11 +60,13 @@ function fmt (value: number, digits = 2): string {
 async function benchMode (mode: 'upstream' | 'upstream-json'): Promise<void> {
   const upstream = await startServer(mode)
   const gateway = await startServer('gateway', upstream.url)
+  const bare = await startServer('gateway-bare', upstream.url)
   const forwarder = await startServer('forwarder', upstream.url)
   const targets = [
     { name: 'direct', url: upstream.url, cpu: upstream },
     { name: 'http-proxy', url: forwarder.url, cpu: forwarder },
-    { name: 'gateway', url: gateway.url, cpu: gateway }
+    { name: 'gateway', url: gateway.url, cpu: gateway },
+    { name: 'gateway-no-metrics', url: bare.url, cpu: bare }
   ]
   const label = mode === 'upstream' ? 'upstream answers with SSE' : 'upstream answers with JSON'
   process.stdout.write(`\n## tools/call, ${label} (${ROUNDS} interleaved rounds x ${REQUESTS} calls, medians)\n\n`)
@@ -86,9 +88,10 @@ async function benchMode (mode: 'upstream' | 'upstream-json'): Promise<void> {
     process.stdout.write(`ratios: gateway/http-proxy throughput ${fmt(gw / stat('http-proxy', 'throughput'))}x, ` +
       `gateway/direct throughput ${fmt(gw / stat('direct', 'throughput'))}x, ` +
       `gateway/http-proxy CPU per call ${fmt(stat('gateway', 'cpuPerCall') / stat('http-proxy', 'cpuPerCall'))}x, ` +
-      `gateway p50 added over direct ${fmt(stat('gateway', 'p50') - stat('direct', 'p50'), 3)} ms\n\n`)
+      `gateway p50 added over direct ${fmt(stat('gateway', 'p50') - stat('direct', 'p50'), 3)} ms, ` +
+      `metrics cost ${fmt(stat('gateway', 'cpuPerCall') - stat('gateway-no-metrics', 'cpuPerCall'), 0)} µs CPU per call\n\n`)
   }
-  for (const server of [gateway, forwarder, upstream]) {
+  for (const server of [gateway, bare, forwarder, upstream]) {
     server.child.send('exit')
     await once(server.child, 'exit')
   }

@@ -9,7 +9,7 @@ import httpProxy from '@fastify/http-proxy'
 import { startDemoUpstream } from '../../examples/demo-upstream/server.ts'
 import { createGateway } from '../../examples/gateway/create-gateway.ts'
 
-type Kind = 'upstream' | 'upstream-json' | 'gateway' | 'forwarder'
+type Kind = 'upstream' | 'upstream-json' | 'gateway' | 'gateway-bare' | 'forwarder'
 
 async function start (kind: Kind, target: string | undefined): Promise<string> {
   if (kind === 'upstream' || kind === 'upstream-json') {
@@ -29,10 +29,12 @@ async function start (kind: Kind, target: string | undefined): Promise<string> {
     return up.url
   }
   if (target === undefined) throw new Error('target URL required')
-  if (kind === 'gateway') {
+  if (kind === 'gateway' || kind === 'gateway-bare') {
     const app = await createGateway({
       upstream: target,
       logLevel: false,
+      // "bare": without metrics and health, to show what observability costs.
+      ...(kind === 'gateway-bare' ? { metrics: false, health: false } : {}),
       // Room for the 10,000-event replay benchmark; keep-alives off so idle streams stay idle.
       streaming: { keepAliveMs: 0, retention: { maxEventsPerStream: 20_000, maxBytesPerSession: 64 * 1024 * 1024 } }
     })

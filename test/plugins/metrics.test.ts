@@ -12,7 +12,7 @@ function value (text: string, series: string): number | undefined {
 
 t.test('/metrics shows the MCP series after traffic, with low-cardinality labels', async (t) => {
   const up = await upstream(t)
-  const gw = await gateway(t, { upstream: { name: 'demo', url: up.url }, metrics: { toolNames: ['echo'] }, sessions: { maxSessions: 3 } })
+  const gw = await gateway(t, { upstream: { name: 'demo', url: up.url }, metrics: { toolNames: ['echo'], routeMetrics: true }, sessions: { maxSessions: 3 } })
   const { client: c, transport } = await client(t, gw.url)
   await c.listTools()
   await c.callTool({ name: 'echo', arguments: { text: 'secret-argument' } })
@@ -29,6 +29,7 @@ t.test('/metrics shows the MCP series after traffic, with low-cardinality labels
   t.equal(value(text, 'mcp_gateway_sessions_active'), 3)
   t.equal(value(text, 'mcp_gateway_sessions_created_total'), 3)
   t.equal(value(text, 'mcp_gateway_sessions_rejected_total'), 1)
+  t.equal(value(text, 'mcp_gateway_refused_total{upstream="demo",code="MCP_GW_TOO_MANY_SESSIONS",status="503"}'), 1)
   t.equal(value(text, 'mcp_gateway_messages_total{upstream="demo",direction="client_to_upstream",kind="request",method="tools/call"}'), 2)
   t.equal(value(text, 'mcp_gateway_messages_total{upstream="demo",direction="upstream_to_client",kind="notification",method="notifications/progress"}'), 3)
   t.equal(value(text, 'mcp_gateway_tool_calls_total{upstream="demo",tool="echo"}'), 1)
@@ -51,4 +52,6 @@ t.test('upstream errors are counted by kind; two gateways in one process do not 
   await res.text()
   const text = await (await fetch(gw1.url.replace(/\/mcp$/, '/metrics'))).text()
   t.equal(value(text, 'mcp_gateway_upstream_errors_total{upstream="down",kind="unavailable"}'), 1)
+  t.equal(value(text, 'mcp_gateway_refused_total{upstream="down",code="MCP_GW_UPSTREAM_UNAVAILABLE",status="502"}'), 1)
+  t.notMatch(text, /http_request_duration_seconds/, 'route histograms are opt-in')
 })
