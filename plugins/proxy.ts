@@ -8,6 +8,7 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Abort } from '../lib/abort.ts'
 import type { ExchangeObserver } from '../lib/observer.ts'
+import { HEARTBEAT_DEFAULTS, Heartbeat, type HeartbeatOptions } from '../lib/heartbeat.ts'
 import { GatewayErrors, toJsonRpcError } from '../lib/errors.ts'
 import { Forwarder, resolveSession, type ExchangeContext, type ParsedBody, type SessionResolution } from '../lib/forwarder.ts'
 import { PARSE_ERROR, parseMessages, type JsonRpcId, type JsonRpcMessage } from '../lib/jsonrpc.ts'
@@ -39,6 +40,8 @@ export interface McpProxyOptions {
    * @default loopback origins only
    */
   allowedOrigins?: OriginPolicy
+  /** Pings to the upstream sessions of idle gateway sessions (see README, Session lifecycle). */
+  heartbeat?: Partial<HeartbeatOptions>
 }
 
 export const PROXY_DEFAULTS = {
@@ -71,6 +74,7 @@ interface CheckedOptions {
   bodyLimit: number
   maxResponseBytes: number
   allowedOrigins: OriginPolicy | undefined
+  heartbeat: HeartbeatOptions
 }
 
 function checkUpstream (value: unknown): StreamableHttpUpstreamOptions {
@@ -98,7 +102,13 @@ function checkOptions (options: McpProxyOptions): CheckedOptions {
     !(Array.isArray(allowedOrigins) && allowedOrigins.every((entry) => typeof entry === 'string'))) {
     throw invalid('allowedOrigins', 'must be an array of origin strings or a function')
   }
+  const heartbeat = options.heartbeat ?? {}
+  if (!isPlainObject(heartbeat)) throw invalid('heartbeat', 'must be an object')
   return {
+    heartbeat: {
+      intervalMs: optionalInteger('heartbeat.intervalMs', heartbeat.intervalMs, 0, HEARTBEAT_DEFAULTS.intervalMs),
+      maxFailures: optionalInteger('heartbeat.maxFailures', heartbeat.maxFailures, 1, HEARTBEAT_DEFAULTS.maxFailures)
+    },
     upstream: checkUpstream(options.upstream),
     path,
     bodyLimit: optionalInteger('bodyLimit', options.bodyLimit, 1, PROXY_DEFAULTS.bodyLimit),
@@ -263,7 +273,12 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
   fastify.addHook('preClose', async () => {
     for (const stream of streams) stream.destroy()
   })
-  fastify.addHook('onClose', async () => { await upstream.close() })
+  const heartbeat = new Heartbeat(fastify.mcpSessions, upstream, checked.heartbeat, fastify.log)
+  fastify.addHook('onReady', async () => { heartbeat.start() })
+  fastify.addHook('onClose', async () => {
+    await heartbeat.stop()
+    await upstream.close()
+  })
 }
 
 export default fp(mcpProxy, {
