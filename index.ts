@@ -22,3 +22,5 @@ export { default as mcpHealth, HEALTH_DEFAULTS, type McpHealthOptions } from './
 export { SESSION_LIMITS, type SessionEndReason, type SessionLimits } from './lib/session/manager.ts'
 export { default as mcpMetrics, type McpMetricsOptions } from './plugins/metrics.ts'
 export { KNOWN_METHODS, methodLabel, type Direction, type ExchangeObserver } from './lib/observer.ts'
+export { default as mcpTracing, tracingObserver, type McpTracingOptions } from './plugins/tracing.ts'
+export { HEARTBEAT_DEFAULTS, Heartbeat, type HeartbeatOptions } from './lib/heartbeat.ts'

@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream'
 import { GatewayErrors, toJsonRpcError } from './errors.ts'
 import { isRequest, toMessages, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from './jsonrpc.ts'
 import type { Abort } from './abort.ts'
-import { methodLabel, type ExchangeObserver } from './observer.ts'
+import { methodLabel, type ExchangeObserver, type ExchangeTrace } from './observer.ts'
 import type { Logger } from './logger.ts'
 import { DEFAULT_NEGOTIATED_VERSION, HEADER, STATELESS_VERSION, isStatelessRequest, supportsBatches } from './protocol.ts'
 import { BodyTooLargeError, drain, readBounded } from './relay/body.ts'
@@ -164,32 +164,67 @@ export class Forwarder {
 
     const watched = this.observers.length > 0
     let started = 0
+    const headers = upstreamRequestHeaders(ctx.headers, session?.upstreamSessionId)
+    let raw: Buffer | string = body.raw
+    let trace: ExchangeTrace | undefined
     if (watched) {
       for (const message of body.messages) {
         for (const observer of this.observers) observer.message?.('client_to_upstream', message, this.upstream.name)
       }
+      trace = this.startTrace(ctx, body, session)
+      if (trace !== undefined) {
+        Object.assign(headers, trace.headers)
+        // 2026-07-28 carries trace context in `_meta` too: the one case the body is re-encoded.
+        if (ctx.resolution.kind === 'stateless' && trace.traceparent !== undefined) raw = withMetaTraceparent(body, trace.traceparent)
+      }
       started = performance.now()
     }
+    // The trace ends with the answer: for a logged SSE stream, when the stream is complete.
+    let ended = false
+    const finished = trace === undefined
+      ? undefined
+      : () => {
+          if (ended) return
+          ended = true
+          trace.end(status)
+        }
+    const done = finished === undefined ? settle : () => { settle(); finished() }
+    let status: number | string = 0
     let res: UpstreamHttpResponse
     try {
-      res = await this.upstream.request({
-        method: 'POST',
-        headers: upstreamRequestHeaders(ctx.headers, session?.upstreamSessionId),
-        body: body.raw,
-        signal: ctx.signal
-      })
+      res = await this.upstream.request({ method: 'POST', headers, body: raw, signal: ctx.signal })
     } catch (err) {
-      settle()
-      if (watched) this.observeRequest(body, started, (err as { code?: string }).code ?? 'error')
+      status = (err as { code?: string }).code ?? 'error'
+      done()
+      if (watched) this.observeRequest(body, started, status)
       throw err
     }
+    status = res.status
     if (watched) this.observeRequest(body, started, res.status)
     try {
-      return await this.postResponse(ctx, body, res, session, pending, settle)
+      return await this.postResponse(ctx, body, res, session, pending, settle, finished)
     } catch (err) {
-      settle()
+      status = (err as { code?: string }).code ?? status
+      done()
       throw err
     }
+  }
+
+  private startTrace (ctx: ExchangeContext, body: ParsedBody, session: SessionRecord | undefined): ExchangeTrace | undefined {
+    const first = body.messages[0] as JsonRpcMessage
+    const method = body.batch ? 'batch' : 'method' in first ? methodLabel(first.method) : 'response'
+    const name = 'method' in first && first.method === 'tools/call' ? first.params?.name : undefined
+    for (const observer of this.observers) {
+      const trace = observer.start?.({
+        upstream: this.upstream.name,
+        method,
+        toolName: typeof name === 'string' ? name : undefined,
+        sessionId: session?.id,
+        incoming: ctx.headers
+      })
+      if (trace !== undefined) return trace
+    }
+    return undefined
   }
 
   private async postResponse (
@@ -198,9 +233,14 @@ export class Forwarder {
     res: UpstreamHttpResponse,
     session: SessionRecord | undefined,
     pending: Set<JsonRpcId>,
-    settle: () => void
+    settle: () => void,
+    finished: (() => void) | undefined
   ): Promise<OutboundResponse | undefined> {
-    if (res.status >= 300) return this.failure(res, session)
+    const done = finished === undefined ? settle : (): void => { settle(); finished() }
+    if (res.status >= 300) {
+      done()
+      return this.failure(res, session)
+    }
 
     const headers: Record<string, string> = {}
     let opened: SessionRecord | undefined
@@ -240,6 +280,7 @@ export class Forwarder {
         onMessage,
         open: ctx.openStream,
         log: ctx.log,
+        onDone: finished,
         abandon: () => {
           if (pending.size > 0) this.cancelUpstream(streamSession, [...pending], ctx.log)
           source.destroy()
@@ -259,7 +300,7 @@ export class Forwarder {
             : new GatewayErrors.UPSTREAM_UNAVAILABLE(this.upstream.name)
           return toJsonRpcError(err).body.error
         },
-        onDone: settle
+        onDone: done
       })
       return { status: res.status, headers: { ...SSE_HEADERS, ...headers }, body: stream }
     }
@@ -272,7 +313,7 @@ export class Forwarder {
         if (err instanceof BodyTooLargeError) throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, err.message, { cause: err })
         throw ctx.signal.aborted ? err : new GatewayErrors.UPSTREAM_UNAVAILABLE(this.upstream.name, { cause: err })
       }
-      settle()
+      done()
       let parsed: ReturnType<typeof toMessages>
       try {
         parsed = toMessages(JSON.parse(raw.toString('utf8')))
@@ -287,7 +328,7 @@ export class Forwarder {
       return { status: res.status, headers: { ...JSON_HEADERS, ...headers }, body: raw }
     }
     drain(res.body)
-    settle()
+    done()
     if (pending.size > 0) {
       if (opened !== undefined) await this.sessions.end(opened.id, 'failed')
       throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, `unexpected content type "${type}" for a request`)
@@ -428,4 +469,12 @@ export class Forwarder {
       log.debug({ sessionId: session.id, requestId }, 'cancelled upstream request for a departed client')
     }
   }
+}
+
+/** The body with `_meta.traceparent` set on its (single) request, as 2026-07-28 specifies. */
+function withMetaTraceparent (body: ParsedBody, traceparent: string): Buffer | string {
+  const first = body.messages[0]
+  if (body.batch || first === undefined || !('method' in first)) return body.raw
+  const params = { ...first.params, _meta: { ...(first.params?._meta as Record<string, unknown> | undefined), traceparent } }
+  return JSON.stringify({ ...first, params })
 }

@@ -3,11 +3,35 @@
  * gateway and each upstream request. Free when nobody watches: the forwarder checks the list's
  * length before building anything.
  */
+import type { IncomingHttpHeaders } from 'node:http'
 import type { JsonRpcMessage } from './jsonrpc.ts'
 
 export type Direction = 'client_to_upstream' | 'upstream_to_client'
 
+/** What a tracer learns about a POST exchange when it starts. */
+export interface ExchangeStart {
+  upstream: string
+  /** The first message's method (label-safe), or "batch". */
+  method: string
+  /** `params.name` of a `tools/call`. */
+  toolName: string | undefined
+  sessionId: string | undefined
+  /** The client's request headers (for incoming trace context). */
+  incoming: IncomingHttpHeaders
+}
+
+/** A traced exchange: headers to send upstream (trace context) and its end. */
+export interface ExchangeTrace {
+  headers: Record<string, string>
+  /** W3C traceparent value, also put in `_meta` of 2026-07-28 requests. */
+  traceparent: string | undefined
+  /** `outcome`: HTTP status of the answer, or the gateway error code. */
+  end (outcome: number | string): void
+}
+
 export interface ExchangeObserver {
+  /** Starts a trace for one POST exchange (one observer at most should return one). */
+  start? (info: ExchangeStart): ExchangeTrace | undefined
   message? (direction: Direction, message: JsonRpcMessage, upstream: string): void
   /** `outcome`: the upstream's HTTP status, or the gateway error code when there was none. */
   upstreamRequest? (upstream: string, method: string, seconds: number, outcome: number | string): void

@@ -9,6 +9,7 @@ import mcpProxy, { type McpProxyOptions } from './proxy.ts'
 import mcpSessions, { type McpSessionsOptions } from './sessions.ts'
 import mcpHealth, { type McpHealthOptions } from './health.ts'
 import mcpMetrics, { type McpMetricsOptions } from './metrics.ts'
+import mcpTracing, { type McpTracingOptions } from './tracing.ts'
 import mcpShutdown from './shutdown.ts'
 import mcpStreaming, { type McpStreamingOptions } from './streaming.ts'
 
@@ -21,11 +22,16 @@ export interface McpGatewayOptions extends McpProxyOptions {
   health?: McpHealthOptions | false
   /** Options of the metrics plugin (`/metrics`); `false` leaves it out. */
   metrics?: McpMetricsOptions | false
+  /**
+   * OpenTelemetry spans per MCP exchange, to the tracer provider the application registered.
+   * Off by default (`true` or options to turn it on).
+   */
+  tracing?: McpTracingOptions | boolean
 }
 
 async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions): Promise<void> {
   if (!isPlainObject(options)) throw invalid('options', 'must be an object')
-  const { sessions, streaming, health, metrics, ...proxy } = options
+  const { sessions, streaming, health, metrics, tracing, ...proxy } = options
   if (sessions !== undefined && !isPlainObject(sessions)) throw invalid('sessions', 'must be an object')
   if (streaming !== undefined && streaming !== false && !isPlainObject(streaming)) throw invalid('streaming', 'must be an object or false')
   await fastify.register(mcpSessions, sessions ?? {})
@@ -34,6 +40,7 @@ async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions)
   await fastify.register(mcpShutdown)
   if (health !== false) await fastify.register(mcpHealth, health ?? {})
   if (metrics !== false) await fastify.register(mcpMetrics, metrics ?? {})
+  if (tracing !== undefined && tracing !== false) await fastify.register(mcpTracing, tracing === true ? {} : tracing)
 }
 
 export default fp(mcpGateway, { name: 'mcp-gateway', fastify: '5.x' })

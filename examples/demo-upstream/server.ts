@@ -41,8 +41,8 @@ export interface DemoUpstreamOptions {
 
 /** What the upstream saw, for tests to assert on. */
 export interface DemoUpstreamRecord {
-  /** Headers of every HTTP request, in order. */
-  requests: Array<{ method: string, headers: IncomingMessage['headers'] }>
+  /** Every HTTP request (POST bodies parsed), in order. */
+  requests: Array<{ method: string, headers: IncomingMessage['headers'], body?: unknown }>
   /** Ids of `wait` calls that ended because the request was cancelled. */
   cancelled: Array<string | number>
   /** Upstream session ids closed by DELETE. */
@@ -149,7 +149,8 @@ export async function startDemoUpstream (options: DemoUpstreamOptions = {}): Pro
       refuse(res, 404, 'Not found')
       return
     }
-    record.requests.push({ method: req.method ?? '', headers: req.headers })
+    const entry: DemoUpstreamRecord['requests'][number] = { method: req.method ?? '', headers: req.headers }
+    record.requests.push(entry)
     let body: unknown
     if (req.method === 'POST') {
       try {
@@ -158,6 +159,7 @@ export async function startDemoUpstream (options: DemoUpstreamOptions = {}): Pro
         refuse(res, 400, 'Parse error')
         return
       }
+      entry.body = body
     }
     const sessionId = req.headers['mcp-session-id']
     let transport = typeof sessionId === 'string' ? transports.get(sessionId) : undefined

@@ -47,6 +47,8 @@ export interface PostStreamOptions {
   open: OpenStream
   /** The client left before holding any resume point: cancel its requests upstream. */
   abandon: () => void
+  /** Called once the answer is complete (logged and delivered, or failed). */
+  onDone?: () => void
   log: Logger
 }
 
@@ -79,7 +81,7 @@ export class ResumableStreams {
     const source = options.source
     stream.stopUpstream = () => source.destroy()
     writer.start(this.hub.options.retryMs, primes(session), Date.now())
-    void this.pumpPost(stream, session, options.source, options.pending, options.onMessage, log)
+    void this.pumpPost(stream, session, options.source, options.pending, options.onMessage, log).finally(options.onDone)
   }
 
   private async pumpPost (stream: LiveStream, session: SessionRecord, source: UpstreamHttpResponse['body'], pending: Set<JsonRpcId>, onMessage: PostStreamOptions['onMessage'], log: Logger): Promise<void> {
