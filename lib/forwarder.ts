@@ -94,12 +94,13 @@ function findInitialize (messages: readonly JsonRpcMessage[]): JsonRpcRequest | 
 }
 
 /** Decides which session a request belongs to, before anything is sent upstream. */
-export async function resolveSession (sessions: SessionManager, headers: IncomingHttpHeaders, body: ParsedBody | undefined): Promise<SessionResolution> {
+export async function resolveSession (sessions: SessionManager, headers: IncomingHttpHeaders, body: ParsedBody | undefined, onSession?: (session: SessionRecord) => void): Promise<SessionResolution> {
   const messages = body?.messages ?? []
   const sessionId = headers[HEADER.sessionId]
   if (sessionId !== undefined) {
     const session = typeof sessionId === 'string' ? await sessions.find(sessionId) : undefined
     if (session === undefined) throw new GatewayErrors.SESSION_NOT_FOUND()
+    onSession?.(session)
     if (findInitialize(messages) !== undefined) throw new GatewayErrors.ALREADY_INITIALIZED()
     if (body?.batch === true && !supportsBatches(session.protocolVersion)) {
       throw new GatewayErrors.BATCH_NOT_SUPPORTED(session.protocolVersion)

@@ -163,6 +163,15 @@ function errorHandler (upstream: string, observers: ExchangeObserver[]) {
   }
 }
 
+const INFO_OR_MORE = new Set(['info', 'debug', 'trace'])
+
+function methodOf (body: ParsedBody | undefined): string | undefined {
+  const first = body?.messages[0]
+  if (first === undefined) return undefined
+  if (body?.batch === true) return 'batch'
+  return 'method' in first ? first.method : 'response'
+}
+
 const kResolution = Symbol('mcpResolution')
 type ResolvedRequest = FastifyRequest & { [kResolution]?: SessionResolution }
 
@@ -209,13 +218,20 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
     })
 
     // Session resolution runs before any route-level hook, so those see `request.mcpSession`.
-    scope.addHook('preHandler', async (request: ResolvedRequest) => {
+    scope.addHook('preHandler', async (request: ResolvedRequest, reply) => {
       if (request.routeOptions.config.mcp === undefined) return
       const body = request.body as ParsedBody | undefined
       if (body !== undefined) request.mcpMessages = body.messages
-      const resolution = await resolveSession(fastify.mcpSessions, request.headers, body)
-      request[kResolution] = resolution
-      if (resolution.kind === 'session') request.mcpSession = resolution.session
+      try {
+        request[kResolution] = await resolveSession(fastify.mcpSessions, request.headers, body, (session) => { request.mcpSession = session })
+      } finally {
+        // Every later line about this exchange, Fastify's own included, carries its session and
+        // JSON-RPC method (never a body). Skipped when info lines would be dropped anyway.
+        if (INFO_OR_MORE.has(request.log.level)) {
+          request.log = request.log.child({ sessionId: request.mcpSession?.id, method: methodOf(body) })
+          reply.log = request.log
+        }
+      }
     })
 
     scope.route({

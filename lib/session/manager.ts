@@ -9,6 +9,8 @@ export interface OpenSession {
   clientCapabilities?: Record<string, unknown>
 }
 
+const SWEEP_CONCURRENCY = 32
+
 /** Why a session ended. */
 export type SessionEndReason = 'deleted' | 'expired' | 'upstream-gone' | 'failed'
 
@@ -108,8 +110,10 @@ export class SessionManager {
     const now = this.now()
     const expired = await this.store.listExpired(now - this.limits.idleTimeoutMs, now - this.limits.maxLifetimeMs, batch)
     let ended = 0
-    for (const record of expired) {
-      if (await this.end(record.id, 'expired')) ended++
+    // A few at a time: ending one may wait on its upstream, and a sweep must keep up with churn.
+    for (let i = 0; i < expired.length; i += SWEEP_CONCURRENCY) {
+      const results = await Promise.all(expired.slice(i, i + SWEEP_CONCURRENCY).map((record) => this.end(record.id, 'expired')))
+      for (const result of results) if (result) ended++
     }
     return ended
   }
