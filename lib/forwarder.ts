@@ -93,6 +93,13 @@ function findInitialize (messages: readonly JsonRpcMessage[]): JsonRpcRequest | 
   return undefined
 }
 
+/** What a POST body does, in one word: its method, "batch", or "response" (a client's answer). */
+export function bodyMethod (body: ParsedBody): string {
+  const first = body.messages[0] as JsonRpcMessage
+  if (body.batch) return 'batch'
+  return 'method' in first ? first.method : 'response'
+}
+
 /** Decides which session a request belongs to, before anything is sent upstream. */
 export async function resolveSession (sessions: SessionManager, headers: IncomingHttpHeaders, body: ParsedBody | undefined, onSession?: (session: SessionRecord) => void): Promise<SessionResolution> {
   const messages = body?.messages ?? []
@@ -213,7 +220,7 @@ export class Forwarder {
 
   private startTrace (ctx: ExchangeContext, body: ParsedBody, session: SessionRecord | undefined): ExchangeTrace | undefined {
     const first = body.messages[0] as JsonRpcMessage
-    const method = body.batch ? 'batch' : 'method' in first ? methodLabel(first.method) : 'response'
+    const method = methodLabel(bodyMethod(body))
     const name = 'method' in first && first.method === 'tools/call' ? first.params?.name : undefined
     for (const observer of this.observers) {
       const trace = observer.start?.({
@@ -437,8 +444,7 @@ export class Forwarder {
   }
 
   private observeRequest (body: ParsedBody, started: number, outcome: number | string): void {
-    const first = body.messages[0] as JsonRpcMessage
-    const method = body.batch ? 'batch' : 'method' in first ? methodLabel(first.method) : 'response'
+    const method = methodLabel(bodyMethod(body))
     const seconds = (performance.now() - started) / 1000
     for (const observer of this.observers) observer.upstreamRequest?.(this.upstream.name, method, seconds, outcome)
   }

@@ -52,6 +52,7 @@ export const KNOWN_METHODS = new Set([
   'notifications/tasks/status', 'notifications/subscriptions/acknowledged'
 ])
 
+/** A method as a metric label: MCP methods as they are, anything else "other". */
 export function methodLabel (method: string): string {
-  return KNOWN_METHODS.has(method) ? method : 'other'
+  return KNOWN_METHODS.has(method) || method === 'batch' || method === 'response' ? method : 'other'
 }

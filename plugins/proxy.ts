@@ -10,7 +10,7 @@ import { Abort } from '../lib/abort.ts'
 import type { ExchangeObserver } from '../lib/observer.ts'
 import { HEARTBEAT_DEFAULTS, Heartbeat, type HeartbeatOptions } from '../lib/heartbeat.ts'
 import { GatewayErrors, toJsonRpcError } from '../lib/errors.ts'
-import { Forwarder, resolveSession, type ExchangeContext, type ParsedBody, type SessionResolution } from '../lib/forwarder.ts'
+import { Forwarder, bodyMethod, resolveSession, type ExchangeContext, type ParsedBody, type SessionResolution } from '../lib/forwarder.ts'
 import { PARSE_ERROR, parseMessages, type JsonRpcId, type JsonRpcMessage } from '../lib/jsonrpc.ts'
 import { httpUrl, invalid, isPlainObject, optionalInteger, optionalString, stringRecord } from '../lib/options.ts'
 import { originChecker, type OriginPolicy } from '../lib/origin.ts'
@@ -165,13 +165,6 @@ function errorHandler (upstream: string, observers: ExchangeObserver[]) {
 
 const INFO_OR_MORE = new Set(['info', 'debug', 'trace'])
 
-function methodOf (body: ParsedBody | undefined): string | undefined {
-  const first = body?.messages[0]
-  if (first === undefined) return undefined
-  if (body?.batch === true) return 'batch'
-  return 'method' in first ? first.method : 'response'
-}
-
 const kResolution = Symbol('mcpResolution')
 type ResolvedRequest = FastifyRequest & { [kResolution]?: SessionResolution }
 
@@ -228,7 +221,7 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
         // Every later line about this exchange, Fastify's own included, carries its session and
         // JSON-RPC method (never a body). Skipped when info lines would be dropped anyway.
         if (INFO_OR_MORE.has(request.log.level)) {
-          request.log = request.log.child({ sessionId: request.mcpSession?.id, method: methodOf(body) })
+          request.log = request.log.child({ sessionId: request.mcpSession?.id, method: body === undefined ? undefined : bodyMethod(body) })
           reply.log = request.log
         }
       }
