@@ -9,9 +9,6 @@ import { formatEventId, type StoredEvent } from '../events/store.ts'
 /** The part of a Node `ServerResponse` a writer uses. */
 export interface Sink {
   write (chunk: string): boolean
-  cork (): void
-  uncork (): void
-  readonly writableCorked: number
   end (): void
   destroy (): void
   readonly writableLength: number
@@ -36,7 +33,8 @@ export class ClientWriter {
   saturatedSince: number | undefined = undefined
   ended: WriterEnd | undefined = undefined
   private readonly sink: Sink
-  private corked = false
+  /** Text written this tick, not yet handed to the socket. */
+  private pending = ''
   private readonly highWaterMark: number
   private readonly onEnd: (writer: ClientWriter, why: WriterEnd) => void
 
@@ -73,11 +71,12 @@ export class ClientWriter {
 
   /** Whether the client has more unread than the high-water mark (replays wait for it). */
   get saturated (): boolean {
-    return this.sink.writableLength > this.highWaterMark
+    return this.sink.writableLength + this.pending.length > this.highWaterMark
   }
 
   /** Resolves when the client has read what was written, or is gone. */
   drained (): Promise<void> {
+    this.flush()
     if (this.ended !== undefined || !this.saturated) return Promise.resolve()
     return new Promise((resolve) => {
       const done = (): void => {
@@ -97,34 +96,35 @@ export class ClientWriter {
   /** Ends the response normally (after a `retry:` hint when the client should come back). */
   end (why: WriterEnd, retryMs?: number): void {
     if (this.ended !== undefined) return
-    if (retryMs !== undefined && !this.sink.destroyed) this.sink.write(encodeRetry(retryMs))
+    if (retryMs !== undefined) this.pending += encodeRetry(retryMs)
+    this.flush()
     this.finish(why)
     this.sink.end()
   }
 
-  /** @internal */
-  uncork (): void {
-    this.corked = false
-    if (this.sink.writableCorked > 0) this.sink.uncork()
-  }
-
-  private write (text: string, now: number): void {
+  /** Writes what this tick produced as one chunk. @internal */
+  flush (): void {
+    if (this.pending.length === 0) return
+    const text = this.pending
+    this.pending = ''
     if (this.sink.destroyed) {
       this.finish('client')
       return
     }
-    if (!this.corked) {
-      // Events of one upstream chunk (and the end) leave in one write, not one syscall each.
-      this.corked = true
-      this.sink.cork()
-      setImmediate(uncork, this)
-    }
     this.sink.write(text)
-    this.lastWriteAt = now
     if (this.saturatedSince === undefined && this.saturated) {
-      this.saturatedSince = now
+      this.saturatedSince = this.lastWriteAt
       void this.drained().then(() => { this.saturatedSince = undefined })
     }
+  }
+
+  private write (text: string, now: number): void {
+    if (this.ended !== undefined) return
+    // Events of one upstream chunk (and the end) leave as one chunk in one write: one chunked-
+    // encoding frame and one syscall, not one of each per event.
+    if (this.pending.length === 0) setImmediate(flushWriter, this)
+    this.pending += text
+    this.lastWriteAt = now
   }
 
   /**
@@ -146,6 +146,6 @@ export class ClientWriter {
   }
 }
 
-function uncork (writer: ClientWriter): void {
-  writer.uncork()
+function flushWriter (writer: ClientWriter): void {
+  writer.flush()
 }
