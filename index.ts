@@ -24,3 +24,5 @@ export { default as mcpMetrics, type McpMetricsOptions } from './plugins/metrics
 export { KNOWN_METHODS, methodLabel, type Direction, type ExchangeObserver } from './lib/observer.ts'
 export { default as mcpTracing, tracingObserver, type McpTracingOptions } from './plugins/tracing.ts'
 export { HEARTBEAT_DEFAULTS, Heartbeat, type HeartbeatOptions } from './lib/heartbeat.ts'
+export { RedisSessionStore, type RedisSessionStoreOptions } from './lib/redis/session-store.ts'
+export { RedisEventStore, type RedisEventStoreOptions } from './lib/redis/event-store.ts'
