@@ -37,7 +37,7 @@ declare module 'fastify' {
   }
 }
 
-const STORE_METHODS = ['append', 'open', 'replay', 'deleteSession', 'stats', 'close'] as const
+const STORE_METHODS = ['append', 'open', 'replay', 'lastSeq', 'deleteSession', 'stats', 'close'] as const
 
 function checkOptions (options: McpStreamingOptions): { settings: StreamingOptions, retention: Retention, store: EventStore | undefined, drainTimeoutMs: number } {
   if (!isPlainObject(options)) throw invalid('options', 'must be an object')

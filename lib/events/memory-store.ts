@@ -74,6 +74,13 @@ export class MemoryEventStore implements EventStore {
     return { kind: 'events', events: start >= stream.events.length ? [] : stream.events.slice(start) }
   }
 
+  async lastSeq (sessionId: string, streamId: string): Promise<number | undefined> {
+    const log = this.sessions.get(sessionId)
+    const stream = log?.streams.get(streamId)
+    if (stream !== undefined) return stream.firstSeq + stream.events.length - 1
+    return log?.forgotten.get(streamId)
+  }
+
   async deleteSession (sessionId: string): Promise<void> {
     this.sessions.delete(sessionId)
   }

@@ -29,6 +29,11 @@ export interface EventStore {
   /** Declares a stream (before its first event), so a replay from position 0 knows it. */
   open (sessionId: string, streamId: string): Promise<void>
   replay (sessionId: string, streamId: string, afterSeq: number): Promise<ReplayResult>
+  /**
+   * The last sequence number appended to a stream (0 when opened but empty), or undefined for an
+   * unknown stream: where a process that did not write it (a restart, another instance) goes on.
+   */
+  lastSeq (sessionId: string, streamId: string): Promise<number | undefined>
   deleteSession (sessionId: string): Promise<void>
   /** Events and bytes held, for metrics and tests. */
   stats (): Promise<{ events: number, bytes: number, streams: number }>

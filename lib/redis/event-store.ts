@@ -75,6 +75,11 @@ export class RedisEventStore implements EventStore {
     return { kind: 'events', events: entries.map(([id, fields]) => toEvent(id, fields)) }
   }
 
+  async lastSeq (sessionId: string, streamId: string): Promise<number | undefined> {
+    const last = await this.redis.hget(this.lastKey(sessionId), streamId)
+    return last === null ? undefined : Number(last)
+  }
+
   async deleteSession (sessionId: string): Promise<void> {
     const streams = await this.redis.smembers(this.indexKey(sessionId))
     await this.redis.del(this.indexKey(sessionId), this.lastKey(sessionId), ...streams.map((id) => this.streamKey(sessionId, id)))

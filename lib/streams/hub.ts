@@ -121,11 +121,15 @@ export class StreamHub {
     return stream
   }
 
-  getStream (sessionId: string, log: Logger): LiveStream {
+  async getStream (sessionId: string, log: Logger): Promise<LiveStream> {
+    const existing = this.sessions.get(sessionId)?.get
+    if (existing !== undefined) return existing
+    const lastSeq = await this.store.lastSeq(sessionId, GET_STREAM_ID)
+    // Another request may have made it while the store answered.
     const streams = this.streamsOf(sessionId)
     if (streams.get === undefined) {
-      streams.get = new LiveStream(this.context(log), sessionId, GET_STREAM_ID)
-      void this.store.open(sessionId, GET_STREAM_ID)
+      streams.get = new LiveStream(this.context(log), sessionId, GET_STREAM_ID, lastSeq ?? 0)
+      if (lastSeq === undefined) await this.store.open(sessionId, GET_STREAM_ID)
     }
     return streams.get
   }

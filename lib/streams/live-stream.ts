@@ -33,10 +33,13 @@ export class LiveStream {
   stopUpstream: (() => void) | undefined = undefined
   private readonly ctx: LiveStreamContext
 
-  constructor (ctx: LiveStreamContext, sessionId: string, id: string) {
+  constructor (ctx: LiveStreamContext, sessionId: string, id: string, lastSeq = 0) {
     this.ctx = ctx
     this.sessionId = sessionId
     this.id = id
+    // Go on from what the log already holds (written before a restart, or by another instance).
+    this.seq = lastSeq
+    this.appended = lastSeq
   }
 
   get lastSeq (): number {

@@ -113,7 +113,7 @@ export class ResumableStreams {
 
   /** A fresh GET: the session's server-to-client stream, from now on. */
   async get (session: SessionRecord, clientHeaders: Record<string, string | string[] | undefined>, open: OpenStream, log: Logger): Promise<PlainResponse | undefined> {
-    const stream = this.hub.getStream(session.id, log)
+    const stream = await this.hub.getStream(session.id, log)
     if (!this.hub.hasUpstreamGet(session.id)) {
       const refused = await this.startUpstreamGet(session, stream, clientHeaders, log)
       if (refused !== undefined) return refused
@@ -130,7 +130,7 @@ export class ResumableStreams {
     if (parsed === undefined) throw new GatewayErrors.UNKNOWN_EVENT_ID(JSON.stringify(lastEventId))
     const { streamId, seq } = parsed
     let stream = this.hub.findLive(session.id, streamId)
-    if (stream === undefined && streamId === GET_STREAM_ID) stream = this.hub.getStream(session.id, log)
+    if (stream === undefined && streamId === GET_STREAM_ID) stream = await this.hub.getStream(session.id, log)
     // Check before answering, so a bad id gets an HTTP error rather than an empty stream.
     const check = await this.hub.store.replay(session.id, streamId, seq)
     if (check.kind === 'trimmed') throw new GatewayErrors.EVENTS_TRIMMED(lastEventId)

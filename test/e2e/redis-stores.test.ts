@@ -32,3 +32,59 @@ t.test('SDK client through a gateway whose sessions and event log live in Redis'
   t.match(replayed, /liftoff/)
   await c.close()
 })
+
+t.test('a gateway restarted on the same Redis: the client resumes its GET stream, numbering goes on', { skip: await skipWithoutRedis() }, async (t) => {
+  const { z } = await import('zod')
+  const { SseParser } = await import('../../lib/sse/parser.ts')
+  const { client: redis, prefix } = await redisClient(t)
+  const up = await upstream(t, {
+    extraTools: (server) => {
+      server.registerTool('announce', { inputSchema: { text: z.string() } }, async ({ text }) => {
+        await server.server.sendLoggingMessage({ level: 'info', data: text })
+        return { content: [{ type: 'text', text: 'announced' }] }
+      })
+    }
+  })
+  const options = () => ({
+    upstream: up.url,
+    sessions: { store: new RedisSessionStore({ client: redis, keyPrefix: prefix }) },
+    streaming: { store: new RedisEventStore({ client: redis, keyPrefix: prefix }) }
+  })
+  const announce = async (url: string, sessionId: string, text: string): Promise<void> => {
+    const res = await fetch(url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }), body: JSON.stringify({ jsonrpc: '2.0', id: text, method: 'tools/call', params: { name: 'announce', arguments: { text } } }) })
+    await res.text()
+  }
+  const readUntil = async (res: Response, count: number): Promise<Array<{ id: string, data: string }>> => {
+    const events: Array<{ id: string, data: string }> = []
+    const parser = new SseParser({ onEvent: (e) => { if (e.data !== '') events.push({ id: e.id as string, data: JSON.parse(e.data).params.data }) } })
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+    while (events.length < count) {
+      const { value, done } = await reader.read()
+      if (done) break
+      parser.push(value)
+    }
+    await reader.cancel().catch(() => {})
+    return events
+  }
+
+  const first = await gateway(t, options())
+  const sessionId = await openSession(first.url)
+  const get = await fetch(first.url, { headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' } })
+  const reading = readUntil(get, 2)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  await announce(first.url, sessionId, 'one')
+  await announce(first.url, sessionId, 'two')
+  const before = await reading
+  t.same(before.map((e) => e.data), ['one', 'two'])
+  await first.app.close()
+
+  const second = await gateway(t, options())
+  const resumed = await fetch(second.url, { headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25', 'last-event-id': before[0]?.id as string } })
+  t.equal(resumed.status, 200, 'the session and its log survived the restart')
+  const after = readUntil(resumed, 2)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  await announce(second.url, sessionId, 'three')
+  const events = await after
+  t.same(events.map((e) => e.data), ['two', 'three'], 'the missed event from the log, then live')
+  t.same(events.map((e) => e.id), ['g_2', 'g_3'], 'numbering goes on where the first instance left it')
+})
