@@ -7,10 +7,13 @@ import { CallToolResultSchema, type Progress } from '@modelcontextprotocol/sdk/t
 import type { RpcError } from '../helpers/http.ts'
 import { MODES, client, eventually, gateway, textOf, upstream } from '../helpers/peers.ts'
 
-for (const mode of MODES) {
+// The two upstream response modes, and SSE relayed without the event log (`streaming: false`).
+const VARIANTS = [...MODES.map((mode) => ({ ...mode, streaming: true })), { name: 'SSE responses, no event log', jsonResponse: false, streaming: false }]
+
+for (const mode of VARIANTS) {
   t.test(mode.name, async (t) => {
     const up = await upstream(t, { jsonResponse: mode.jsonResponse })
-    const gw = await gateway(t, { upstream: up.url })
+    const gw = await gateway(t, { upstream: up.url, ...(mode.streaming ? {} : { streaming: false }) })
 
     t.test('initialize, tools/list, tools/call, ping', async (t) => {
       const { client: c, transport } = await client(t, gw.url)
