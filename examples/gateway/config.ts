@@ -20,7 +20,17 @@ export interface GatewayConfig extends McpGatewayOptions {
    * @default 'info'
    */
   logLevel?: string | false
+  /**
+   * Where sessions and the event log live: in this process (`memory`) or in Redis, shared by every
+   * instance that names the same Redis and key prefix.
+   * @default { type: 'memory' }
+   */
+  store?: StoreConfig
 }
+
+export type StoreConfig =
+  | { type: 'memory' }
+  | { type: 'redis', url: string, keyPrefix?: string, connectTimeoutMs?: number }
 
 export const GATEWAY_DEFAULTS = { host: '127.0.0.1', port: 3000, logLevel: 'info' } as const
 
@@ -38,6 +48,15 @@ export function checkGatewayConfig (value: unknown): GatewayConfig {
     throw invalid('logLevel', `must be false or one of ${[...LOG_LEVELS].join(', ')}`)
   }
   config.logLevel = level
+  const store = config.store
+  if (store !== undefined) {
+    if (!isPlainObject(store) || (store.type !== 'memory' && store.type !== 'redis')) throw invalid('store', 'must be { "type": "memory" } or { "type": "redis", "url": ... }')
+    if (store.type === 'redis') {
+      if (typeof store.url !== 'string' || !/^rediss?:\/\//.test(store.url)) throw invalid('store.url', 'must be a redis:// or rediss:// URL')
+      optionalString('store.keyPrefix', store.keyPrefix, 'mcp-gw:')
+      optionalInteger('store.connectTimeoutMs', store.connectTimeoutMs, 1, 5000)
+    }
+  }
   return config
 }
 

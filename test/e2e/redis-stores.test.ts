@@ -88,3 +88,21 @@ t.test('a gateway restarted on the same Redis: the client resumes its GET stream
   t.same(events.map((e) => e.data), ['two', 'three'], 'the missed event from the log, then live')
   t.same(events.map((e) => e.id), ['g_2', 'g_3'], 'numbering goes on where the first instance left it')
 })
+
+t.test('the preset on { store: { type: "redis" } }', { skip: await skipWithoutRedis() }, async (t) => {
+  const { createGateway } = await import('../../examples/gateway/create-gateway.ts')
+  const { REDIS_URL } = await import('../helpers/redis.ts')
+  const { client: redis, prefix } = await redisClient(t)
+  const up = await upstream(t)
+  const app = await createGateway({ upstream: up.url, logLevel: false, store: { type: 'redis', url: REDIS_URL, keyPrefix: prefix } })
+  t.teardown(() => app.close())
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+  const { client: c, transport } = await client(t, `${address}/mcp`)
+  t.equal(textOf(await c.callTool({ name: 'echo', arguments: { text: 'on redis' } })), 'on redis')
+  t.ok(await redis.exists(`${prefix}s:${transport.sessionId as string}`), 'the session lives in Redis')
+  await c.close()
+
+  await t.rejects(createGateway({ upstream: up.url, logLevel: false, store: { type: 'redis', url: 'redis://127.0.0.1:9', connectTimeoutMs: 500 } }), /cannot reach Redis at redis:\/\/127\.0\.0\.1:9/)
+  await t.rejects(createGateway({ upstream: up.url, store: { type: 'redis', url: 'http://x' } as never }), { code: 'MCP_GW_INVALID_OPTION', message: /store\.url/ })
+  await t.rejects(createGateway({ upstream: up.url, store: { type: 'disk' } as never }), { code: 'MCP_GW_INVALID_OPTION', message: /"store"/ })
+})
