@@ -6,6 +6,7 @@ import { RedisSessionStore } from '../../lib/redis/session-store.ts'
 import { openSession, postHeaders } from '../helpers/http.ts'
 import { client, gateway, textOf, upstream } from '../helpers/peers.ts'
 import { redisClient, skipWithoutRedis } from '../helpers/redis.ts'
+import { readEvents } from '../helpers/sse.ts'
 
 t.test('SDK client through a gateway whose sessions and event log live in Redis', { skip: await skipWithoutRedis() }, async (t) => {
   const { client: redis, prefix } = await redisClient(t)
@@ -35,7 +36,6 @@ t.test('SDK client through a gateway whose sessions and event log live in Redis'
 
 t.test('a gateway restarted on the same Redis: the client resumes its GET stream, numbering goes on', { skip: await skipWithoutRedis() }, async (t) => {
   const { z } = await import('zod')
-  const { SseParser } = await import('../../lib/sse/parser.ts')
   const { client: redis, prefix } = await redisClient(t)
   const up = await upstream(t, {
     extraTools: (server) => {
@@ -54,23 +54,16 @@ t.test('a gateway restarted on the same Redis: the client resumes its GET stream
     const res = await fetch(url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }), body: JSON.stringify({ jsonrpc: '2.0', id: text, method: 'tools/call', params: { name: 'announce', arguments: { text } } }) })
     await res.text()
   }
-  const readUntil = async (res: Response, count: number): Promise<Array<{ id: string, data: string }>> => {
-    const events: Array<{ id: string, data: string }> = []
-    const parser = new SseParser({ onEvent: (e) => { if (e.data !== '') events.push({ id: e.id as string, data: JSON.parse(e.data).params.data }) } })
-    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
-    while (events.length < count) {
-      const { value, done } = await reader.read()
-      if (done) break
-      parser.push(value)
-    }
-    await reader.cancel().catch(() => {})
-    return events
+  // Events with data (not the priming event), as { id, data of the logging message }.
+  const readUntil = async (res: Response, count: number, primed: boolean): Promise<Array<{ id: string, data: string }>> => {
+    const { events } = await readEvents(res, count + (primed ? 1 : 0))
+    return events.filter((e) => e.data !== '').map((e) => ({ id: e.id as string, data: JSON.parse(e.data).params.data }))
   }
 
   const first = await gateway(t, options())
   const sessionId = await openSession(first.url)
   const get = await fetch(first.url, { headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' } })
-  const reading = readUntil(get, 2)
+  const reading = readUntil(get, 2, true)
   await new Promise((resolve) => setTimeout(resolve, 100))
   await announce(first.url, sessionId, 'one')
   await announce(first.url, sessionId, 'two')
@@ -81,7 +74,7 @@ t.test('a gateway restarted on the same Redis: the client resumes its GET stream
   const second = await gateway(t, options())
   const resumed = await fetch(second.url, { headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25', 'last-event-id': before[0]?.id as string } })
   t.equal(resumed.status, 200, 'the session and its log survived the restart')
-  const after = readUntil(resumed, 2)
+  const after = readUntil(resumed, 2, false)
   await new Promise((resolve) => setTimeout(resolve, 100))
   await announce(second.url, sessionId, 'three')
   const events = await after

@@ -11,8 +11,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js'
 import { z } from 'zod'
 import { SseParser } from '../../lib/sse/parser.ts'
-import type { SseEvent } from '../../lib/sse/encode.ts'
 import { cutter } from '../helpers/cutter.ts'
+import { readEvents } from '../helpers/sse.ts'
 import { openSession, postHeaders, type RpcError } from '../helpers/http.ts'
 import { eventually, gateway, textOf, upstream } from '../helpers/peers.ts'
 
@@ -24,21 +24,6 @@ function resumingClient (t: { teardown (fn: () => unknown): void }, url: string)
   client.onerror = () => {}
   t.teardown(() => client.close())
   return { client, transport }
-}
-
-/** Reads an SSE response to its end (or until `stopAfter` events), returning its events. */
-async function readEvents (res: Response, stopAfter = Infinity): Promise<{ events: SseEvent[], comments: string[] }> {
-  const events: SseEvent[] = []
-  const comments: string[] = []
-  const parser = new SseParser({ onEvent: (e) => events.push(e), onComment: (c) => comments.push(c) })
-  const reader = (res.body as ReadableStream<Uint8Array>).getReader()
-  while (events.length < stopAfter) {
-    const { value, done } = await reader.read()
-    if (done) break
-    parser.push(value)
-  }
-  await reader.cancel().catch(() => {})
-  return { events, comments }
 }
 
 const sessionHeaders = (sessionId: string, extra: Record<string, string> = {}): Record<string, string> =>
