@@ -152,18 +152,19 @@ function errorHandler (upstream: string, observers: ExchangeObserver[]) {
     const { status, body } = toJsonRpcError(err, soleRequestId(request))
     if (status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
     if (status >= 500 && !String(err.code).startsWith('MCP_GW_')) {
-      request.log.error({ err, sessionId: request.mcpSession?.id }, 'MCP exchange failed')
+      request.log.error({ err }, 'MCP exchange failed')
     } else if (status >= 500) {
-      request.log.warn({ code: err.code, status, sessionId: request.mcpSession?.id, cause: (err.cause as Error | undefined)?.message }, 'MCP exchange failed upstream')
+      request.log.warn({ code: err.code, status, cause: (err.cause as Error | undefined)?.message }, 'MCP exchange failed upstream')
     } else {
-      request.log.info({ code: err.code, status, sessionId: request.mcpSession?.id }, 'MCP request refused')
+      request.log.info({ code: err.code, status }, 'MCP request refused')
     }
     for (const observer of observers) observer.refused?.(upstream, err.code ?? String(status), status)
     void reply.code(status).type('application/json').send(body)
   }
 }
 
-const INFO_OR_MORE = new Set(['info', 'debug', 'trace'])
+/** Levels at which the gateway's error and warning lines are written (a child logger pays off). */
+const LOGGING_LEVELS = new Set(['error', 'warn', 'info', 'debug', 'trace'])
 
 const kResolution = Symbol('mcpResolution')
 type ResolvedRequest = FastifyRequest & { [kResolution]?: SessionResolution }
@@ -219,8 +220,8 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
         request[kResolution] = await resolveSession(fastify.mcpSessions, request.headers, body, (session) => { request.mcpSession = session })
       } finally {
         // Every later line about this exchange, Fastify's own included, carries its session and
-        // JSON-RPC method (never a body). Skipped when info lines would be dropped anyway.
-        if (INFO_OR_MORE.has(request.log.level)) {
+        // JSON-RPC method (never a body). Skipped when nothing would be logged anyway.
+        if (LOGGING_LEVELS.has(request.log.level)) {
           request.log = request.log.child({ sessionId: request.mcpSession?.id, method: body === undefined ? undefined : bodyMethod(body) })
           reply.log = request.log
         }

@@ -89,6 +89,21 @@ export class ClientWriter {
     })
   }
 
+  /**
+   * Writes logged events paced by the client: past the high-water mark it waits for the socket to
+   * drain instead of buffering. Returns how many were written; stops if the client goes.
+   */
+  async replay (events: readonly StoredEvent[], now: () => number): Promise<number> {
+    let written = 0
+    for (const event of events) {
+      if (this.ended !== undefined) break
+      this.deliver(event, now())
+      written++
+      if (this.saturated) await this.drained()
+    }
+    return written
+  }
+
   keepAlive (now: number): void {
     if (this.ended === undefined) this.write(encodeComment('keep-alive'), now)
   }

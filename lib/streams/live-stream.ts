@@ -93,12 +93,7 @@ export class LiveStream {
       while (writer.ended === undefined && writer.lastSeq < this.appended) {
         const result = await this.ctx.store.replay(this.sessionId, this.id, writer.lastSeq)
         if (result.kind !== 'events') return result.kind
-        for (const event of result.events) {
-          writer.deliver(event, this.ctx.now())
-          this.ctx.counts.replayed++
-          if (writer.saturated) await writer.drained()
-          if (writer.ended !== undefined) break
-        }
+        this.ctx.counts.replayed += await writer.replay(result.events, this.ctx.now)
         if (result.events.length === 0) break
       }
     } finally {

@@ -146,14 +146,7 @@ export class ResumableStreams {
       // A finished stream: the log is all there is.
       const writer = this.hub.writer(sink, streamId, seq)
       writer.start(this.hub.options.retryMs, false, Date.now())
-      writer.catchingUp = true
-      for (const event of check.events) {
-        writer.deliver(event, Date.now())
-        this.hub.counts.replayed++
-        if (writer.saturated) await writer.drained()
-        if (writer.ended !== undefined) break
-      }
-      writer.catchingUp = false
+      this.hub.counts.replayed += await writer.replay(check.events, Date.now)
       writer.end('done')
       return undefined
     }
