@@ -30,6 +30,7 @@ export const GatewayErrors = {
   SESSION_REQUIRED: define('MCP_GW_SESSION_REQUIRED', 'Bad Request: Mcp-Session-Id header is required', 400, -32000),
   ALREADY_INITIALIZED: define('MCP_GW_ALREADY_INITIALIZED', 'Invalid Request: session is already initialized', 400, INVALID_REQUEST),
   TOO_MANY_SESSIONS: define('MCP_GW_TOO_MANY_SESSIONS', 'Service Unavailable: the gateway holds its maximum of %s sessions; retry later', 503, -32053),
+  STORE_UNAVAILABLE: define('MCP_GW_STORE_UNAVAILABLE', 'Service Unavailable: the gateway\'s %s store cannot be reached; retry later', 503, -32054),
   SESSION_NOT_FOUND: define('MCP_GW_SESSION_NOT_FOUND', 'Session not found', 404, -32001),
   FORBIDDEN_ORIGIN: define('MCP_GW_FORBIDDEN_ORIGIN', 'Forbidden: Origin %s is not allowed', 403, -32050),
   BODY_TOO_LARGE: define('MCP_GW_BODY_TOO_LARGE', 'Request body is larger than %s bytes', 413, -32051),

@@ -12,8 +12,16 @@ import mcpMetrics, { type McpMetricsOptions } from './metrics.ts'
 import mcpTracing, { type McpTracingOptions } from './tracing.ts'
 import mcpShutdown from './shutdown.ts'
 import mcpStreaming, { type McpStreamingOptions } from './streaming.ts'
+import mcpStore, { type McpStoreOptions } from './store.ts'
 
 export interface McpGatewayOptions extends McpProxyOptions {
+  /**
+   * Where sessions and the event log live: `{ type: 'memory' }` (one process, no setup) or
+   * `{ type: 'redis', url }` (shared by every instance on the same Redis and key prefix). A
+   * `store` given to `sessions` or `streaming` takes precedence for that plugin.
+   * @default { type: 'memory' }
+   */
+  store?: McpStoreOptions
   /** Options of the sessions plugin. */
   sessions?: McpSessionsOptions
   /** Options of the streaming plugin (resumable streams); `false` relays streams without a log. */
@@ -31,11 +39,21 @@ export interface McpGatewayOptions extends McpProxyOptions {
 
 async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions): Promise<void> {
   if (!isPlainObject(options)) throw invalid('options', 'must be an object')
-  const { sessions, streaming, health, metrics, tracing, ...proxy } = options
+  const { store, sessions, streaming, health, metrics, tracing, ...proxy } = options
   if (sessions !== undefined && !isPlainObject(sessions)) throw invalid('sessions', 'must be an object')
   if (streaming !== undefined && streaming !== false && !isPlainObject(streaming)) throw invalid('streaming', 'must be an object or false')
-  await fastify.register(mcpSessions, sessions ?? {})
-  if (streaming !== false) await fastify.register(mcpStreaming, streaming ?? {})
+  // Typed copies: the checks above narrow the originals to plain records.
+  const sessionOptions: McpSessionsOptions = { ...options.sessions }
+  const streamingOptions: McpStreamingOptions | false = options.streaming === false ? false : { ...options.streaming }
+  // The Redis event log keeps what the streaming plugin's retention says, unless told otherwise.
+  const retention = streamingOptions === false ? undefined : streamingOptions.retention
+  const storeOptions: McpStoreOptions = store?.type === 'redis' && store.retention === undefined && retention !== undefined
+    ? { ...store, retention }
+    : store ?? { type: 'memory' }
+  await fastify.register(mcpStore, storeOptions)
+  const stores = fastify.mcpStores
+  await fastify.register(mcpSessions, { ...sessionOptions, store: sessionOptions.store ?? stores.sessions })
+  if (streamingOptions !== false) await fastify.register(mcpStreaming, { ...streamingOptions, store: streamingOptions.store ?? stores.events })
   await fastify.register(mcpProxy, proxy)
   await fastify.register(mcpShutdown)
   if (health !== false) await fastify.register(mcpHealth, health ?? {})

@@ -58,7 +58,8 @@ function checkOptions (options: McpStreamingOptions): { settings: StreamingOptio
       highWaterMark: optionalInteger('highWaterMark', options.highWaterMark, 1024, STREAMING_DEFAULTS.highWaterMark),
       slowReaderTimeoutMs: optionalInteger('slowReaderTimeoutMs', options.slowReaderTimeoutMs, 1, STREAMING_DEFAULTS.slowReaderTimeoutMs),
       pollAfterMs: optionalInteger('pollAfterMs', options.pollAfterMs, 0, STREAMING_DEFAULTS.pollAfterMs),
-      detachedStreamTtlMs: optionalInteger('detachedStreamTtlMs', options.detachedStreamTtlMs, 0, STREAMING_DEFAULTS.detachedStreamTtlMs)
+      detachedStreamTtlMs: optionalInteger('detachedStreamTtlMs', options.detachedStreamTtlMs, 0, STREAMING_DEFAULTS.detachedStreamTtlMs),
+      leaseMs: optionalInteger('leaseMs', options.leaseMs, 100, STREAMING_DEFAULTS.leaseMs)
     },
     retention: {
       maxEventsPerStream: optionalInteger('retention.maxEventsPerStream', retention.maxEventsPerStream, 1, RETENTION_DEFAULTS.maxEventsPerStream),
@@ -86,7 +87,7 @@ async function mcpStreaming (fastify: FastifyInstance, options: McpStreamingOpti
   fastify.addHook('preClose', async () => {
     const drained = await hub.drain(checked.drainTimeoutMs)
     if (!drained) fastify.log.warn({ drainTimeoutMs: checked.drainTimeoutMs }, 'closing streams with answers still on their way')
-    hub.closeAll()
+    await hub.closeAll()
   })
   if (checked.store === undefined) fastify.addHook('onClose', async () => { await store.close() })
 }

@@ -14,8 +14,8 @@ import type { AddressInfo } from 'node:net'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js'
-import { InMemoryEventStore } from '@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js'
 import { z } from 'zod'
+import { DemoEventStore } from './event-store.ts'
 
 export interface DemoUpstreamOptions {
   host?: string
@@ -176,7 +176,7 @@ export async function startDemoUpstream (options: DemoUpstreamOptions = {}): Pro
       const created: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
         sessionIdGenerator: randomUUID,
         enableJsonResponse: jsonResponse,
-        eventStore: options.resumable === true ? new InMemoryEventStore() : undefined,
+        eventStore: options.resumable === true ? new DemoEventStore() : undefined,
         onsessioninitialized: (id) => { transports.set(id, created) },
         onsessionclosed: (id) => {
           transports.delete(id)

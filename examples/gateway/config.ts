@@ -5,9 +5,10 @@
  */
 import { readFile } from 'node:fs/promises'
 import type { McpGatewayOptions } from '../../plugins/index.ts'
+import type { McpStoreOptions } from '../../plugins/store.ts'
 import { invalid, isPlainObject, optionalInteger, optionalString } from '../../lib/options.ts'
 
-export interface GatewayConfig extends McpGatewayOptions {
+export interface GatewayConfig extends Omit<McpGatewayOptions, 'store'> {
   /**
    * Interface to listen on. Loopback by default: binding wider exposes the gateway to the network.
    * @default '127.0.0.1'
@@ -28,9 +29,8 @@ export interface GatewayConfig extends McpGatewayOptions {
   store?: StoreConfig
 }
 
-export type StoreConfig =
-  | { type: 'memory' }
-  | { type: 'redis', url: string, keyPrefix?: string, connectTimeoutMs?: number }
+/** The umbrella plugin's `store` option, as a config file can say it (a URL, not a client). */
+export type StoreConfig = { type: 'memory' } | (Omit<Extract<McpStoreOptions, { type: 'redis' }>, 'client'> & { url: string })
 
 export const GATEWAY_DEFAULTS = { host: '127.0.0.1', port: 3000, logLevel: 'info' } as const
 
@@ -53,8 +53,7 @@ export function checkGatewayConfig (value: unknown): GatewayConfig {
     if (!isPlainObject(store) || (store.type !== 'memory' && store.type !== 'redis')) throw invalid('store', 'must be { "type": "memory" } or { "type": "redis", "url": ... }')
     if (store.type === 'redis') {
       if (typeof store.url !== 'string' || !/^rediss?:\/\//.test(store.url)) throw invalid('store.url', 'must be a redis:// or rediss:// URL')
-      optionalString('store.keyPrefix', store.keyPrefix, 'mcp-gw:')
-      optionalInteger('store.connectTimeoutMs', store.connectTimeoutMs, 1, 5000)
+      if ('client' in store) throw invalid('store.client', 'cannot come from a config file; give store.url')
     }
   }
   return config

@@ -38,7 +38,54 @@ export interface EventStore {
   /** Events and bytes held, for metrics and tests. */
   stats (): Promise<{ events: number, bytes: number, streams: number }>
   close (): Promise<void>
+  /** Present when the log is shared by several gateway instances (Redis): see `SharedLog`. */
+  readonly shared?: SharedLog
 }
+
+/** What the log knows of a stream beyond its events. */
+export interface StreamStatus {
+  lastSeq: number
+  /** The instance feeding the stream from its upstream, while its lease lasts. */
+  owner: string | undefined
+  /** No more events will come. */
+  done: boolean
+  /** The upstream's last event id on this stream: where another instance resumes it upstream. */
+  upstreamEventId: string | undefined
+  /** Requests the stream had to answer when it was opened (POST streams). */
+  pending: Array<string | number>
+}
+
+/**
+ * Coordination of instances sharing one log. Exactly one instance feeds a stream from its
+ * upstream (it holds a lease, renewed while it lives); any other instance serves that stream's
+ * clients from the log, told of new events by `watch`, and takes the stream over when the lease
+ * lapses (its owner died) or is released (its owner shut down).
+ */
+export interface SharedLog {
+  /**
+   * Declares the stream (as `open`) and claims it for `owner` for `leaseMs`. Resolves false when
+   * another owner's lease holds it.
+   */
+  claim (sessionId: string, streamId: string, owner: string, leaseMs: number, pending?: Array<string | number>): Promise<boolean>
+  /** Renews the leases of streams `owner` feeds, and marks streams followed (a client listens here). */
+  renew (owner: string, leaseMs: number, owned: StreamRef[], followed: StreamRef[]): Promise<void>
+  /** Drops `owner`'s lease; `done` marks the stream complete. */
+  release (sessionId: string, streamId: string, owner: string, done: boolean): Promise<void>
+  /** Records the upstream's event id for a position that holds no event (a priming event). */
+  noteUpstreamEventId (sessionId: string, streamId: string, upstreamEventId: string): Promise<void>
+  /** Undefined for an unknown stream. */
+  status (sessionId: string, streamId: string): Promise<StreamStatus | undefined>
+  /** Whether a client listens to the stream through some instance (renewed by `renew`). */
+  followed (sessionId: string, streamId: string): Promise<boolean>
+  /**
+   * Calls `listener` with the new last position after appends by any instance, and with `done`
+   * when the stream completes. Best effort
+   * (notifications sent while this instance was disconnected are lost): followers poll too.
+   */
+  watch (sessionId: string, streamId: string, listener: (seq: number, done: boolean) => void): () => void
+}
+
+export type StreamRef = readonly [sessionId: string, streamId: string]
 
 export interface Retention {
   /**

@@ -1,12 +1,15 @@
 /**
  * The event log on Redis Streams, shared by every gateway instance: one stream per logged stream
  * (entry id `<seq>-0`, so positions are stable across instances), a set of a session's streams, and
- * each stream's last position (so a fully trimmed stream still answers "trimmed", not "unknown").
+ * a hash of each stream's last position, completion, upstream resume point and pending requests
+ * (so a fully trimmed stream still answers "trimmed", and another instance can take it over).
+ * Instances coordinate through a lease key per fed stream and a pub/sub channel per stream.
  * Retention: `MAXLEN` per stream and expiry `maxAgeMs` after a stream's last append (Redis has no
  * cheap per-session byte budget; `maxBytesPerSession` is not enforced here).
  */
 import type { Redis } from 'ioredis'
-import { RETENTION_DEFAULTS, type EventStore, type ReplayResult, type Retention, type StoredEvent } from '../events/store.ts'
+import { RETENTION_DEFAULTS, type EventStore, type ReplayResult, type Retention, type SharedLog, type StoredEvent, type StreamRef, type StreamStatus } from '../events/store.ts'
+import { guard } from './guard.ts'
 
 export interface RedisEventStoreOptions {
   client: Redis
@@ -15,15 +18,65 @@ export interface RedisEventStoreOptions {
   retention?: Partial<Retention>
 }
 
-export class RedisEventStore implements EventStore {
+// Claims a stream for an owner unless another owner's lease holds it; declares it like open().
+const CLAIM = `
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('HSETNX', KEYS[3], ARGV[3], 0)
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[3] .. '|p', ARGV[5]) end
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return 1
+`
+
+// Renews a lease still held by (or lapsed from) this owner; 0 when another owner took it.
+const RENEW = `
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`
+
+// Drops the owner's lease; when done, marks the stream complete and tells its followers.
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[2], ARGV[2] .. '|d', 1)
+  local seq = redis.call('HGET', KEYS[2], ARGV[2]) or '0'
+  redis.call('PUBLISH', KEYS[3], seq .. 'd')
+end
+return 1
+`
+
+interface Scripts {
+  mcpGatewayClaim (lease: string, index: string, last: string, owner: string, leaseMs: number, streamId: string, ttl: number, pending: string): Promise<number>
+  mcpGatewayRenew (lease: string, owner: string, leaseMs: number): Promise<number>
+  mcpGatewayRelease (lease: string, last: string, channel: string, owner: string, streamId: string, done: string): Promise<number>
+}
+
+type Listener = (seq: number, done: boolean) => void
+
+export class RedisEventStore implements EventStore, SharedLog {
   private readonly redis: Redis
+  private readonly scripts: Scripts
   private readonly prefix: string
   private readonly retention: Retention
+  /** Pub/sub needs a connection of its own, made on the first watch. */
+  private subscriber: Redis | undefined
+  private readonly listeners = new Map<string, Set<Listener>>()
+
+  readonly shared: SharedLog = this
 
   constructor (options: RedisEventStoreOptions) {
     this.redis = options.client
     this.prefix = options.keyPrefix ?? 'mcp-gw:'
     this.retention = { ...RETENTION_DEFAULTS, ...options.retention }
+    this.redis.defineCommand('mcpGatewayClaim', { numberOfKeys: 3, lua: CLAIM })
+    this.redis.defineCommand('mcpGatewayRenew', { numberOfKeys: 1, lua: RENEW })
+    this.redis.defineCommand('mcpGatewayRelease', { numberOfKeys: 3, lua: RELEASE })
+    this.scripts = this.redis as unknown as Scripts
   }
 
   private streamKey (sessionId: string, streamId: string): string {
@@ -38,34 +91,51 @@ export class RedisEventStore implements EventStore {
     return `${this.prefix}el:${sessionId}`
   }
 
+  private leaseKey (sessionId: string, streamId: string): string {
+    return `${this.prefix}eo:${sessionId}:${streamId}`
+  }
+
+  private followKey (sessionId: string, streamId: string): string {
+    return `${this.prefix}ef:${sessionId}:${streamId}`
+  }
+
+  private channel (sessionId: string, streamId: string): string {
+    return `${this.prefix}en:${sessionId}:${streamId}`
+  }
+
   async open (sessionId: string, streamId: string): Promise<void> {
     const ttl = this.retention.maxAgeMs
-    await this.redis.multi()
+    await guard('event', this.redis.multi()
       .sadd(this.indexKey(sessionId), streamId).pexpire(this.indexKey(sessionId), ttl)
       .hsetnx(this.lastKey(sessionId), streamId, 0).pexpire(this.lastKey(sessionId), ttl)
-      .exec()
+      .exec())
   }
 
   async append (sessionId: string, streamId: string, event: StoredEvent): Promise<void> {
     const key = this.streamKey(sessionId, streamId)
     const ttl = this.retention.maxAgeMs
     const fields = ['d', event.data, 'a', String(event.at)]
-    if (event.upstreamEventId !== undefined) fields.push('u', event.upstreamEventId)
-    await this.redis.multi()
+    const last: Record<string, string | number> = { [streamId]: event.seq }
+    if (event.upstreamEventId !== undefined) {
+      fields.push('u', event.upstreamEventId)
+      last[`${streamId}|u`] = event.upstreamEventId
+    }
+    await guard('event', this.redis.multi()
       .xadd(key, 'MAXLEN', String(this.retention.maxEventsPerStream), `${event.seq}-0`, ...fields)
       .pexpire(key, ttl)
       .sadd(this.indexKey(sessionId), streamId).pexpire(this.indexKey(sessionId), ttl)
-      .hset(this.lastKey(sessionId), streamId, event.seq).pexpire(this.lastKey(sessionId), ttl)
-      .exec()
+      .hset(this.lastKey(sessionId), last).pexpire(this.lastKey(sessionId), ttl)
+      .publish(this.channel(sessionId, streamId), String(event.seq))
+      .exec())
   }
 
   async replay (sessionId: string, streamId: string, afterSeq: number): Promise<ReplayResult> {
     const key = this.streamKey(sessionId, streamId)
-    const results = await this.redis.pipeline()
+    const results = await guard('event', this.redis.pipeline()
       .hget(this.lastKey(sessionId), streamId)
       .xrange(key, '-', '+', 'COUNT', 1)
       .xrange(key, `(${afterSeq}-0`, '+')
-      .exec()
+      .exec())
     const last = results?.[0]?.[1] as string | null
     if (last == null) return { kind: 'unknown' }
     const first = results?.[1]?.[1] as Array<[string, string[]]>
@@ -76,13 +146,14 @@ export class RedisEventStore implements EventStore {
   }
 
   async lastSeq (sessionId: string, streamId: string): Promise<number | undefined> {
-    const last = await this.redis.hget(this.lastKey(sessionId), streamId)
+    const last = await guard('event', this.redis.hget(this.lastKey(sessionId), streamId))
     return last === null ? undefined : Number(last)
   }
 
   async deleteSession (sessionId: string): Promise<void> {
-    const streams = await this.redis.smembers(this.indexKey(sessionId))
-    await this.redis.del(this.indexKey(sessionId), this.lastKey(sessionId), ...streams.map((id) => this.streamKey(sessionId, id)))
+    const streams = await guard('event', this.redis.smembers(this.indexKey(sessionId)))
+    const keys = streams.flatMap((id) => [this.streamKey(sessionId, id), this.leaseKey(sessionId, id), this.followKey(sessionId, id)])
+    await guard('event', this.redis.del(this.indexKey(sessionId), this.lastKey(sessionId), ...keys))
   }
 
   /** Walks this prefix's streams (SCAN): meant for metrics scrapes, not for request paths. */
@@ -91,12 +162,12 @@ export class RedisEventStore implements EventStore {
     let streams = 0
     let cursor = '0'
     do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}e:*`, 'COUNT', 500)
+      const [next, keys] = await guard('event', this.redis.scan(cursor, 'MATCH', `${this.prefix}e:*`, 'COUNT', 500))
       cursor = next
       if (keys.length > 0) {
         const pipeline = this.redis.pipeline()
         for (const key of keys) pipeline.xlen(key)
-        const lengths = await pipeline.exec()
+        const lengths = await guard('event', pipeline.exec())
         for (const [, length] of lengths ?? []) events += Number(length)
         streams += keys.length
       }
@@ -105,7 +176,91 @@ export class RedisEventStore implements EventStore {
     return { events, bytes: 0, streams }
   }
 
-  async close (): Promise<void> {}
+  async claim (sessionId: string, streamId: string, owner: string, leaseMs: number, pending?: Array<string | number>): Promise<boolean> {
+    const claimed = await guard('event', this.scripts.mcpGatewayClaim(
+      this.leaseKey(sessionId, streamId), this.indexKey(sessionId), this.lastKey(sessionId),
+      owner, leaseMs, streamId, this.retention.maxAgeMs, pending === undefined ? '' : JSON.stringify(pending)))
+    return claimed === 1
+  }
+
+  async renew (owner: string, leaseMs: number, owned: StreamRef[], followed: StreamRef[]): Promise<void> {
+    if (owned.length === 0 && followed.length === 0) return
+    const pipeline = this.redis.pipeline()
+    for (const [sessionId, streamId] of owned) {
+      (pipeline as unknown as Scripts).mcpGatewayRenew(this.leaseKey(sessionId, streamId), owner, leaseMs)
+    }
+    for (const [sessionId, streamId] of followed) pipeline.set(this.followKey(sessionId, streamId), owner, 'PX', leaseMs)
+    await guard('event', pipeline.exec())
+  }
+
+  async release (sessionId: string, streamId: string, owner: string, done: boolean): Promise<void> {
+    await guard('event', this.scripts.mcpGatewayRelease(
+      this.leaseKey(sessionId, streamId), this.lastKey(sessionId), this.channel(sessionId, streamId), owner, streamId, done ? '1' : '0'))
+  }
+
+  async noteUpstreamEventId (sessionId: string, streamId: string, upstreamEventId: string): Promise<void> {
+    await guard('event', this.redis.hset(this.lastKey(sessionId), `${streamId}|u`, upstreamEventId))
+  }
+
+  async status (sessionId: string, streamId: string): Promise<StreamStatus | undefined> {
+    const results = await guard('event', this.redis.pipeline()
+      .hmget(this.lastKey(sessionId), streamId, `${streamId}|d`, `${streamId}|u`, `${streamId}|p`)
+      .get(this.leaseKey(sessionId, streamId))
+      .exec())
+    const [last, done, upstreamEventId, pending] = results?.[0]?.[1] as Array<string | null>
+    if (last == null) return undefined
+    const owner = results?.[1]?.[1] as string | null
+    return {
+      lastSeq: Number(last),
+      owner: owner ?? undefined,
+      done: done === '1',
+      upstreamEventId: upstreamEventId ?? undefined,
+      pending: pending == null ? [] : JSON.parse(pending) as Array<string | number>
+    }
+  }
+
+  async followed (sessionId: string, streamId: string): Promise<boolean> {
+    return await guard('event', this.redis.exists(this.followKey(sessionId, streamId))) === 1
+  }
+
+  watch (sessionId: string, streamId: string, listener: Listener): () => void {
+    const channel = this.channel(sessionId, streamId)
+    let set = this.listeners.get(channel)
+    if (set === undefined) {
+      set = new Set()
+      this.listeners.set(channel, set)
+      // Failures are covered by the followers' polling; the subscriber resubscribes on reconnect.
+      this.subscriberClient().subscribe(channel).catch(() => {})
+    }
+    set.add(listener)
+    return () => {
+      const current = this.listeners.get(channel)
+      if (current === undefined || !current.delete(listener) || current.size > 0) return
+      this.listeners.delete(channel)
+      this.subscriber?.unsubscribe(channel).catch(() => {})
+    }
+  }
+
+  private subscriberClient (): Redis {
+    if (this.subscriber === undefined) {
+      // Its own queue: a subscribe issued while Redis is away is sent when it returns.
+      const subscriber = this.redis.duplicate({ enableOfflineQueue: true })
+      subscriber.on('error', () => {})
+      subscriber.on('message', (channel: string, message: string) => {
+        const done = message.endsWith('d')
+        const seq = Number(done ? message.slice(0, -1) : message)
+        for (const listener of this.listeners.get(channel) ?? []) listener(seq, done)
+      })
+      this.subscriber = subscriber
+    }
+    return this.subscriber
+  }
+
+  async close (): Promise<void> {
+    this.listeners.clear()
+    this.subscriber?.disconnect()
+    this.subscriber = undefined
+  }
 }
 
 function seqOf (id: string): number {

@@ -6,6 +6,7 @@
  */
 import type { Redis } from 'ioredis'
 import type { SessionRecord, SessionStore } from '../session/store.ts'
+import { guard } from './guard.ts'
 
 export interface RedisSessionStoreOptions {
   client: Redis
@@ -58,15 +59,15 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async create (record: SessionRecord): Promise<void> {
-    await this.redis.multi()
+    await guard('session', this.redis.multi()
       .set(this.key(record.id), JSON.stringify(record), 'PX', this.ttl)
       .zadd(this.seen, record.lastSeenAt, record.id)
       .zadd(this.born, record.createdAt, record.id)
-      .exec()
+      .exec())
   }
 
   async get (id: string): Promise<SessionRecord | undefined> {
-    const results = await this.redis.pipeline().get(this.key(id)).zscore(this.seen, id).exec()
+    const results = await guard('session', this.redis.pipeline().get(this.key(id)).zscore(this.seen, id).exec())
     const json = results?.[0]?.[1] as string | null | undefined
     if (json == null) return undefined
     const record = JSON.parse(json) as SessionRecord
@@ -75,9 +76,19 @@ export class RedisSessionStore implements SessionStore {
     return record
   }
 
+  /** One round trip for the request path: the record, marked as seen at `at`. */
+  async getAndTouch (id: string, at: number): Promise<SessionRecord | undefined> {
+    const results = await guard('session', this.redis.pipeline().zadd(this.seen, 'XX', at, id).get(this.key(id)).exec())
+    const json = results?.[1]?.[1] as string | null | undefined
+    if (json == null) return undefined
+    const record = JSON.parse(json) as SessionRecord
+    record.lastSeenAt = at
+    return record
+  }
+
   async update (id: string, patch: Partial<Omit<SessionRecord, 'id'>>): Promise<SessionRecord | undefined> {
-    const out = await (this.redis as unknown as { mcpGatewayUpdate (key: string, patch: string): Promise<string | null> })
-      .mcpGatewayUpdate(this.key(id), JSON.stringify(patch))
+    const out = await guard('session', (this.redis as unknown as { mcpGatewayUpdate (key: string, patch: string): Promise<string | null> })
+      .mcpGatewayUpdate(this.key(id), JSON.stringify(patch)))
     if (out === null) return undefined
     if (patch.lastSeenAt !== undefined) await this.touch(id, patch.lastSeenAt)
     return this.get(id)
@@ -85,26 +96,26 @@ export class RedisSessionStore implements SessionStore {
 
   async touch (id: string, at: number): Promise<void> {
     // XX: never resurrect a session another instance has just deleted.
-    await this.redis.zadd(this.seen, 'XX', at, id)
+    await guard('session', this.redis.zadd(this.seen, 'XX', at, id))
   }
 
   async delete (id: string): Promise<boolean> {
-    const results = await this.redis.multi().del(this.key(id)).zrem(this.seen, id).zrem(this.born, id).exec()
+    const results = await guard('session', this.redis.multi().del(this.key(id)).zrem(this.seen, id).zrem(this.born, id).exec())
     return results?.[0]?.[1] === 1
   }
 
   async size (): Promise<number> {
-    return this.redis.zcard(this.seen)
+    return guard('session', this.redis.zcard(this.seen))
   }
 
   async listExpired (idleBefore: number, createdBefore: number, limit: number): Promise<SessionRecord[]> {
-    const [idle, old] = await Promise.all([
+    const [idle, old] = await guard('session', Promise.all([
       this.redis.zrangebyscore(this.seen, '-inf', `(${idleBefore}`, 'LIMIT', 0, limit),
       this.redis.zrangebyscore(this.born, '-inf', `(${createdBefore}`, 'LIMIT', 0, limit)
-    ])
+    ]))
     const ids = [...new Set([...idle, ...old])].slice(0, limit)
     if (ids.length === 0) return []
-    const values = await this.redis.mget(ids.map((id) => this.key(id)))
+    const values = await guard('session', this.redis.mget(ids.map((id) => this.key(id))))
     const out: SessionRecord[] = []
     const vanished: string[] = []
     values.forEach((json, i) => {
@@ -113,7 +124,7 @@ export class RedisSessionStore implements SessionStore {
       else out.push(JSON.parse(json) as SessionRecord)
     })
     // Records whose key expired on its own leave index entries behind: drop them.
-    if (vanished.length > 0) await this.redis.multi().zrem(this.seen, ...vanished).zrem(this.born, ...vanished).exec()
+    if (vanished.length > 0) await guard('session', this.redis.multi().zrem(this.seen, ...vanished).zrem(this.born, ...vanished).exec())
     return out
   }
 

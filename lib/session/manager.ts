@@ -78,10 +78,12 @@ export class SessionManager {
   /** The live record for an id a client sent, marked as seen; undefined for anything unknown. */
   async find (id: string): Promise<SessionRecord | undefined> {
     if (!isWellFormedSessionId(id)) return undefined
+    const at = this.now()
+    if (this.store.getAndTouch !== undefined) return this.store.getAndTouch(id, at)
     const record = await this.store.get(id)
     if (record === undefined) return undefined
-    record.lastSeenAt = this.now()
-    await this.store.touch(id, record.lastSeenAt)
+    record.lastSeenAt = at
+    await this.store.touch(id, at)
     return record
   }
 

@@ -25,6 +25,8 @@ export interface SessionStore {
   get (id: string): Promise<SessionRecord | undefined>
   /** Merges `patch` into the record; resolves to the new record, or undefined if it is gone. */
   update (id: string, patch: Partial<Omit<SessionRecord, 'id'>>): Promise<SessionRecord | undefined>
+  /** `get` and `touch` in one step, where the store can do better than both in turn. */
+  getAndTouch? (id: string, at: number): Promise<SessionRecord | undefined>
   /** Marks the session as used now (for idle expiry). */
   touch (id: string, at: number): Promise<void>
   /** Resolves true when a record was deleted. */

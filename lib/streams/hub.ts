@@ -4,7 +4,7 @@
  * finished streams (no timer per stream).
  */
 import { randomBytes } from 'node:crypto'
-import type { EventStore } from '../events/store.ts'
+import type { EventStore, SharedLog, StreamRef } from '../events/store.ts'
 import type { JsonRpcId } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { ClientWriter, type Sink, type WriterEnd } from './client-writer.ts'
@@ -45,6 +45,13 @@ export interface StreamingOptions {
    * @default 300000
    */
   detachedStreamTtlMs: number
+  /**
+   * With a log shared by several instances (Redis): how long the instance feeding a stream holds
+   * it without renewing. When an instance dies, its streams' clients wait this long on another
+   * instance before it takes the streams over. Renewed three times per lease.
+   * @default 6000
+   */
+  leaseMs: number
 }
 
 export const STREAMING_DEFAULTS: StreamingOptions = {
@@ -53,7 +60,8 @@ export const STREAMING_DEFAULTS: StreamingOptions = {
   highWaterMark: 1024 * 1024,
   slowReaderTimeoutMs: 10_000,
   pollAfterMs: 0,
-  detachedStreamTtlMs: 300_000
+  detachedStreamTtlMs: 300_000,
+  leaseMs: 6000
 }
 
 /** The id of every session's server-to-client (GET) stream. */
@@ -78,8 +86,14 @@ export class StreamHub {
   private readonly now: () => number
   private readonly log: Logger
   private readonly tag = randomBytes(3).toString('hex')
+  /** This instance's id in a shared log's stream leases. */
+  readonly instanceId = randomBytes(8).toString('hex')
   private counter = 0
   private timer: NodeJS.Timeout | undefined
+  /** The running round of lease renewals and follower checks (shared log), if any. */
+  private coordinating: Promise<void> | undefined
+  /** Detached GET streams past their TTL, to stop unless a client follows them elsewhere. */
+  private readonly expiredGets = new Set<string>()
 
   /** Told, at each sweep, which sessions have a client attached: those are in use, not idle. */
   onActiveSessions: ((sessionIds: Set<string>) => void) | undefined = undefined
@@ -89,7 +103,9 @@ export class StreamHub {
     this.options = options
     this.log = log
     this.now = now
-    const period = Math.max(50, Math.min(...[options.keepAliveMs, options.pollAfterMs, options.slowReaderTimeoutMs, 5000].filter((ms) => ms > 0)) / 2)
+    const periods = [options.keepAliveMs, options.pollAfterMs, options.slowReaderTimeoutMs, 5000]
+    if (store.shared !== undefined) periods.push(options.leaseMs / 1.5)
+    const period = Math.max(50, Math.min(...periods.filter((ms) => ms > 0)) / 2)
     this.timer = setInterval(() => this.sweep(), period)
     this.timer.unref()
   }
@@ -109,21 +125,34 @@ export class StreamHub {
   }
 
   private context (log: Logger): LiveStreamContext {
-    return { store: this.store, now: this.now, log, counts: this.counts }
+    return { store: this.store, owner: this.instanceId, now: this.now, log, counts: this.counts }
   }
 
   /** A new logged stream for one POST's answer. Ids are unique across gateway instances. */
-  openPostStream (sessionId: string, log: Logger): LiveStream {
+  openPostStream (sessionId: string, log: Logger, pending?: Iterable<JsonRpcId>): LiveStream {
     const id = `${this.tag}${(this.counter++).toString(36)}`
     const stream = new LiveStream(this.context(log), sessionId, id)
     this.streamsOf(sessionId).posts.set(id, stream)
-    void this.store.open(sessionId, id)
+    const shared = this.store.shared
+    // Not awaited: the appends that follow go down the same connection after it.
+    const opened = shared === undefined
+      ? this.store.open(sessionId, id)
+      : shared.claim(sessionId, id, this.instanceId, this.options.leaseMs, pending === undefined ? undefined : [...pending] as Array<string | number>)
+    if (shared !== undefined) stream.owned = true
+    opened.catch((err: unknown) => { log.warn({ sessionId, stream: id, err }, 'could not open a stream in the event log') })
     return stream
   }
 
+  /**
+   * The session's GET stream in this process. With a shared log, `remote` is set when another
+   * instance feeds it (this one only serves the log), and `resumeFrom` is the upstream's event id
+   * to re-open the upstream stream from.
+   */
   async getStream (sessionId: string, log: Logger): Promise<LiveStream> {
     const existing = this.sessions.get(sessionId)?.get
     if (existing !== undefined) return existing
+    const shared = this.store.shared
+    if (shared !== undefined) return this.sharedGetStream(shared, sessionId, log)
     const lastSeq = await this.store.lastSeq(sessionId, GET_STREAM_ID)
     // Another request may have made it while the store answered.
     const streams = this.streamsOf(sessionId)
@@ -132,6 +161,40 @@ export class StreamHub {
       if (lastSeq === undefined) await this.store.open(sessionId, GET_STREAM_ID)
     }
     return streams.get
+  }
+
+  private async sharedGetStream (shared: SharedLog, sessionId: string, log: Logger): Promise<LiveStream> {
+    const status = await shared.status(sessionId, GET_STREAM_ID)
+    const mine = status?.owner === undefined || status.owner === this.instanceId
+      ? await shared.claim(sessionId, GET_STREAM_ID, this.instanceId, this.options.leaseMs)
+      : false
+    const streams = this.streamsOf(sessionId)
+    if (streams.get !== undefined) {
+      // Another request made it meanwhile; a lease taken for nothing lapses or is renewed by it.
+      return streams.get
+    }
+    const stream = new LiveStream(this.context(log), sessionId, GET_STREAM_ID, status?.lastSeq ?? 0)
+    stream.resumeFrom = status?.upstreamEventId
+    if (mine) stream.owned = true
+    else this.follow(stream)
+    streams.get = stream
+    return stream
+  }
+
+  /** Serves a stream another instance feeds: its new events come through the shared log. */
+  follow (stream: LiveStream): void {
+    const shared = this.store.shared
+    if (shared === undefined || stream.unwatch !== undefined) return
+    stream.remote = true
+    stream.unwatch = shared.watch(stream.sessionId, stream.id, (seq, done) => stream.follow(seq, done))
+  }
+
+  /** Registers a POST stream fed by another instance (a client resumed it here). */
+  addRemotePost (sessionId: string, streamId: string, lastSeq: number, log: Logger): LiveStream {
+    const stream = new LiveStream(this.context(log), sessionId, streamId, lastSeq)
+    this.streamsOf(sessionId).posts.set(streamId, stream)
+    this.follow(stream)
+    return stream
   }
 
   findLive (sessionId: string, streamId: string): LiveStream | undefined {
@@ -179,11 +242,14 @@ export class StreamHub {
   async endSession (sessionId: string): Promise<void> {
     const streams = this.sessions.get(sessionId)
     this.sessions.delete(sessionId)
+    this.expiredGets.delete(sessionId)
     if (streams !== undefined) {
       streams.stopUpstreamGet?.()
+      streams.get?.unwatch?.()
       streams.get?.writer?.end('session')
       for (const post of streams.posts.values()) {
         post.stopUpstream?.()
+        post.unwatch?.()
         post.writer?.end('session')
       }
     }
@@ -208,15 +274,28 @@ export class StreamHub {
     return true
   }
 
-  /** Shutdown: every client stream ends with a `retry:` hint, every upstream reader stops. */
-  closeAll (): void {
+  /**
+   * Shutdown: every upstream reader stops, every lease is released (so another instance takes the
+   * streams over at once), then every client stream ends with a `retry:` hint.
+   */
+  async closeAll (): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined
-    for (const writer of [...this.writers]) writer.end('shutdown', this.options.retryMs)
+    const releases: Array<Promise<void>> = []
     for (const streams of this.sessions.values()) {
       streams.stopUpstreamGet?.()
-      for (const post of streams.posts.values()) post.stopUpstream?.()
+      streams.stopUpstreamGet = undefined
+      for (const stream of [streams.get, ...streams.posts.values()]) {
+        if (stream === undefined) continue
+        stream.stopping = true
+        stream.stopUpstream?.()
+        stream.unwatch?.()
+        releases.push(stream.release(false))
+      }
     }
+    await Promise.all(releases)
+    await this.coordinating
+    for (const writer of [...this.writers]) writer.end('shutdown', this.options.retryMs)
   }
 
   private sweep (): void {
@@ -244,14 +323,72 @@ export class StreamHub {
           streams.getDetachedAt = undefined
         } else if (streams.getDetachedAt === undefined) {
           streams.getDetachedAt = now
+        } else if (get.remote) {
+          // Nobody here listens to a stream another instance feeds: nothing to keep.
+          get.unwatch?.()
+          streams.get = undefined
         } else if (now - streams.getDetachedAt >= detachedStreamTtlMs && streams.stopUpstreamGet !== undefined) {
-          this.log.debug({ sessionId }, 'stopped reading an abandoned upstream GET stream')
-          streams.stopUpstreamGet()
-          streams.stopUpstreamGet = undefined
+          if (this.store.shared === undefined) this.stopGet(sessionId, streams)
+          else this.expiredGets.add(sessionId)
+        }
+      }
+      for (const [id, post] of streams.posts) {
+        if (post.remote && post.writer === undefined) {
+          post.unwatch?.()
+          streams.posts.delete(id)
         }
       }
       if (streams.get === undefined && streams.posts.size === 0) this.sessions.delete(sessionId)
     }
     if (active.size > 0) this.onActiveSessions?.(active)
+    if (this.store.shared !== undefined && this.coordinating === undefined) {
+      this.coordinating = this.coordinate(this.store.shared)
+        .catch((err: unknown) => { this.log.warn({ err }, 'stream coordination failed (event store unreachable?)') })
+        .finally(() => { this.coordinating = undefined })
+    }
+  }
+
+  private stopGet (sessionId: string, streams: SessionStreams): void {
+    this.log.debug({ sessionId }, 'stopped reading an abandoned upstream GET stream')
+    streams.stopUpstreamGet?.()
+    streams.stopUpstreamGet = undefined
+    void streams.get?.release(false)
+  }
+
+  /**
+   * Shared log: renews the leases of the streams this instance feeds, tells the log which remote
+   * streams have a client here, brings followers up to date (in case a notification was lost),
+   * takes over streams whose owner is gone, and stops detached GET readers nobody follows.
+   */
+  private async coordinate (shared: SharedLog): Promise<void> {
+    const owned: StreamRef[] = []
+    const followed: LiveStream[] = []
+    for (const [sessionId, streams] of this.sessions) {
+      for (const stream of [streams.get, ...streams.posts.values()]) {
+        if (stream === undefined) continue
+        if (stream.owned && !stream.done) owned.push([sessionId, stream.id])
+        if (stream.remote && stream.writer !== undefined) followed.push(stream)
+      }
+    }
+    await shared.renew(this.instanceId, this.options.leaseMs, owned, followed.map((s) => [s.sessionId, s.id] as const))
+    for (const stream of followed) {
+      const status = await shared.status(stream.sessionId, stream.id)
+      if (status === undefined) {
+        stream.writer?.end('session')
+        continue
+      }
+      stream.follow(status.lastSeq, status.done)
+      if (!status.done && status.owner === undefined && stream.remote && stream.takeOver !== undefined) {
+        this.log.info({ sessionId: stream.sessionId, stream: stream.id }, 'taking over a stream whose instance is gone')
+        await stream.takeOver(status)
+      }
+    }
+    for (const sessionId of this.expiredGets) {
+      this.expiredGets.delete(sessionId)
+      const streams = this.sessions.get(sessionId)
+      if (streams === undefined || streams.get?.writer !== undefined || streams.stopUpstreamGet === undefined) continue
+      if (await shared.followed(sessionId, GET_STREAM_ID)) streams.getDetachedAt = this.now()
+      else this.stopGet(sessionId, streams)
+    }
   }
 }

@@ -3,18 +3,23 @@
  * attached client, if any. A client attaching after a position first gets the log from there,
  * then the live events, each exactly once and in order.
  */
-import type { EventStore } from '../events/store.ts'
+import type { EventStore, StoredEvent, StreamStatus } from '../events/store.ts'
 import type { JsonRpcId } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import type { ClientWriter } from './client-writer.ts'
 
 export interface LiveStreamContext {
   store: EventStore
+  /** This instance's id in a shared log's leases. */
+  owner: string
   now: () => number
   log: Logger
   /** Shared counters (metrics). */
   counts: { replayed: number }
 }
+
+/** How long an append is retried while the store is away before the event is delivered unlogged. */
+const APPEND_RETRY_MS = 30_000
 
 export class LiveStream {
   readonly sessionId: string
@@ -31,6 +36,21 @@ export class LiveStream {
   pending: Set<JsonRpcId> | undefined = undefined
   /** Stops reading the upstream (client cancelled every request, session ended, shutdown). */
   stopUpstream: (() => void) | undefined = undefined
+  /**
+   * Shared log only: another instance feeds this stream; this one serves its clients from the log
+   * (`follow` tells of new events) until it takes the stream over.
+   */
+  remote = false
+  /** Shared log only: this instance holds the stream's lease. */
+  owned = false
+  /** A follower whose owner is gone calls this to feed the stream itself. */
+  takeOver: ((status: StreamStatus) => Promise<void>) | undefined = undefined
+  /** The upstream's last event id on this stream: where to re-open the upstream stream from. */
+  resumeFrom: string | undefined = undefined
+  /** Shutdown: stop feeding without completing, so another instance takes the stream over. */
+  stopping = false
+  /** Stops listening for other instances' appends. */
+  unwatch: (() => void) | undefined = undefined
   private readonly ctx: LiveStreamContext
 
   constructor (ctx: LiveStreamContext, sessionId: string, id: string, lastSeq = 0) {
@@ -48,14 +68,10 @@ export class LiveStream {
 
   /** Logs an event, then writes it to the attached client. Order is kept across async appends. */
   publish (data: string, upstreamEventId?: string): void {
+    if (upstreamEventId !== undefined) this.resumeFrom = upstreamEventId
     const event = { seq: ++this.seq, data, at: this.ctx.now(), ...(upstreamEventId === undefined ? {} : { upstreamEventId }) }
     this.chain = this.chain.then(async () => {
-      try {
-        await this.ctx.store.append(this.sessionId, this.id, event)
-      } catch (err) {
-        this.ctx.log.error({ sessionId: this.sessionId, stream: this.id, err }, 'event log append failed')
-        return
-      }
+      await this.append(event)
       this.appended = event.seq
       const writer = this.writer
       if (writer !== undefined && !writer.catchingUp && !writer.deliver(event, this.ctx.now())) {
@@ -64,14 +80,74 @@ export class LiveStream {
     })
   }
 
+  /**
+   * Appends, retrying while the store is away (later events wait their turn, so order holds). Past
+   * the limit the event is still delivered to an attached client, but cannot be replayed.
+   */
+  private async append (event: StoredEvent): Promise<void> {
+    const started = this.ctx.now()
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.ctx.store.append(this.sessionId, this.id, event)
+        if (attempt > 0) this.ctx.log.info({ sessionId: this.sessionId, stream: this.id, attempts: attempt + 1 }, 'event log append succeeded after retries')
+        return
+      } catch (err) {
+        if (this.ctx.now() - started >= APPEND_RETRY_MS) {
+          this.ctx.log.error({ sessionId: this.sessionId, stream: this.id, seq: event.seq, err }, 'event log append failed; event delivered live only')
+          return
+        }
+        if (attempt === 0) this.ctx.log.warn({ sessionId: this.sessionId, stream: this.id, err }, 'event log append failed; retrying')
+        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)).unref())
+      }
+    }
+  }
+
+  /** The upstream's event id for a position that carries no event (its priming event). */
+  noteUpstreamEventId (upstreamEventId: string): void {
+    this.resumeFrom = upstreamEventId
+    this.ctx.store.shared?.noteUpstreamEventId(this.sessionId, this.id, upstreamEventId)
+      .catch((err: unknown) => { this.ctx.log.warn({ sessionId: this.sessionId, stream: this.id, err }, 'could not record the upstream resume point') })
+  }
+
+  /** Follower: another instance logged events up to `seq` (and, with `done`, finished the stream). */
+  follow (seq: number, done: boolean): void {
+    if (seq > this.appended) this.appended = seq
+    if (done) this.done = true
+    const writer = this.writer
+    if (writer !== undefined) void this.catchUp(writer)
+  }
+
+  /** Follower becoming owner: events are numbered on from what the log holds. */
+  own (lastSeq: number): void {
+    this.remote = false
+    this.owned = true
+    this.unwatch?.()
+    this.unwatch = undefined
+    this.seq = Math.max(this.seq, lastSeq)
+    this.appended = Math.max(this.appended, lastSeq)
+  }
+
   /** Marks the stream complete once everything published so far is logged and delivered. */
   finish (): Promise<void> {
-    this.chain = this.chain.then(() => {
+    this.chain = this.chain.then(async () => {
       this.done = true
+      await this.release(true)
       const writer = this.writer
       if (writer !== undefined && !writer.catchingUp && writer.lastSeq >= this.appended) writer.end('done')
     })
     return this.chain
+  }
+
+  /** Gives up this instance's lease (`done`: the stream is complete). */
+  async release (done: boolean): Promise<void> {
+    const shared = this.ctx.store.shared
+    if (!this.owned || shared === undefined) return
+    this.owned = false
+    try {
+      await shared.release(this.sessionId, this.id, this.ctx.owner, done)
+    } catch (err) {
+      this.ctx.log.warn({ sessionId: this.sessionId, stream: this.id, err }, 'could not release a stream lease')
+    }
   }
 
   /** Attaches a client that has seen everything up to `writer.lastSeq`; replays the rest. */

@@ -39,7 +39,10 @@ export function pumpSse (options: PumpOptions): Promise<PumpResult> {
       maxLineLength: options.maxLineLength,
       onEvent (event) {
         if (event.id !== undefined && event.id !== '') lastUpstreamEventId = event.id
-        if (event.data.length === 0 || event.event !== undefined) return
+        if (event.data.length === 0 || event.event !== undefined) {
+          if (event.id !== undefined && event.id !== '') stream.noteUpstreamEventId(event.id)
+          return
+        }
         if (!acceptEventData(event.data, pending, onMessage)) {
           log.warn({ sessionId: stream.sessionId, upstreamEventId: event.id }, 'dropped upstream SSE event that is not JSON-RPC')
           return

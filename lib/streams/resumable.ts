@@ -4,17 +4,18 @@
  * and loses and duplicates nothing, whether or not the upstream itself can resume.
  */
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
-import { formatEventId, parseEventId } from '../events/store.ts'
+import { formatEventId, parseEventId, type SharedLog, type StreamStatus } from '../events/store.ts'
 import { errorResponse, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { HEADER } from '../protocol.ts'
 import { drain } from '../relay/body.ts'
+import { acceptEventData } from '../relay/messages.ts'
 import type { SessionRecord } from '../session/store.ts'
 import type { StreamableHttpUpstream, UpstreamHttpResponse } from '../upstream/streamable-http.ts'
 import type { Sink } from './client-writer.ts'
 import { GET_STREAM_ID, type StreamHub } from './hub.ts'
 import type { LiveStream } from './live-stream.ts'
-import { pumpSse } from './pump.ts'
+import { pumpSse, type PumpResult } from './pump.ts'
 
 /** An answer that is not a stream: an HTTP error with a JSON-RPC body. */
 export interface PlainResponse {
@@ -70,7 +71,7 @@ export class ResumableStreams {
   /** Relays a POST's SSE answer through the log to the client. */
   post (options: PostStreamOptions): void {
     const { session, log } = options
-    const stream = this.hub.openPostStream(session.id, log)
+    const stream = this.hub.openPostStream(session.id, log, options.pending)
     const sink = options.open(options.status, { ...SSE_HEADERS, ...options.headers })
     const writer = this.hub.writer(sink, stream.id, 0, (w, why) => {
       stream.detach(w)
@@ -81,14 +82,19 @@ export class ResumableStreams {
     const source = options.source
     stream.stopUpstream = () => source.destroy()
     writer.start(this.hub.options.retryMs, primes(session), Date.now())
-    void this.pumpPost(stream, session, options.source, options.pending, options.onMessage, log).finally(options.onDone)
+    void pumpSse({ source, stream, pending: options.pending, onMessage: options.onMessage, log })
+      .then((result) => this.completePost(stream, session, options.pending, options.onMessage, log, result))
+      .finally(options.onDone)
   }
 
-  private async pumpPost (stream: LiveStream, session: SessionRecord, source: UpstreamHttpResponse['body'], pending: Set<JsonRpcId>, onMessage: PostStreamOptions['onMessage'], log: Logger): Promise<void> {
-    let result = await pumpSse({ source, stream, pending, onMessage, log })
+  /**
+   * After the upstream stream ended or broke: while requests are unanswered, resume it upstream
+   * from its last event id; what stays unanswered gets an error; then the stream is complete.
+   */
+  private async completePost (stream: LiveStream, session: SessionRecord, pending: Set<JsonRpcId>, onMessage: PostStreamOptions['onMessage'], log: Logger, first: PumpResult): Promise<void> {
+    let result = first
     let attempts = 0
-    // The upstream stream ended or broke before answering: resume it upstream when it gave ids.
-    while (pending.size > 0 && result.lastUpstreamEventId !== undefined && attempts < UPSTREAM_RETRIES) {
+    while (pending.size > 0 && result.lastUpstreamEventId !== undefined && attempts < UPSTREAM_RETRIES && !stream.stopping) {
       attempts++
       const res = await this.upstreamGet(session, result.lastUpstreamEventId, log)
       if (res === undefined) {
@@ -96,9 +102,12 @@ export class ResumableStreams {
         continue
       }
       stream.stopUpstream = () => res.body.destroy()
-      result = await pumpSse({ source: res.body, stream, pending, onMessage, log })
+      const next = await pumpSse({ source: res.body, stream, pending, onMessage, log })
+      result = { error: next.error, lastUpstreamEventId: next.lastUpstreamEventId ?? result.lastUpstreamEventId }
       if (result.error === undefined) attempts = 0
     }
+    // Shutting down on a shared log: the lease is released, another instance answers.
+    if (stream.stopping && pending.size > 0 && this.hub.store.shared !== undefined) return
     if (pending.size > 0) {
       const err = result.error === undefined && result.lastUpstreamEventId === undefined
         ? new GatewayErrors.UPSTREAM_STREAM_ENDED(this.upstream.name)
@@ -111,13 +120,45 @@ export class ResumableStreams {
     await stream.finish()
   }
 
+  /**
+   * A POST stream whose instance is gone (shared log): this instance claims it, works out from
+   * the log which requests are still unanswered, and resumes the upstream stream from the last
+   * upstream event id logged (or answers them with an error when the upstream cannot resume).
+   */
+  private async takeOverPost (session: SessionRecord, stream: LiveStream, status: StreamStatus, log: Logger): Promise<void> {
+    const shared = this.hub.store.shared as SharedLog
+    if (!await shared.claim(session.id, stream.id, this.hub.instanceId, this.hub.options.leaseMs)) return
+    stream.own(status.lastSeq)
+    const pending = new Set<JsonRpcId>(status.pending)
+    const logged = await this.hub.store.replay(session.id, stream.id, 0)
+    if (logged.kind === 'events') for (const event of logged.events) acceptEventData(event.data, pending, undefined)
+    stream.pending = pending
+    await this.completePost(stream, session, pending, undefined, log, { error: undefined, lastUpstreamEventId: status.upstreamEventId })
+  }
+
+  /** A GET stream whose instance is gone (shared log): re-open the upstream stream here. */
+  private async takeOverGet (session: SessionRecord, stream: LiveStream, status: StreamStatus, log: Logger): Promise<void> {
+    const shared = this.hub.store.shared as SharedLog
+    if (!await shared.claim(session.id, GET_STREAM_ID, this.hub.instanceId, this.hub.options.leaseMs)) return
+    stream.own(status.lastSeq)
+    let refused: PlainResponse | undefined
+    try {
+      refused = await this.startUpstreamGet(session, stream, {}, log, status.upstreamEventId)
+    } catch (err) {
+      log.warn({ sessionId: session.id, err }, 'could not re-open the upstream GET stream')
+      refused = { status: 502, headers: {}, body: null }
+    }
+    if (refused !== undefined) {
+      await stream.release(false)
+      stream.writer?.end('done', this.hub.options.retryMs)
+    }
+  }
+
   /** A fresh GET: the session's server-to-client stream, from now on. */
   async get (session: SessionRecord, clientHeaders: Record<string, string | string[] | undefined>, open: OpenStream, log: Logger): Promise<PlainResponse | undefined> {
     const stream = await this.hub.getStream(session.id, log)
-    if (!this.hub.hasUpstreamGet(session.id)) {
-      const refused = await this.startUpstreamGet(session, stream, clientHeaders, log)
-      if (refused !== undefined) return refused
-    }
+    const refused = await this.feedGet(session, stream, clientHeaders, log)
+    if (refused !== undefined) return refused
     const writer = this.hub.writer(open(200, { ...SSE_HEADERS }), GET_STREAM_ID, stream.lastSeq, (w) => stream.detach(w))
     writer.start(this.hub.options.retryMs, primes(session), Date.now())
     await stream.attach(writer)
@@ -137,9 +178,21 @@ export class ResumableStreams {
     if (check.kind === 'unknown' || (stream !== undefined && seq > stream.lastSeq)) {
       throw new GatewayErrors.UNKNOWN_EVENT_ID(lastEventId)
     }
-    if (stream !== undefined && streamId === GET_STREAM_ID && !this.hub.hasUpstreamGet(session.id)) {
-      const refused = await this.startUpstreamGet(session, stream, clientHeaders, log)
+    if (stream !== undefined && streamId === GET_STREAM_ID) {
+      const refused = await this.feedGet(session, stream, clientHeaders, log)
       if (refused !== undefined) return refused
+    }
+    let orphan: StreamStatus | undefined
+    const shared = this.hub.store.shared
+    if (stream === undefined && shared !== undefined) {
+      // A POST stream another instance feeds (or fed, until it died): follow it from the log.
+      const status = await shared.status(session.id, streamId)
+      if (status !== undefined && !status.done) {
+        const remote = this.hub.addRemotePost(session.id, streamId, status.lastSeq, log)
+        remote.takeOver = (now) => this.takeOverPost(session, remote, now, log)
+        if (status.owner === undefined) orphan = status
+        stream = remote
+      }
     }
     const sink = open(200, { ...SSE_HEADERS })
     if (stream === undefined) {
@@ -156,8 +209,31 @@ export class ResumableStreams {
     writer.start(this.hub.options.retryMs, false, Date.now())
     const attached = await live.attach(writer)
     if (attached !== 'ok') writer.end('done')
+    if (orphan !== undefined && live.takeOver !== undefined) {
+      live.takeOver(orphan).catch((err: unknown) => { log.warn({ sessionId: session.id, stream: streamId, err }, 'stream take-over failed') })
+    }
     log.debug({ sessionId: session.id, stream: streamId, after: formatEventId(streamId, seq) }, 'stream resumed')
     return undefined
+  }
+
+  /**
+   * Makes sure something feeds the session's GET stream: this instance's upstream reader, or
+   * (shared log) the instance that holds it, which this one follows and takes over if it dies.
+   */
+  private async feedGet (session: SessionRecord, stream: LiveStream, clientHeaders: Record<string, string | string[] | undefined>, log: Logger): Promise<PlainResponse | undefined> {
+    if (stream.remote) {
+      stream.takeOver ??= (status) => this.takeOverGet(session, stream, status, log)
+      return undefined
+    }
+    if (this.hub.hasUpstreamGet(session.id)) return undefined
+    try {
+      const refused = await this.startUpstreamGet(session, stream, clientHeaders, log, stream.resumeFrom)
+      if (refused !== undefined) await stream.release(false)
+      return refused
+    } catch (err) {
+      await stream.release(false)
+      throw err
+    }
   }
 
   /**
@@ -165,12 +241,19 @@ export class ResumableStreams {
    * is away (so nothing sent meanwhile is lost) and re-opens the upstream stream when it drops,
    * from the upstream's own last event id when it gave one.
    */
-  private async startUpstreamGet (session: SessionRecord, stream: LiveStream, clientHeaders: Record<string, string | string[] | undefined>, log: Logger): Promise<PlainResponse | undefined> {
+  private async startUpstreamGet (session: SessionRecord, stream: LiveStream, clientHeaders: Record<string, string | string[] | undefined>, log: Logger, from?: string): Promise<PlainResponse | undefined> {
     const controller = new AbortController()
-    const headers = this.getHeaders(session, undefined)
+    const headers = this.getHeaders(session, from)
     const accept = clientHeaders.accept
     if (typeof accept === 'string') headers.accept = accept
-    const res = await this.upstream.request({ method: 'GET', headers, signal: controller.signal, longLived: true })
+    let res = await this.upstream.request({ method: 'GET', headers, signal: controller.signal, longLived: true })
+    if (res.status >= 300 && from !== undefined && res.status !== 404) {
+      // The upstream cannot resume from there: open it afresh (what it sent meanwhile is lost).
+      drain(res.body)
+      log.warn({ sessionId: session.id, status: res.status }, 'upstream refused to resume the GET stream; opened it afresh')
+      res = await this.upstream.request({ method: 'GET', headers: this.getHeaders(session, undefined), signal: controller.signal, longLived: true })
+    }
+    log.debug({ sessionId: session.id, from, status: res.status }, 'opened the upstream GET stream')
     if (res.status >= 300) return this.failure(res, session)
     if (!String(res.headers['content-type']).startsWith('text/event-stream')) {
       drain(res.body)
@@ -185,7 +268,7 @@ export class ResumableStreams {
     void (async () => {
       let source = res.body
       let failures = 0
-      let lastUpstreamEventId: string | undefined
+      let lastUpstreamEventId = from
       for (;;) {
         const result = await pumpSse({ source, stream, log, onMessage: this.observe })
         lastUpstreamEventId = result.lastUpstreamEventId ?? lastUpstreamEventId
@@ -200,6 +283,7 @@ export class ResumableStreams {
           if (!stopped) {
             log.warn({ sessionId: session.id, upstream: this.upstream.name }, 'upstream GET stream lost')
             this.hub.setUpstreamGet(session.id, undefined)
+            await stream.release(false)
             stream.writer?.end('done', this.hub.options.retryMs)
           }
           return

@@ -3,46 +3,11 @@
  * real SDK client, and exits 0 on SIGTERM.
  */
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
+import { CLI, startCli } from '../helpers/cli.ts'
 import { client, textOf, upstream } from '../helpers/peers.ts'
-
-const CLI = fileURLToPath(new URL('../../examples/gateway/cli.ts', import.meta.url))
-
-interface Started {
-  child: ChildProcess
-  endpoint: string
-  output: () => string
-}
-
-/** Runs the CLI under tap's TypeScript loader (the same one running this test). */
-async function startCli (args: string[], env: Record<string, string> = {}): Promise<Started> {
-  const child = spawn(process.execPath, [...process.execArgv, CLI, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let output = ''
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
-  const endpoint = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`CLI did not start:\n${output}`)), 20_000)
-    const check = (): void => {
-      const match = /connect your MCP client to (\S+)/.exec(output)
-      if (match?.[1] !== undefined) {
-        clearTimeout(timer)
-        resolve(match[1])
-      }
-    }
-    child.stdout?.on('data', check)
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`CLI exited with ${code}:\n${output}`))
-    })
-  })
-  return { child, endpoint, output: () => output }
-}
 
 t.test('--demo starts the gateway in front of the bundled demo server; SIGTERM exits 0', async (t) => {
   const { child, endpoint, output } = await startCli(['--demo', '--port', '0', '--log-level', 'warn'])

@@ -1,0 +1,144 @@
+/**
+ * Scale-out as users run it: two gateway processes (the CLI) on one Redis behind a plain
+ * round-robin front, one upstream, real SDK clients. Any instance serves any request of a session;
+ * killing or stopping an instance loses no session and no event for a client that resumes on the
+ * other; a Redis restart gives 503s while it is away and full service after.
+ */
+import t, { type Test } from 'tap'
+import { once } from 'node:events'
+import { writeFile } from 'node:fs/promises'
+import type { IncomingMessage } from 'node:http'
+import { z } from 'zod'
+import { CallToolResultSchema, LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
+import { startFront, type Front } from '../../examples/scale-out/front.ts'
+import type { DemoUpstream } from '../../examples/demo-upstream/server.ts'
+import { startCli, type Started } from '../helpers/cli.ts'
+import { client, eventually, textOf, upstream } from '../helpers/peers.ts'
+import { REDIS_URL, redisClient, skipWithoutRedis } from '../helpers/redis.ts'
+
+const skip = await skipWithoutRedis()
+
+type Teardown = Pick<Test, 'teardown' | 'testdir'>
+
+/** A tool that sends a logging message on the session's server-to-client (GET) stream. */
+function announcer (upstreamServer: Parameters<NonNullable<Parameters<typeof upstream>[1]>['extraTools'] & object>[0]): void {
+  upstreamServer.registerTool('announce', { inputSchema: { text: z.string() } }, async ({ text }) => {
+    await upstreamServer.server.sendLoggingMessage({ level: 'info', data: text })
+    return { content: [{ type: 'text', text: 'announced' }] }
+  })
+}
+
+async function gateways (t: Teardown, up: DemoUpstream, prefix: string, count = 2): Promise<Started[]> {
+  const file = `${t.testdir({})}/gateway.json`
+  await writeFile(file, JSON.stringify({
+    upstream: up.url,
+    logLevel: 'warn',
+    store: { type: 'redis', url: REDIS_URL, keyPrefix: prefix },
+    // Short lease and retry: a dead instance's streams are taken over within about a second.
+    streaming: { retryMs: 100, leaseMs: 600, drainTimeoutMs: 5000 }
+  }))
+  const started = await Promise.all(Array.from({ length: count }, () => startCli(['--config', file, '--port', '0'])))
+  for (const instance of started) t.teardown(() => { instance.child.kill('SIGKILL') })
+  return started
+}
+
+async function front (t: Teardown, instances: Started[], pick?: (req: IncomingMessage) => number): Promise<Front & { mcp: string }> {
+  const started = await startFront({ targets: instances.map((i) => new URL(i.endpoint).origin), pick })
+  t.teardown(() => started.close())
+  return { ...started, mcp: `${started.url}/mcp` }
+}
+
+/** An SDK client that records the logging messages it gets (on its GET stream). */
+async function listeningClient (t: Teardown, url: string): Promise<{ c: Awaited<ReturnType<typeof client>>['client'], heard: string[] }> {
+  const { client: c } = await client(t, url)
+  c.onerror = () => {}
+  const heard: string[] = []
+  c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => { heard.push(String(n.params.data)) })
+  return { c, heard }
+}
+
+t.test('initialize through A, call through B: every request of a session goes to the next instance', { skip }, async (t) => {
+  const { prefix } = await redisClient(t)
+  const up = await upstream(t)
+  const instances = await gateways(t, up, prefix)
+  const lb = await front(t, instances)
+  const { client: c } = await client(t, lb.mcp)
+  const progress: number[] = []
+  const countdown = await c.callTool({ name: 'countdown', arguments: { from: 3, delayMs: 1 } }, CallToolResultSchema, { onprogress: (p) => progress.push(p.progress) })
+  t.equal(textOf(countdown), 'liftoff')
+  t.same(progress, [1, 2, 3])
+  for (let i = 0; i < 6; i++) t.equal(textOf(await c.callTool({ name: 'echo', arguments: { text: `hop ${i}` } })), `hop ${i}`)
+  t.ok((lb.served[0] as number) >= 4 && (lb.served[1] as number) >= 4, `both instances served the session (${lb.served.join(', ')})`)
+  t.equal(up.sessionCount(), 1, 'one upstream session, whichever instance forwards')
+  await c.close()
+})
+
+t.test('GET stream held by A, A killed (SIGKILL): the client resumes on B and loses and duplicates nothing', { skip }, async (t) => {
+  const { prefix } = await redisClient(t)
+  const up = await upstream(t, { resumable: true, extraTools: announcer })
+  const [a, b] = await gateways(t, up, prefix) as [Started, Started]
+  // GETs to A, everything else to B (an instance that refuses connections is skipped).
+  const lb = await front(t, [a, b], (req) => req.method === 'GET' ? 0 : 1)
+  const { c, heard } = await listeningClient(t, lb.mcp)
+  await eventually(() => lb.served[0] === 1)
+  await c.callTool({ name: 'announce', arguments: { text: 'one' } })
+  await eventually(() => heard.length === 1)
+
+  const exited = once(a.child, 'exit')
+  a.child.kill('SIGKILL')
+  await exited
+  // Sent while no instance reads the upstream's GET stream: the upstream keeps them.
+  await c.callTool({ name: 'announce', arguments: { text: 'two' } })
+  await c.callTool({ name: 'announce', arguments: { text: 'three' } })
+  await eventually(() => heard.length >= 3, 10_000)
+  await c.callTool({ name: 'announce', arguments: { text: 'four' } })
+  await eventually(() => heard.length >= 4)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.same(heard, ['one', 'two', 'three', 'four'], 'every message once, in order')
+  t.equal(up.sessionCount(), 1, 'the same upstream session throughout')
+  await c.close()
+})
+
+t.test('SIGTERM to the instance serving everything: its call completes, its streams move to B at once', { skip }, async (t) => {
+  const { prefix } = await redisClient(t)
+  const up = await upstream(t, { resumable: true, extraTools: announcer })
+  const [a, b] = await gateways(t, up, prefix) as [Started, Started]
+  const lb = await front(t, [a, b], () => 0)
+  const { c, heard } = await listeningClient(t, lb.mcp)
+  await eventually(() => lb.served[0] === 3)
+  await c.callTool({ name: 'announce', arguments: { text: 'one' } })
+  await eventually(() => heard.length === 1)
+  const progress: number[] = []
+  const call = c.callTool({ name: 'countdown', arguments: { from: 4, delayMs: 200 } }, CallToolResultSchema, { onprogress: (p) => progress.push(p.progress) })
+  await eventually(() => progress.length === 1)
+
+  const exited = once(a.child, 'exit')
+  a.child.kill('SIGTERM')
+  t.equal(textOf(await call), 'liftoff', 'the call in flight on A completed')
+  t.same(progress, [1, 2, 3, 4])
+  const [code] = await exited
+  t.equal(code, 0, 'A exited 0')
+  await c.callTool({ name: 'announce', arguments: { text: 'two' } })
+  await eventually(() => heard.length >= 2, 5000)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.same(heard, ['one', 'two'])
+  t.ok((lb.served[1] as number) > 0, 'B serves the session now')
+  await c.close()
+})
+
+t.test('A killed in the middle of a tool call: the client resumes the answer on B', { skip }, async (t) => {
+  const { prefix } = await redisClient(t)
+  const up = await upstream(t, { resumable: true })
+  const [a, b] = await gateways(t, up, prefix) as [Started, Started]
+  const lb = await front(t, [a, b], () => 0)
+  const { client: c } = await client(t, lb.mcp)
+  c.onerror = () => {}
+  const progress: number[] = []
+  const call = c.callTool({ name: 'countdown', arguments: { from: 6, delayMs: 250 } }, CallToolResultSchema, { onprogress: (p) => progress.push(p.progress), timeout: 30_000 })
+  await eventually(() => progress.length === 2)
+  a.child.kill('SIGKILL')
+  t.equal(textOf(await call), 'liftoff', 'the answer arrived through B')
+  t.same(progress, [1, 2, 3, 4, 5, 6], 'every progress notification once, in order')
+  t.equal((await c.callTool({ name: 'echo', arguments: { text: 'after' } }) as { content: Array<{ text: string }> }).content[0]?.text, 'after')
+  await c.close()
+})
