@@ -82,6 +82,8 @@ function redact (url: string): string {
 
 async function connect (url: string, connectTimeoutMs: number, commandTimeoutMs: number): Promise<Redis> {
   const client = new Redis(url, gatewayRedisOptions(connectTimeoutMs, commandTimeoutMs))
+  // Until connected, failures reach the caller below, not an 'error' event nobody hears.
+  client.on('error', () => {})
   try {
     await client.connect()
     await client.ping()
@@ -121,13 +123,17 @@ async function mcpStore (fastify: FastifyInstance, options: McpStoreOptions): Pr
     }
     // Errors surface as 503s on the requests that need Redis; ioredis reconnects by itself.
     let down = false
-    client.on('error', (err: Error) => {
-      if (!down) fastify.log.error({ err }, 'lost the connection to Redis; requests that need it get 503 until it returns')
+    let lastError: Error | undefined
+    client.on('error', (err: Error) => { lastError = err })
+    // 'reconnecting', not 'close': a close at shutdown is not an outage.
+    client.on('reconnecting', () => {
+      if (!down) fastify.log.error({ err: lastError }, 'lost the connection to Redis; requests that need it get 503 until it returns')
       down = true
     })
     client.on('ready', () => {
       if (down) fastify.log.info('reconnected to Redis')
       down = false
+      lastError = undefined
     })
     await fastify.register(fastifyRedis, { client, closeClient: true })
   }

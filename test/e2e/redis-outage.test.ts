@@ -1,0 +1,172 @@
+/**
+ * Redis failures: lost while running (503 with a JSON-RPC error, the process stays up, service
+ * comes back by itself), unreachable at start (refuse to start, or fall back to memory when told),
+ * and an application's own `@fastify/redis` client reused. The outage test runs its own
+ * `redis-server` on a free port, so the shared one is untouched.
+ */
+import t from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { writeFile } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
+import Fastify from 'fastify'
+import fastifyRedis from '@fastify/redis'
+import mcpGateway from '../../plugins/index.ts'
+import { startCli } from '../helpers/cli.ts'
+import { openSession, postHeaders, type RpcError } from '../helpers/http.ts'
+import { eventually, upstream } from '../helpers/peers.ts'
+import { REDIS_URL, redisClient, skipWithoutRedis } from '../helpers/redis.ts'
+
+const skip = await skipWithoutRedis()
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/** A private redis-server that keeps its data across restarts (append-only file in `dir`). */
+async function startRedis (port: number, dir: string): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout?.setEncoding('utf8')
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (chunk: string) => {
+      output += chunk
+      if (output.includes('Ready to accept connections')) resolve()
+    })
+    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${output}`)))
+  })
+  return child
+}
+
+async function call (url: string, sessionId: string, id: number): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: postHeaders({ 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25', accept: 'application/json, text/event-stream' }),
+    body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { text: `call ${id}` } } }),
+    signal: AbortSignal.timeout(10_000)
+  })
+}
+
+t.test('Redis restarted under traffic: 503s while it is away, the same session works after, no crash', { skip }, async (t) => {
+  const port = await freePort()
+  const dir = t.testdir({})
+  let redis = await startRedis(port, dir)
+  t.teardown(() => { redis.kill('SIGKILL') })
+  const up = await upstream(t)
+  const file = `${dir}/gateway.json`
+  await writeFile(file, JSON.stringify({ upstream: up.url, logLevel: 'info', store: { type: 'redis', url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 500 } }))
+  const gw = await startCli(['--config', file, '--port', '0'])
+  t.teardown(() => { gw.child.kill('SIGKILL') })
+  const sessionId = await openSession(gw.endpoint)
+
+  // Traffic all along: every answer is a 200 or a 503 with a JSON-RPC error, never a hang or a 500.
+  const statuses = new Map<number, number>()
+  let running = true
+  let id = 100
+  const traffic = (async () => {
+    while (running) {
+      const res = await call(gw.endpoint, sessionId, id++)
+      await res.text()
+      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  })()
+
+  await eventually(() => (statuses.get(200) ?? 0) >= 3)
+  redis.kill('SIGTERM')
+  await once(redis, 'exit')
+
+  const res = await call(gw.endpoint, sessionId, 1)
+  t.equal(res.status, 503, 'a request needing Redis gets 503')
+  t.ok(Number(res.headers.get('retry-after')) > 0, 'with Retry-After')
+  const body = await res.json() as RpcError
+  t.equal(body.id, 1, 'the error answers the request id')
+  t.equal(body.error.code, -32054)
+  t.match(body.error.message, /session store cannot be reached/)
+  const init = await fetch(gw.endpoint, { method: 'POST', headers: postHeaders(), body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }) })
+  t.equal(init.status, 503, 'no new session either')
+  await init.text()
+  const ready = await fetch(new URL('/readyz', gw.endpoint))
+  t.equal(ready.status, 503, 'not ready while Redis is away')
+  await ready.text()
+  await eventually(() => (statuses.get(503) ?? 0) >= 3)
+
+  redis = await startRedis(port, dir)
+  const before = statuses.get(200) ?? 0
+  await eventually(() => (statuses.get(200) ?? 0) >= before + 3, 15_000)
+  running = false
+  await traffic
+  const after = await call(gw.endpoint, sessionId, 2)
+  t.equal(after.status, 200, 'the same session serves calls again')
+  t.match(await after.text(), /call 2/)
+  const readyAgain = await fetch(new URL('/readyz', gw.endpoint))
+  t.equal(readyAgain.status, 200)
+  await readyAgain.text()
+  t.same([...statuses.keys()].sort(), [200, 503], `only 200s and 503s (${JSON.stringify([...statuses])})`)
+  t.equal(gw.child.exitCode, null, 'the gateway process stayed up')
+  t.match(gw.output(), /lost the connection to Redis/)
+  t.match(gw.output(), /reconnected to Redis/)
+  t.notMatch(gw.output(), /unhandled|uncaught/i)
+  gw.child.kill('SIGTERM')
+  const [code] = await once(gw.child, 'exit')
+  t.equal(code, 0)
+})
+
+t.test('Redis unreachable at start: the gateway refuses to start, or falls back to memory when told', async (t) => {
+  const up = await upstream(t)
+  const dir = t.testdir({})
+  const port = await freePort()
+  const refuse = `${dir}/refuse.json`
+  await writeFile(refuse, JSON.stringify({ upstream: up.url, store: { type: 'redis', url: `redis://127.0.0.1:${port}`, connectTimeoutMs: 500 } }))
+  await t.rejects(startCli(['--config', refuse, '--port', '0']), /cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+/)
+
+  const fallback = `${dir}/fallback.json`
+  await writeFile(fallback, JSON.stringify({ upstream: up.url, logLevel: 'warn', store: { type: 'redis', url: `redis://127.0.0.1:${port}`, connectTimeoutMs: 500, fallback: 'memory' } }))
+  const gw = await startCli(['--config', fallback, '--port', '0'])
+  t.teardown(() => { gw.child.kill('SIGKILL') })
+  t.match(gw.output(), /REDIS UNREACHABLE: running on in-memory stores/)
+  const sessionId = await openSession(gw.endpoint)
+  const res = await call(gw.endpoint, sessionId, 3)
+  t.equal(res.status, 200, 'serves on memory stores')
+  await res.text()
+})
+
+t.test('an application\'s own @fastify/redis client is used, and left to the application to close', { skip }, async (t) => {
+  const { client: redis, prefix } = await redisClient(t)
+  const up = await upstream(t)
+  const app = Fastify()
+  await app.register(fastifyRedis, { client: redis })
+  await app.register(mcpGateway, { upstream: up.url, store: { type: 'redis', keyPrefix: prefix } })
+  t.teardown(() => app.close())
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+  const sessionId = await openSession(`${address}/mcp`)
+  t.equal(app.mcpStores.type, 'redis')
+  t.ok(await redis.exists(`${prefix}s:${sessionId}`), 'the session is in the application\'s Redis')
+  const res = await call(`${address}/mcp`, sessionId, 4)
+  t.match(await res.text(), /call 4/)
+  await app.close()
+  t.equal(redis.status, 'ready', 'the application\'s client is still open')
+})
+
+t.test('bad store options are refused at registration', async (t) => {
+  const cases: Array<[unknown, RegExp]> = [
+    [{ type: 'disk' }, /"store"/],
+    [{ type: 'redis' }, /"store.url"/],
+    [{ type: 'redis', url: 'http://x' }, /"store.url"/],
+    [{ type: 'redis', url: REDIS_URL, fallback: 'maybe' }, /"store.fallback"/],
+    [{ type: 'redis', url: REDIS_URL, client: {} }, /"store.client"/],
+    [{ type: 'redis', url: REDIS_URL, keyPrefix: '' }, /"store.keyPrefix"/]
+  ]
+  for (const [store, message] of cases) {
+    const app = Fastify()
+    await t.rejects(async () => {
+      await app.register(mcpGateway, { upstream: 'http://127.0.0.1:9/mcp', store: store as never })
+      await app.ready()
+    }, message, JSON.stringify(store))
+    await app.close()
+  }
+})
