@@ -45,9 +45,15 @@ export class ConnectionTracker {
     return this.sockets.size
   }
 
-  /** Ends every socket with no request in flight now, and each other one as its last response ends. */
-  closeIdle (): void {
+  /**
+   * Ends every socket with no request in flight after `graceMs`, and each other one as its last
+   * response ends. The grace is for a request already on its way on an idle socket: it is read and
+   * answered (503 while closing, so a load balancer tries another instance) instead of being lost
+   * to a connection reset.
+   */
+  async closeIdle (graceMs = 0): Promise<void> {
     this.closing = true
+    if (graceMs > 0) await new Promise((resolve) => setTimeout(resolve, graceMs))
     for (const socket of this.sockets) {
       if (socket[kInFlight] === 0) socket.destroySoon()
     }

@@ -7,10 +7,13 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { ConnectionTracker } from '../lib/connections.ts'
 
+/** How long an idle client socket may still deliver a request (answered 503) before it is ended. */
+const IDLE_GRACE_MS = 200
+
 async function mcpShutdown (fastify: FastifyInstance): Promise<void> {
   const tracker = new ConnectionTracker(fastify.server)
   fastify.addHook('preClose', async () => {
-    tracker.closeIdle()
+    await tracker.closeIdle(IDLE_GRACE_MS)
   })
 }
 

@@ -1,7 +1,7 @@
 /**
  * A plain round-robin HTTP front for several gateway instances: no stickiness, no MCP knowledge,
  * what a stock load balancer does. Each request goes to the next instance; one that refuses the
- * connection (stopped, restarting) is skipped. Response bodies, SSE included, are piped as they
+ * connection (stopped, restarting) or answers 503 (draining) is skipped for the next. Response bodies, SSE included, are piped as they
  * come, never buffered. For the example and the tests; in production use your load balancer.
  */
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
@@ -25,6 +25,7 @@ export interface Front {
   close: () => Promise<void>
 }
 
+const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET'])
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer'])
 
 export async function startFront (options: FrontOptions): Promise<Front> {
@@ -38,7 +39,14 @@ export async function startFront (options: FrontOptions): Promise<Front> {
     const headers = { ...req.headers }
     for (const name of HOP_BY_HOP) delete headers[name]
     headers['content-length'] = String(body.length)
-    const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers }, (answer) => {
+    // A connection per request: a reused one may be closed by a stopping instance just as a request
+    // goes out on it, and a POST cannot be safely sent twice.
+    const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent: false }, (answer) => {
+      if (answer.statusCode === 503 && tries + 1 < targets.length) {
+        answer.resume()
+        forward(req, res, body, (index + 1) % targets.length, tries + 1)
+        return
+      }
       served[index] = (served[index] as number) + 1
       const out: Record<string, string | string[]> = {}
       for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value
@@ -50,10 +58,12 @@ export async function startFront (options: FrontOptions): Promise<Front> {
       answer.once('aborted', () => res.destroy())
     })
     upstream.once('error', (err: NodeJS.ErrnoException) => {
-      if (!res.headersSent && err.code === 'ECONNREFUSED' && tries + 1 < targets.length) {
+      // Refused, or reset before any answer (a stopping instance closing its listener with this
+      // connection still in the accept queue): the instance never read the request.
+      if (!res.headersSent && RETRYABLE.has(err.code ?? '') && tries + 1 < targets.length) {
         forward(req, res, body, (index + 1) % targets.length, tries + 1)
       } else if (!res.headersSent) {
-        res.writeHead(502, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32000, message: 'no gateway instance reachable' } }))
+        res.writeHead(502, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32000, message: `no gateway instance reachable (${err.code ?? err.message})` } }))
       } else {
         res.destroy()
       }

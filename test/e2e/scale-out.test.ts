@@ -142,3 +142,82 @@ t.test('A killed in the middle of a tool call: the client resumes the answer on 
   t.equal((await c.callTool({ name: 'echo', arguments: { text: 'after' } }) as { content: Array<{ text: string }> }).content[0]?.text, 'after')
   await c.close()
 })
+
+t.test('rolling restart under load (SIGTERM, restart, one instance at a time): no call fails, no event is lost', { skip }, async (t) => {
+  const { prefix } = await redisClient(t)
+  const up = await upstream(t, { resumable: true, extraTools: announcer })
+  const file = `${t.testdir({})}/gateway.json`
+  await writeFile(file, JSON.stringify({
+    upstream: up.url,
+    logLevel: 'warn',
+    store: { type: 'redis', url: REDIS_URL, keyPrefix: prefix },
+    streaming: { retryMs: 100, leaseMs: 600, drainTimeoutMs: 5000 }
+  }))
+  const start = async (port: number): Promise<Started> => {
+    const instance = await startCli(['--config', file, '--port', String(port)])
+    t.teardown(() => { instance.child.kill('SIGKILL') })
+    return instance
+  }
+  const instances = [await start(0), await start(0)]
+  const lb = await front(t, instances)
+
+  let running = true
+  const failures: string[] = []
+  let completed = 0
+  const worker = async (): Promise<void> => {
+    const { client: c } = await client(t, lb.mcp)
+    c.onerror = () => {}
+    for (let i = 0; running; i++) {
+      try {
+        const result = i % 3 === 0
+          ? await c.callTool({ name: 'countdown', arguments: { from: 3, delayMs: 30 } }, CallToolResultSchema, { onprogress: () => {} })
+          : await c.callTool({ name: 'echo', arguments: { text: `m${i}` } })
+        if (textOf(result) !== (i % 3 === 0 ? 'liftoff' : `m${i}`)) failures.push(`wrong answer: ${textOf(result)}`)
+        completed++
+      } catch (err) {
+        failures.push((err as Error).message)
+      }
+    }
+    await c.close()
+  }
+  // One session announces on its own GET stream all along: every announcement must arrive once.
+  const sent: string[] = []
+  const { c: listener, heard } = await listeningClient(t, lb.mcp)
+  // Its GET stream opens after initialization, in the background: wait until it carries messages.
+  for (let k = 0; !heard.includes(`w${k - 1}`); k++) {
+    await listener.callTool({ name: 'announce', arguments: { text: `w${k}` } })
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  const announcer_ = (async () => {
+    for (let n = 0; running; n++) {
+      try {
+        await listener.callTool({ name: 'announce', arguments: { text: `a${n}` } })
+        sent.push(`a${n}`)
+      } catch (err) {
+        failures.push(`announce: ${(err as Error).message}`)
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  })()
+  const workers = Array.from({ length: 4 }, worker)
+
+  for (const index of [0, 1]) {
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    const old = instances[index] as Started
+    const port = Number(new URL(old.endpoint).port)
+    const exited = once(old.child, 'exit')
+    old.child.kill('SIGTERM')
+    const [code] = await exited
+    t.equal(code, 0, `instance ${index} stopped cleanly`)
+    instances[index] = await start(port)
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  running = false
+  await Promise.all([...workers, announcer_])
+  const announced = (): string[] => heard.filter((text) => text.startsWith('a'))
+  await eventually(() => announced().length >= sent.length, 10_000).catch(() => {})
+  t.same(failures, [], 'no call failed')
+  t.ok(completed > 50, `calls completed throughout (${completed})`)
+  t.same(announced(), sent, `every announcement arrived once, in order (${sent.length})`)
+  await listener.close()
+})
