@@ -72,6 +72,8 @@ export function gatewayRedisOptions (connectTimeoutMs: number, commandTimeoutMs:
     commandTimeout: commandTimeoutMs,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
+    // Commands from concurrent requests go out in one write: less CPU per call under load.
+    enableAutoPipelining: true,
     retryStrategy: (attempt) => Math.min(attempt * 100, 2000)
   }
 }
@@ -139,9 +141,10 @@ async function mcpStore (fastify: FastifyInstance, options: McpStoreOptions): Pr
   }
   if (options.retention !== undefined && !isPlainObject(options.retention)) throw invalid('store.retention', 'must be an object')
   const events = new RedisEventStore({ client, keyPrefix, retention: options.retention })
-  fastify.decorate('mcpStores', { type: 'redis', sessions: new RedisSessionStore({ client, keyPrefix }), events })
-  // Its pub/sub connection is its own; the shared client is closed by its owner.
-  fastify.addHook('onClose', async () => { await events.close() })
+  const sessions = new RedisSessionStore({ client, keyPrefix })
+  fastify.decorate('mcpStores', { type: 'redis', sessions, events })
+  // Their pub/sub connections are their own; the shared client is closed by its owner.
+  fastify.addHook('onClose', async () => { await Promise.all([sessions.close(), events.close()]) })
 }
 
 export default fp(mcpStore, { name: 'mcp-gateway-store', fastify: '5.x' })

@@ -18,6 +18,25 @@ export interface RedisEventStoreOptions {
   retention?: Partial<Retention>
 }
 
+// One append: the entry, the stream's index and last position (and upstream resume point),
+// expiry of all three, and the followers' notification. KEYS: stream, index, last, channel.
+// ARGV: entry id, maxlen, ttl, stream id, seq, data, at, upstream event id or ''.
+const APPEND = `
+if ARGV[8] ~= '' then
+  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], ARGV[1], 'd', ARGV[6], 'a', ARGV[7], 'u', ARGV[8])
+  redis.call('HSET', KEYS[3], ARGV[4], ARGV[5], ARGV[4] .. '|u', ARGV[8])
+else
+  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], ARGV[1], 'd', ARGV[6], 'a', ARGV[7])
+  redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+redis.call('PUBLISH', KEYS[4], ARGV[5])
+return 1
+`
+
 // Claims a stream for an owner unless another owner's lease holds it; declares it like open().
 const CLAIM = `
 local current = redis.call('GET', KEYS[1])
@@ -51,6 +70,7 @@ return 1
 `
 
 interface Scripts {
+  mcpGatewayAppend (stream: string, index: string, last: string, channel: string, entryId: string, maxLen: number, ttl: number, streamId: string, seq: number, data: string, at: number, upstreamEventId: string): Promise<number>
   mcpGatewayClaim (lease: string, index: string, last: string, owner: string, leaseMs: number, streamId: string, ttl: number, pending: string): Promise<number>
   mcpGatewayRenew (lease: string, owner: string, leaseMs: number): Promise<number>
   mcpGatewayRelease (lease: string, last: string, channel: string, owner: string, streamId: string, done: string): Promise<number>
@@ -73,6 +93,7 @@ export class RedisEventStore implements EventStore, SharedLog {
     this.redis = options.client
     this.prefix = options.keyPrefix ?? 'mcp-gw:'
     this.retention = { ...RETENTION_DEFAULTS, ...options.retention }
+    this.redis.defineCommand('mcpGatewayAppend', { numberOfKeys: 4, lua: APPEND })
     this.redis.defineCommand('mcpGatewayClaim', { numberOfKeys: 3, lua: CLAIM })
     this.redis.defineCommand('mcpGatewayRenew', { numberOfKeys: 1, lua: RENEW })
     this.redis.defineCommand('mcpGatewayRelease', { numberOfKeys: 3, lua: RELEASE })
@@ -112,21 +133,9 @@ export class RedisEventStore implements EventStore, SharedLog {
   }
 
   async append (sessionId: string, streamId: string, event: StoredEvent): Promise<void> {
-    const key = this.streamKey(sessionId, streamId)
-    const ttl = this.retention.maxAgeMs
-    const fields = ['d', event.data, 'a', String(event.at)]
-    const last: Record<string, string | number> = { [streamId]: event.seq }
-    if (event.upstreamEventId !== undefined) {
-      fields.push('u', event.upstreamEventId)
-      last[`${streamId}|u`] = event.upstreamEventId
-    }
-    await guard('event', this.redis.multi()
-      .xadd(key, 'MAXLEN', String(this.retention.maxEventsPerStream), `${event.seq}-0`, ...fields)
-      .pexpire(key, ttl)
-      .sadd(this.indexKey(sessionId), streamId).pexpire(this.indexKey(sessionId), ttl)
-      .hset(this.lastKey(sessionId), last).pexpire(this.lastKey(sessionId), ttl)
-      .publish(this.channel(sessionId, streamId), String(event.seq))
-      .exec())
+    await guard('event', this.scripts.mcpGatewayAppend(
+      this.streamKey(sessionId, streamId), this.indexKey(sessionId), this.lastKey(sessionId), this.channel(sessionId, streamId),
+      `${event.seq}-0`, this.retention.maxEventsPerStream, this.retention.maxAgeMs, streamId, event.seq, event.data, event.at, event.upstreamEventId ?? ''))
   }
 
   async replay (sessionId: string, streamId: string, afterSeq: number): Promise<ReplayResult> {

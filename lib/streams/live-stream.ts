@@ -18,8 +18,11 @@ export interface LiveStreamContext {
   counts: { replayed: number }
 }
 
-/** How long an append is retried while the store is away before the event is delivered unlogged. */
-const APPEND_RETRY_MS = 30_000
+/**
+ * How long an append is retried while the store is away before the event is delivered unlogged:
+ * short, so an answer is late by a moment rather than held for the length of an outage.
+ */
+const APPEND_RETRY_MS = 2000
 
 export class LiveStream {
   readonly sessionId: string
@@ -131,9 +134,10 @@ export class LiveStream {
   finish (): Promise<void> {
     this.chain = this.chain.then(async () => {
       this.done = true
-      await this.release(true)
       const writer = this.writer
       if (writer !== undefined && !writer.catchingUp && writer.lastSeq >= this.appended) writer.end('done')
+      // After the client's answer is complete: it need not wait on this round trip.
+      await this.release(true)
     })
     return this.chain
   }

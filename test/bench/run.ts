@@ -14,7 +14,10 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { McpLoadClient, median, type LoadResult } from './load.ts'
 import { benchIdleStreams, benchReplay } from './streams.ts'
+import { redisMissing } from '../helpers/redis.ts'
 
+/** Why the Redis-store gateway is left out, or undefined when Redis answers. */
+const REDIS = await redisMissing()
 const SERVERS = fileURLToPath(new URL('./servers.js', import.meta.url))
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2000)
@@ -62,11 +65,13 @@ async function benchMode (mode: 'upstream' | 'upstream-json'): Promise<void> {
   const gateway = await startServer('gateway', upstream.url)
   const bare = await startServer('gateway-bare', upstream.url)
   const forwarder = await startServer('forwarder', upstream.url)
+  const redis = REDIS === undefined ? await startServer('gateway-redis', upstream.url) : undefined
   const targets = [
     { name: 'direct', url: upstream.url, cpu: upstream },
     { name: 'http-proxy', url: forwarder.url, cpu: forwarder },
     { name: 'gateway', url: gateway.url, cpu: gateway },
-    { name: 'gateway-no-metrics', url: bare.url, cpu: bare }
+    { name: 'gateway-no-metrics', url: bare.url, cpu: bare },
+    ...(redis === undefined ? [] : [{ name: 'gateway-redis', url: redis.url, cpu: redis }])
   ]
   const label = mode === 'upstream' ? 'upstream answers with SSE' : 'upstream answers with JSON'
   process.stdout.write(`\n## tools/call, ${label} (${ROUNDS} interleaved rounds x ${REQUESTS} calls, medians)\n\n`)
@@ -89,9 +94,13 @@ async function benchMode (mode: 'upstream' | 'upstream-json'): Promise<void> {
       `gateway/direct throughput ${fmt(gw / stat('direct', 'throughput'))}x, ` +
       `gateway/http-proxy CPU per call ${fmt(stat('gateway', 'cpuPerCall') / stat('http-proxy', 'cpuPerCall'))}x, ` +
       `gateway p50 added over direct ${fmt(stat('gateway', 'p50') - stat('direct', 'p50'), 3)} ms, ` +
-      `metrics cost ${fmt(stat('gateway', 'cpuPerCall') - stat('gateway-no-metrics', 'cpuPerCall'), 0)} µs CPU per call\n\n`)
+      `metrics cost ${fmt(stat('gateway', 'cpuPerCall') - stat('gateway-no-metrics', 'cpuPerCall'), 0)} µs CPU per call\n`)
+    process.stdout.write(redis === undefined
+      ? `Redis stores not measured: ${REDIS as string}\n\n`
+      : `Redis stores vs memory stores: throughput ${fmt(stat('gateway-redis', 'throughput') / gw)}x, ` +
+        `gateway CPU per call ${fmt(stat('gateway-redis', 'cpuPerCall') / stat('gateway', 'cpuPerCall'))}x (Redis's own CPU not included)\n\n`)
   }
-  for (const server of [gateway, bare, forwarder, upstream]) {
+  for (const server of [gateway, bare, forwarder, upstream, ...(redis === undefined ? [] : [redis])]) {
     server.child.send('exit')
     await once(server.child, 'exit')
   }

@@ -7,9 +7,11 @@ import Fastify from 'fastify'
 import { z } from 'zod'
 import httpProxy from '@fastify/http-proxy'
 import { startDemoUpstream } from '../../examples/demo-upstream/server.ts'
+import { Redis } from 'ioredis'
 import { createGateway } from '../../examples/gateway/create-gateway.ts'
+import { REDIS_URL } from '../helpers/redis.ts'
 
-type Kind = 'upstream' | 'upstream-json' | 'gateway' | 'gateway-bare' | 'forwarder'
+type Kind = 'upstream' | 'upstream-json' | 'gateway' | 'gateway-bare' | 'gateway-redis' | 'forwarder'
 
 async function start (kind: Kind, target: string | undefined): Promise<string> {
   if (kind === 'upstream' || kind === 'upstream-json') {
@@ -29,12 +31,14 @@ async function start (kind: Kind, target: string | undefined): Promise<string> {
     return up.url
   }
   if (target === undefined) throw new Error('target URL required')
-  if (kind === 'gateway' || kind === 'gateway-bare') {
+  if (kind === 'gateway' || kind === 'gateway-bare' || kind === 'gateway-redis') {
     const app = await createGateway({
       upstream: target,
       logLevel: false,
       // "bare": without metrics and health, to show what observability costs.
       ...(kind === 'gateway-bare' ? { metrics: false, health: false } : {}),
+      // "redis": sessions and event log in Redis, as a scaled-out deployment runs.
+      ...(kind === 'gateway-redis' ? { store: { type: 'redis' as const, url: REDIS_URL, keyPrefix: BENCH_PREFIX } } : {}),
       // Room for the 10,000-event replay benchmark; keep-alives off so idle streams stay idle.
       streaming: { keepAliveMs: 0, retention: { maxEventsPerStream: 20_000, maxBytesPerSession: 64 * 1024 * 1024 } }
     })
@@ -48,6 +52,20 @@ async function start (kind: Kind, target: string | undefined): Promise<string> {
   return `${address}/mcp`
 }
 
+/** Keys of one run, deleted when it ends. */
+const BENCH_PREFIX = `mcp-gw-bench:${process.pid}:`
+
+async function deleteBenchKeys (): Promise<void> {
+  const redis = new Redis(REDIS_URL)
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${BENCH_PREFIX}*`, 'COUNT', 1000)
+    cursor = next
+    if (keys.length > 0) await redis.del(...keys)
+  } while (cursor !== '0')
+  await redis.quit()
+}
+
 const [kind, target] = process.argv.slice(2) as [Kind, string | undefined]
 const url = await start(kind, target)
 process.on('message', (message: unknown) => {
@@ -55,7 +73,8 @@ process.on('message', (message: unknown) => {
     const usage = process.cpuUsage()
     process.send?.({ cpu: usage.user + usage.system, rss: process.memoryUsage.rss() })
   } else if (message === 'exit') {
-    process.exit(0)
+    const cleanup = kind === 'gateway-redis' ? deleteBenchKeys() : Promise.resolve()
+    void cleanup.finally(() => process.exit(0))
   }
 })
 process.send?.({ url })

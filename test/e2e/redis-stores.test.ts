@@ -8,13 +8,19 @@ import { client, gateway, textOf, upstream } from '../helpers/peers.ts'
 import { redisClient, skipWithoutRedis } from '../helpers/redis.ts'
 import { readEvents } from '../helpers/sse.ts'
 
+/** The stores a test makes are closed with it (their pub/sub connections would keep it alive). */
+function closing<T extends { close (): Promise<void> }> (t: { teardown (fn: () => unknown): void }, store: T): T {
+  t.teardown(() => store.close())
+  return store
+}
+
 t.test('SDK client through a gateway whose sessions and event log live in Redis', { skip: await skipWithoutRedis() }, async (t) => {
   const { client: redis, prefix } = await redisClient(t)
   const up = await upstream(t)
   const gw = await gateway(t, {
     upstream: up.url,
-    sessions: { store: new RedisSessionStore({ client: redis, keyPrefix: prefix }) },
-    streaming: { store: new RedisEventStore({ client: redis, keyPrefix: prefix }) }
+    sessions: { store: closing(t, new RedisSessionStore({ client: redis, keyPrefix: prefix })) },
+    streaming: { store: closing(t, new RedisEventStore({ client: redis, keyPrefix: prefix })) }
   })
   const { client: c, transport } = await client(t, gw.url)
   const progress: number[] = []
@@ -47,8 +53,8 @@ t.test('a gateway restarted on the same Redis: the client resumes its GET stream
   })
   const options = () => ({
     upstream: up.url,
-    sessions: { store: new RedisSessionStore({ client: redis, keyPrefix: prefix }) },
-    streaming: { store: new RedisEventStore({ client: redis, keyPrefix: prefix }) }
+    sessions: { store: closing(t, new RedisSessionStore({ client: redis, keyPrefix: prefix })) },
+    streaming: { store: closing(t, new RedisEventStore({ client: redis, keyPrefix: prefix })) }
   })
   const announce = async (url: string, sessionId: string, text: string): Promise<void> => {
     const res = await fetch(url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }), body: JSON.stringify({ jsonrpc: '2.0', id: text, method: 'tools/call', params: { name: 'announce', arguments: { text } } }) })

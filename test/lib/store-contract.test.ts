@@ -25,7 +25,9 @@ const kinds: Kind[] = [
     name: 'redis',
     sessions: async (t) => {
       const { client, prefix } = await redisClient(t)
-      return new RedisSessionStore({ client, keyPrefix: prefix })
+      const store = new RedisSessionStore({ client, keyPrefix: prefix })
+      t.teardown(() => store.close())
+      return store
     },
     events: async (t, retention) => {
       const { client, prefix } = await redisClient(t)
@@ -113,6 +115,7 @@ t.test('redis: two store instances share one view (two gateways, one Redis)', { 
   const other = (await redisClient(t)).client
   const a = new RedisSessionStore({ client, keyPrefix: prefix })
   const b = new RedisSessionStore({ client: other, keyPrefix: prefix })
+  t.teardown(() => Promise.all([a.close(), b.close()]))
   await a.create(record('x', 1))
   t.equal((await b.get('x'))?.upstreamSessionId, 'up-x')
   await Promise.all([b.update('x', { protocolVersion: '2025-03-26' }), a.update('x', { clientInfo: { name: 'renamed' } })])
@@ -123,4 +126,27 @@ t.test('redis: two store instances share one view (two gateways, one Redis)', { 
   const eb = new RedisEventStore({ client: other, keyPrefix: prefix })
   await ea.append('x', 'p', { seq: 1, data: 'one', at: 1 })
   t.same(seqs(await eb.replay('x', 'p', 0)), [1])
+
+  // The request path's cache: a session ended on one instance is gone on the other at once.
+  await a.create(record('y', 1))
+  t.equal((await a.getAndTouch('y', Date.now()))?.id, 'y')
+  t.equal((await a.getAndTouch('y', Date.now()))?.id, 'y', 'served from the cache')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.ok(await b.delete('y'))
+  await eventually(async () => await a.getAndTouch('y', Date.now()) === undefined, 2000)
+  // "Seen" times reach Redis in batches: within cacheMs, and before this instance's own sweep.
+  await a.create(record('z', 1))
+  await a.touch('z', 5000)
+  t.same((await a.listExpired(3000, 0, 10)).map((r) => r.id), ['x'], 'z was seen at 5000')
+  await a.touch('z', 7000)
+  await eventually(async () => (await b.listExpired(6000, 0, 10)).length === 1, 2000)
+  t.same((await b.listExpired(8000, 0, 10)).map((r) => r.id), ['x', 'z'])
 })
+
+async function eventually (check: () => Promise<boolean>, ms: number): Promise<void> {
+  const until = Date.now() + ms
+  while (!await check()) {
+    if (Date.now() > until) throw new Error('condition not met in time')
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
