@@ -139,7 +139,7 @@ export class StreamHub {
       ? this.store.open(sessionId, id)
       : shared.claim(sessionId, id, this.instanceId, this.options.leaseMs, pending === undefined ? undefined : [...pending] as Array<string | number>)
     if (shared !== undefined) stream.owned = true
-    opened.catch((err: unknown) => { log.warn({ sessionId, stream: id, err }, 'could not open a stream in the event log') })
+    opened.catch((err: unknown) => { log.warn({ stream: id, err }, 'could not open a stream in the event log') })
     return stream
   }
 

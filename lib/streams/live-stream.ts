@@ -92,14 +92,14 @@ export class LiveStream {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.ctx.store.append(this.sessionId, this.id, event)
-        if (attempt > 0) this.ctx.log.info({ sessionId: this.sessionId, stream: this.id, attempts: attempt + 1 }, 'event log append succeeded after retries')
+        if (attempt > 0) this.ctx.log.info({ stream: this.id, attempts: attempt + 1 }, 'event log append succeeded after retries')
         return
       } catch (err) {
         if (this.ctx.now() - started >= APPEND_RETRY_MS) {
-          this.ctx.log.error({ sessionId: this.sessionId, stream: this.id, seq: event.seq, err }, 'event log append failed; event delivered live only')
+          this.ctx.log.error({ stream: this.id, seq: event.seq, err }, 'event log append failed; event delivered live only')
           return
         }
-        if (attempt === 0) this.ctx.log.warn({ sessionId: this.sessionId, stream: this.id, err }, 'event log append failed; retrying')
+        if (attempt === 0) this.ctx.log.warn({ stream: this.id, err }, 'event log append failed; retrying')
         await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)).unref())
       }
     }
@@ -109,7 +109,7 @@ export class LiveStream {
   noteUpstreamEventId (upstreamEventId: string): void {
     this.resumeFrom = upstreamEventId
     this.ctx.store.shared?.noteUpstreamEventId(this.sessionId, this.id, upstreamEventId)
-      .catch((err: unknown) => { this.ctx.log.warn({ sessionId: this.sessionId, stream: this.id, err }, 'could not record the upstream resume point') })
+      .catch((err: unknown) => { this.ctx.log.warn({ stream: this.id, err }, 'could not record the upstream resume point') })
   }
 
   /** Follower: another instance logged events up to `seq` (and, with `done`, finished the stream). */
@@ -150,7 +150,7 @@ export class LiveStream {
     try {
       await shared.release(this.sessionId, this.id, this.ctx.owner, done)
     } catch (err) {
-      this.ctx.log.warn({ sessionId: this.sessionId, stream: this.id, err }, 'could not release a stream lease')
+      this.ctx.log.warn({ stream: this.id, err }, 'could not release a stream lease')
     }
   }
 

@@ -44,7 +44,7 @@ export function pumpSse (options: PumpOptions): Promise<PumpResult> {
           return
         }
         if (!acceptEventData(event.data, pending, onMessage)) {
-          log.warn({ sessionId: stream.sessionId, upstreamEventId: event.id }, 'dropped upstream SSE event that is not JSON-RPC')
+          log.warn({ upstreamEventId: event.id }, 'dropped upstream SSE event that is not JSON-RPC')
           return
         }
         stream.publish(event.data, event.id)

@@ -114,7 +114,7 @@ export class ResumableStreams {
         : new GatewayErrors.UPSTREAM_UNAVAILABLE(this.upstream.name)
       const { code, message } = toJsonRpcError(err).body.error
       for (const id of pending) stream.publish(JSON.stringify(errorResponse(id, code, message)))
-      log.warn({ sessionId: session.id, upstream: this.upstream.name, unanswered: pending.size }, 'upstream stream ended before answering')
+      log.warn({ upstream: this.upstream.name, unanswered: pending.size }, 'upstream stream ended before answering')
       pending.clear()
     }
     await stream.finish()
@@ -145,7 +145,7 @@ export class ResumableStreams {
     try {
       refused = await this.startUpstreamGet(session, stream, {}, log, status.upstreamEventId)
     } catch (err) {
-      log.warn({ sessionId: session.id, err }, 'could not re-open the upstream GET stream')
+      log.warn({ err }, 'could not re-open the upstream GET stream')
       refused = { status: 502, headers: {}, body: null }
     }
     if (refused !== undefined) {
@@ -210,9 +210,9 @@ export class ResumableStreams {
     const attached = await live.attach(writer)
     if (attached !== 'ok') writer.end('done')
     if (orphan !== undefined && live.takeOver !== undefined) {
-      live.takeOver(orphan).catch((err: unknown) => { log.warn({ sessionId: session.id, stream: streamId, err }, 'stream take-over failed') })
+      live.takeOver(orphan).catch((err: unknown) => { log.warn({ stream: streamId, err }, 'stream take-over failed') })
     }
-    log.debug({ sessionId: session.id, stream: streamId, after: formatEventId(streamId, seq) }, 'stream resumed')
+    log.debug({ stream: streamId, after: formatEventId(streamId, seq) }, 'stream resumed')
     return undefined
   }
 
@@ -250,10 +250,10 @@ export class ResumableStreams {
     if (res.status >= 300 && from !== undefined && res.status !== 404) {
       // The upstream cannot resume from there: open it afresh (what it sent meanwhile is lost).
       drain(res.body)
-      log.warn({ sessionId: session.id, status: res.status }, 'upstream refused to resume the GET stream; opened it afresh')
+      log.warn({ status: res.status }, 'upstream refused to resume the GET stream; opened it afresh')
       res = await this.upstream.request({ method: 'GET', headers: this.getHeaders(session, undefined), signal: controller.signal, longLived: true })
     }
-    log.debug({ sessionId: session.id, from, status: res.status }, 'opened the upstream GET stream')
+    log.debug({ from, status: res.status }, 'opened the upstream GET stream')
     if (res.status >= 300) return this.failure(res, session)
     if (!String(res.headers['content-type']).startsWith('text/event-stream')) {
       drain(res.body)
@@ -281,7 +281,7 @@ export class ResumableStreams {
         }
         if (next === undefined || stopped) {
           if (!stopped) {
-            log.warn({ sessionId: session.id, upstream: this.upstream.name }, 'upstream GET stream lost')
+            log.warn({ upstream: this.upstream.name }, 'upstream GET stream lost')
             this.hub.setUpstreamGet(session.id, undefined)
             await stream.release(false)
             stream.writer?.end('done', this.hub.options.retryMs)
@@ -308,9 +308,9 @@ export class ResumableStreams {
       const res = await this.upstream.request({ method: 'GET', headers: this.getHeaders(session, lastEventId), signal, longLived: true })
       if (res.status === 200 && String(res.headers['content-type']).startsWith('text/event-stream')) return res
       drain(res.body)
-      log.debug({ sessionId: session.id, status: res.status }, 'upstream refused to resume a stream')
+      log.debug({ status: res.status }, 'upstream refused to resume a stream')
     } catch (err) {
-      log.debug({ sessionId: session.id, err }, 'upstream stream reconnect failed')
+      log.debug({ err }, 'upstream stream reconnect failed')
     }
     return undefined
   }
