@@ -27,3 +27,6 @@ export { HEARTBEAT_DEFAULTS, Heartbeat, type HeartbeatOptions } from './lib/hear
 export { RedisSessionStore, type RedisSessionStoreOptions } from './lib/redis/session-store.ts'
 export { RedisEventStore, type RedisEventStoreOptions } from './lib/redis/event-store.ts'
 export { default as mcpStore, gatewayRedisOptions, type McpStoreOptions, type McpStores } from './plugins/store.ts'
+export { default as mcpInterceptors, type McpInterceptorsOptions } from './plugins/interceptors.ts'
+export { CHAIN_DEFAULTS, InterceptorChain, type ChainOptions, type Interceptor, type InterceptorAction, type InterceptorContext, type InterceptorMatch, type Outcome } from './lib/interceptors/chain.ts'
+export { compileRules, mergePatch, redactPaths, type Rule } from './lib/interceptors/rules.ts'

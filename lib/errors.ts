@@ -32,6 +32,7 @@ export const GatewayErrors = {
   TOO_MANY_SESSIONS: define('MCP_GW_TOO_MANY_SESSIONS', 'Service Unavailable: the gateway holds its maximum of %s sessions; retry later', 503, -32053),
   STORE_UNAVAILABLE: define('MCP_GW_STORE_UNAVAILABLE', 'Service Unavailable: the gateway\'s %s store cannot be reached; retry later', 503, -32054),
   SESSION_NOT_FOUND: define('MCP_GW_SESSION_NOT_FOUND', 'Session not found', 404, -32001),
+  BLOCKED: define('MCP_GW_BLOCKED', 'Blocked by the gateway: %s', 403, -32055),
   FORBIDDEN_ORIGIN: define('MCP_GW_FORBIDDEN_ORIGIN', 'Forbidden: Origin %s is not allowed', 403, -32050),
   BODY_TOO_LARGE: define('MCP_GW_BODY_TOO_LARGE', 'Request body is larger than %s bytes', 413, -32051),
   UNSUPPORTED_MEDIA_TYPE: define('MCP_GW_UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type: POST bodies must be application/json', 415, -32052),

@@ -19,6 +19,8 @@ import type { SessionRecord } from './session/store.ts'
 import type { StreamableHttpUpstream, UpstreamHttpResponse } from './upstream/streamable-http.ts'
 import type { StreamHub } from './streams/hub.ts'
 import { ResumableStreams, SSE_HEADERS, type OpenStream } from './streams/resumable.ts'
+import type { InterceptorChain } from './interceptors/chain.ts'
+import { interceptClient, interceptSse, interceptUpstream, requestsById, type BaseContext } from './interceptors/apply.ts'
 
 /** A POST body, parsed once: the original bytes (forwarded as they are) and the messages. */
 export interface ParsedBody {
@@ -51,6 +53,10 @@ export interface ExchangeContext {
    * it: their headers leave with the first event, saving a write per call.
    */
   onStreamStart?: () => void
+  /** Interceptors for this exchange (the gateway's, then the route's); none when empty. */
+  interceptors?: InterceptorChain
+  /** The route's `config.mcp`, for interceptors. */
+  routeConfig?: Record<string, unknown>
 }
 
 export interface OutboundResponse {
@@ -150,8 +156,24 @@ export class Forwarder {
   }
 
   /** Resolves undefined when the response was taken over as a logged stream (`ctx.openStream`). */
-  async post (ctx: ExchangeContext, body: ParsedBody): Promise<OutboundResponse | undefined> {
+  async post (ctx: ExchangeContext, original: ParsedBody): Promise<OutboundResponse | undefined> {
     const session = ctx.resolution.kind === 'session' ? ctx.resolution.session : undefined
+    let body = original
+    let local: JsonRpcMessage[] = []
+    const chain = ctx.interceptors
+    if (chain !== undefined && chain.size > 0) {
+      const out = await interceptClient(chain, body.messages, this.interceptorBase(ctx, session))
+      local = out.answers
+      if (out.forward.length === 0) {
+        // Nothing left for the upstream: blocked or mocked requests are answered here.
+        if (local.length === 0) return { status: 202, headers: {}, body: null }
+        return { status: 200, headers: { ...JSON_HEADERS }, body: Buffer.from(JSON.stringify(body.batch ? local : local[0])) }
+      }
+      if (out.changed) {
+        const messages = out.forward
+        body = { messages, batch: body.batch, raw: Buffer.from(JSON.stringify(body.batch ? messages : messages[0])) }
+      }
+    }
     const pending = new Set<JsonRpcId>()
     for (const message of body.messages) {
       if (isRequest(message)) {
@@ -210,12 +232,24 @@ export class Forwarder {
     status = res.status
     if (watched) this.observeRequest(body, started, res.status)
     try {
-      return await this.postResponse(ctx, body, res, session, pending, settle, finished)
+      return await this.postResponse(ctx, body, res, session, pending, settle, finished, local)
     } catch (err) {
       status = (err as { code?: string }).code ?? status
       done()
       throw err
     }
+  }
+
+  /** Applies the exchange's interceptors to upstream bodies of a logged stream, if there are any. */
+  private wrapper (ctx: ExchangeContext, session: SessionRecord | undefined): ((body: Readable) => Readable) | undefined {
+    const chain = ctx.interceptors
+    if (chain === undefined || chain.size === 0) return undefined
+    const base = this.interceptorBase(ctx, session)
+    return (body) => interceptSse(body, chain, base, undefined)
+  }
+
+  private interceptorBase (ctx: ExchangeContext, session: SessionRecord | undefined): BaseContext {
+    return { session, upstream: this.upstream.name, config: ctx.routeConfig, log: ctx.log }
   }
 
   private startTrace (ctx: ExchangeContext, body: ParsedBody, session: SessionRecord | undefined): ExchangeTrace | undefined {
@@ -242,7 +276,8 @@ export class Forwarder {
     session: SessionRecord | undefined,
     pending: Set<JsonRpcId>,
     settle: () => void,
-    finished: (() => void) | undefined
+    finished: (() => void) | undefined,
+    local: JsonRpcMessage[]
   ): Promise<OutboundResponse | undefined> {
     const done = finished === undefined ? settle : (): void => { settle(); finished() }
     if (res.status >= 300) {
@@ -274,6 +309,13 @@ export class Forwarder {
 
     const type = mediaType(res.headers)
     const streamSession = session ?? opened
+    const chain = ctx.interceptors !== undefined && ctx.interceptors.size > 0 ? ctx.interceptors : undefined
+    const base = chain === undefined ? undefined : this.interceptorBase(ctx, streamSession)
+    if (type === 'text/event-stream' && chain !== undefined) {
+      // Answers made here for part of a batch go first, as events of the same stream.
+      const prelude = local.map((message) => `data: ${JSON.stringify(message)}\n\n`).join('')
+      res = { ...res, body: interceptSse(res.body, chain, base as BaseContext, requestsById(body.messages), prelude) }
+    }
     if (type === 'text/event-stream' && this.resumable !== undefined && ctx.openStream !== undefined && streamSession !== undefined) {
       // From here the log owns the exchange: a client disconnect is not a cancellation (it may
       // resume), unless it left before holding any id to resume from.
@@ -289,6 +331,7 @@ export class Forwarder {
         open: ctx.openStream,
         log: ctx.log,
         onDone: finished,
+        wrap: chain === undefined ? undefined : (next) => interceptSse(next, chain, base as BaseContext, requestsById(body.messages)),
         abandon: () => {
           if (pending.size > 0) this.cancelUpstream(streamSession, [...pending], ctx.log)
           source.destroy()
@@ -332,7 +375,16 @@ export class Forwarder {
         if (opened !== undefined) await this.sessions.end(opened.id, 'failed')
         throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, parsed.message)
       }
-      if (onMessage !== undefined) for (const message of parsed.messages) onMessage(message)
+      let messages = parsed.messages
+      if (chain !== undefined) {
+        const out = await interceptUpstream(chain, messages, base as BaseContext, requestsById(body.messages))
+        if (out.changed || local.length > 0) {
+          messages = [...local, ...out.messages]
+          const batch = Array.isArray(JSON.parse(raw.toString('utf8'))) || messages.length !== 1
+          raw = Buffer.from(JSON.stringify(batch ? messages : messages[0]))
+        }
+      }
+      if (onMessage !== undefined) for (const message of messages) onMessage(message)
       return { status: res.status, headers: { ...JSON_HEADERS, ...headers }, body: raw }
     }
     drain(res.body)
@@ -350,8 +402,8 @@ export class Forwarder {
     if (session !== undefined && this.resumable !== undefined && ctx.openStream !== undefined) {
       const lastEventId = ctx.headers[HEADER.lastEventId]
       return typeof lastEventId === 'string'
-        ? await this.resumable.resume(session, lastEventId, ctx.headers, ctx.openStream, ctx.log)
-        : await this.resumable.get(session, ctx.headers, ctx.openStream, ctx.log)
+        ? await this.resumable.resume(session, lastEventId, ctx.headers, ctx.openStream, ctx.log, this.wrapper(ctx, session))
+        : await this.resumable.get(session, ctx.headers, ctx.openStream, ctx.log, this.wrapper(ctx, session))
     }
     const res = await this.upstream.request({
       method: 'GET',
@@ -364,7 +416,8 @@ export class Forwarder {
       drain(res.body)
       throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, 'GET stream is not text/event-stream')
     }
-    const stream = relaySse({ source: res.body, log: ctx.log, onStart: ctx.onStreamStart, unanswered: () => ({ code: 0, message: '' }) })
+    const source = this.wrapper(ctx, session)?.(res.body) ?? res.body
+    const stream = relaySse({ source, log: ctx.log, onStart: ctx.onStreamStart, unanswered: () => ({ code: 0, message: '' }) })
     return { status: res.status, headers: { ...SSE_HEADERS }, body: stream }
   }
 

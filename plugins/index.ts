@@ -13,6 +13,7 @@ import mcpTracing, { type McpTracingOptions } from './tracing.ts'
 import mcpShutdown from './shutdown.ts'
 import mcpStreaming, { type McpStreamingOptions } from './streaming.ts'
 import mcpStore, { type McpStoreOptions } from './store.ts'
+import mcpInterceptors, { type McpInterceptorsOptions } from './interceptors.ts'
 
 export interface McpGatewayOptions extends McpProxyOptions {
   /**
@@ -22,6 +23,11 @@ export interface McpGatewayOptions extends McpProxyOptions {
    * @default { type: 'memory' }
    */
   store?: McpStoreOptions
+  /**
+   * The gateway-wide interceptor chain (`fastify.mcpInterceptors`): declarative `rules`, then
+   * `interceptors`, and the error policy.
+   */
+  interceptors?: McpInterceptorsOptions
   /** Options of the sessions plugin. */
   sessions?: McpSessionsOptions
   /** Options of the streaming plugin (resumable streams); `false` relays streams without a log. */
@@ -39,7 +45,7 @@ export interface McpGatewayOptions extends McpProxyOptions {
 
 async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions): Promise<void> {
   if (!isPlainObject(options)) throw invalid('options', 'must be an object')
-  const { store, sessions, streaming, health, metrics, tracing, ...proxy } = options
+  const { store, interceptors, sessions, streaming, health, metrics, tracing, ...proxy } = options
   if (sessions !== undefined && !isPlainObject(sessions)) throw invalid('sessions', 'must be an object')
   if (streaming !== undefined && streaming !== false && !isPlainObject(streaming)) throw invalid('streaming', 'must be an object or false')
   // Typed copies: the checks above narrow the originals to plain records.
@@ -54,6 +60,7 @@ async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions)
   const stores = fastify.mcpStores
   await fastify.register(mcpSessions, { ...sessionOptions, store: sessionOptions.store ?? stores.sessions })
   if (streamingOptions !== false) await fastify.register(mcpStreaming, { ...streamingOptions, store: streamingOptions.store ?? stores.events })
+  await fastify.register(mcpInterceptors, interceptors ?? {})
   await fastify.register(mcpProxy, proxy)
   await fastify.register(mcpShutdown)
   if (health !== false) await fastify.register(mcpHealth, health ?? {})

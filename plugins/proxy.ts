@@ -5,7 +5,8 @@
  */
 import { Readable } from 'node:stream'
 import fp from 'fastify-plugin'
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyContextConfig, FastifyError, FastifyInstance, FastifyReply, FastifyRequest, onSendAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify'
+import { InterceptorChain, type Interceptor } from '../lib/interceptors/chain.ts'
 import { Abort } from '../lib/abort.ts'
 import type { ExchangeObserver } from '../lib/observer.ts'
 import { HEARTBEAT_DEFAULTS, Heartbeat, type HeartbeatOptions } from '../lib/heartbeat.ts'
@@ -42,6 +43,17 @@ export interface McpProxyOptions {
   allowedOrigins?: OriginPolicy
   /** Pings to the upstream sessions of idle gateway sessions (see README, Session lifecycle). */
   heartbeat?: Partial<HeartbeatOptions>
+  /**
+   * Route-level additions to the MCP endpoint: interceptors of this route only (kept in
+   * `config.mcp.interceptors`, after the gateway-wide ones), and Fastify route hooks, which run
+   * after session resolution and see `request.mcpSession` and `request.mcpMessages` (assign a new
+   * array to change what is sent; `reply.send()` answers early).
+   */
+  route?: {
+    interceptors?: Interceptor[]
+    preHandler?: preHandlerAsyncHookHandler | preHandlerAsyncHookHandler[]
+    onSend?: onSendAsyncHookHandler | onSendAsyncHookHandler[]
+  }
 }
 
 export const PROXY_DEFAULTS = {
@@ -64,7 +76,11 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     /** Set on MCP endpoint routes: which upstream the route serves. */
-    mcp?: { upstream: string }
+    mcp?: {
+      upstream: string
+      /** This route's interceptors, run after the gateway-wide ones. */
+      interceptors?: Interceptor[]
+    }
   }
 }
 
@@ -75,6 +91,7 @@ interface CheckedOptions {
   maxResponseBytes: number
   allowedOrigins: OriginPolicy | undefined
   heartbeat: HeartbeatOptions
+  route: NonNullable<McpProxyOptions['route']>
 }
 
 function checkUpstream (value: unknown): StreamableHttpUpstreamOptions {
@@ -104,7 +121,11 @@ function checkOptions (options: McpProxyOptions): CheckedOptions {
   }
   const heartbeat = options.heartbeat ?? {}
   if (!isPlainObject(heartbeat)) throw invalid('heartbeat', 'must be an object')
+  const route = options.route ?? {}
+  if (!isPlainObject(route)) throw invalid('route', 'must be an object')
+  if (route.interceptors !== undefined && !Array.isArray(route.interceptors)) throw invalid('route.interceptors', 'must be an array of interceptors')
   return {
+    route: route as NonNullable<McpProxyOptions['route']>,
     heartbeat: {
       intervalMs: optionalInteger('heartbeat.intervalMs', heartbeat.intervalMs, 0, HEARTBEAT_DEFAULTS.intervalMs),
       maxFailures: optionalInteger('heartbeat.maxFailures', heartbeat.maxFailures, 1, HEARTBEAT_DEFAULTS.maxFailures)
@@ -228,21 +249,38 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
       }
     })
 
+    // The gateway-wide chain then the route's own, composed again only when either changes.
+    let composed: { chain: InterceptorChain, version: number, route: Interceptor[] } | undefined
+    const interceptorsFor = (route: Interceptor[] | undefined): InterceptorChain | undefined => {
+      const global = fastify.hasDecorator('mcpInterceptors') ? fastify.mcpInterceptors : undefined
+      if (route === undefined || route.length === 0) return global
+      const version = global?.version ?? 0
+      if (composed === undefined || composed.version !== version || composed.route !== route) {
+        composed = { chain: global === undefined ? new InterceptorChain({}, route) : global.with(route), version, route }
+      }
+      return composed.chain
+    }
+
     scope.route({
       method: ['POST', 'GET', 'DELETE'],
       url: checked.path,
-      config: { mcp: { upstream: upstreamName } },
+      config: { mcp: { upstream: upstreamName, interceptors: checked.route.interceptors ?? [] } },
+      ...(checked.route.preHandler === undefined ? {} : { preHandler: checked.route.preHandler }),
+      ...(checked.route.onSend === undefined ? {} : { onSend: checked.route.onSend }),
       handler: async (request: ResolvedRequest, reply) => {
         const abort = new Abort()
         const raw = reply.raw
         let takenOver = false
         // Before the log owns the response, a client that leaves aborts the upstream request.
         raw.once('close', () => { if (!raw.writableFinished && !takenOver) abort.abort() })
+        const config = request.routeOptions.config.mcp as NonNullable<FastifyContextConfig['mcp']>
         const ctx: ExchangeContext = {
           headers: request.headers,
           resolution: request[kResolution] as SessionResolution,
           signal: abort,
           log: request.log,
+          interceptors: interceptorsFor(config.interceptors),
+          routeConfig: config as unknown as Record<string, unknown>,
           onStreamStart: request.method === 'GET' ? () => { if (!raw.headersSent) raw.flushHeaders() } : undefined,
           openStream: streaming === undefined
             ? undefined
@@ -254,8 +292,15 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
                 return raw
               }
         }
+        let parsed = request.body as ParsedBody
+        const messages = request.mcpMessages
+        if (request.method === 'POST' && messages !== null && messages !== parsed.messages) {
+          // A route hook replaced the messages: what is sent is what it left.
+          if (messages.length === 0) return reply.code(202).send()
+          parsed = { messages, batch: parsed.batch, raw: Buffer.from(JSON.stringify(parsed.batch ? messages : messages[0])) }
+        }
         const out = request.method === 'POST'
-          ? await forwarder.post(ctx, request.body as ParsedBody)
+          ? await forwarder.post(ctx, parsed)
           : request.method === 'GET' ? await forwarder.get(ctx) : await forwarder.delete(ctx)
         if (out === undefined) return reply
         reply.code(out.status).headers(out.headers)

@@ -50,6 +50,8 @@ export interface PostStreamOptions {
   abandon: () => void
   /** Called once the answer is complete (logged and delivered, or failed). */
   onDone?: () => void
+  /** Applies interceptors to an upstream body this stream re-opens. */
+  wrap?: LiveStream['wrap']
   log: Logger
 }
 
@@ -79,6 +81,7 @@ export class ResumableStreams {
     })
     stream.writer = writer
     stream.pending = options.pending
+    if (options.wrap !== undefined) stream.wrap = options.wrap
     const source = options.source
     stream.stopUpstream = () => source.destroy()
     writer.start(this.hub.options.retryMs, primes(session), Date.now())
@@ -101,8 +104,9 @@ export class ResumableStreams {
         await delay(UPSTREAM_RETRY_BASE_MS * 2 ** attempts)
         continue
       }
-      stream.stopUpstream = () => res.body.destroy()
-      const next = await pumpSse({ source: res.body, stream, pending, onMessage, log })
+      const body = stream.wrap(res.body)
+      stream.stopUpstream = () => body.destroy()
+      const next = await pumpSse({ source: body, stream, pending, onMessage, log })
       result = { error: next.error, lastUpstreamEventId: next.lastUpstreamEventId ?? result.lastUpstreamEventId }
       if (result.error === undefined) attempts = 0
     }
@@ -155,8 +159,9 @@ export class ResumableStreams {
   }
 
   /** A fresh GET: the session's server-to-client stream, from now on. */
-  async get (session: SessionRecord, clientHeaders: Record<string, string | string[] | undefined>, open: OpenStream, log: Logger): Promise<PlainResponse | undefined> {
+  async get (session: SessionRecord, clientHeaders: Record<string, string | string[] | undefined>, open: OpenStream, log: Logger, wrap?: LiveStream['wrap']): Promise<PlainResponse | undefined> {
     const stream = await this.hub.getStream(session.id, log)
+    if (wrap !== undefined) stream.wrap = wrap
     const refused = await this.feedGet(session, stream, clientHeaders, log)
     if (refused !== undefined) return refused
     const writer = this.hub.writer(open(200, { ...SSE_HEADERS }), GET_STREAM_ID, stream.lastSeq, (w) => stream.detach(w))
@@ -166,7 +171,7 @@ export class ResumableStreams {
   }
 
   /** A GET with `Last-Event-ID`: replays that stream after the id, then continues live. */
-  async resume (session: SessionRecord, lastEventId: string, clientHeaders: Record<string, string | string[] | undefined>, open: OpenStream, log: Logger): Promise<PlainResponse | undefined> {
+  async resume (session: SessionRecord, lastEventId: string, clientHeaders: Record<string, string | string[] | undefined>, open: OpenStream, log: Logger, wrap?: LiveStream['wrap']): Promise<PlainResponse | undefined> {
     const parsed = parseEventId(lastEventId)
     if (parsed === undefined) throw new GatewayErrors.UNKNOWN_EVENT_ID(JSON.stringify(lastEventId))
     const { streamId, seq } = parsed
@@ -178,6 +183,7 @@ export class ResumableStreams {
     if (check.kind === 'unknown' || (stream !== undefined && seq > stream.lastSeq)) {
       throw new GatewayErrors.UNKNOWN_EVENT_ID(lastEventId)
     }
+    if (stream !== undefined && wrap !== undefined) stream.wrap = wrap
     if (stream !== undefined && streamId === GET_STREAM_ID) {
       const refused = await this.feedGet(session, stream, clientHeaders, log)
       if (refused !== undefined) return refused
@@ -189,6 +195,7 @@ export class ResumableStreams {
       const status = await shared.status(session.id, streamId)
       if (status !== undefined && !status.done) {
         const remote = this.hub.addRemotePost(session.id, streamId, status.lastSeq, log)
+        if (wrap !== undefined) remote.wrap = wrap
         remote.takeOver = (now) => this.takeOverPost(session, remote, now, log)
         if (status.owner === undefined) orphan = status
         stream = remote
@@ -266,7 +273,7 @@ export class ResumableStreams {
     }
     this.hub.setUpstreamGet(session.id, stop)
     void (async () => {
-      let source = res.body
+      let source = stream.wrap(res.body)
       let failures = 0
       let lastUpstreamEventId = from
       for (;;) {
@@ -289,7 +296,7 @@ export class ResumableStreams {
           return
         }
         failures = 0
-        source = next.body
+        source = stream.wrap(next.body)
       }
     })()
     return undefined

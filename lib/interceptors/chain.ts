@@ -1,0 +1,231 @@
+/**
+ * The interceptor chain: an ordered list of async handlers that see each JSON-RPC message crossing
+ * the gateway, in either direction, and decide what happens to it: continue, modify, block,
+ * respond (a mock), delay or drop. Framework-free; the proxy runs it on every message of a POST
+ * body, of a JSON answer and of every SSE stream.
+ */
+import { GatewayErrors, toJsonRpcError } from '../errors.ts'
+import { errorResponse, messageKind, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest, type MessageKind } from '../jsonrpc.ts'
+import type { Logger } from '../logger.ts'
+import type { Direction } from '../observer.ts'
+import type { SessionRecord } from '../session/store.ts'
+
+export type { MessageKind }
+
+export interface InterceptorMatch {
+  direction?: Direction | Direction[]
+  kind?: MessageKind | MessageKind[]
+  /** JSON-RPC method(s); a response matches the method of the request it answers. */
+  method?: string | string[]
+  /**
+   * Tool name glob (`*` any run of characters) for `tools/call` requests and their answers.
+   */
+  tool?: string
+  /** Only messages of sessions this accepts. */
+  session?: (session: SessionRecord | undefined) => boolean
+}
+
+export interface InterceptorContext {
+  direction: Direction
+  kind: MessageKind
+  session: SessionRecord | undefined
+  upstream: string
+  /** The route's `config.mcp` (route-level settings), when there is one. */
+  config: Record<string, unknown> | undefined
+  log: Logger
+  /** For a response or error: the request it answers, when the gateway saw it. */
+  request: JsonRpcRequest | undefined
+}
+
+export type InterceptorAction =
+  | { action: 'continue' }
+  | { action: 'modify', message: JsonRpcMessage }
+  | { action: 'block', reason?: string }
+  | { action: 'respond', result: unknown }
+  | { action: 'delay', ms: number }
+  | { action: 'drop' }
+
+export interface Interceptor {
+  name: string
+  match?: InterceptorMatch
+  /** Resolve nothing (or `continue`) to let the message through unchanged. */
+  handler: (message: JsonRpcMessage, ctx: InterceptorContext) => InterceptorAction | undefined | void | Promise<InterceptorAction | undefined | void>
+  /** Longest the handler may take, in ms. @default the chain's `timeoutMs` */
+  timeoutMs?: number
+}
+
+export interface ChainOptions {
+  /**
+   * What a handler that throws or times out means: `closed` blocks the message (a request gets a
+   * JSON-RPC error, anything else is dropped), `open` lets it through unchanged. Logged either way.
+   * @default 'closed'
+   */
+  onError: 'closed' | 'open'
+  /** @default 5000 */
+  timeoutMs: number
+}
+
+export const CHAIN_DEFAULTS: ChainOptions = { onError: 'closed', timeoutMs: 5000 }
+
+/** What the chain decided for one message. */
+export type Outcome =
+  /** Send on (possibly changed). */
+  | { kind: 'forward', message: JsonRpcMessage }
+  /** Not sent on; for a request, `answer` goes back to its sender. */
+  | { kind: 'answer', answer: JsonRpcMessage }
+  /** Not sent on; nobody is told (notifications, responses blocked on their way). */
+  | { kind: 'drop' }
+
+/** Matches `*` globs against whole names. */
+function globToRegExp (glob: string): RegExp {
+  return new RegExp(`^${glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`)
+}
+
+const asList = <T>(value: T | T[] | undefined): T[] | undefined => value === undefined ? undefined : Array.isArray(value) ? value : [value]
+
+interface Compiled {
+  interceptor: Interceptor
+  directions: Direction[] | undefined
+  kinds: MessageKind[] | undefined
+  methods: string[] | undefined
+  tool: RegExp | undefined
+}
+
+export function blockedError (id: JsonRpcId, reason: string | undefined): JsonRpcMessage {
+  const { code, message } = toJsonRpcError(new GatewayErrors.BLOCKED(reason ?? 'blocked by gateway policy')).body.error
+  return errorResponse(id, code, message)
+}
+
+export class InterceptorChain {
+  readonly options: ChainOptions
+  private compiled: Compiled[] = []
+  /** Bumped by every change, so composed chains know to rebuild. */
+  version = 0
+
+  constructor (options: Partial<ChainOptions> = {}, interceptors: Interceptor[] = []) {
+    this.options = { ...CHAIN_DEFAULTS, ...options }
+    for (const interceptor of interceptors) this.add(interceptor)
+  }
+
+  get size (): number {
+    return this.compiled.length
+  }
+
+  get interceptors (): Interceptor[] {
+    return this.compiled.map((c) => c.interceptor)
+  }
+
+  /** Appends an interceptor (it runs after those already there). */
+  add (interceptor: Interceptor): this {
+    if (typeof interceptor !== 'object' || interceptor === null || typeof interceptor.handler !== 'function' || typeof interceptor.name !== 'string') {
+      throw new GatewayErrors.INVALID_OPTION('interceptor', 'must be { name: string, handler: function, match?: object }')
+    }
+    const match = interceptor.match ?? {}
+    this.compiled.push({
+      interceptor,
+      directions: asList(match.direction),
+      kinds: asList(match.kind),
+      methods: asList(match.method),
+      tool: match.tool === undefined ? undefined : globToRegExp(match.tool)
+    })
+    this.version++
+    return this
+  }
+
+  remove (name: string): boolean {
+    const before = this.compiled.length
+    this.compiled = this.compiled.filter((c) => c.interceptor.name !== name)
+    this.version++
+    return this.compiled.length < before
+  }
+
+  /** A chain running this one's interceptors, then `more` (route-level ones). */
+  with (more: Interceptor[]): InterceptorChain {
+    return new InterceptorChain(this.options, [...this.interceptors, ...more])
+  }
+
+  private matches (c: Compiled, message: JsonRpcMessage, ctx: InterceptorContext): boolean {
+    if (c.directions !== undefined && !c.directions.includes(ctx.direction)) return false
+    if (c.kinds !== undefined && !c.kinds.includes(ctx.kind)) return false
+    const method = 'method' in message ? message.method : ctx.request?.method
+    if (c.methods !== undefined && (method === undefined || !c.methods.includes(method))) return false
+    if (c.tool !== undefined) {
+      const call = 'method' in message ? message : ctx.request
+      const name = call?.method === 'tools/call' ? call.params?.name : undefined
+      if (typeof name !== 'string' || !c.tool.test(name)) return false
+    }
+    if (c.interceptor.match?.session !== undefined && !c.interceptor.match.session(ctx.session)) return false
+    return true
+  }
+
+  /** Runs the chain on one message. */
+  async run (message: JsonRpcMessage, base: Omit<InterceptorContext, 'kind'>): Promise<Outcome> {
+    let current = message
+    const kind = messageKind(current) as MessageKind
+    const ctx: InterceptorContext = { ...base, kind }
+    for (const c of this.compiled) {
+      if (!this.matches(c, current, ctx)) continue
+      let action: InterceptorAction | undefined | void
+      try {
+        action = await this.call(c.interceptor, current, ctx)
+      } catch (err) {
+        ctx.log.error({ interceptor: c.interceptor.name, err, policy: this.options.onError }, 'interceptor failed')
+        if (this.options.onError === 'open') continue
+        return this.stop(current, kind, 'interceptor failed')
+      }
+      if (action === undefined || action.action === 'continue') continue
+      switch (action.action) {
+        case 'modify':
+          if (messageKind(action.message) === undefined) {
+            ctx.log.error({ interceptor: c.interceptor.name }, 'interceptor returned an invalid JSON-RPC message')
+            if (this.options.onError === 'open') continue
+            return this.stop(current, kind, 'interceptor failed')
+          }
+          current = action.message
+          continue
+        case 'delay':
+          await new Promise((resolve) => setTimeout(resolve, Math.max(0, action.ms)))
+          continue
+        case 'block':
+          ctx.log.info({ interceptor: c.interceptor.name, direction: ctx.direction }, 'message blocked')
+          return this.stop(current, kind, action.reason)
+        case 'respond':
+          if (kind !== 'request') {
+            ctx.log.warn({ interceptor: c.interceptor.name }, 'respond applies to requests only; message dropped')
+            return { kind: 'drop' }
+          }
+          return { kind: 'answer', answer: { jsonrpc: '2.0', id: (current as JsonRpcRequest).id, result: action.result } as JsonRpcMessage }
+        case 'drop':
+          if (kind !== 'notification') {
+            ctx.log.warn({ interceptor: c.interceptor.name, kind }, 'drop applies to notifications only; blocked instead')
+            return this.stop(current, kind, undefined)
+          }
+          return { kind: 'drop' }
+        default:
+          ctx.log.error({ interceptor: c.interceptor.name }, 'interceptor returned an unknown action')
+          if (this.options.onError === 'open') continue
+          return this.stop(current, kind, 'interceptor failed')
+      }
+    }
+    return { kind: 'forward', message: current }
+  }
+
+  /** A blocked request is answered with an error for its id; anything else goes nowhere. */
+  private stop (message: JsonRpcMessage, kind: MessageKind, reason: string | undefined): Outcome {
+    if (kind === 'request') return { kind: 'answer', answer: blockedError((message as JsonRpcRequest).id, reason) }
+    if (kind === 'response' || kind === 'error') {
+      // The requester must not wait forever: it gets an error for its id instead.
+      return { kind: 'forward', message: blockedError((message as { id: JsonRpcId }).id, reason) }
+    }
+    return { kind: 'drop' }
+  }
+
+  private call (interceptor: Interceptor, message: JsonRpcMessage, ctx: InterceptorContext): Promise<InterceptorAction | undefined | void> {
+    const ms = interceptor.timeoutMs ?? this.options.timeoutMs
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`interceptor ${interceptor.name} took longer than ${ms} ms`)), ms)
+    })
+    return Promise.race([Promise.resolve().then(() => interceptor.handler(message, ctx)), timeout]).finally(() => clearTimeout(timer))
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * Interceptors with the real SDK client and server, in both upstream response modes: rules from a
+ * config file (hide, block, rewrite, redact, mock, delay), route hooks and route interceptors, the
+ * programmatic chain on the GET stream and POST streams, and the error policies.
+ */
+import t, { type Test } from 'tap'
+import { writeFile } from 'node:fs/promises'
+import { CallToolResultSchema, McpError } from '@modelcontextprotocol/sdk/types.js'
+import { createGateway } from '../../examples/gateway/create-gateway.ts'
+import { readConfigFile } from '../../examples/gateway/config.ts'
+import type { JsonRpcRequest } from '../../lib/jsonrpc.ts'
+import { MODES, client, gateway, textOf, upstream } from '../helpers/peers.ts'
+
+async function rejectsWith (t: Test, promise: Promise<unknown>, code: number, message: RegExp): Promise<void> {
+  try {
+    await promise
+    t.fail('expected a JSON-RPC error')
+  } catch (err) {
+    t.ok(err instanceof McpError, 'a JSON-RPC error')
+    t.equal((err as McpError).code, code)
+    t.match((err as McpError).message, message)
+  }
+}
+
+for (const mode of MODES) {
+  t.test(mode.name, async (t) => {
+    const up = await upstream(t, { jsonResponse: mode.jsonResponse })
+    const calls = (name: string): number => up.record.requests.filter((r) => (r.body as JsonRpcRequest | undefined)?.method === 'tools/call' && (r.body as JsonRpcRequest).params?.name === name).length
+
+    t.test('rules from a config file: hide, block, rewrite, redact, mock, delay', async (t) => {
+      const file = `${t.testdir({})}/gateway.json`
+      await writeFile(file, JSON.stringify({
+        upstream: up.url,
+        logLevel: false,
+        interceptors: {
+          rules: [
+            { mock: { tool: 'weather', result: { content: [{ type: 'text', text: 'sunny' }] } } },
+            { allowTools: ['echo', 'add', 'weather'] },
+            { block: { tool: 'add', reason: 'no sums today' } },
+            { rewrite: { tool: 'echo', arguments: { text: 'rewritten' } } },
+            { redact: { tool: 'echo', fields: ['content.*.text'], with: '***' } },
+            { delay: { ms: 150, method: 'tools/list' } }
+          ]
+        }
+      }))
+      const app = await createGateway(await readConfigFile(file) as never)
+      t.teardown(() => app.close())
+      const url = `${await app.listen({ host: '127.0.0.1', port: 0 })}/mcp`
+      const { client: c } = await client(t, url)
+
+      const started = Date.now()
+      const { tools } = await c.listTools()
+      t.ok(Date.now() - started >= 150, 'tools/list was delayed')
+      t.same(tools.map((tool) => tool.name).sort(), ['add', 'echo'], 'hidden tools are not listed; the list stays valid MCP')
+      await rejectsWith(t, c.callTool({ name: 'countdown', arguments: { from: 1 } }), -32055, /not available/)
+      t.equal(calls('countdown'), 0, 'a hidden tool is never called upstream')
+      await rejectsWith(t, c.callTool({ name: 'add', arguments: { a: 1, b: 2 } }), -32055, /no sums today/)
+      t.equal(calls('add'), 0)
+      t.equal(textOf(await c.callTool({ name: 'echo', arguments: { text: 'original' } })), '***', 'arguments rewritten, then the result redacted')
+      const echoed = up.record.requests.find((r) => (r.body as JsonRpcRequest | undefined)?.params?.name === 'echo')
+      t.same(((echoed?.body as JsonRpcRequest).params as { arguments: unknown }).arguments, { text: 'rewritten' }, 'the upstream got the rewritten arguments')
+      t.equal(textOf(await c.callTool({ name: 'weather', arguments: {} })), 'sunny', 'a mocked tool answers')
+      t.equal(calls('weather'), 0, 'without the upstream')
+      await c.close()
+    })
+
+    t.test('route hooks and route interceptors', async (t) => {
+      const gw = await gateway(t, {
+        upstream: up.url,
+        route: {
+          interceptors: [{ name: 'no-add', match: { tool: 'add', direction: 'client_to_upstream' }, handler: () => ({ action: 'block', reason: 'route says no' }) }],
+          preHandler: async (request, reply) => {
+            const messages = request.mcpMessages
+            if (messages === null || request.method !== 'POST') return
+            const first = messages[0] as JsonRpcRequest
+            if (first.method !== 'tools/call') return
+            if (first.params?.name === 'local') {
+              return reply.send({ jsonrpc: '2.0', id: first.id, result: { content: [{ type: 'text', text: 'answered by a route hook' }] } })
+            }
+            if (first.params?.name === 'echo') {
+              request.mcpMessages = [{ ...first, params: { ...first.params, arguments: { text: 'from the hook' } } }]
+            }
+          }
+        }
+      })
+      const { client: c } = await client(t, gw.url)
+      t.equal(textOf(await c.callTool({ name: 'echo', arguments: { text: 'x' } })), 'from the hook')
+      t.equal(textOf(await c.callTool({ name: 'local', arguments: {} })), 'answered by a route hook')
+      await rejectsWith(t, c.callTool({ name: 'add', arguments: { a: 1, b: 1 } }), -32055, /route says no/)
+      await c.close()
+    })
+
+    t.test('programmatic: fastify.mcpInterceptors.add() sees messages inside streams', async (t) => {
+      const seen: string[] = []
+      const gw = await gateway(t, { upstream: up.url }, (app) => {
+        app.mcpInterceptors.add({
+          name: 'no-progress',
+          match: { direction: 'upstream_to_client', kind: 'notification', method: 'notifications/progress' },
+          handler: (message) => {
+            seen.push((message as { method: string }).method)
+            return { action: 'drop' }
+          }
+        })
+      })
+      const { client: c } = await client(t, gw.url)
+      const progress: number[] = []
+      const result = await c.callTool({ name: 'countdown', arguments: { from: 3, delayMs: 1 } }, CallToolResultSchema, { onprogress: (p) => progress.push(p.progress) })
+      t.equal(textOf(result), 'liftoff')
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      t.same(progress, [], 'progress notifications dropped')
+      t.equal(seen.length, 3, mode.jsonResponse ? 'on the GET stream' : 'on the POST stream')
+      await c.close()
+    })
+
+    t.test('a failing or slow interceptor: fail-closed blocks, fail-open lets through', async (t) => {
+      const failing = { name: 'broken', match: { tool: 'echo' }, handler: () => { throw new Error('bug') } }
+      const slow = { name: 'slow', match: { tool: 'add' }, timeoutMs: 50, handler: () => new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 500)) }
+      const closed = await gateway(t, { upstream: up.url, interceptors: { interceptors: [failing, slow] } })
+      const c1 = (await client(t, closed.url)).client
+      await rejectsWith(t, c1.callTool({ name: 'echo', arguments: { text: 'x' } }), -32055, /interceptor failed/)
+      await rejectsWith(t, c1.callTool({ name: 'add', arguments: { a: 1, b: 1 } }), -32055, /interceptor failed/)
+      const open = await gateway(t, { upstream: up.url, interceptors: { onError: 'open', interceptors: [failing, slow] } })
+      const c2 = (await client(t, open.url)).client
+      t.equal(textOf(await c2.callTool({ name: 'echo', arguments: { text: 'x' } })), 'x')
+      t.equal(textOf(await c2.callTool({ name: 'add', arguments: { a: 1, b: 1 } })), '2')
+      await c1.close()
+      await c2.close()
+    })
+  })
+}
+
+t.test('bad rules are refused at start, naming the rule', async (t) => {
+  const cases: Array<[unknown, RegExp]> = [
+    [[{ frobnicate: {} }], /rules\[0\]/],
+    [[{ block: {} }], /rules\[0\]\.block/],
+    [[{ allowTools: 'echo' }], /rules\[0\]\.allowTools/],
+    [[{ rewrite: { tool: 'echo', arguments: 3 } }], /rules\[0\]\.rewrite\.arguments/],
+    [[{ redact: { fields: [] } }], /rules\[0\]\.redact\.fields/],
+    [[{ mock: { tool: 'x', result: 'no' } }], /rules\[0\]\.mock\.result/],
+    [[{ delay: { ms: -1 } }], /rules\[0\]\.delay\.ms/]
+  ]
+  for (const [rules, message] of cases) {
+    await t.rejects(createGateway({ upstream: 'http://127.0.0.1:9/mcp', logLevel: false, interceptors: { rules: rules as never } }), message)
+  }
+})
