@@ -161,7 +161,7 @@ export class Forwarder {
     let body = original
     let local: JsonRpcMessage[] = []
     const chain = ctx.interceptors
-    if (chain !== undefined && chain.size > 0) {
+    if (chain !== undefined && chain.watches('client_to_upstream')) {
       const out = await interceptClient(chain, body.messages, this.interceptorBase(ctx, session))
       local = out.answers
       if (out.forward.length === 0) {
@@ -243,7 +243,7 @@ export class Forwarder {
   /** Applies the exchange's interceptors to upstream bodies of a logged stream, if there are any. */
   private wrapper (ctx: ExchangeContext, session: SessionRecord | undefined): ((body: Readable) => Readable) | undefined {
     const chain = ctx.interceptors
-    if (chain === undefined || chain.size === 0) return undefined
+    if (chain === undefined || !chain.watches('upstream_to_client')) return undefined
     const base = this.interceptorBase(ctx, session)
     return (body) => interceptSse(body, chain, base, undefined)
   }
@@ -309,9 +309,9 @@ export class Forwarder {
 
     const type = mediaType(res.headers)
     const streamSession = session ?? opened
-    const chain = ctx.interceptors !== undefined && ctx.interceptors.size > 0 ? ctx.interceptors : undefined
+    const chain = ctx.interceptors !== undefined && ctx.interceptors.watches('upstream_to_client') ? ctx.interceptors : undefined
     const base = chain === undefined ? undefined : this.interceptorBase(ctx, streamSession)
-    if (type === 'text/event-stream' && chain !== undefined) {
+    if (type === 'text/event-stream' && (chain !== undefined || local.length > 0)) {
       // Answers made here for part of a batch go first, as events of the same stream.
       const prelude = local.map((message) => `data: ${JSON.stringify(message)}\n\n`).join('')
       res = { ...res, body: interceptSse(res.body, chain, base as BaseContext, requestsById(body.messages), prelude) }
@@ -376,8 +376,8 @@ export class Forwarder {
         throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, parsed.message)
       }
       let messages = parsed.messages
-      if (chain !== undefined) {
-        const out = await interceptUpstream(chain, messages, base as BaseContext, requestsById(body.messages))
+      if (chain !== undefined || local.length > 0) {
+        const out = chain === undefined ? { messages, changed: false } : await interceptUpstream(chain, messages, base as BaseContext, requestsById(body.messages))
         if (out.changed || local.length > 0) {
           messages = [...local, ...out.messages]
           const batch = Array.isArray(JSON.parse(raw.toString('utf8'))) || messages.length !== 1

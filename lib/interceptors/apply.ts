@@ -65,7 +65,7 @@ export async function interceptUpstream (chain: InterceptorChain, messages: read
  * changed or left out as the chain decides. Events that are not JSON-RPC pass untouched (the
  * reader downstream drops them). Destroying the result destroys the upstream body.
  */
-export function interceptSse (source: Readable, chain: InterceptorChain, base: BaseContext, requests: Map<JsonRpcId, JsonRpcRequest> | undefined, prelude = ''): Readable {
+export function interceptSse (source: Readable, chain: InterceptorChain | undefined, base: BaseContext, requests: Map<JsonRpcId, JsonRpcRequest> | undefined, prelude = ''): Readable {
   let events: SseEvent[] = []
   let started = false
   const parser = new SseParser({ onEvent: (event) => { events.push(event) } })
@@ -79,10 +79,10 @@ export function interceptSse (source: Readable, chain: InterceptorChain, base: B
     for (const event of batch) {
       let value: unknown
       try {
-        value = event.data.length > 0 && event.event === undefined ? JSON.parse(event.data) : undefined
+        value = chain !== undefined && event.data.length > 0 && event.event === undefined ? JSON.parse(event.data) : undefined
       } catch {}
       const messages = value === undefined ? undefined : Array.isArray(value) ? value : [value]
-      if (messages === undefined || !messages.every((m) => messageKind(m) !== undefined)) {
+      if (chain === undefined || messages === undefined || !messages.every((m) => messageKind(m) !== undefined)) {
         transform.push(encodeEvent(event))
         continue
       }

@@ -66,12 +66,14 @@ async function benchMode (mode: 'upstream' | 'upstream-json'): Promise<void> {
   const bare = await startServer('gateway-bare', upstream.url)
   const forwarder = await startServer('forwarder', upstream.url)
   const redis = REDIS === undefined ? await startServer('gateway-redis', upstream.url) : undefined
+  const intercepting = await startServer('gateway-interceptors', upstream.url)
   const targets = [
     { name: 'direct', url: upstream.url, cpu: upstream },
     { name: 'http-proxy', url: forwarder.url, cpu: forwarder },
     { name: 'gateway', url: gateway.url, cpu: gateway },
     { name: 'gateway-no-metrics', url: bare.url, cpu: bare },
-    ...(redis === undefined ? [] : [{ name: 'gateway-redis', url: redis.url, cpu: redis }])
+    ...(redis === undefined ? [] : [{ name: 'gateway-redis', url: redis.url, cpu: redis }]),
+    { name: 'gateway-3-interceptors', url: intercepting.url, cpu: intercepting }
   ]
   const label = mode === 'upstream' ? 'upstream answers with SSE' : 'upstream answers with JSON'
   process.stdout.write(`\n## tools/call, ${label} (${ROUNDS} interleaved rounds x ${REQUESTS} calls, medians)\n\n`)
@@ -95,12 +97,14 @@ async function benchMode (mode: 'upstream' | 'upstream-json'): Promise<void> {
       `gateway/http-proxy CPU per call ${fmt(stat('gateway', 'cpuPerCall') / stat('http-proxy', 'cpuPerCall'))}x, ` +
       `gateway p50 added over direct ${fmt(stat('gateway', 'p50') - stat('direct', 'p50'), 3)} ms, ` +
       `metrics cost ${fmt(stat('gateway', 'cpuPerCall') - stat('gateway-no-metrics', 'cpuPerCall'), 0)} µs CPU per call\n`)
+    process.stdout.write(`Three trivial interceptors vs none: throughput ${fmt(stat('gateway-3-interceptors', 'throughput') / gw)}x, ` +
+      `CPU per call ${fmt(stat('gateway-3-interceptors', 'cpuPerCall') / stat('gateway', 'cpuPerCall'))}x\n`)
     process.stdout.write(redis === undefined
       ? `Redis stores not measured: ${REDIS as string}\n\n`
       : `Redis stores vs memory stores: throughput ${fmt(stat('gateway-redis', 'throughput') / gw)}x, ` +
         `gateway CPU per call ${fmt(stat('gateway-redis', 'cpuPerCall') / stat('gateway', 'cpuPerCall'))}x (Redis's own CPU not included)\n\n`)
   }
-  for (const server of [gateway, bare, forwarder, upstream, ...(redis === undefined ? [] : [redis])]) {
+  for (const server of [gateway, bare, forwarder, upstream, intercepting, ...(redis === undefined ? [] : [redis])]) {
     server.child.send('exit')
     await once(server.child, 'exit')
   }

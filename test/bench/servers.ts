@@ -11,7 +11,7 @@ import { Redis } from 'ioredis'
 import { createGateway } from '../../examples/gateway/create-gateway.ts'
 import { REDIS_URL } from '../helpers/redis.ts'
 
-type Kind = 'upstream' | 'upstream-json' | 'gateway' | 'gateway-bare' | 'gateway-redis' | 'forwarder'
+type Kind = 'upstream' | 'upstream-json' | 'gateway' | 'gateway-bare' | 'gateway-redis' | 'gateway-interceptors' | 'forwarder'
 
 async function start (kind: Kind, target: string | undefined): Promise<string> {
   if (kind === 'upstream' || kind === 'upstream-json') {
@@ -31,7 +31,7 @@ async function start (kind: Kind, target: string | undefined): Promise<string> {
     return up.url
   }
   if (target === undefined) throw new Error('target URL required')
-  if (kind === 'gateway' || kind === 'gateway-bare' || kind === 'gateway-redis') {
+  if (kind === 'gateway' || kind === 'gateway-bare' || kind === 'gateway-redis' || kind === 'gateway-interceptors') {
     const app = await createGateway({
       upstream: target,
       logLevel: false,
@@ -39,6 +39,10 @@ async function start (kind: Kind, target: string | undefined): Promise<string> {
       ...(kind === 'gateway-bare' ? { metrics: false, health: false } : {}),
       // "redis": sessions and event log in Redis, as a scaled-out deployment runs.
       ...(kind === 'gateway-redis' ? { store: { type: 'redis' as const, url: REDIS_URL, keyPrefix: BENCH_PREFIX } } : {}),
+      // "interceptors": three trivial ones on every message, both directions (what the chain costs).
+      ...(kind === 'gateway-interceptors'
+        ? { interceptors: { interceptors: ['a', 'b', 'c'].map((name) => ({ name, handler: () => undefined })) } }
+        : {}),
       // Room for the 10,000-event replay benchmark; keep-alives off so idle streams stay idle.
       streaming: { keepAliveMs: 0, retention: { maxEventsPerStream: 20_000, maxBytesPerSession: 64 * 1024 * 1024 } }
     })
