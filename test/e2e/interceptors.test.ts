@@ -10,6 +10,7 @@ import { createGateway } from '../../examples/gateway/create-gateway.ts'
 import { readConfigFile } from '../../examples/gateway/config.ts'
 import type { JsonRpcRequest } from '../../lib/jsonrpc.ts'
 import { MODES, client, gateway, textOf, upstream } from '../helpers/peers.ts'
+import { openSession, postHeaders } from '../helpers/http.ts'
 
 async function rejectsWith (t: Test, promise: Promise<unknown>, code: number, message: RegExp): Promise<void> {
   try {
@@ -62,6 +63,21 @@ for (const mode of MODES) {
       t.equal(textOf(await c.callTool({ name: 'weather', arguments: {} })), 'sunny', 'a mocked tool answers')
       t.equal(calls('weather'), 0, 'without the upstream')
       await c.close()
+
+      // A 2025-03-26 batch: the mocked request's answer travels with the upstream's answers.
+      const sessionId = await openSession(url, '2025-03-26')
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: postHeaders({ 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-03-26' }),
+        body: JSON.stringify([
+          { jsonrpc: '2.0', id: 'm', method: 'tools/call', params: { name: 'weather', arguments: {} } },
+          { jsonrpc: '2.0', id: 'u', method: 'tools/call', params: { name: 'echo', arguments: { text: 'batched' } } }
+        ])
+      })
+      t.equal(res.status, 200)
+      const text = await res.text()
+      t.match(text, /"id":"m","result":\{"content":\[\{"type":"text","text":"sunny"/, 'the mocked answer')
+      t.match(text, /"id":"u"/, 'the upstream\'s answer')
     })
 
     t.test('route hooks and route interceptors', async (t) => {
