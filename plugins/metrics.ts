@@ -120,6 +120,23 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
     })
   }
 
+  if (fastify.hasDecorator('mcpInterceptors')) {
+    const chain = fastify.mcpInterceptors
+    const seen: Record<string, number> = {}
+    new client.Counter({
+      name: 'mcp_gateway_interceptor_actions_total',
+      help: 'Interceptor decisions other than continue, by action ("error": a handler failed or timed out)',
+      labelNames: ['action'],
+      registers,
+      collect () {
+        for (const [action, count] of Object.entries(chain.counts)) {
+          this.inc({ action }, count - (seen[action] ?? 0))
+          seen[action] = count
+        }
+      }
+    })
+  }
+
   const messages = new client.Counter({ name: 'mcp_gateway_messages_total', help: 'JSON-RPC messages through the gateway', labelNames: ['upstream', 'direction', 'kind', 'method'], registers })
   const toolCalls = new client.Counter({ name: 'mcp_gateway_tool_calls_total', help: 'tools/call requests by tool (allow-listed names, else "other")', labelNames: ['upstream', 'tool'], registers })
   const duration = new client.Histogram({

@@ -101,6 +101,8 @@ export class InterceptorChain {
   private compiled: Compiled[] = []
   /** Bumped by every change, so composed chains know to rebuild. */
   version = 0
+  /** Decisions taken since start, by action (shared with chains composed from this one). */
+  counts: Record<'modify' | 'block' | 'respond' | 'delay' | 'drop' | 'error', number> = { modify: 0, block: 0, respond: 0, delay: 0, drop: 0, error: 0 }
 
   constructor (options: Partial<ChainOptions> = {}, interceptors: Interceptor[] = []) {
     this.options = { ...CHAIN_DEFAULTS, ...options }
@@ -146,7 +148,9 @@ export class InterceptorChain {
 
   /** A chain running this one's interceptors, then `more` (route-level ones). */
   with (more: Interceptor[]): InterceptorChain {
-    return new InterceptorChain(this.options, [...this.interceptors, ...more])
+    const chain = new InterceptorChain(this.options, [...this.interceptors, ...more])
+    chain.counts = this.counts
+    return chain
   }
 
   private matches (c: Compiled, message: JsonRpcMessage, ctx: InterceptorContext): boolean {
@@ -175,11 +179,13 @@ export class InterceptorChain {
         const called = this.call(c.interceptor, current, ctx)
         action = called instanceof Promise ? await called : called
       } catch (err) {
+        this.counts.error++
         ctx.log.error({ interceptor: c.interceptor.name, err, policy: this.options.onError }, 'interceptor failed')
         if (this.options.onError === 'open') continue
         return this.stop(current, kind, 'interceptor failed')
       }
       if (action === undefined || action.action === 'continue') continue
+      if (action.action in this.counts) this.counts[action.action as keyof InterceptorChain['counts']]++
       switch (action.action) {
         case 'modify':
           if (messageKind(action.message) === undefined) {

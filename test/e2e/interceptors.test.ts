@@ -63,6 +63,9 @@ for (const mode of MODES) {
       t.equal(textOf(await c.callTool({ name: 'weather', arguments: {} })), 'sunny', 'a mocked tool answers')
       t.equal(calls('weather'), 0, 'without the upstream')
       await c.close()
+      const metrics = await (await fetch(new URL('/metrics', url))).text()
+      t.match(metrics, /mcp_gateway_interceptor_actions_total\{action="block"\} 2/, 'blocks counted')
+      t.match(metrics, /mcp_gateway_interceptor_actions_total\{action="respond"\} 1/, 'mocks counted')
 
       // A 2025-03-26 batch: the mocked request's answer travels with the upstream's answers.
       const sessionId = await openSession(url, '2025-03-26')
