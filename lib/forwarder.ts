@@ -20,7 +20,7 @@ import type { StreamableHttpUpstream, UpstreamHttpResponse } from './upstream/st
 import type { StreamHub } from './streams/hub.ts'
 import { ResumableStreams, SSE_HEADERS, type OpenStream } from './streams/resumable.ts'
 import type { InterceptorChain } from './interceptors/chain.ts'
-import { interceptClient, interceptSse, interceptUpstream, requestsById, type BaseContext } from './interceptors/apply.ts'
+import { interceptClient, interceptUpstream, requestsById, upstreamFilter, type BaseContext, type MessageFilter } from './interceptors/apply.ts'
 
 /** A POST body, parsed once: the original bytes (forwarded as they are) and the messages. */
 export interface ParsedBody {
@@ -240,12 +240,11 @@ export class Forwarder {
     }
   }
 
-  /** Applies the exchange's interceptors to upstream bodies of a logged stream, if there are any. */
-  private wrapper (ctx: ExchangeContext, session: SessionRecord | undefined): ((body: Readable) => Readable) | undefined {
+  /** The exchange's interceptors for messages from the upstream, if any may act on them. */
+  private upstreamFilter (ctx: ExchangeContext, session: SessionRecord | undefined): MessageFilter | undefined {
     const chain = ctx.interceptors
     if (chain === undefined || !chain.watches('upstream_to_client')) return undefined
-    const base = this.interceptorBase(ctx, session)
-    return (body) => interceptSse(body, chain, base, undefined)
+    return upstreamFilter(chain, this.interceptorBase(ctx, session), undefined)
   }
 
   private interceptorBase (ctx: ExchangeContext, session: SessionRecord | undefined): BaseContext {
@@ -311,11 +310,8 @@ export class Forwarder {
     const streamSession = session ?? opened
     const chain = ctx.interceptors !== undefined && ctx.interceptors.watches('upstream_to_client') ? ctx.interceptors : undefined
     const base = chain === undefined ? undefined : this.interceptorBase(ctx, streamSession)
-    if (type === 'text/event-stream' && (chain !== undefined || local.length > 0)) {
-      // Answers made here for part of a batch go first, as events of the same stream.
-      const prelude = local.map((message) => `data: ${JSON.stringify(message)}\n\n`).join('')
-      res = { ...res, body: interceptSse(res.body, chain, base as BaseContext, requestsById(body.messages), prelude) }
-    }
+    // Answers made here for part of a batch go first, as events of the same stream.
+    const filter = chain === undefined ? undefined : upstreamFilter(chain, base as BaseContext, requestsById(body.messages))
     if (type === 'text/event-stream' && this.resumable !== undefined && ctx.openStream !== undefined && streamSession !== undefined) {
       // From here the log owns the exchange: a client disconnect is not a cancellation (it may
       // resume), unless it left before holding any id to resume from.
@@ -331,7 +327,8 @@ export class Forwarder {
         open: ctx.openStream,
         log: ctx.log,
         onDone: finished,
-        wrap: chain === undefined ? undefined : (next) => interceptSse(next, chain, base as BaseContext, requestsById(body.messages)),
+        filter,
+        prelude: local,
         abandon: () => {
           if (pending.size > 0) this.cancelUpstream(streamSession, [...pending], ctx.log)
           source.destroy()
@@ -344,6 +341,8 @@ export class Forwarder {
         source: res.body,
         pending,
         onMessage,
+        filter,
+        prelude: local,
         log: ctx.log,
         unanswered: (_id, cause) => {
           const err = cause === undefined
@@ -402,8 +401,8 @@ export class Forwarder {
     if (session !== undefined && this.resumable !== undefined && ctx.openStream !== undefined) {
       const lastEventId = ctx.headers[HEADER.lastEventId]
       return typeof lastEventId === 'string'
-        ? await this.resumable.resume(session, lastEventId, ctx.headers, ctx.openStream, ctx.log, this.wrapper(ctx, session))
-        : await this.resumable.get(session, ctx.headers, ctx.openStream, ctx.log, this.wrapper(ctx, session))
+        ? await this.resumable.resume(session, lastEventId, ctx.headers, ctx.openStream, ctx.log, this.upstreamFilter(ctx, session))
+        : await this.resumable.get(session, ctx.headers, ctx.openStream, ctx.log, this.upstreamFilter(ctx, session))
     }
     const res = await this.upstream.request({
       method: 'GET',
@@ -416,8 +415,7 @@ export class Forwarder {
       drain(res.body)
       throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, 'GET stream is not text/event-stream')
     }
-    const source = this.wrapper(ctx, session)?.(res.body) ?? res.body
-    const stream = relaySse({ source, log: ctx.log, onStart: ctx.onStreamStart, unanswered: () => ({ code: 0, message: '' }) })
+    const stream = relaySse({ source: res.body, filter: this.upstreamFilter(ctx, session), log: ctx.log, onStart: ctx.onStreamStart, unanswered: () => ({ code: 0, message: '' }) })
     return { status: res.status, headers: { ...SSE_HEADERS }, body: stream }
   }
 

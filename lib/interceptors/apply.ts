@@ -1,14 +1,11 @@
 /**
  * Where the chain meets traffic: a client's POST body (some messages may be answered here and
- * never sent), an upstream's JSON answer, and an upstream's SSE stream (each event's message, in
- * order, with the stream held back while a handler works).
+ * never sent), an upstream's JSON answer, and an upstream's SSE stream (each event's messages, run
+ * by the stream readers as they parse them, in order, the stream held back while a handler works).
  */
-import { Transform, pipeline, type Readable } from 'node:stream'
-import { isRequest, messageKind, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../jsonrpc.ts'
-import { encodeEvent } from '../sse/encode.ts'
-import { SseParser } from '../sse/parser.ts'
-import type { SseEvent } from '../sse/encode.ts'
-import type { InterceptorChain, InterceptorContext } from './chain.ts'
+import type { Readable } from 'node:stream'
+import { isRequest, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../jsonrpc.ts'
+import type { InterceptorChain, InterceptorContext, Outcome } from './chain.ts'
 
 export type BaseContext = Omit<InterceptorContext, 'kind' | 'direction' | 'request'>
 
@@ -60,58 +57,81 @@ export async function interceptUpstream (chain: InterceptorChain, messages: read
   return { messages: out, changed }
 }
 
-/**
- * An upstream SSE body with the chain applied to each event's message: same events, same ids,
- * changed or left out as the chain decides. Events that are not JSON-RPC pass untouched (the
- * reader downstream drops them). Destroying the result destroys the upstream body.
- */
-export function interceptSse (source: Readable, chain: InterceptorChain | undefined, base: BaseContext, requests: Map<JsonRpcId, JsonRpcRequest> | undefined, prelude = ''): Readable {
-  let events: SseEvent[] = []
-  let started = false
-  const parser = new SseParser({ onEvent: (event) => { events.push(event) } })
-  const handle = async (transform: Transform): Promise<void> => {
-    if (!started) {
-      started = true
-      if (prelude !== '') transform.push(prelude)
-    }
-    const batch = events
-    events = []
-    for (const event of batch) {
-      let value: unknown
-      try {
-        value = chain !== undefined && event.data.length > 0 && event.event === undefined ? JSON.parse(event.data) : undefined
-      } catch {}
-      const messages = value === undefined ? undefined : Array.isArray(value) ? value : [value]
-      if (chain === undefined || messages === undefined || !messages.every((m) => messageKind(m) !== undefined)) {
-        transform.push(encodeEvent(event))
-        continue
+export interface FilterResult {
+  messages: JsonRpcMessage[]
+  changed: boolean
+}
+
+/** The chain as the stream readers use it: synchronous while every handler is. */
+export type MessageFilter = (messages: JsonRpcMessage[]) => FilterResult | Promise<FilterResult>
+
+export function upstreamFilter (chain: InterceptorChain, base: BaseContext, requests: Map<JsonRpcId, JsonRpcRequest> | undefined): MessageFilter {
+  const step = (messages: JsonRpcMessage[], i: number, out: JsonRpcMessage[], changed: boolean): FilterResult | Promise<FilterResult> => {
+    for (; i < messages.length; i++) {
+      const message = messages[i] as JsonRpcMessage
+      const id = 'id' in message && !('method' in message) ? message.id : undefined
+      const outcome = chain.run(message, { ...base, direction: 'upstream_to_client', request: id === undefined || id === null ? undefined : requests?.get(id) })
+      if (outcome instanceof Promise) {
+        const at = i
+        return outcome.then((o) => {
+          const moved = take(o, message, out)
+          return step(messages, at + 1, out, changed || moved)
+        })
       }
-      const result = await interceptUpstream(chain, messages as JsonRpcMessage[], base, requests)
-      if (!result.changed) {
-        transform.push(encodeEvent(event))
-      } else if (result.messages.length > 0) {
-        const data = JSON.stringify(Array.isArray(value) ? result.messages : result.messages[0])
-        transform.push(encodeEvent({ ...event, data }))
-      } else if (event.id !== undefined) {
-        // Keep the position (an id with no data), so resuming from it still works.
-        transform.push(encodeEvent({ id: event.id, data: '' }))
-      }
+      if (take(outcome, message, out)) changed = true
     }
+    return { messages: out, changed }
   }
-  const transform = new Transform({
-    transform (chunk: Buffer, _encoding, callback) {
-      try {
-        parser.push(chunk)
-      } catch (err) {
-        callback(err as Error)
+  return (messages) => step(messages, 0, [], false)
+}
+
+function take (outcome: Outcome, message: JsonRpcMessage, out: JsonRpcMessage[]): boolean {
+  if (outcome.kind !== 'forward') return true
+  out.push(outcome.message)
+  return outcome.message !== message
+}
+
+/**
+ * Runs a filter over a stream's events in order, holding the upstream while a handler works
+ * asynchronously; `emit` gets each event's result in the order the events came.
+ */
+export class FilterGate {
+  private queue: Promise<void> | undefined
+  private readonly source: Readable
+  private readonly filter: MessageFilter
+
+  constructor (source: Readable, filter: MessageFilter) {
+    this.source = source
+    this.filter = filter
+  }
+
+  push (messages: JsonRpcMessage[], emit: (result: FilterResult) => void): void {
+    if (this.queue === undefined) {
+      const result = this.filter(messages)
+      if (!(result instanceof Promise)) {
+        emit(result)
         return
       }
-      handle(this).then(() => callback(), callback)
-    },
-    flush (callback) {
-      parser.end()
-      handle(this).then(() => callback(), callback)
+      this.hold(result.then(emit))
+      return
     }
-  })
-  return pipeline(source, transform, () => {})
+    // Behind a handler still at work: run later, so handlers see messages in order too.
+    this.hold(this.queue.then(() => this.filter(messages)).then(emit))
+  }
+
+  private hold (work: Promise<void>): void {
+    const queue = work.catch(() => {}).finally(() => {
+      if (this.queue === queue) {
+        this.queue = undefined
+        if (this.source.isPaused() && !this.source.destroyed) this.source.resume()
+      }
+    })
+    this.queue = queue
+    this.source.pause()
+  }
+
+  /** Resolves once every event pushed so far is emitted. */
+  idle (): Promise<void> {
+    return this.queue ?? Promise.resolve()
+  }
 }

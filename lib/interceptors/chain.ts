@@ -167,59 +167,93 @@ export class InterceptorChain {
     return true
   }
 
-  /** Runs the chain on one message. */
-  async run (message: JsonRpcMessage, base: Omit<InterceptorContext, 'kind'>): Promise<Outcome> {
+  /**
+   * Runs the chain on one message. Synchronous while every handler answers synchronously (the
+   * common case: no promise, no tick); from the first handler that returns a promise or asks for a
+   * delay, the rest runs asynchronously.
+   */
+  run (message: JsonRpcMessage, base: Omit<InterceptorContext, 'kind'>): Outcome | Promise<Outcome> {
+    const kind = messageKind(message) as MessageKind
+    return this.from(0, message, { ...base, kind })
+  }
+
+  private from (start: number, message: JsonRpcMessage, ctx: InterceptorContext): Outcome | Promise<Outcome> {
     let current = message
-    const kind = messageKind(current) as MessageKind
-    const ctx: InterceptorContext = { ...base, kind }
-    for (const c of this.compiled) {
+    for (let i = start; i < this.compiled.length; i++) {
+      const c = this.compiled[i] as Compiled
       if (!this.matches(c, current, ctx)) continue
-      let action: InterceptorAction | undefined | void
+      let called: ReturnType<InterceptorChain['call']>
       try {
-        const called = this.call(c.interceptor, current, ctx)
-        action = called instanceof Promise ? await called : called
+        called = this.call(c.interceptor, current, ctx)
       } catch (err) {
-        this.counts.error++
-        ctx.log.error({ interceptor: c.interceptor.name, err, policy: this.options.onError }, 'interceptor failed')
-        if (this.options.onError === 'open') continue
-        return this.stop(current, kind, 'interceptor failed')
+        const failed = this.failed(c, current, ctx, err)
+        if (failed === undefined) continue
+        return failed
       }
-      if (action === undefined || action.action === 'continue') continue
-      if (action.action in this.counts) this.counts[action.action as keyof InterceptorChain['counts']]++
-      switch (action.action) {
-        case 'modify':
-          if (messageKind(action.message) === undefined) {
-            ctx.log.error({ interceptor: c.interceptor.name }, 'interceptor returned an invalid JSON-RPC message')
-            if (this.options.onError === 'open') continue
-            return this.stop(current, kind, 'interceptor failed')
-          }
-          current = action.message
-          continue
-        case 'delay':
-          await new Promise((resolve) => setTimeout(resolve, Math.max(0, action.ms)))
-          continue
-        case 'block':
-          ctx.log.info({ interceptor: c.interceptor.name, direction: ctx.direction }, 'message blocked')
-          return this.stop(current, kind, action.reason)
-        case 'respond':
-          if (kind !== 'request') {
-            ctx.log.warn({ interceptor: c.interceptor.name }, 'respond applies to requests only; message dropped')
-            return { kind: 'drop' }
-          }
-          return { kind: 'answer', answer: { jsonrpc: '2.0', id: (current as JsonRpcRequest).id, result: action.result } as JsonRpcMessage }
-        case 'drop':
-          if (kind !== 'notification') {
-            ctx.log.warn({ interceptor: c.interceptor.name, kind }, 'drop applies to notifications only; blocked instead')
-            return this.stop(current, kind, undefined)
-          }
-          return { kind: 'drop' }
-        default:
-          ctx.log.error({ interceptor: c.interceptor.name }, 'interceptor returned an unknown action')
-          if (this.options.onError === 'open') continue
-          return this.stop(current, kind, 'interceptor failed')
+      if (called instanceof Promise) {
+        const at = current
+        return called.then(
+          (action) => this.decided(i, c, at, ctx, action),
+          (err: unknown) => this.failed(c, at, ctx, err) ?? this.from(i + 1, at, ctx)
+        )
       }
+      const next = this.decide(c, current, ctx, called)
+      if (next === undefined) continue
+      if ('kind' in next) return next
+      if ('delay' in next) {
+        const at = current
+        return new Promise<void>((resolve) => setTimeout(resolve, next.delay)).then(() => this.from(i + 1, at, ctx))
+      }
+      current = next.message
     }
     return { kind: 'forward', message: current }
+  }
+
+  /** After an asynchronous handler: apply its action, then go on from the next interceptor. */
+  private decided (i: number, c: Compiled, current: JsonRpcMessage, ctx: InterceptorContext, action: InterceptorAction | undefined | void): Outcome | Promise<Outcome> {
+    const next = this.decide(c, current, ctx, action)
+    if (next === undefined) return this.from(i + 1, current, ctx)
+    if ('kind' in next) return next
+    if ('delay' in next) return new Promise<void>((resolve) => setTimeout(resolve, next.delay)).then(() => this.from(i + 1, current, ctx))
+    return this.from(i + 1, next.message, ctx)
+  }
+
+  /** A failed handler: undefined to go on (fail-open), else what its message becomes. */
+  private failed (c: Compiled, current: JsonRpcMessage, ctx: InterceptorContext, err: unknown): Outcome | undefined {
+    this.counts.error++
+    ctx.log.error({ interceptor: c.interceptor.name, err, policy: this.options.onError }, 'interceptor failed')
+    return this.options.onError === 'open' ? undefined : this.stop(current, ctx.kind, 'interceptor failed')
+  }
+
+  /** One action: undefined (go on unchanged), a new message, a delay, or the final outcome. */
+  private decide (c: Compiled, current: JsonRpcMessage, ctx: InterceptorContext, action: InterceptorAction | undefined | void): Outcome | { message: JsonRpcMessage } | { delay: number } | undefined {
+    if (action === undefined || action === null || action.action === 'continue') return undefined
+    if (action.action in this.counts) this.counts[action.action as keyof InterceptorChain['counts']]++
+    const kind = ctx.kind
+    switch (action.action) {
+      case 'modify':
+        if (messageKind(action.message) === undefined) return this.failed(c, current, ctx, new Error('returned an invalid JSON-RPC message'))
+        return { message: action.message }
+      case 'delay':
+        return { delay: Math.max(0, action.ms) }
+      case 'block':
+        ctx.log.info({ interceptor: c.interceptor.name, direction: ctx.direction }, 'message blocked')
+        return this.stop(current, kind, action.reason)
+      case 'respond':
+        if (kind !== 'request') {
+          ctx.log.warn({ interceptor: c.interceptor.name }, 'respond applies to requests only; message dropped')
+          return { kind: 'drop' }
+        }
+        return { kind: 'answer', answer: { jsonrpc: '2.0', id: (current as JsonRpcRequest).id, result: action.result } as JsonRpcMessage }
+      case 'drop':
+        if (kind !== 'notification') {
+          ctx.log.warn({ interceptor: c.interceptor.name, kind }, 'drop applies to notifications only; blocked instead')
+          return this.stop(current, kind, undefined)
+        }
+        return { kind: 'drop' }
+      default:
+        return this.failed(c, current, ctx, new Error('returned an unknown action'))
+    }
   }
 
   /** A blocked request is answered with an error for its id; anything else goes nowhere. */

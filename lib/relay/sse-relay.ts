@@ -9,7 +9,8 @@
  */
 import { Readable } from 'node:stream'
 import { errorResponse, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
-import { acceptEventData } from './messages.ts'
+import { FilterGate, type MessageFilter } from '../interceptors/apply.ts'
+import { acceptEventData, noteMessages, parseEventData } from './messages.ts'
 import { encodeEvent } from '../sse/encode.ts'
 import { SseParser } from '../sse/parser.ts'
 import type { Logger } from '../logger.ts'
@@ -32,6 +33,10 @@ export interface SseRelayOptions {
   unanswered: (id: JsonRpcId, cause: Error | undefined) => { code: number, message: string }
   maxLineLength?: number
   log: Logger
+  /** Interceptors: each event's messages go through this first (in order). */
+  filter?: MessageFilter
+  /** Events written before the upstream's (answers the gateway made for part of a batch). */
+  prelude?: JsonRpcMessage[]
 }
 
 export function relaySse (options: SseRelayOptions): Readable {
@@ -61,16 +66,40 @@ export function relaySse (options: SseRelayOptions): Readable {
   const write = (text: string): void => {
     if (!out.push(text)) source.pause()
   }
+  for (const message of options.prelude ?? []) out.push(encodeEvent({ data: JSON.stringify(message) }))
 
+  const gate = options.filter === undefined ? undefined : new FilterGate(source, options.filter)
   const parser = new SseParser({
     maxLineLength: options.maxLineLength,
     onEvent (event) {
       if (event.id !== undefined) sawEventId = true
-      if (event.data.length > 0 && event.event === undefined && !acceptEventData(event.data, pending, onMessage)) {
+      if (event.data.length === 0 || event.event !== undefined) {
+        write(encodeEvent(event))
+        return
+      }
+      if (gate === undefined) {
+        if (acceptEventData(event.data, pending, onMessage)) write(encodeEvent(event))
+        else log.warn({ eventId: event.id }, 'dropped upstream SSE event that is not JSON-RPC')
+        return
+      }
+      const parsed = parseEventData(event.data)
+      if (parsed === undefined) {
         log.warn({ eventId: event.id }, 'dropped upstream SSE event that is not JSON-RPC')
         return
       }
-      write(encodeEvent(event))
+      gate.push(parsed.messages, (result) => {
+        if (done) return
+        if (!result.changed) {
+          noteMessages(parsed.messages, pending, onMessage)
+          write(encodeEvent(event))
+        } else if (result.messages.length > 0) {
+          noteMessages(result.messages, pending, onMessage)
+          write(encodeEvent({ ...event, data: JSON.stringify(parsed.batch ? result.messages : result.messages[0]) }))
+        } else if (event.id !== undefined) {
+          // Nothing left to send: the id alone keeps the client's resume point.
+          write(encodeEvent({ id: event.id, data: '' }))
+        }
+      })
     }
   })
 
@@ -103,7 +132,8 @@ export function relaySse (options: SseRelayOptions): Readable {
   source.on('data', onData)
   source.once('end', () => {
     parser.end()
-    finish(undefined, true)
+    if (gate === undefined) finish(undefined, true)
+    else void gate.idle().then(() => finish(undefined, true))
   })
   source.once('error', (err) => finish(err, true))
   return out

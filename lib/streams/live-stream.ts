@@ -3,7 +3,7 @@
  * attached client, if any. A client attaching after a position first gets the log from there,
  * then the live events, each exactly once and in order.
  */
-import type { Readable } from 'node:stream'
+import type { MessageFilter } from '../interceptors/apply.ts'
 import type { EventStore, StoredEvent, StreamStatus } from '../events/store.ts'
 import type { JsonRpcId } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
@@ -49,8 +49,8 @@ export class LiveStream {
   owned = false
   /** A follower whose owner is gone calls this to feed the stream itself. */
   takeOver: ((status: StreamStatus) => Promise<void>) | undefined = undefined
-  /** Applies the interceptors to an upstream body feeding this stream. */
-  wrap: (body: Readable) => Readable = (body) => body
+  /** Interceptors for the messages of upstream bodies feeding this stream. */
+  filter: MessageFilter | undefined = undefined
   /** The upstream's last event id on this stream: where to re-open the upstream stream from. */
   resumeFrom: string | undefined = undefined
   /** Shutdown: stop feeding without completing, so another instance takes the stream over. */

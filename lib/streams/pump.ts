@@ -5,7 +5,8 @@
 import type { Readable } from 'node:stream'
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
-import { acceptEventData } from '../relay/messages.ts'
+import { FilterGate, type MessageFilter } from '../interceptors/apply.ts'
+import { acceptEventData, noteMessages, parseEventData } from '../relay/messages.ts'
 import { SseParser } from '../sse/parser.ts'
 import type { LiveStream } from './live-stream.ts'
 
@@ -16,6 +17,8 @@ export interface PumpOptions {
   onMessage?: (message: JsonRpcMessage) => void
   log: Logger
   maxLineLength?: number
+  /** Interceptors: each event's messages go through this first (in order). */
+  filter?: MessageFilter
 }
 
 export interface PumpResult {
@@ -35,25 +38,47 @@ export function pumpSse (options: PumpOptions): Promise<PumpResult> {
       settled = true
       resolve({ error, lastUpstreamEventId })
     }
+    const publish = (data: string, id: string | undefined): void => {
+      stream.publish(data, id)
+      const writer = stream.writer
+      if (writer !== undefined && writer.saturated && !source.isPaused()) {
+        // Let the client catch up before reading more: memory stays near the high-water mark.
+        source.pause()
+        void writer.drained().then(() => source.resume())
+      }
+    }
+    const gate = options.filter === undefined ? undefined : new FilterGate(source, options.filter)
     const parser = new SseParser({
       maxLineLength: options.maxLineLength,
       onEvent (event) {
-        if (event.id !== undefined && event.id !== '') lastUpstreamEventId = event.id
+        const id = event.id
+        if (id !== undefined && id !== '') lastUpstreamEventId = id
         if (event.data.length === 0 || event.event !== undefined) {
-          if (event.id !== undefined && event.id !== '') stream.noteUpstreamEventId(event.id)
+          if (id !== undefined && id !== '') stream.noteUpstreamEventId(id)
           return
         }
-        if (!acceptEventData(event.data, pending, onMessage)) {
-          log.warn({ upstreamEventId: event.id }, 'dropped upstream SSE event that is not JSON-RPC')
+        if (gate === undefined) {
+          if (acceptEventData(event.data, pending, onMessage)) publish(event.data, id)
+          else log.warn({ upstreamEventId: id }, 'dropped upstream SSE event that is not JSON-RPC')
           return
         }
-        stream.publish(event.data, event.id)
-        const writer = stream.writer
-        if (writer !== undefined && writer.saturated && !source.isPaused()) {
-          // Let the client catch up before reading more: memory stays near the high-water mark.
-          source.pause()
-          void writer.drained().then(() => source.resume())
+        const parsed = parseEventData(event.data)
+        if (parsed === undefined) {
+          log.warn({ upstreamEventId: id }, 'dropped upstream SSE event that is not JSON-RPC')
+          return
         }
+        gate.push(parsed.messages, (result) => {
+          if (!result.changed) {
+            noteMessages(parsed.messages, pending, onMessage)
+            publish(event.data, id)
+          } else if (result.messages.length > 0) {
+            noteMessages(result.messages, pending, onMessage)
+            publish(JSON.stringify(parsed.batch ? result.messages : result.messages[0]), id)
+          } else if (id !== undefined && id !== '') {
+            // Nothing left to send: keep the upstream position for resuming.
+            stream.noteUpstreamEventId(id)
+          }
+        })
       }
     })
     source.on('data', (chunk: Buffer) => {
@@ -64,11 +89,14 @@ export function pumpSse (options: PumpOptions): Promise<PumpResult> {
         settle(err as Error)
       }
     })
+    let ended = false
     source.once('end', () => {
+      ended = true
       parser.end()
-      settle(undefined)
+      if (gate === undefined) settle(undefined)
+      else void gate.idle().then(() => settle(undefined))
     })
     source.once('error', (err) => settle(err))
-    source.once('close', () => settle(new Error('upstream stream closed')))
+    source.once('close', () => { if (!ended) settle(new Error('upstream stream closed')) })
   })
 }

@@ -50,8 +50,10 @@ export interface PostStreamOptions {
   abandon: () => void
   /** Called once the answer is complete (logged and delivered, or failed). */
   onDone?: () => void
-  /** Applies interceptors to an upstream body this stream re-opens. */
-  wrap?: LiveStream['wrap']
+  /** Interceptors for the messages of this answer. */
+  filter?: LiveStream['filter']
+  /** Answers made by the gateway for part of a batch, sent first. */
+  prelude?: JsonRpcMessage[]
   log: Logger
 }
 
@@ -81,11 +83,12 @@ export class ResumableStreams {
     })
     stream.writer = writer
     stream.pending = options.pending
-    if (options.wrap !== undefined) stream.wrap = options.wrap
+    stream.filter = options.filter
     const source = options.source
     stream.stopUpstream = () => source.destroy()
     writer.start(this.hub.options.retryMs, primes(session), Date.now())
-    void pumpSse({ source, stream, pending: options.pending, onMessage: options.onMessage, log })
+    for (const message of options.prelude ?? []) stream.publish(JSON.stringify(message))
+    void pumpSse({ source, stream, pending: options.pending, onMessage: options.onMessage, log, filter: options.filter })
       .then((result) => this.completePost(stream, session, options.pending, options.onMessage, log, result))
       .finally(options.onDone)
   }
@@ -104,9 +107,8 @@ export class ResumableStreams {
         await delay(UPSTREAM_RETRY_BASE_MS * 2 ** attempts)
         continue
       }
-      const body = stream.wrap(res.body)
-      stream.stopUpstream = () => body.destroy()
-      const next = await pumpSse({ source: body, stream, pending, onMessage, log })
+      stream.stopUpstream = () => res.body.destroy()
+      const next = await pumpSse({ source: res.body, stream, pending, onMessage, log, filter: stream.filter })
       result = { error: next.error, lastUpstreamEventId: next.lastUpstreamEventId ?? result.lastUpstreamEventId }
       if (result.error === undefined) attempts = 0
     }
@@ -159,9 +161,9 @@ export class ResumableStreams {
   }
 
   /** A fresh GET: the session's server-to-client stream, from now on. */
-  async get (session: SessionRecord, clientHeaders: Record<string, string | string[] | undefined>, open: OpenStream, log: Logger, wrap?: LiveStream['wrap']): Promise<PlainResponse | undefined> {
+  async get (session: SessionRecord, clientHeaders: Record<string, string | string[] | undefined>, open: OpenStream, log: Logger, filter?: LiveStream['filter']): Promise<PlainResponse | undefined> {
     const stream = await this.hub.getStream(session.id, log)
-    if (wrap !== undefined) stream.wrap = wrap
+    if (filter !== undefined) stream.filter = filter
     const refused = await this.feedGet(session, stream, clientHeaders, log)
     if (refused !== undefined) return refused
     const writer = this.hub.writer(open(200, { ...SSE_HEADERS }), GET_STREAM_ID, stream.lastSeq, (w) => stream.detach(w))
@@ -171,7 +173,7 @@ export class ResumableStreams {
   }
 
   /** A GET with `Last-Event-ID`: replays that stream after the id, then continues live. */
-  async resume (session: SessionRecord, lastEventId: string, clientHeaders: Record<string, string | string[] | undefined>, open: OpenStream, log: Logger, wrap?: LiveStream['wrap']): Promise<PlainResponse | undefined> {
+  async resume (session: SessionRecord, lastEventId: string, clientHeaders: Record<string, string | string[] | undefined>, open: OpenStream, log: Logger, filter?: LiveStream['filter']): Promise<PlainResponse | undefined> {
     const parsed = parseEventId(lastEventId)
     if (parsed === undefined) throw new GatewayErrors.UNKNOWN_EVENT_ID(JSON.stringify(lastEventId))
     const { streamId, seq } = parsed
@@ -183,7 +185,7 @@ export class ResumableStreams {
     if (check.kind === 'unknown' || (stream !== undefined && seq > stream.lastSeq)) {
       throw new GatewayErrors.UNKNOWN_EVENT_ID(lastEventId)
     }
-    if (stream !== undefined && wrap !== undefined) stream.wrap = wrap
+    if (stream !== undefined && filter !== undefined) stream.filter = filter
     if (stream !== undefined && streamId === GET_STREAM_ID) {
       const refused = await this.feedGet(session, stream, clientHeaders, log)
       if (refused !== undefined) return refused
@@ -195,7 +197,7 @@ export class ResumableStreams {
       const status = await shared.status(session.id, streamId)
       if (status !== undefined && !status.done) {
         const remote = this.hub.addRemotePost(session.id, streamId, status.lastSeq, log)
-        if (wrap !== undefined) remote.wrap = wrap
+        if (filter !== undefined) remote.filter = filter
         remote.takeOver = (now) => this.takeOverPost(session, remote, now, log)
         if (status.owner === undefined) orphan = status
         stream = remote
@@ -273,11 +275,11 @@ export class ResumableStreams {
     }
     this.hub.setUpstreamGet(session.id, stop)
     void (async () => {
-      let source = stream.wrap(res.body)
+      let source = res.body
       let failures = 0
       let lastUpstreamEventId = from
       for (;;) {
-        const result = await pumpSse({ source, stream, log, onMessage: this.observe })
+        const result = await pumpSse({ source, stream, log, onMessage: this.observe, filter: stream.filter })
         lastUpstreamEventId = result.lastUpstreamEventId ?? lastUpstreamEventId
         if (stopped) return
         let next: UpstreamHttpResponse | undefined
@@ -296,7 +298,7 @@ export class ResumableStreams {
           return
         }
         failures = 0
-        source = stream.wrap(next.body)
+        source = next.body
       }
     })()
     return undefined
