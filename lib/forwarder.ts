@@ -20,7 +20,7 @@ import type { StreamableHttpUpstream, UpstreamHttpResponse } from './upstream/st
 import type { StreamHub } from './streams/hub.ts'
 import { ResumableStreams, SSE_HEADERS, type OpenStream } from './streams/resumable.ts'
 import type { InterceptorChain } from './interceptors/chain.ts'
-import { interceptClient, interceptUpstream, requestsById, upstreamFilter, type BaseContext, type MessageFilter } from './interceptors/apply.ts'
+import { interceptClient, requestsById, upstreamFilter, type BaseContext, type MessageFilter } from './interceptors/apply.ts'
 
 /** A POST body, parsed once: the original bytes (forwarded as they are) and the messages. */
 export interface ParsedBody {
@@ -162,7 +162,8 @@ export class Forwarder {
     let local: JsonRpcMessage[] = []
     const chain = ctx.interceptors
     if (chain !== undefined && chain.watches('client_to_upstream')) {
-      const out = await interceptClient(chain, body.messages, this.interceptorBase(ctx, session))
+      const intercepted = interceptClient(chain, body.messages, this.interceptorBase(ctx, session))
+      const out = intercepted instanceof Promise ? await intercepted : intercepted
       local = out.answers
       if (out.forward.length === 0) {
         // Nothing left for the upstream: blocked or mocked requests are answered here.
@@ -376,7 +377,8 @@ export class Forwarder {
       }
       let messages = parsed.messages
       if (chain !== undefined || local.length > 0) {
-        const out = chain === undefined ? { messages, changed: false } : await interceptUpstream(chain, messages, base as BaseContext, requestsById(body.messages))
+        const filtered = filter === undefined ? { messages, changed: false } : filter(messages)
+        const out = filtered instanceof Promise ? await filtered : filtered
         if (out.changed || local.length > 0) {
           messages = [...local, ...out.messages]
           const batch = Array.isArray(JSON.parse(raw.toString('utf8'))) || messages.length !== 1

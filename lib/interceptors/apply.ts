@@ -17,10 +17,10 @@ export interface ClientOutcome {
   changed: boolean
 }
 
-export async function interceptClient (chain: InterceptorChain, messages: readonly JsonRpcMessage[], base: BaseContext): Promise<ClientOutcome> {
+/** Runs the chain on a client's messages: synchronous while every handler is. */
+export function interceptClient (chain: InterceptorChain, messages: readonly JsonRpcMessage[], base: BaseContext): ClientOutcome | Promise<ClientOutcome> {
   const out: ClientOutcome = { forward: [], answers: [], changed: false }
-  for (const message of messages) {
-    const outcome = await chain.run(message, { ...base, direction: 'client_to_upstream', request: undefined })
+  const take = (outcome: Outcome, message: JsonRpcMessage): void => {
     if (outcome.kind === 'forward') {
       out.forward.push(outcome.message)
       if (outcome.message !== message) out.changed = true
@@ -29,7 +29,22 @@ export async function interceptClient (chain: InterceptorChain, messages: readon
       if (outcome.kind === 'answer') out.answers.push(outcome.answer)
     }
   }
-  return out
+  const step = (i: number): ClientOutcome | Promise<ClientOutcome> => {
+    for (; i < messages.length; i++) {
+      const message = messages[i] as JsonRpcMessage
+      const outcome = chain.run(message, { ...base, direction: 'client_to_upstream', request: undefined })
+      if (outcome instanceof Promise) {
+        const at = i
+        return outcome.then((o) => {
+          take(o, message)
+          return step(at + 1)
+        })
+      }
+      take(outcome, message)
+    }
+    return out
+  }
+  return step(0)
 }
 
 /** Requests by id, so a response's interceptors know what it answers. */
@@ -37,24 +52,6 @@ export function requestsById (messages: readonly JsonRpcMessage[]): Map<JsonRpcI
   const map = new Map<JsonRpcId, JsonRpcRequest>()
   for (const message of messages) if (isRequest(message)) map.set(message.id, message)
   return map
-}
-
-/** Runs the chain on messages from the upstream; dropped ones are left out. */
-export async function interceptUpstream (chain: InterceptorChain, messages: readonly JsonRpcMessage[], base: BaseContext, requests: Map<JsonRpcId, JsonRpcRequest> | undefined): Promise<{ messages: JsonRpcMessage[], changed: boolean }> {
-  const out: JsonRpcMessage[] = []
-  let changed = false
-  for (const message of messages) {
-    const id = 'id' in message && !('method' in message) ? message.id : undefined
-    const outcome = await chain.run(message, { ...base, direction: 'upstream_to_client', request: id === undefined || id === null ? undefined : requests?.get(id) })
-    if (outcome.kind === 'forward') {
-      out.push(outcome.message)
-      if (outcome.message !== message) changed = true
-    } else {
-      // An upstream request answered here (a mock of the client) is not supported: see README.
-      changed = true
-    }
-  }
-  return { messages: out, changed }
 }
 
 export interface FilterResult {
@@ -86,6 +83,7 @@ export function upstreamFilter (chain: InterceptorChain, base: BaseContext, requ
 }
 
 function take (outcome: Outcome, message: JsonRpcMessage, out: JsonRpcMessage[]): boolean {
+  // An upstream request answered here (a mock of the client) is not supported: see README.
   if (outcome.kind !== 'forward') return true
   out.push(outcome.message)
   return outcome.message !== message
