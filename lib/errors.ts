@@ -27,6 +27,7 @@ export const GatewayErrors = {
   PARSE_ERROR: define('MCP_GW_PARSE_ERROR', '%s', 400, PARSE_ERROR),
   INVALID_REQUEST: define('MCP_GW_INVALID_REQUEST', '%s', 400, INVALID_REQUEST),
   BATCH_NOT_SUPPORTED: define('MCP_GW_BATCH_NOT_SUPPORTED', 'Invalid Request: JSON-RPC batches are not supported by protocol version %s', 400, INVALID_REQUEST),
+  BAD_PROTOCOL_VERSION: define('MCP_GW_BAD_PROTOCOL_VERSION', 'Bad Request: unsupported MCP-Protocol-Version %s for this session', 400, -32000),
   SESSION_REQUIRED: define('MCP_GW_SESSION_REQUIRED', 'Bad Request: Mcp-Session-Id header is required', 400, -32000),
   ALREADY_INITIALIZED: define('MCP_GW_ALREADY_INITIALIZED', 'Invalid Request: session is already initialized', 400, INVALID_REQUEST),
   TOO_MANY_SESSIONS: define('MCP_GW_TOO_MANY_SESSIONS', 'Service Unavailable: the gateway holds its maximum of %s sessions; retry later', 503, -32053),

@@ -10,10 +10,11 @@ import { isRequest, toMessages, type JsonRpcId, type JsonRpcMessage, type JsonRp
 import type { Abort } from './abort.ts'
 import { methodLabel, type ExchangeObserver, type ExchangeTrace } from './observer.ts'
 import type { Logger } from './logger.ts'
-import { DEFAULT_NEGOTIATED_VERSION, HEADER, STATELESS_VERSION, isStatelessRequest, supportsBatches } from './protocol.ts'
+import { DEFAULT_NEGOTIATED_VERSION, HEADER, PROTOCOL_VERSIONS, STATELESS_VERSION, isStatelessRequest, isStatelessVersion, supportsBatches } from './protocol.ts'
 import { BodyTooLargeError, drain, readBounded } from './relay/body.ts'
 import { upstreamRequestHeaders } from './relay/headers.ts'
 import { relaySse } from './relay/sse-relay.ts'
+import { hasStray } from './relay/messages.ts'
 import type { SessionEndReason, SessionManager } from './session/manager.ts'
 import type { SessionRecord } from './session/store.ts'
 import type { StreamableHttpUpstream, UpstreamHttpResponse } from './upstream/streamable-http.ts'
@@ -114,6 +115,11 @@ export async function resolveSession (sessions: SessionManager, headers: Incomin
     const session = typeof sessionId === 'string' ? await sessions.find(sessionId) : undefined
     if (session === undefined) throw new GatewayErrors.SESSION_NOT_FOUND()
     onSession?.(session)
+    const version = headers[HEADER.protocolVersion]
+    if (version !== undefined && (typeof version !== 'string' || !(PROTOCOL_VERSIONS as readonly string[]).includes(version) || isStatelessVersion(version))) {
+      // The spec: an invalid or unsupported MCP-Protocol-Version gets 400 (a 2026 version has no sessions).
+      throw new GatewayErrors.BAD_PROTOCOL_VERSION(JSON.stringify(version))
+    }
     if (findInitialize(messages) !== undefined) throw new GatewayErrors.ALREADY_INITIALIZED()
     if (body?.batch === true && !supportsBatches(session.protocolVersion)) {
       throw new GatewayErrors.BATCH_NOT_SUPPORTED(session.protocolVersion)
@@ -195,7 +201,7 @@ export class Forwarder {
 
     const watched = this.observers.length > 0
     let started = 0
-    const headers = upstreamRequestHeaders(ctx.headers, session?.upstreamSessionId)
+    const headers = upstreamRequestHeaders(ctx.headers, session?.upstreamSessionId, session?.protocolVersion)
     let raw: Buffer | string = body.raw
     let trace: ExchangeTrace | undefined
     if (watched) {
@@ -376,6 +382,12 @@ export class Forwarder {
         throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, parsed.message)
       }
       let messages = parsed.messages
+      if (hasStray(messages, pending)) {
+        // Responses to nothing this POST asked (strays, duplicates) never reach the client.
+        ctx.log.warn({ upstream: this.upstream.name }, 'dropped upstream responses to no pending request')
+        messages = messages.filter((message) => !hasStray([message], pending))
+        raw = Buffer.from(JSON.stringify(messages.length === 1 && !Array.isArray(JSON.parse(raw.toString('utf8'))) ? messages[0] : messages))
+      }
       if (chain !== undefined || local.length > 0) {
         const filtered = filter === undefined ? { messages, changed: false } : filter(messages)
         const out = filtered instanceof Promise ? await filtered : filtered
@@ -408,7 +420,7 @@ export class Forwarder {
     }
     const res = await this.upstream.request({
       method: 'GET',
-      headers: upstreamRequestHeaders(ctx.headers, session?.upstreamSessionId),
+      headers: upstreamRequestHeaders(ctx.headers, session?.upstreamSessionId, session?.protocolVersion),
       signal: ctx.signal,
       longLived: true
     })

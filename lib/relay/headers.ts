@@ -22,7 +22,11 @@ const PARAM_PREFIX = 'mcp-param-'
 
 export const GATEWAY_USER_AGENT = 'fastify-mcp-gateway'
 
-export function upstreamRequestHeaders (client: IncomingHttpHeaders, upstreamSessionId: string | null | undefined): Record<string, string> {
+/**
+ * With a session, the upstream gets the version negotiated for it whatever the client sent (the
+ * client's header has been checked to be a version that exists).
+ */
+export function upstreamRequestHeaders (client: IncomingHttpHeaders, upstreamSessionId: string | null | undefined, protocolVersion?: string): Record<string, string> {
   const out: Record<string, string> = { 'user-agent': GATEWAY_USER_AGENT }
   for (const name of FORWARDED) {
     const value = client[name]
@@ -35,5 +39,6 @@ export function upstreamRequestHeaders (client: IncomingHttpHeaders, upstreamSes
     }
   }
   if (upstreamSessionId != null) out[HEADER.sessionId] = upstreamSessionId
+  if (protocolVersion !== undefined) out[HEADER.protocolVersion] = protocolVersion
   return out
 }

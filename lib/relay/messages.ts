@@ -3,23 +3,25 @@ import { messageKind, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
 /**
  * Checks one SSE event's data from an upstream: JSON, and a JSON-RPC message (or a batch of them
  * for 2025-03-26). Answers remove their ids from `pending`; `onMessage` sees each message.
- * Returns false for data a client must not get.
+ * Returns false for data a client must not get: not JSON-RPC, or (on a stream that answers known
+ * requests) a response to no request still pending there: a stray or a duplicate.
  */
 export function acceptEventData (data: string, pending: Set<JsonRpcId> | undefined, onMessage: ((message: JsonRpcMessage) => void) | undefined): boolean {
-  let value: unknown
-  try {
-    value = JSON.parse(data)
-  } catch {
-    return false
+  const parsed = parseEventData(data)
+  if (parsed === undefined || (pending !== undefined && hasStray(parsed.messages, pending))) return false
+  noteMessages(parsed.messages, pending, onMessage)
+  return true
+}
+
+/** Whether a response among `messages` answers no request in `pending`. */
+export function hasStray (messages: readonly JsonRpcMessage[], pending: Set<JsonRpcId>): boolean {
+  for (const message of messages) {
+    if ('method' in message) continue
+    // An error with a null id (the upstream could not read the request) cannot be matched: let it be.
+    const id = (message as { id: JsonRpcId | null }).id
+    if (id !== null && !pending.has(id)) return true
   }
-  const observe = (item: unknown): boolean => {
-    const kind = messageKind(item)
-    if (kind === undefined) return false
-    if ((kind === 'response' || kind === 'error') && pending !== undefined) pending.delete((item as { id: JsonRpcId }).id)
-    onMessage?.(item as JsonRpcMessage)
-    return true
-  }
-  return Array.isArray(value) ? value.length > 0 && value.every(observe) : observe(value)
+  return false
 }
 
 /** An event's data as JSON-RPC messages (and whether it was a batch), or undefined if it is not. */

@@ -10,7 +10,7 @@
 import { Readable } from 'node:stream'
 import { errorResponse, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
 import { FilterGate, type MessageFilter } from '../interceptors/apply.ts'
-import { acceptEventData, noteMessages, parseEventData } from './messages.ts'
+import { acceptEventData, hasStray, noteMessages, parseEventData } from './messages.ts'
 import { encodeEvent } from '../sse/encode.ts'
 import { SseParser } from '../sse/parser.ts'
 import type { Logger } from '../logger.ts'
@@ -79,12 +79,12 @@ export function relaySse (options: SseRelayOptions): Readable {
       }
       if (gate === undefined) {
         if (acceptEventData(event.data, pending, onMessage)) write(encodeEvent(event))
-        else log.warn({ eventId: event.id }, 'dropped upstream SSE event that is not JSON-RPC')
+        else log.warn({ eventId: event.id }, 'dropped upstream SSE event: not JSON-RPC, or a response to no request pending on this stream')
         return
       }
       const parsed = parseEventData(event.data)
-      if (parsed === undefined) {
-        log.warn({ eventId: event.id }, 'dropped upstream SSE event that is not JSON-RPC')
+      if (parsed === undefined || (pending !== undefined && hasStray(parsed.messages, pending))) {
+        log.warn({ eventId: event.id }, 'dropped upstream SSE event: not JSON-RPC, or a response to no request pending on this stream')
         return
       }
       gate.push(parsed.messages, (result) => {

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream'
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { FilterGate, type MessageFilter } from '../interceptors/apply.ts'
-import { acceptEventData, noteMessages, parseEventData } from '../relay/messages.ts'
+import { acceptEventData, hasStray, noteMessages, parseEventData } from '../relay/messages.ts'
 import { SseParser } from '../sse/parser.ts'
 import type { LiveStream } from './live-stream.ts'
 
@@ -59,12 +59,12 @@ export function pumpSse (options: PumpOptions): Promise<PumpResult> {
         }
         if (gate === undefined) {
           if (acceptEventData(event.data, pending, onMessage)) publish(event.data, id)
-          else log.warn({ upstreamEventId: id }, 'dropped upstream SSE event that is not JSON-RPC')
+          else log.warn({ upstreamEventId: id }, 'dropped upstream SSE event: not JSON-RPC, or a response to no request pending on this stream')
           return
         }
         const parsed = parseEventData(event.data)
-        if (parsed === undefined) {
-          log.warn({ upstreamEventId: id }, 'dropped upstream SSE event that is not JSON-RPC')
+        if (parsed === undefined || (pending !== undefined && hasStray(parsed.messages, pending))) {
+          log.warn({ upstreamEventId: id }, 'dropped upstream SSE event: not JSON-RPC, or a response to no request pending on this stream')
           return
         }
         gate.push(parsed.messages, (result) => {

@@ -110,6 +110,19 @@ t.test('SSE events that are not JSON-RPC are dropped; the rest passes', async (t
   t.same(messages, [{ jsonrpc: '2.0', id: 4, result: { ok: true } }])
 })
 
+t.test('responses to no pending request (strays, duplicates) never reach the client', async (t) => {
+  for (const mode of ['sse-stray', 'json-stray'] as const) {
+    const bad = await badUpstream(t, mode)
+    for (const streaming of [undefined, false] as const) {
+      const gw = await gateway(t, { upstream: bad.url, ...(streaming === false ? { streaming } : {}) })
+      const sessionId = await openSession(gw.url)
+      const res = await fetch(gw.url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': sessionId }), body: call(5, 'echo', {}) })
+      const answer = mode === 'sse-stray' ? await sseMessages(res) : [await res.json()].flat()
+      t.same(answer, [{ jsonrpc: '2.0', id: 5, result: { ok: true } }], `${mode}${streaming === false ? ', without the event log' : ''}`)
+    }
+  }
+})
+
 async function disconnectDuring (url: string, sessionId: string, version: string, id: number, ms: number, onFirstBytes?: (text: string) => void): Promise<void> {
   const abort = new AbortController()
   const response = fetch(url, {

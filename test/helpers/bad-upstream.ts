@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-export type BadMode = 'garbage-json' | 'html' | 'sse-end-early' | 'sse-reset' | 'sse-garbage' | 'http-500' | 'http-401' | 'http-404' | 'huge-json' | 'hang'
+export type BadMode = 'garbage-json' | 'html' | 'sse-end-early' | 'sse-reset' | 'sse-garbage' | 'sse-stray' | 'json-stray' | 'http-500' | 'http-401' | 'http-404' | 'huge-json' | 'hang'
 
 export interface BadUpstream {
   url: string
@@ -62,6 +62,19 @@ export async function badUpstream (t: { teardown (fn: () => unknown): void }, mo
           res.write('data: not json\n\n')
           res.write('data: {"not":"jsonrpc"}\n\n')
           res.end(`data: ${JSON.stringify({ jsonrpc: '2.0', id, result: { ok: true } })}\n\n`)
+          return
+        case 'sse-stray': {
+          // A response to a request nobody sent, the real one, then the real one again.
+          const answer = `data: ${JSON.stringify({ jsonrpc: '2.0', id, result: { ok: true } })}\n\n`
+          res.writeHead(200, { 'content-type': 'text/event-stream' })
+          res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', id: 'nobody', result: { stray: true } })}\n\n`)
+          res.write(answer)
+          res.end(answer)
+          return
+        }
+        case 'json-stray':
+          res.writeHead(200, { 'content-type': 'application/json' })
+          res.end(JSON.stringify([{ jsonrpc: '2.0', id: 'nobody', result: { stray: true } }, { jsonrpc: '2.0', id, result: { ok: true } }]))
           return
         case 'http-500':
           res.writeHead(500, { 'content-type': 'text/plain' })

@@ -28,6 +28,23 @@ t.test('request rules', async (t) => {
     t.equal(err.id, null)
   })
 
+  t.test('a session request names a version that exists in its era, and the upstream gets the negotiated one', async (t) => {
+    const sessionId = await openSession(gw.url)
+    for (const version of ['1999-01-01', '2026-07-28', 'latest']) {
+      const res = await post(JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }), postHeaders({ 'mcp-session-id': sessionId, 'mcp-protocol-version': version }))
+      t.equal(res.status, 400, version)
+      const err = await rpcError(res)
+      t.equal(err.code, -32000)
+      t.equal(err.id, 9)
+      t.match(err.message, /unsupported MCP-Protocol-Version/)
+    }
+    const seen = up.record.requests.length
+    const res = await post(JSON.stringify({ jsonrpc: '2.0', id: 10, method: 'ping' }), postHeaders({ 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' }))
+    t.equal(res.status, 200)
+    await res.text()
+    t.equal(up.record.requests[seen]?.headers['mcp-protocol-version'], '2025-11-25', 'the negotiated version went upstream')
+  })
+
   t.test('malformed JSON gets 400 / -32700', async (t) => {
     const res = await post('{"jsonrpc": "2.0", "id": 1,')
     t.equal(res.status, 400)
