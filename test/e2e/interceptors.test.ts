@@ -131,6 +131,32 @@ for (const mode of MODES) {
       await c.close()
     })
 
+    t.test('upstream-to-client: block an answer, delay it, modify a notification', async (t) => {
+      const gw = await gateway(t, { upstream: up.url }, (app) => {
+        app.mcpInterceptors.add({ name: 'hide-sums', match: { direction: 'upstream_to_client', kind: 'response', tool: 'add' }, handler: () => ({ action: 'block', reason: 'answers of add are secret' }) })
+        app.mcpInterceptors.add({ name: 'slow-echo', match: { direction: 'upstream_to_client', tool: 'echo' }, handler: async () => ({ action: 'delay', ms: 150 }) })
+        app.mcpInterceptors.add({
+          name: 'louder-progress',
+          match: { direction: 'upstream_to_client', method: 'notifications/progress' },
+          handler: (message) => {
+            const params = (message as { params: { progress: number } }).params
+            return { action: 'modify', message: { ...message, params: { ...params, progress: params.progress * 10 } } as never }
+          }
+        })
+      })
+      const { client: c } = await client(t, gw.url)
+      await rejectsWith(t, c.callTool({ name: 'add', arguments: { a: 2, b: 2 } }), -32055, /answers of add are secret/)
+      t.equal(calls('add') > 0, true, 'the upstream did the work; the client got an error for its id')
+      const started = Date.now()
+      t.equal(textOf(await c.callTool({ name: 'echo', arguments: { text: 'late' } })), 'late')
+      t.ok(Date.now() - started >= 150, 'the answer was held')
+      const progress: number[] = []
+      await c.callTool({ name: 'countdown', arguments: { from: 3, delayMs: 1 } }, CallToolResultSchema, { onprogress: (p) => progress.push(p.progress) })
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      t.same(progress, [10, 20, 30], mode.jsonResponse ? 'changed on the GET stream' : 'changed on the POST stream')
+      await c.close()
+    })
+
     t.test('a failing or slow interceptor: fail-closed blocks, fail-open lets through', async (t) => {
       const failing = { name: 'broken', match: { tool: 'echo' }, handler: () => { throw new Error('bug') } }
       const slow = { name: 'slow', match: { tool: 'add' }, timeoutMs: 50, handler: () => new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 500)) }
