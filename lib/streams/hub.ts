@@ -139,7 +139,9 @@ export class StreamHub {
       ? this.store.open(sessionId, id)
       : shared.claim(sessionId, id, this.instanceId, this.options.leaseMs, pending === undefined ? undefined : [...pending] as Array<string | number>)
     if (shared !== undefined) stream.owned = true
-    opened.catch((err: unknown) => { log.warn({ stream: id, err }, 'could not open a stream in the event log') })
+    // Nothing of the stream, its priming event included, reaches the client before the log knows
+    // the stream: a client cut off at once must be able to resume it on any instance.
+    stream.after(opened.then(() => {}, (err: unknown) => { log.warn({ stream: id, err }, 'could not open a stream in the event log') }))
     return stream
   }
 
@@ -378,9 +380,13 @@ export class StreamHub {
         continue
       }
       stream.follow(status.lastSeq, status.done)
-      if (!status.done && status.owner === undefined && stream.remote && stream.takeOver !== undefined) {
+      if (!status.done && status.owner === undefined && stream.remote && stream.takeOver !== undefined && !stream.takingOver) {
         this.log.info({ sessionId: stream.sessionId, stream: stream.id }, 'taking over a stream whose instance is gone')
-        await stream.takeOver(status)
+        // Not awaited: feeding the stream lasts as long as the stream, and this round must end.
+        stream.takingOver = true
+        stream.takeOver(status)
+          .catch((err: unknown) => { this.log.warn({ sessionId: stream.sessionId, stream: stream.id, err }, 'stream take-over failed') })
+          .finally(() => { stream.takingOver = false })
       }
     }
     for (const sessionId of this.expiredGets) {

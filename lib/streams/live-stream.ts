@@ -53,6 +53,8 @@ export class LiveStream {
   filter: MessageFilter | undefined = undefined
   /** The upstream's last event id on this stream: where to re-open the upstream stream from. */
   resumeFrom: string | undefined = undefined
+  /** A take-over of this stream is under way. */
+  takingOver = false
   /** Shutdown: stop feeding without completing, so another instance takes the stream over. */
   stopping = false
   /** Stops listening for other instances' appends. */
@@ -70,6 +72,11 @@ export class LiveStream {
 
   get lastSeq (): number {
     return this.appended
+  }
+
+  /** Runs `work` (or waits for it) before anything published after this call. */
+  after (work: Promise<void> | (() => void)): void {
+    this.chain = this.chain.then(typeof work === 'function' ? work : () => work)
   }
 
   /** Logs an event, then writes it to the attached client. Order is kept across async appends. */

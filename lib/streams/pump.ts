@@ -19,6 +19,11 @@ export interface PumpOptions {
   maxLineLength?: number
   /** Interceptors: each event's messages go through this first (in order). */
   filter?: MessageFilter
+  /**
+   * Stop reading once `pending` is empty: a stream re-opened to resume an answer may be kept
+   * open by the upstream after it.
+   */
+  untilAnswered?: boolean
 }
 
 export interface PumpResult {
@@ -40,6 +45,11 @@ export function pumpSse (options: PumpOptions): Promise<PumpResult> {
     }
     const publish = (data: string, id: string | undefined): void => {
       stream.publish(data, id)
+      if (options.untilAnswered === true && pending !== undefined && pending.size === 0) {
+        settle(undefined)
+        source.destroy()
+        return
+      }
       const writer = stream.writer
       if (writer !== undefined && writer.saturated && !source.isPaused()) {
         // Let the client catch up before reading more: memory stays near the high-water mark.

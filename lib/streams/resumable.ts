@@ -86,7 +86,7 @@ export class ResumableStreams {
     stream.filter = options.filter
     const source = options.source
     stream.stopUpstream = () => source.destroy()
-    writer.start(this.hub.options.retryMs, primes(session), Date.now())
+    stream.after(() => writer.start(this.hub.options.retryMs, primes(session), Date.now()))
     for (const message of options.prelude ?? []) stream.publish(JSON.stringify(message))
     void pumpSse({ source, stream, pending: options.pending, onMessage: options.onMessage, log, filter: options.filter })
       .then((result) => this.completePost(stream, session, options.pending, options.onMessage, log, result))
@@ -108,7 +108,7 @@ export class ResumableStreams {
         continue
       }
       stream.stopUpstream = () => res.body.destroy()
-      const next = await pumpSse({ source: res.body, stream, pending, onMessage, log, filter: stream.filter })
+      const next = await pumpSse({ source: res.body, stream, pending, onMessage, log, filter: stream.filter, untilAnswered: true })
       result = { error: next.error, lastUpstreamEventId: next.lastUpstreamEventId ?? result.lastUpstreamEventId }
       if (result.error === undefined) attempts = 0
     }

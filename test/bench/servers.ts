@@ -9,7 +9,7 @@ import httpProxy from '@fastify/http-proxy'
 import { startDemoUpstream } from '../../examples/demo-upstream/server.ts'
 import { Redis } from 'ioredis'
 import { createGateway } from '../../examples/gateway/create-gateway.ts'
-import { REDIS_URL } from '../helpers/redis.ts'
+import { REDIS_URL, deleteKeys } from '../helpers/redis.ts'
 
 type Kind = 'upstream' | 'upstream-json' | 'gateway' | 'gateway-bare' | 'gateway-redis' | 'gateway-interceptors' | 'forwarder'
 
@@ -61,12 +61,7 @@ const BENCH_PREFIX = `mcp-gw-bench:${process.pid}:`
 
 async function deleteBenchKeys (): Promise<void> {
   const redis = new Redis(REDIS_URL)
-  let cursor = '0'
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${BENCH_PREFIX}*`, 'COUNT', 1000)
-    cursor = next
-    if (keys.length > 0) await redis.del(...keys)
-  } while (cursor !== '0')
+  await deleteKeys(redis, BENCH_PREFIX)
   await redis.quit()
 }
 

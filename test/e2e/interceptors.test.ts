@@ -139,7 +139,7 @@ for (const mode of MODES) {
           name: 'louder-progress',
           match: { direction: 'upstream_to_client', method: 'notifications/progress' },
           handler: (message) => {
-            const params = (message as { params: { progress: number } }).params
+            const params = (message as unknown as { params: { progress: number } }).params
             return { action: 'modify', message: { ...message, params: { ...params, progress: params.progress * 10 } } as never }
           }
         })

@@ -36,16 +36,21 @@ export async function skipWithoutRedis (): Promise<string | false> {
   return missing
 }
 
+/** Deletes every key under `prefix` (SCAN, never KEYS). */
+export async function deleteKeys (client: Redis, prefix: string): Promise<void> {
+  let cursor = '0'
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    cursor = next
+    if (keys.length > 0) await client.del(...keys)
+  } while (cursor !== '0')
+}
+
 export async function redisClient (t: { teardown (fn: () => unknown): void }): Promise<{ client: Redis, prefix: string }> {
   const client = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 })
   const prefix = `mcp-gw-test:${randomBytes(6).toString('hex')}:`
   t.teardown(async () => {
-    let cursor = '0'
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500)
-      cursor = next
-      if (keys.length > 0) await client.del(...keys)
-    } while (cursor !== '0')
+    await deleteKeys(client, prefix)
     client.disconnect()
   })
   return { client, prefix }
