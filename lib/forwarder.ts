@@ -382,20 +382,22 @@ export class Forwarder {
         throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, parsed.message)
       }
       let messages = parsed.messages
+      let changed = false
       if (hasStray(messages, pending)) {
         // Responses to nothing this POST asked (strays, duplicates) never reach the client.
         ctx.log.warn({ upstream: this.upstream.name }, 'dropped upstream responses to no pending request')
         messages = messages.filter((message) => !hasStray([message], pending))
-        raw = Buffer.from(JSON.stringify(messages.length === 1 && !Array.isArray(JSON.parse(raw.toString('utf8'))) ? messages[0] : messages))
+        changed = true
       }
-      if (chain !== undefined || local.length > 0) {
-        const filtered = filter === undefined ? { messages, changed: false } : filter(messages)
+      if (filter !== undefined) {
+        const filtered = filter(messages)
         const out = filtered instanceof Promise ? await filtered : filtered
-        if (out.changed || local.length > 0) {
-          messages = [...local, ...out.messages]
-          const batch = Array.isArray(JSON.parse(raw.toString('utf8'))) || messages.length !== 1
-          raw = Buffer.from(JSON.stringify(batch ? messages : messages[0]))
-        }
+        if (out.changed) messages = out.messages
+        changed ||= out.changed
+      }
+      if (local.length > 0) messages = [...local, ...messages]
+      if (changed || local.length > 0) {
+        raw = Buffer.from(JSON.stringify(parsed.batch || messages.length !== 1 ? messages : messages[0]))
       }
       if (onMessage !== undefined) for (const message of messages) onMessage(message)
       return { status: res.status, headers: { ...JSON_HEADERS, ...headers }, body: raw }

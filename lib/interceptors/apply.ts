@@ -17,22 +17,15 @@ export interface ClientOutcome {
   changed: boolean
 }
 
-/** Runs the chain on a client's messages: synchronous while every handler is. */
-export function interceptClient (chain: InterceptorChain, messages: readonly JsonRpcMessage[], base: BaseContext): ClientOutcome | Promise<ClientOutcome> {
-  const out: ClientOutcome = { forward: [], answers: [], changed: false }
-  const take = (outcome: Outcome, message: JsonRpcMessage): void => {
-    if (outcome.kind === 'forward') {
-      out.forward.push(outcome.message)
-      if (outcome.message !== message) out.changed = true
-    } else {
-      out.changed = true
-      if (outcome.kind === 'answer') out.answers.push(outcome.answer)
-    }
-  }
-  const step = (i: number): ClientOutcome | Promise<ClientOutcome> => {
+/**
+ * Runs the chain on each message in turn, handing each outcome to `take`: synchronous while every
+ * handler is, asynchronous from the first that is not.
+ */
+function runEach<R> (chain: InterceptorChain, messages: readonly JsonRpcMessage[], contextOf: (message: JsonRpcMessage) => Omit<InterceptorContext, 'kind'>, take: (outcome: Outcome, message: JsonRpcMessage) => void, result: () => R): R | Promise<R> {
+  const step = (i: number): R | Promise<R> => {
     for (; i < messages.length; i++) {
       const message = messages[i] as JsonRpcMessage
-      const outcome = chain.run(message, { ...base, direction: 'client_to_upstream', request: undefined })
+      const outcome = chain.run(message, contextOf(message))
       if (outcome instanceof Promise) {
         const at = i
         return outcome.then((o) => {
@@ -42,9 +35,24 @@ export function interceptClient (chain: InterceptorChain, messages: readonly Jso
       }
       take(outcome, message)
     }
-    return out
+    return result()
   }
   return step(0)
+}
+
+/** Runs the chain on a client's messages. */
+export function interceptClient (chain: InterceptorChain, messages: readonly JsonRpcMessage[], base: BaseContext): ClientOutcome | Promise<ClientOutcome> {
+  const out: ClientOutcome = { forward: [], answers: [], changed: false }
+  const context = { ...base, direction: 'client_to_upstream' as const, request: undefined }
+  return runEach(chain, messages, () => context, (outcome, message) => {
+    if (outcome.kind === 'forward') {
+      out.forward.push(outcome.message)
+      if (outcome.message !== message) out.changed = true
+    } else {
+      out.changed = true
+      if (outcome.kind === 'answer') out.answers.push(outcome.answer)
+    }
+  }, () => out)
 }
 
 /** Requests by id, so a response's interceptors know what it answers. */
@@ -63,30 +71,22 @@ export interface FilterResult {
 export type MessageFilter = (messages: JsonRpcMessage[]) => FilterResult | Promise<FilterResult>
 
 export function upstreamFilter (chain: InterceptorChain, base: BaseContext, requests: Map<JsonRpcId, JsonRpcRequest> | undefined): MessageFilter {
-  const step = (messages: JsonRpcMessage[], i: number, out: JsonRpcMessage[], changed: boolean): FilterResult | Promise<FilterResult> => {
-    for (; i < messages.length; i++) {
-      const message = messages[i] as JsonRpcMessage
-      const id = 'id' in message && !('method' in message) ? message.id : undefined
-      const outcome = chain.run(message, { ...base, direction: 'upstream_to_client', request: id === undefined || id === null ? undefined : requests?.get(id) })
-      if (outcome instanceof Promise) {
-        const at = i
-        return outcome.then((o) => {
-          const moved = take(o, message, out)
-          return step(messages, at + 1, out, changed || moved)
-        })
-      }
-      if (take(outcome, message, out)) changed = true
-    }
-    return { messages: out, changed }
+  const contextOf = (message: JsonRpcMessage): Omit<InterceptorContext, 'kind'> => {
+    const id = 'id' in message && !('method' in message) ? message.id : undefined
+    return { ...base, direction: 'upstream_to_client', request: id === undefined || id === null ? undefined : requests?.get(id) }
   }
-  return (messages) => step(messages, 0, [], false)
-}
-
-function take (outcome: Outcome, message: JsonRpcMessage, out: JsonRpcMessage[]): boolean {
-  // An upstream request answered here (a mock of the client) is not supported: see README.
-  if (outcome.kind !== 'forward') return true
-  out.push(outcome.message)
-  return outcome.message !== message
+  return (messages) => {
+    const out: FilterResult = { messages: [], changed: false }
+    return runEach(chain, messages, contextOf, (outcome, message) => {
+      // An upstream request answered here (a mock of the client) is not supported: see README.
+      if (outcome.kind !== 'forward') {
+        out.changed = true
+        return
+      }
+      out.messages.push(outcome.message)
+      if (outcome.message !== message) out.changed = true
+    }, () => out)
+  }
 }
 
 /**

@@ -1,4 +1,5 @@
 import { messageKind, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
+import type { FilterGate } from '../interceptors/apply.ts'
 
 /**
  * Checks one SSE event's data from an upstream: JSON, and a JSON-RPC message (or a batch of them
@@ -45,4 +46,35 @@ export function noteMessages (messages: readonly JsonRpcMessage[], pending: Set<
     if ((kind === 'response' || kind === 'error') && pending !== undefined) pending.delete((message as { id: JsonRpcId }).id)
     onMessage?.(message)
   }
+}
+
+/**
+ * One upstream SSE event's data, the way both stream readers take it: checked (false: drop it),
+ * then through the interceptors when there are any, then handed to `emit` in order: the data to
+ * send (the original text when nothing changed), or undefined when nothing is left of it.
+ */
+export function takeEventData (
+  data: string,
+  pending: Set<JsonRpcId> | undefined,
+  onMessage: ((message: JsonRpcMessage) => void) | undefined,
+  gate: FilterGate | undefined,
+  emit: (data: string | undefined) => void
+): boolean {
+  if (gate === undefined) {
+    if (!acceptEventData(data, pending, onMessage)) return false
+    emit(data)
+    return true
+  }
+  const parsed = parseEventData(data)
+  if (parsed === undefined || (pending !== undefined && hasStray(parsed.messages, pending))) return false
+  gate.push(parsed.messages, (result) => {
+    const messages = result.changed ? result.messages : parsed.messages
+    if (messages.length === 0) {
+      emit(undefined)
+      return
+    }
+    noteMessages(messages, pending, onMessage)
+    emit(result.changed ? JSON.stringify(parsed.batch ? messages : messages[0]) : data)
+  })
+  return true
 }

@@ -10,7 +10,7 @@
 import { Readable } from 'node:stream'
 import { errorResponse, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
 import { FilterGate, type MessageFilter } from '../interceptors/apply.ts'
-import { acceptEventData, hasStray, noteMessages, parseEventData } from './messages.ts'
+import { takeEventData } from './messages.ts'
 import { encodeEvent } from '../sse/encode.ts'
 import { SseParser } from '../sse/parser.ts'
 import type { Logger } from '../logger.ts'
@@ -77,29 +77,13 @@ export function relaySse (options: SseRelayOptions): Readable {
         write(encodeEvent(event))
         return
       }
-      if (gate === undefined) {
-        if (acceptEventData(event.data, pending, onMessage)) write(encodeEvent(event))
-        else log.warn({ eventId: event.id }, 'dropped upstream SSE event: not JSON-RPC, or a response to no request pending on this stream')
-        return
-      }
-      const parsed = parseEventData(event.data)
-      if (parsed === undefined || (pending !== undefined && hasStray(parsed.messages, pending))) {
-        log.warn({ eventId: event.id }, 'dropped upstream SSE event: not JSON-RPC, or a response to no request pending on this stream')
-        return
-      }
-      gate.push(parsed.messages, (result) => {
+      const taken = takeEventData(event.data, pending, onMessage, gate, (data) => {
         if (done) return
-        if (!result.changed) {
-          noteMessages(parsed.messages, pending, onMessage)
-          write(encodeEvent(event))
-        } else if (result.messages.length > 0) {
-          noteMessages(result.messages, pending, onMessage)
-          write(encodeEvent({ ...event, data: JSON.stringify(parsed.batch ? result.messages : result.messages[0]) }))
-        } else if (event.id !== undefined) {
-          // Nothing left to send: the id alone keeps the client's resume point.
-          write(encodeEvent({ id: event.id, data: '' }))
-        }
+        if (data !== undefined) write(encodeEvent({ ...event, data }))
+        // Nothing left to send: the id alone keeps the client's resume point.
+        else if (event.id !== undefined) write(encodeEvent({ id: event.id, data: '' }))
       })
+      if (!taken) log.warn({ eventId: event.id }, 'dropped upstream SSE event: not JSON-RPC, or a response to no request pending on this stream')
     }
   })
 

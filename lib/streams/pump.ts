@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream'
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { FilterGate, type MessageFilter } from '../interceptors/apply.ts'
-import { acceptEventData, hasStray, noteMessages, parseEventData } from '../relay/messages.ts'
+import { takeEventData } from '../relay/messages.ts'
 import { SseParser } from '../sse/parser.ts'
 import type { LiveStream } from './live-stream.ts'
 
@@ -67,28 +67,12 @@ export function pumpSse (options: PumpOptions): Promise<PumpResult> {
           if (id !== undefined && id !== '') stream.noteUpstreamEventId(id)
           return
         }
-        if (gate === undefined) {
-          if (acceptEventData(event.data, pending, onMessage)) publish(event.data, id)
-          else log.warn({ upstreamEventId: id }, 'dropped upstream SSE event: not JSON-RPC, or a response to no request pending on this stream')
-          return
-        }
-        const parsed = parseEventData(event.data)
-        if (parsed === undefined || (pending !== undefined && hasStray(parsed.messages, pending))) {
-          log.warn({ upstreamEventId: id }, 'dropped upstream SSE event: not JSON-RPC, or a response to no request pending on this stream')
-          return
-        }
-        gate.push(parsed.messages, (result) => {
-          if (!result.changed) {
-            noteMessages(parsed.messages, pending, onMessage)
-            publish(event.data, id)
-          } else if (result.messages.length > 0) {
-            noteMessages(result.messages, pending, onMessage)
-            publish(JSON.stringify(parsed.batch ? result.messages : result.messages[0]), id)
-          } else if (id !== undefined && id !== '') {
-            // Nothing left to send: keep the upstream position for resuming.
-            stream.noteUpstreamEventId(id)
-          }
+        const taken = takeEventData(event.data, pending, onMessage, gate, (data) => {
+          if (data !== undefined) publish(data, id)
+          // Nothing left to send: keep the upstream position for resuming.
+          else if (id !== undefined && id !== '') stream.noteUpstreamEventId(id)
         })
+        if (!taken) log.warn({ upstreamEventId: id }, 'dropped upstream SSE event: not JSON-RPC, or a response to no request pending on this stream')
       }
     })
     source.on('data', (chunk: Buffer) => {
