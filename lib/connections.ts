@@ -13,6 +13,15 @@ const kSocket = Symbol('mcpGatewaySocket')
 type TrackedSocket = Socket & { [kInFlight]?: number }
 type TrackedResponse = ServerResponse & { [kSocket]?: TrackedSocket }
 
+/**
+ * Marks a socket as busy for good: an upgraded (WebSocket) connection never sends a request the
+ * tracker would see, and is closed by its own protocol, not as an idle HTTP socket.
+ */
+export function markUpgraded (socket: Socket): void {
+  const tracked = socket as TrackedSocket
+  tracked[kInFlight] = (tracked[kInFlight] ?? 0) + 1
+}
+
 export class ConnectionTracker {
   private readonly sockets = new Set<TrackedSocket>()
   private closing = false

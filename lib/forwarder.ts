@@ -6,21 +6,23 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import { GatewayErrors, toJsonRpcError } from './errors.ts'
-import { isRequest, toMessages, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from './jsonrpc.ts'
+import { errorResponse, isRequest, toMessages, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from './jsonrpc.ts'
 import type { Abort } from './abort.ts'
 import { methodLabel, type ExchangeObserver, type ExchangeTrace } from './observer.ts'
 import type { Logger } from './logger.ts'
-import { DEFAULT_NEGOTIATED_VERSION, HEADER, PROTOCOL_VERSIONS, STATELESS_VERSION, isStatelessRequest, isStatelessVersion, supportsBatches } from './protocol.ts'
+import { DEFAULT_NEGOTIATED_VERSION, HEADER, PROTOCOL_VERSIONS, STATELESS_VERSION, headerMismatch, isStatelessRequest, isStatelessVersion, supportsBatches } from './protocol.ts'
 import { BodyTooLargeError, drain, readBounded } from './relay/body.ts'
 import { upstreamRequestHeaders } from './relay/headers.ts'
 import { relaySse } from './relay/sse-relay.ts'
 import { hasStray } from './relay/messages.ts'
 import type { SessionEndReason, SessionManager } from './session/manager.ts'
 import type { SessionRecord } from './session/store.ts'
-import type { StreamableHttpUpstream, UpstreamHttpResponse } from './upstream/streamable-http.ts'
+import type { Upstream, UpstreamHttpResponse } from './upstream/types.ts'
 import type { StreamHub } from './streams/hub.ts'
 import { ResumableStreams, SSE_HEADERS, type OpenStream } from './streams/resumable.ts'
 import type { InterceptorChain } from './interceptors/chain.ts'
+import { Deadline, timeoutFor, type CheckedTimeouts } from './deadline.ts'
+import type { Principal } from './auth/principal.ts'
 import { interceptClient, requestsById, upstreamFilter, type BaseContext, type MessageFilter } from './interceptors/apply.ts'
 
 /** A POST body, parsed once: the original bytes (forwarded as they are) and the messages. */
@@ -58,6 +60,8 @@ export interface ExchangeContext {
   interceptors?: InterceptorChain
   /** The route's `config.mcp`, for interceptors. */
   routeConfig?: Record<string, unknown>
+  /** Who is asking, when inbound auth is on: sessions are bound to it. */
+  principal?: Principal
 }
 
 export interface OutboundResponse {
@@ -68,7 +72,7 @@ export interface OutboundResponse {
 }
 
 export interface ForwarderOptions {
-  upstream: StreamableHttpUpstream
+  upstream: Upstream
   sessions: SessionManager
   /**
    * Largest JSON response accepted from the upstream (SSE streams are relayed, never buffered).
@@ -79,6 +83,8 @@ export interface ForwarderOptions {
   streams?: StreamHub
   /** Watchers of traffic (metrics, tracing); the array may grow after construction. */
   observers?: ExchangeObserver[]
+  /** Request timeouts (reset by progress); none without. */
+  timeouts?: CheckedTimeouts
 }
 
 export const FORWARDER_DEFAULTS = { maxResponseBytes: 64 * 1024 * 1024 } as const
@@ -108,13 +114,26 @@ export function bodyMethod (body: ParsedBody): string {
 }
 
 /** Decides which session a request belongs to, before anything is sent upstream. */
-export async function resolveSession (sessions: SessionManager, headers: IncomingHttpHeaders, body: ParsedBody | undefined, onSession?: (session: SessionRecord) => void): Promise<SessionResolution> {
+export interface ResolveOptions {
+  /** The endpoint's upstream: a session opened on another endpoint is unknown here. */
+  upstream?: string
+  /** The caller's principal id (auth on): another principal's session is unknown to it. */
+  principal?: string
+  /** Sees the session once found. */
+  onSession?: (session: SessionRecord) => void
+}
+
+export async function resolveSession (sessions: SessionManager, headers: IncomingHttpHeaders, body: ParsedBody | undefined, options: ResolveOptions = {}): Promise<SessionResolution> {
   const messages = body?.messages ?? []
   const sessionId = headers[HEADER.sessionId]
   if (sessionId !== undefined) {
     const session = typeof sessionId === 'string' ? await sessions.find(sessionId) : undefined
-    if (session === undefined) throw new GatewayErrors.SESSION_NOT_FOUND()
-    onSession?.(session)
+    // A session belongs to the endpoint and the principal that opened it: to anyone else it
+    // does not exist (a 404 tells a hijacker nothing a guess would not).
+    if (session === undefined ||
+      (options.upstream !== undefined && session.upstream !== options.upstream) ||
+      session.principal !== options.principal) throw new GatewayErrors.SESSION_NOT_FOUND()
+    options.onSession?.(session)
     const version = headers[HEADER.protocolVersion]
     if (version !== undefined && (typeof version !== 'string' || !(PROTOCOL_VERSIONS as readonly string[]).includes(version) || isStatelessVersion(version))) {
       // The spec: an invalid or unsupported MCP-Protocol-Version gets 400 (a 2026 version has no sessions).
@@ -133,17 +152,21 @@ export async function resolveSession (sessions: SessionManager, headers: Incomin
   }
   if (isStatelessRequest(headers, messages)) {
     if (body?.batch === true) throw new GatewayErrors.BATCH_NOT_SUPPORTED(STATELESS_VERSION)
+    const first = messages[0]
+    const mismatch = first === undefined ? undefined : headerMismatch(headers, first)
+    if (mismatch !== undefined) throw new GatewayErrors.HEADER_MISMATCH(mismatch)
     return { kind: 'stateless' }
   }
   throw new GatewayErrors.SESSION_REQUIRED()
 }
 
 export class Forwarder {
-  readonly upstream: StreamableHttpUpstream
+  readonly upstream: Upstream
   private readonly sessions: SessionManager
   private readonly maxResponseBytes: number
   private readonly resumable: ResumableStreams | undefined
   private readonly observers: ExchangeObserver[]
+  private readonly timeouts: CheckedTimeouts | undefined
   /** Tells the observers about a message from the upstream (undefined-free: checks the list). */
   private readonly observeUpstream: (message: JsonRpcMessage) => void
 
@@ -151,6 +174,7 @@ export class Forwarder {
     this.upstream = options.upstream
     this.sessions = options.sessions
     this.maxResponseBytes = options.maxResponseBytes ?? FORWARDER_DEFAULTS.maxResponseBytes
+    this.timeouts = options.timeouts
     const observers = this.observers = options.observers ?? []
     const name = options.upstream.name
     this.observeUpstream = (message) => {
@@ -158,7 +182,7 @@ export class Forwarder {
     }
     this.resumable = options.streams === undefined
       ? undefined
-      : new ResumableStreams(options.streams, options.upstream, (res, session) => this.failure(res, session), this.observeUpstream)
+      : new ResumableStreams(options.streams, options.upstream, (res, session) => this.failure(res, session), async (session) => { await this.sessions.end(session.id, 'upstream-gone') }, this.observeUpstream)
   }
 
   /** Resolves undefined when the response was taken over as a logged stream (`ctx.openStream`). */
@@ -191,9 +215,20 @@ export class Forwarder {
       }
     }
 
+    // The upstream response's body, once there: a deadline that passes ends it with its error.
+    let source: Readable | undefined
+    const deadline = pending.size === 0 || this.timeouts === undefined
+      ? undefined
+      : this.deadline(body, (expired) => {
+        ctx.log.warn({ upstream: this.upstream.name, unanswered: pending.size }, 'upstream request timed out')
+        source?.destroy(expired.error)
+        if (session !== undefined && pending.size > 0) this.cancelUpstream(session, [...pending], ctx.log, 'Request timed out')
+      })
     // A client that goes away before its answers arrive cancels them upstream too: an HTTP
     // disconnect alone is not a cancellation for 2025-era servers, so say it in MCP terms.
     const onAbort = (): void => {
+      deadline?.clear()
+      deadline?.abort.abort()
       if (session !== undefined && pending.size > 0) this.cancelUpstream(session, [...pending], ctx.log)
     }
     ctx.signal.once('abort', onAbort)
@@ -229,22 +264,36 @@ export class Forwarder {
     let status: number | string = 0
     let res: UpstreamHttpResponse
     try {
-      res = await this.upstream.request({ method: 'POST', headers, body: raw, signal: ctx.signal })
+      res = await this.upstream.request({ method: 'POST', headers, body: raw, messages: body.messages, signal: deadline?.abort ?? ctx.signal, principal: ctx.principal?.id })
     } catch (err) {
-      status = (err as { code?: string }).code ?? 'error'
+      deadline?.clear()
+      status = deadline?.expired === true ? deadline.error.code : (err as { code?: string }).code ?? 'error'
       done()
-      if (watched) this.observeRequest(body, started, status)
+      if (watched) this.observeRequest(body, started, status, ctx.resolution.kind === 'stateless')
+      if (deadline?.expired === true) return timedOut(deadline, body, pending)
       throw err
     }
     status = res.status
-    if (watched) this.observeRequest(body, started, res.status)
+    if (watched) this.observeRequest(body, started, res.status, ctx.resolution.kind === 'stateless')
+    if (deadline !== undefined) {
+      source = res.body
+      source.once('close', () => deadline.clear())
+    }
     try {
-      return await this.postResponse(ctx, body, res, session, pending, settle, finished, local)
+      return await this.postResponse(ctx, body, res, session, pending, settle, finished, local, deadline)
     } catch (err) {
-      status = (err as { code?: string }).code ?? status
+      status = deadline?.expired === true ? deadline.error.code : (err as { code?: string }).code ?? status
       done()
+      if (deadline?.expired === true) return timedOut(deadline, body, pending)
       throw err
     }
+  }
+
+  private deadline (body: ParsedBody, onExpire: (deadline: Deadline) => void): Deadline | undefined {
+    const timeouts = this.timeouts as CheckedTimeouts
+    const idle = timeoutFor(timeouts, body.messages)
+    if (idle === 0 && timeouts.maxRequestTimeout === 0) return undefined
+    return new Deadline(this.upstream.name, idle, timeouts.maxRequestTimeout, body.messages, onExpire)
   }
 
   /** The exchange's interceptors for messages from the upstream, if any may act on them. */
@@ -255,7 +304,7 @@ export class Forwarder {
   }
 
   private interceptorBase (ctx: ExchangeContext, session: SessionRecord | undefined): BaseContext {
-    return { session, upstream: this.upstream.name, config: ctx.routeConfig, log: ctx.log }
+    return { session, principal: ctx.principal, upstream: this.upstream.name, config: ctx.routeConfig, log: ctx.log }
   }
 
   private startTrace (ctx: ExchangeContext, body: ParsedBody, session: SessionRecord | undefined): ExchangeTrace | undefined {
@@ -283,7 +332,8 @@ export class Forwarder {
     pending: Set<JsonRpcId>,
     settle: () => void,
     finished: (() => void) | undefined,
-    local: JsonRpcMessage[]
+    local: JsonRpcMessage[],
+    deadline: Deadline | undefined
   ): Promise<OutboundResponse | undefined> {
     const done = finished === undefined ? settle : (): void => { settle(); finished() }
     if (res.status >= 300) {
@@ -296,22 +346,32 @@ export class Forwarder {
     const initialize = ctx.resolution.kind === 'initialize' ? findInitialize(body.messages) : undefined
     if (initialize !== undefined) {
       const upstreamSessionId = res.headers[HEADER.sessionId]
+      // The spec: visible ASCII only. Anything else would be copied into our upstream requests.
+      if (upstreamSessionId !== undefined && (typeof upstreamSessionId !== 'string' || !/^[\x21-\x7e]{1,1024}$/.test(upstreamSessionId))) {
+        drain(res.body)
+        done()
+        throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, 'its Mcp-Session-Id is not visible ASCII')
+      }
       const params = initialize.params ?? {}
       opened = await this.sessions.open({
         upstream: this.upstream.name,
         upstreamSessionId: typeof upstreamSessionId === 'string' ? upstreamSessionId : null,
         protocolVersion: typeof params.protocolVersion === 'string' ? params.protocolVersion : DEFAULT_NEGOTIATED_VERSION,
         clientInfo: params.clientInfo as Record<string, unknown> | undefined,
-        clientCapabilities: params.capabilities as Record<string, unknown> | undefined
+        clientCapabilities: params.capabilities as Record<string, unknown> | undefined,
+        ...(ctx.principal === undefined ? {} : { principal: ctx.principal.id })
       })
       headers[HEADER.sessionId] = opened.id
       ctx.log.info({ sessionId: opened.id, upstream: this.upstream.name }, 'session opened')
     }
     const watcher = opened === undefined ? undefined : this.negotiationWatcher(opened, initialize as JsonRpcRequest, ctx.log)
     const observe = this.observers.length > 0 ? this.observeUpstream : undefined
-    const onMessage = watcher === undefined
+    const seen = watcher === undefined
       ? observe
       : observe === undefined ? watcher : (message: JsonRpcMessage) => { watcher(message); observe(message) }
+    const onMessage = deadline === undefined
+      ? seen
+      : seen === undefined ? (message: JsonRpcMessage) => deadline.see(message) : (message: JsonRpcMessage) => { deadline.see(message); seen(message) }
 
     const type = mediaType(res.headers)
     const streamSession = session ?? opened
@@ -352,6 +412,8 @@ export class Forwarder {
         prelude: local,
         log: ctx.log,
         unanswered: (_id, cause) => {
+          // Only an expired deadline has an error to give (it is made on expiry, not per request).
+          if (cause !== undefined && deadline?.expired === true) return toJsonRpcError(deadline.error).body.error
           const err = cause === undefined
             ? new GatewayErrors.UPSTREAM_STREAM_ENDED(this.upstream.name)
             : new GatewayErrors.UPSTREAM_UNAVAILABLE(this.upstream.name)
@@ -510,10 +572,14 @@ export class Forwarder {
     return { status: res.status, headers, body: synthesized }
   }
 
-  private observeRequest (body: ParsedBody, started: number, outcome: number | string): void {
+  private observeRequest (body: ParsedBody, started: number, outcome: number | string, stateless: boolean): void {
     const method = methodLabel(bodyMethod(body))
     const seconds = (performance.now() - started) / 1000
-    for (const observer of this.observers) observer.upstreamRequest?.(this.upstream.name, method, seconds, outcome)
+    const upstreamEra = this.upstream.era ?? 'unknown'
+    for (const observer of this.observers) {
+      observer.upstreamRequest?.(this.upstream.name, method, seconds, outcome)
+      observer.era?.(this.upstream.name, stateless ? '2026' : '2025', upstreamEra)
+    }
   }
 
   private negotiationWatcher (session: SessionRecord, initialize: JsonRpcRequest, log: Logger): (message: JsonRpcMessage) => void {
@@ -528,9 +594,9 @@ export class Forwarder {
     }
   }
 
-  private cancelUpstream (session: SessionRecord, ids: JsonRpcId[], log: Logger): void {
+  private cancelUpstream (session: SessionRecord, ids: JsonRpcId[], log: Logger, reason = 'Client disconnected'): void {
     for (const requestId of ids) {
-      const notification = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason: 'Client disconnected' } }
+      const notification = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } }
       const headers: Record<string, string> = {
         'content-type': 'application/json',
         accept: 'application/json, text/event-stream',
@@ -551,4 +617,14 @@ function withMetaTraceparent (body: ParsedBody, traceparent: string): Buffer | s
   if (body.batch || first === undefined || !('method' in first)) return body.raw
   const params = { ...first.params, _meta: { ...(first.params?._meta as Record<string, unknown> | undefined), traceparent } }
   return JSON.stringify({ ...first, params })
+}
+
+/**
+ * A timed-out request is answered, not failed: the session is fine, only the call is over, so the
+ * client gets a JSON-RPC error for each request still unanswered, in a 200 it can match by id.
+ */
+function timedOut (deadline: Deadline, body: ParsedBody, pending: Set<JsonRpcId>): OutboundResponse {
+  const { code, message } = toJsonRpcError(deadline.error).body.error
+  const errors = [...pending].map((id) => errorResponse(id, code, message))
+  return { status: 200, headers: { ...JSON_HEADERS }, body: Buffer.from(JSON.stringify(body.batch ? errors : errors[0])) }
 }

@@ -9,7 +9,7 @@ import { drain } from './relay/body.ts'
 import type { Logger } from './logger.ts'
 import type { SessionManager } from './session/manager.ts'
 import type { SessionRecord } from './session/store.ts'
-import type { StreamableHttpUpstream } from './upstream/streamable-http.ts'
+import type { Upstream } from './upstream/types.ts'
 
 export interface HeartbeatOptions {
   /**
@@ -32,7 +32,7 @@ const BATCH = 1000
 
 export class Heartbeat {
   private readonly sessions: SessionManager
-  private readonly upstream: StreamableHttpUpstream
+  private readonly upstream: Upstream
   private readonly options: HeartbeatOptions
   private readonly log: Logger
   private readonly failures = new Map<string, number>()
@@ -40,7 +40,7 @@ export class Heartbeat {
   private running: Promise<void> | undefined
   private counter = 0
 
-  constructor (sessions: SessionManager, upstream: StreamableHttpUpstream, options: HeartbeatOptions, log: Logger) {
+  constructor (sessions: SessionManager, upstream: Upstream, options: HeartbeatOptions, log: Logger) {
     this.sessions = sessions
     this.upstream = upstream
     this.options = options

@@ -48,8 +48,14 @@ export const METHOD_NOT_FOUND = -32601
 export const INVALID_PARAMS = -32602
 export const INTERNAL_ERROR = -32603
 
+/**
+ * Longest string id accepted. JSON-RPC sets no limit; ids are echoed, logged and kept while a
+ * request is pending, and no real client needs more than a UUID or two.
+ */
+export const MAX_ID_LENGTH = 1024
+
 function isId (value: unknown): value is JsonRpcId {
-  return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value))
+  return (typeof value === 'string' && value.length <= MAX_ID_LENGTH) || (typeof value === 'number' && Number.isFinite(value))
 }
 
 function isObject (value: unknown): value is Record<string, unknown> {
@@ -127,4 +133,31 @@ export function errorResponse (id: JsonRpcId | null, code: number, message: stri
   const error: JsonRpcErrorObject = { code, message }
   if (data !== undefined) error.data = data
   return { jsonrpc: '2.0', id, error }
+}
+
+/** Deepest nesting of arrays and objects accepted in a message. */
+export const MAX_DEPTH = 64
+
+/**
+ * Whether JSON text nests arrays and objects deeper than `limit`, found in one pass over the text
+ * before it is parsed (so nothing later, a re-encoding included, can recurse too deep). Brackets
+ * inside strings do not count.
+ */
+export function nestsDeeperThan (text: string, limit: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 92) i++
+      else if (c === 34) inString = false
+    } else if (c === 34) {
+      inString = true
+    } else if (c === 91 || c === 123) {
+      if (++depth > limit) return true
+    } else if (c === 93 || c === 125) {
+      depth--
+    }
+  }
+  return false
 }

@@ -37,6 +37,8 @@ export interface ExchangeObserver {
   upstreamRequest? (upstream: string, method: string, seconds: number, outcome: number | string): void
   /** The gateway answered a request with an error (`code` from the error table, or the status). */
   refused? (upstream: string, code: string, status: number): void
+  /** A POST forwarded, by the client's protocol era and the upstream's (`unknown` until found). */
+  era? (upstream: string, clientEra: '2025' | '2026', upstreamEra: '2025' | '2026' | 'unknown'): void
 }
 
 /** Methods of the MCP spec (both eras), usable as a metric label; anything else is "other". */

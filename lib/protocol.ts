@@ -49,3 +49,39 @@ export function isStatelessRequest (headers: Record<string, string | string[] | 
   }
   return false
 }
+
+/** Methods whose `Mcp-Name` header mirrors `params.name` (or `params.uri`). */
+const NAMED = new Map([['tools/call', 'name'], ['prompts/get', 'name'], ['resources/read', 'uri']])
+
+/** A header value in the spec's Base64 sentinel form (`=?base64?...?=`), decoded. */
+export function decodeHeaderValue (value: string): string {
+  if (value.startsWith('=?base64?') && value.endsWith('?=') && value.length >= 11) {
+    return Buffer.from(value.slice(9, -2), 'base64').toString('utf8')
+  }
+  return value
+}
+
+/**
+ * 2026-07-28 mirrors body fields into headers so intermediaries can route without parsing; a
+ * gateway that reads the body must check they agree (else a balancer routing on the header and
+ * a server acting on the body disagree). Resolves the mismatch, or undefined when all agree.
+ */
+export function headerMismatch (headers: Record<string, string | string[] | undefined>, message: JsonRpcMessage): string | undefined {
+  if (!('method' in message)) return undefined
+  const method = headers[HEADER.method]
+  if (typeof method !== 'string') return 'the Mcp-Method header is required'
+  if (method !== message.method) return `Mcp-Method header value '${method}' does not match body value '${message.method}'`
+  const version = headers[HEADER.protocolVersion]
+  const meta = message.params?._meta as Record<string, unknown> | undefined
+  const metaVersion = meta?.[META_PROTOCOL_VERSION]
+  if (typeof version !== 'string') return 'the MCP-Protocol-Version header is required'
+  if (metaVersion !== undefined && metaVersion !== version) return `MCP-Protocol-Version header value '${version}' does not match body value '${String(metaVersion)}'`
+  const field = NAMED.get(message.method)
+  if (field !== undefined) {
+    const name = headers[HEADER.name]
+    const body = message.params?.[field]
+    if (typeof name !== 'string') return 'the Mcp-Name header is required'
+    if (decodeHeaderValue(name) !== body) return `Mcp-Name header value '${name}' does not match body value '${String(body)}'`
+  }
+  return undefined
+}

@@ -148,6 +148,8 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
   })
   const refused = new client.Counter({ name: 'mcp_gateway_refused_total', help: 'Requests the gateway answered with an error, by error code and HTTP status', labelNames: ['upstream', 'code', 'status'], registers })
   const upstreamErrors = new client.Counter({ name: 'mcp_gateway_upstream_errors_total', help: 'Upstream requests that failed, by kind', labelNames: ['upstream', 'kind'], registers })
+  const eras = new client.Counter({ name: 'mcp_gateway_requests_by_era_total', help: 'POSTs forwarded, by the client\'s protocol era and the upstream\'s', labelNames: ['upstream', 'client_era', 'upstream_era'], registers })
+  const eraChildren = new Map<string, { inc: () => void }>()
   const tools = new Set(checked.toolNames)
 
   // Label children cached by their values: prom-client hashes a label object on every call, and
@@ -178,6 +180,15 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
         }
         toolChild.inc()
       }
+    },
+    era (upstream, clientEra, upstreamEra) {
+      const key = `${upstream}\0${clientEra}\0${upstreamEra}`
+      let child = eraChildren.get(key)
+      if (child === undefined) {
+        child = eras.labels({ upstream, client_era: clientEra, upstream_era: upstreamEra })
+        eraChildren.set(key, child)
+      }
+      child.inc()
     },
     refused (upstream, code, status) {
       refused.inc({ upstream, code, status: String(status) })

@@ -12,14 +12,22 @@ import type { ExchangeObserver } from '../lib/observer.ts'
 import { HEARTBEAT_DEFAULTS, Heartbeat, type HeartbeatOptions } from '../lib/heartbeat.ts'
 import { GatewayErrors, toJsonRpcError } from '../lib/errors.ts'
 import { Forwarder, bodyMethod, resolveSession, type ExchangeContext, type ParsedBody, type SessionResolution } from '../lib/forwarder.ts'
-import { PARSE_ERROR, parseMessages, type JsonRpcId, type JsonRpcMessage } from '../lib/jsonrpc.ts'
-import { httpUrl, invalid, isPlainObject, optionalInteger, optionalString, stringRecord } from '../lib/options.ts'
+import { MAX_DEPTH, PARSE_ERROR, nestsDeeperThan, parseMessages, type JsonRpcId, type JsonRpcMessage } from '../lib/jsonrpc.ts'
+import { invalid, isPlainObject, optionalInteger, optionalString } from '../lib/options.ts'
 import { originChecker, type OriginPolicy } from '../lib/origin.ts'
-import { StreamableHttpUpstream, UPSTREAM_DEFAULTS, type StreamableHttpUpstreamOptions } from '../lib/upstream/streamable-http.ts'
+import { createUpstream, type UpstreamConfig, type UpstreamOptions } from '../lib/upstream/create.ts'
+import { checkTimeouts, checkUpstreamOptions } from '../lib/upstream/options.ts'
+import type { CheckedTimeouts } from '../lib/deadline.ts'
+import type { Principal } from '../lib/auth/principal.ts'
+import type { Upstream } from '../lib/upstream/types.ts'
 
 export interface McpProxyOptions {
-  /** The upstream's MCP endpoint URL, or its full options. */
-  upstream: string | (Omit<StreamableHttpUpstreamOptions, 'name'> & { name?: string })
+  /**
+   * The upstream: a Streamable HTTP endpoint URL, or options with a `kind`: `streamable-http`
+   * (the default; `url`), `stdio` (`command`, `args`, `env`, `cwd`) or `sse` (a legacy
+   * 2024-11-05 HTTP+SSE server; `url` of its SSE endpoint). See the README's Upstreams section.
+   */
+  upstream: string | UpstreamConfig
   /**
    * Path of the MCP endpoint on this server.
    * @default '/mcp'
@@ -41,6 +49,12 @@ export interface McpProxyOptions {
    * @default loopback origins only
    */
   allowedOrigins?: OriginPolicy
+  /**
+   * Most POSTs one session may have in flight at once (per gateway instance); past it, 429 with
+   * `Retry-After` and JSON-RPC -32069. One client cannot tie up the upstream for everyone.
+   * @default 64
+   */
+  maxInFlightPerSession?: number
   /** Pings to the upstream sessions of idle gateway sessions (see README, Session lifecycle). */
   heartbeat?: Partial<HeartbeatOptions>
   /**
@@ -60,19 +74,37 @@ export const PROXY_DEFAULTS = {
   path: '/mcp',
   bodyLimit: 4 * 1024 * 1024,
   maxResponseBytes: 64 * 1024 * 1024,
+  maxInFlightPerSession: 64,
   upstreamName: 'default'
 } as const
+
+/** One MCP endpoint, for plugins that offer it over another transport (WebSocket). */
+export interface McpEndpoint {
+  upstream: string
+  path: string
+  forwarder: Forwarder
+  originAllowed: (origin: string) => boolean
+  /** The interceptors an exchange of this endpoint runs (gateway-wide, then the route's). */
+  interceptors: () => InterceptorChain | undefined
+  routeConfig: NonNullable<FastifyContextConfig['mcp']>
+  bodyLimit: number
+  maxInFlightPerSession: number
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Every upstream an MCP endpoint of this server proxies to, by name. */
-    mcpUpstreams: Map<string, StreamableHttpUpstream>
+    mcpUpstreams: Map<string, Upstream>
+    /** Every MCP endpoint of this server, by upstream name. */
+    mcpEndpoints: Map<string, McpEndpoint>
     /** Watchers of MCP traffic (metrics, tracing): push one to be told about every message. */
     mcpObservers: ExchangeObserver[]
   }
   interface FastifyRequest {
     /** The JSON-RPC messages of a POST body, parsed once; null for GET and DELETE. */
     mcpMessages: JsonRpcMessage[] | null
+    /** Who is calling, set by the auth plugin; null when inbound auth is off. */
+    mcpPrincipal: Principal | null
   }
   interface FastifyContextConfig {
     /** Set on MCP endpoint routes: which upstream the route serves. */
@@ -85,29 +117,15 @@ declare module 'fastify' {
 }
 
 interface CheckedOptions {
-  upstream: StreamableHttpUpstreamOptions
+  upstream: UpstreamOptions
+  timeouts: CheckedTimeouts
   path: string
   bodyLimit: number
   maxResponseBytes: number
+  maxInFlightPerSession: number
   allowedOrigins: OriginPolicy | undefined
   heartbeat: HeartbeatOptions
   route: NonNullable<McpProxyOptions['route']>
-}
-
-function checkUpstream (value: unknown): StreamableHttpUpstreamOptions {
-  if (typeof value === 'string') return { name: PROXY_DEFAULTS.upstreamName, url: httpUrl('upstream', value) }
-  if (!isPlainObject(value)) throw invalid('upstream', 'must be a URL string or an object with a url')
-  const connections = value.connections == null ? null : optionalInteger('upstream.connections', value.connections, 1, 1)
-  return {
-    name: optionalString('upstream.name', value.name, PROXY_DEFAULTS.upstreamName),
-    url: httpUrl('upstream.url', value.url),
-    headers: stringRecord('upstream.headers', value.headers),
-    connections,
-    connectTimeout: optionalInteger('upstream.connectTimeout', value.connectTimeout, 1, UPSTREAM_DEFAULTS.connectTimeout),
-    headersTimeout: optionalInteger('upstream.headersTimeout', value.headersTimeout, 1, UPSTREAM_DEFAULTS.headersTimeout),
-    bodyTimeout: optionalInteger('upstream.bodyTimeout', value.bodyTimeout, 0, UPSTREAM_DEFAULTS.bodyTimeout),
-    keepAliveTimeout: optionalInteger('upstream.keepAliveTimeout', value.keepAliveTimeout, 1, UPSTREAM_DEFAULTS.keepAliveTimeout)
-  }
 }
 
 function checkOptions (options: McpProxyOptions): CheckedOptions {
@@ -130,10 +148,12 @@ function checkOptions (options: McpProxyOptions): CheckedOptions {
       intervalMs: optionalInteger('heartbeat.intervalMs', heartbeat.intervalMs, 0, HEARTBEAT_DEFAULTS.intervalMs),
       maxFailures: optionalInteger('heartbeat.maxFailures', heartbeat.maxFailures, 1, HEARTBEAT_DEFAULTS.maxFailures)
     },
-    upstream: checkUpstream(options.upstream),
+    upstream: checkUpstreamOptions('upstream', options.upstream, PROXY_DEFAULTS.upstreamName),
+    timeouts: checkTimeouts('upstream', options.upstream),
     path,
     bodyLimit: optionalInteger('bodyLimit', options.bodyLimit, 1, PROXY_DEFAULTS.bodyLimit),
     maxResponseBytes: optionalInteger('maxResponseBytes', options.maxResponseBytes, 1, PROXY_DEFAULTS.maxResponseBytes),
+    maxInFlightPerSession: optionalInteger('maxInFlightPerSession', options.maxInFlightPerSession, 1, PROXY_DEFAULTS.maxInFlightPerSession),
     allowedOrigins
   }
 }
@@ -147,6 +167,10 @@ function parseBody (_request: FastifyRequest, raw: Buffer, done: (err: Error | n
     text = utf8.decode(raw)
   } catch {
     done(new GatewayErrors.PARSE_ERROR('Parse error: body is not valid UTF-8'))
+    return
+  }
+  if (nestsDeeperThan(text, MAX_DEPTH)) {
+    done(new GatewayErrors.INVALID_REQUEST(`Invalid Request: JSON nested deeper than ${MAX_DEPTH} levels`))
     return
   }
   const parsed = parseMessages(text)
@@ -192,7 +216,7 @@ type ResolvedRequest = FastifyRequest & { [kResolution]?: SessionResolution }
 
 async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Promise<void> {
   const checked = checkOptions(options)
-  const upstream = new StreamableHttpUpstream(checked.upstream)
+  const upstream = createUpstream(checked.upstream, fastify.log)
   // Resumable streams when the streaming plugin is registered; plain relaying otherwise.
   const streaming = fastify.hasDecorator('mcpStreams') ? fastify.mcpStreams : undefined
   if (!fastify.hasDecorator('mcpObservers')) fastify.decorate('mcpObservers', [])
@@ -201,13 +225,16 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
     sessions: fastify.mcpSessions,
     maxResponseBytes: checked.maxResponseBytes,
     streams: streaming,
-    observers: fastify.mcpObservers
+    observers: fastify.mcpObservers,
+    timeouts: checked.timeouts
   })
   const originAllowed = originChecker(checked.allowedOrigins)
   const upstreamName = checked.upstream.name
 
   if (!fastify.hasRequestDecorator('mcpMessages')) fastify.decorateRequest('mcpMessages', null)
+  if (!fastify.hasRequestDecorator('mcpPrincipal')) fastify.decorateRequest('mcpPrincipal', null)
   if (!fastify.hasDecorator('mcpUpstreams')) fastify.decorate('mcpUpstreams', new Map())
+  if (!fastify.hasDecorator('mcpEndpoints')) fastify.decorate('mcpEndpoints', new Map())
   if (fastify.mcpUpstreams.has(upstreamName)) throw invalid('upstream.name', `"${upstreamName}" is already registered`)
   fastify.mcpUpstreams.set(upstreamName, upstream)
   // However a session ends (DELETE, expiry, upstream gone), free its streams and log here.
@@ -221,6 +248,8 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
 
   // Open SSE responses, ended in preClose: an open stream would otherwise keep close() waiting.
   const streams = new Set<Readable>()
+  /** POSTs in flight per session. */
+  const inFlight = new Map<string, number>()
 
   await fastify.register(async function mcpEndpoint (scope) {
     scope.removeAllContentTypeParsers()
@@ -236,9 +265,15 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
     scope.addHook('preHandler', async (request: ResolvedRequest, reply) => {
       if (request.routeOptions.config.mcp === undefined) return
       const body = request.body as ParsedBody | undefined
+      // A POST with no body at all never met the JSON parser: it is not an MCP message.
+      if (request.method === 'POST' && body === undefined) throw new GatewayErrors.UNSUPPORTED_MEDIA_TYPE()
       if (body !== undefined) request.mcpMessages = body.messages
       try {
-        request[kResolution] = await resolveSession(fastify.mcpSessions, request.headers, body, (session) => { request.mcpSession = session })
+        request[kResolution] = await resolveSession(fastify.mcpSessions, request.headers, body, {
+          upstream: upstreamName,
+          principal: request.mcpPrincipal?.id,
+          onSession: (session) => { request.mcpSession = session }
+        })
       } finally {
         // Every later line about this exchange, Fastify's own included, carries its session and
         // JSON-RPC method (never a body). Skipped when nothing would be logged anyway.
@@ -261,10 +296,22 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
       return composed.chain
     }
 
+    const routeConfig = { upstream: upstreamName, interceptors: checked.route.interceptors ?? [] }
+    fastify.mcpEndpoints.set(upstreamName, {
+      upstream: upstreamName,
+      path: checked.path,
+      forwarder,
+      originAllowed,
+      interceptors: () => interceptorsFor(routeConfig.interceptors),
+      routeConfig,
+      bodyLimit: checked.bodyLimit,
+      maxInFlightPerSession: checked.maxInFlightPerSession
+    })
+
     scope.route({
       method: ['POST', 'GET', 'DELETE'],
       url: checked.path,
-      config: { mcp: { upstream: upstreamName, interceptors: checked.route.interceptors ?? [] } },
+      config: { mcp: routeConfig },
       ...(checked.route.preHandler === undefined ? {} : { preHandler: checked.route.preHandler }),
       ...(checked.route.onSend === undefined ? {} : { onSend: checked.route.onSend }),
       handler: async (request: ResolvedRequest, reply) => {
@@ -273,15 +320,32 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
         let takenOver = false
         // Before the log owns the response, a client that leaves aborts the upstream request.
         raw.once('close', () => { if (!raw.writableFinished && !takenOver) abort.abort() })
+        const resolution = request[kResolution] as SessionResolution
+        if (resolution.kind === 'session' && request.method === 'POST') {
+          const id = resolution.session.id
+          const count = inFlight.get(id) ?? 0
+          if (count >= checked.maxInFlightPerSession) {
+            reply.header('retry-after', '1')
+            throw new GatewayErrors.TOO_MANY_IN_FLIGHT(checked.maxInFlightPerSession)
+          }
+          inFlight.set(id, count + 1)
+          raw.once('close', () => {
+            const left = (inFlight.get(id) ?? 1) - 1
+            if (left === 0) inFlight.delete(id)
+            else inFlight.set(id, left)
+          })
+        }
         const config = request.routeOptions.config.mcp as NonNullable<FastifyContextConfig['mcp']>
         const ctx: ExchangeContext = {
           headers: request.headers,
-          resolution: request[kResolution] as SessionResolution,
+          resolution,
           signal: abort,
           log: request.log,
           interceptors: interceptorsFor(config.interceptors),
+          principal: request.mcpPrincipal ?? undefined,
           routeConfig: config as unknown as Record<string, unknown>,
-          onStreamStart: request.method === 'GET' ? () => { if (!raw.headersSent) raw.flushHeaders() } : undefined,
+          // HTTP/2 responses have no flushHeaders: their headers leave with the first event.
+          onStreamStart: request.method === 'GET' ? () => { if (!raw.headersSent && typeof raw.flushHeaders === 'function') raw.flushHeaders() } : undefined,
           openStream: streaming === undefined
             ? undefined
             : (status, headers) => {

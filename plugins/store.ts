@@ -55,6 +55,8 @@ export interface McpStores {
   /** Undefined for memory: each plugin makes its own. */
   sessions: SessionStore | undefined
   events: EventStore | undefined
+  /** Redis: what every key of this gateway starts with (other plugins' keys too). */
+  keyPrefix?: string
 }
 
 declare module 'fastify' {
@@ -142,7 +144,7 @@ async function mcpStore (fastify: FastifyInstance, options: McpStoreOptions): Pr
   if (options.retention !== undefined && !isPlainObject(options.retention)) throw invalid('store.retention', 'must be an object')
   const events = new RedisEventStore({ client, keyPrefix, retention: options.retention })
   const sessions = new RedisSessionStore({ client, keyPrefix })
-  fastify.decorate('mcpStores', { type: 'redis', sessions, events })
+  fastify.decorate('mcpStores', { type: 'redis', sessions, events, keyPrefix })
   // Their pub/sub connections are their own; the shared client is closed by its owner.
   fastify.addHook('onClose', async () => { await Promise.all([sessions.close(), events.close()]) })
 }

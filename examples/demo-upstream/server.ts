@@ -11,11 +11,11 @@
 import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js'
-import { z } from 'zod'
 import { DemoEventStore } from './event-store.ts'
+import { addTool, buildDemoServer } from './tools.ts'
 
 export interface DemoUpstreamOptions {
   host?: string
@@ -35,6 +35,12 @@ export interface DemoUpstreamOptions {
    * @default false
    */
   resumable?: boolean
+  /**
+   * Keep every request in `record` (tests read it). Off for long runs (bench, soak): the record
+   * would grow without bound.
+   * @default true
+   */
+  recordRequests?: boolean
   /** Registers more tools on each session's server (tests use this). */
   extraTools?: (server: McpServer) => void
 }
@@ -58,73 +64,6 @@ export interface DemoUpstream {
   close: () => Promise<void>
 }
 
-function buildServer (jsonResponse: boolean, record: DemoUpstreamRecord, extraTools: DemoUpstreamOptions['extraTools']): McpServer {
-  const mcp = new McpServer({ name: 'demo-upstream', version: '1.0.0' }, { capabilities: { logging: {} } })
-
-  mcp.registerTool('echo', {
-    description: 'Returns its text',
-    inputSchema: { text: z.string() }
-  }, async ({ text }) => ({ content: [{ type: 'text', text }] }))
-
-  mcp.registerTool('add', {
-    description: 'Adds two numbers',
-    inputSchema: { a: z.number(), b: z.number() }
-  }, async ({ a, b }) => ({ content: [{ type: 'text', text: String(a + b) }], structuredContent: { sum: a + b } }))
-
-  mcp.registerTool('countdown', {
-    description: 'Counts down, reporting progress at each step',
-    inputSchema: { from: z.number().int().min(1).max(1000), delayMs: z.number().int().min(0).max(10_000).default(10) }
-  }, async ({ from, delayMs }, extra) => {
-    const progressToken = extra._meta?.progressToken
-    for (let step = 1; step <= from; step++) {
-      if (progressToken !== undefined) {
-        const notification = {
-          method: 'notifications/progress' as const,
-          params: { progressToken, progress: step, total: from, message: `${from - step} to go` }
-        }
-        // In JSON mode the SDK drops request-scoped notifications, so use the GET stream.
-        if (jsonResponse) await mcp.server.notification(notification)
-        else await extra.sendNotification(notification)
-      }
-      // Work after each report, so that even the last one leaves before the answer.
-      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs))
-    }
-    return { content: [{ type: 'text', text: 'liftoff' }] }
-  })
-
-  mcp.registerTool('wait', {
-    description: 'Waits for the given time, or until the request is cancelled',
-    inputSchema: { ms: z.number().int().min(0).max(600_000) }
-  }, async ({ ms }, extra) => {
-    const cancelled = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), ms)
-      extra.signal.addEventListener('abort', () => {
-        clearTimeout(timer)
-        resolve(true)
-      }, { once: true })
-    })
-    if (cancelled) record.cancelled.push(extra.requestId)
-    return { content: [{ type: 'text', text: cancelled ? 'cancelled' : 'waited' }] }
-  })
-
-  mcp.registerTool('confirm', {
-    description: 'Asks the user a yes/no question through elicitation',
-    inputSchema: { question: z.string() }
-  }, async ({ question }) => {
-    // No related request id: the elicitation travels on the session's GET stream.
-    const answer = await mcp.server.elicitInput({
-      mode: 'form',
-      message: question,
-      requestedSchema: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] }
-    })
-    const ok = answer.action === 'accept' && answer.content?.ok === true
-    return { content: [{ type: 'text', text: ok ? 'confirmed' : 'declined' }] }
-  })
-
-  extraTools?.(mcp)
-  return mcp
-}
-
 async function readJson (req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = []
   for await (const chunk of req) chunks.push(chunk as Buffer)
@@ -142,6 +81,8 @@ export async function startDemoUpstream (options: DemoUpstreamOptions = {}): Pro
   const jsonResponse = options.jsonResponse ?? false
   const transports = new Map<string, StreamableHTTPServerTransport>()
   const servers = new Set<McpServer>()
+  /** Tools added by `grow`: every session has them. */
+  const grown = new Set<string>()
   const record: DemoUpstreamRecord = { requests: [], cancelled: [], closedSessions: [] }
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -150,7 +91,7 @@ export async function startDemoUpstream (options: DemoUpstreamOptions = {}): Pro
       return
     }
     const entry: DemoUpstreamRecord['requests'][number] = { method: req.method ?? '', headers: req.headers }
-    record.requests.push(entry)
+    if (options.recordRequests !== false) record.requests.push(entry)
     let body: unknown
     if (req.method === 'POST') {
       try {
@@ -172,7 +113,18 @@ export async function startDemoUpstream (options: DemoUpstreamOptions = {}): Pro
         refuse(res, 400, 'Bad Request: Mcp-Session-Id header is required')
         return
       }
-      const mcp = buildServer(jsonResponse, record, options.extraTools)
+      const mcp = buildDemoServer({
+        jsonResponse,
+        record,
+        extraTools: (server) => {
+          for (const name of grown) addTool(server, name)
+          options.extraTools?.(server)
+        },
+        onGrow: (name) => {
+          grown.add(name)
+          for (const server of servers) addTool(server, name)
+        }
+      })
       const created: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
         sessionIdGenerator: randomUUID,
         enableJsonResponse: jsonResponse,

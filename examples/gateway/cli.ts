@@ -8,7 +8,7 @@
 import { parseArgs } from 'node:util'
 import closeWithGrace from 'close-with-grace'
 import { startDemoUpstream, type DemoUpstream } from '../demo-upstream/server.ts'
-import { readConfigFile } from './config.ts'
+import { expandEnvironment, readConfigFile } from './config.ts'
 import { createGateway, type GatewayConfig } from './create-gateway.ts'
 
 const USAGE = `Usage: fastify-mcp-gateway [options]
@@ -50,7 +50,7 @@ export async function main (argv: string[], env: NodeJS.ProcessEnv): Promise<voi
   }
 
   const configPath = values.config ?? env.MCP_GATEWAY_CONFIG
-  const config: Record<string, unknown> = configPath === undefined ? {} : await readConfigFile(configPath)
+  const config: Record<string, unknown> = configPath === undefined ? {} : expandEnvironment(await readConfigFile(configPath), env)
   const upstream = values.upstream ?? env.MCP_GATEWAY_UPSTREAM
   if (upstream !== undefined) config.upstream = upstream
   const host = values.host ?? env.MCP_GATEWAY_HOST
@@ -63,7 +63,7 @@ export async function main (argv: string[], env: NodeJS.ProcessEnv): Promise<voi
   if (logLevel !== undefined) config.logLevel = logLevel
 
   let demo: DemoUpstream | undefined
-  if (config.upstream === undefined) {
+  if (config.upstream === undefined && config.upstreams === undefined) {
     if (!values.demo) throw new Error('no upstream: pass --upstream URL, set it in --config, or use --demo')
     demo = await startDemoUpstream()
     config.upstream = { name: 'demo', url: demo.url }
@@ -77,9 +77,15 @@ export async function main (argv: string[], env: NodeJS.ProcessEnv): Promise<voi
     await demo?.close()
   })
   const address = await app.listen({ host: config.host as string | undefined ?? '127.0.0.1', port: config.port as number | undefined ?? 3000 })
-  const endpoint = `${address}${(config.path as string | undefined) ?? '/mcp'}`
-  const target = demo === undefined ? 'your upstream' : `the bundled demo server at ${demo.url}`
-  process.stdout.write(`\nMCP gateway ready: connect your MCP client to ${endpoint}\n(proxying to ${target})\n\n`)
+  const upstreams = config.upstreams as Array<{ name: string, path?: string }> | undefined
+  if (upstreams === undefined) {
+    const endpoint = `${address}${(config.path as string | undefined) ?? '/mcp'}`
+    const target = demo === undefined ? 'your upstream' : `the bundled demo server at ${demo.url}`
+    process.stdout.write(`\nMCP gateway ready: connect your MCP client to ${endpoint}\n(proxying to ${target})\n\n`)
+  } else {
+    const lines = upstreams.map((entry) => `connect your MCP client to ${address}${entry.path ?? `/mcp/${entry.name}`} (upstream ${entry.name})`)
+    process.stdout.write(`\nMCP gateway ready:\n${lines.join('\n')}\n\n`)
+  }
 }
 
 main(process.argv.slice(2), process.env).catch((err: unknown) => {

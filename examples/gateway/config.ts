@@ -17,6 +17,25 @@ export interface GatewayConfig extends Omit<McpGatewayOptions, 'store'> {
   /** @default 3000 */
   port?: number
   /**
+   * Serve HTTP/2: over TLS when `tls` is given (HTTP/1.1 clients still served, by ALPN), else
+   * cleartext h2c (for a front proxy that speaks h2c; browsers do not).
+   * @default false
+   */
+  http2?: boolean
+  /**
+   * Longest a client may take to send a request's headers (slow-loris defence).
+   * @default 10000 ms
+   */
+  headersTimeoutMs?: number
+  /**
+   * Longest a client may take to send a whole request, body included (responses, SSE streams
+   * among them, are not limited by this).
+   * @default 30000 ms
+   */
+  requestTimeoutMs?: number
+  /** Serve HTTPS with this key and certificate (PEM file paths). */
+  tls?: { key: string, cert: string }
+  /**
    * Log level for pino, or false for no logs.
    * @default 'info'
    */
@@ -32,14 +51,16 @@ export interface GatewayConfig extends Omit<McpGatewayOptions, 'store'> {
 /** The umbrella plugin's `store` option, as a config file can say it (a URL, not a client). */
 export type StoreConfig = { type: 'memory' } | (Omit<Extract<McpStoreOptions, { type: 'redis' }>, 'client'> & { url: string })
 
-export const GATEWAY_DEFAULTS = { host: '127.0.0.1', port: 3000, logLevel: 'info' } as const
+export const GATEWAY_DEFAULTS = { host: '127.0.0.1', port: 3000, logLevel: 'info', headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 } as const
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
 
 export function checkGatewayConfig (value: unknown): GatewayConfig {
   if (!isPlainObject(value)) throw invalid('config', 'must be a JSON object')
   const config = { ...value } as GatewayConfig & Record<string, unknown>
-  if (config.upstream === undefined) throw invalid('upstream', 'is required (the upstream MCP endpoint URL)')
+  // Editors read `$schema` (config.schema.json); the gateway has no use for it.
+  delete config.$schema
+  if (config.upstream === undefined && config.upstreams === undefined) throw invalid('upstream', 'is required (the upstream MCP endpoint URL, or "upstreams")')
   config.host = optionalString('host', config.host, GATEWAY_DEFAULTS.host)
   config.port = optionalInteger('port', config.port, 0, GATEWAY_DEFAULTS.port)
   if (config.port > 65535) throw invalid('port', 'must be at most 65535')
@@ -48,6 +69,14 @@ export function checkGatewayConfig (value: unknown): GatewayConfig {
     throw invalid('logLevel', `must be false or one of ${[...LOG_LEVELS].join(', ')}`)
   }
   config.logLevel = level
+  if (config.http2 !== undefined && typeof config.http2 !== 'boolean') throw invalid('http2', 'must be a boolean')
+  config.requestTimeoutMs = optionalInteger('requestTimeoutMs', config.requestTimeoutMs, 1, GATEWAY_DEFAULTS.requestTimeoutMs)
+  config.headersTimeoutMs = optionalInteger('headersTimeoutMs', config.headersTimeoutMs, 1, Math.min(GATEWAY_DEFAULTS.headersTimeoutMs, config.requestTimeoutMs))
+  if (config.headersTimeoutMs > config.requestTimeoutMs) throw invalid('headersTimeoutMs', 'must not be longer than requestTimeoutMs')
+  const tls = config.tls
+  if (tls !== undefined && (!isPlainObject(tls) || typeof tls.key !== 'string' || typeof tls.cert !== 'string')) {
+    throw invalid('tls', 'must be { "key": "<PEM file>", "cert": "<PEM file>" }')
+  }
   const store = config.store
   if (store !== undefined) {
     if (!isPlainObject(store) || (store.type !== 'memory' && store.type !== 'redis')) throw invalid('store', 'must be { "type": "memory" } or { "type": "redis", "url": ... }')
@@ -74,4 +103,48 @@ export async function readConfigFile (path: string): Promise<Record<string, unkn
   }
   if (!isPlainObject(value)) throw invalid('config', `${path} must hold a JSON object`)
   return value
+}
+
+const REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g
+
+function expand (at: string, text: string, env: NodeJS.ProcessEnv): string {
+  return text.replace(REFERENCE, (_match, name: string) => {
+    const value = env[name]
+    if (value === undefined) throw invalid(at, `refers to \${${name}}, which is not set in the environment`)
+    return value
+  })
+}
+
+function expandRecord (at: string, value: unknown, env: NodeJS.ProcessEnv): unknown {
+  if (!isPlainObject(value)) return value
+  const out: Record<string, unknown> = {}
+  for (const [key, item] of Object.entries(value)) out[key] = typeof item === 'string' ? expand(`${at}.${key}`, item, env) : item
+  return out
+}
+
+function expandUpstream (at: string, value: unknown, env: NodeJS.ProcessEnv): unknown {
+  if (!isPlainObject(value)) return value
+  const out = { ...value }
+  if (out.headers !== undefined) out.headers = expandRecord(`${at}.headers`, out.headers, env)
+  if (out.env !== undefined) out.env = expandRecord(`${at}.env`, out.env, env)
+  return out
+}
+
+/**
+ * Secrets stay out of config files: `${NAME}` in an upstream's `headers` and `env` values, and in
+ * `auth.apiKeys.keys[].key`, is replaced with the gateway's environment variable NAME (an unset one
+ * refuses to start). The client never supplies them.
+ */
+export function expandEnvironment (config: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out = { ...config }
+  if (out.upstream !== undefined) out.upstream = expandUpstream('upstream', out.upstream, env)
+  if (Array.isArray(out.upstreams)) out.upstreams = out.upstreams.map((entry: unknown, index) => expandUpstream(`upstreams[${index}]`, entry, env))
+  const apiKeys = isPlainObject(out.auth) && isPlainObject(out.auth.apiKeys) ? out.auth.apiKeys : undefined
+  if (apiKeys !== undefined && Array.isArray(apiKeys.keys)) {
+    const keys = apiKeys.keys.map((entry: unknown, index) => isPlainObject(entry) && typeof entry.key === 'string'
+      ? { ...entry, key: expand(`auth.apiKeys.keys[${index}].key`, entry.key, env) }
+      : entry)
+    out.auth = { ...(out.auth as Record<string, unknown>), apiKeys: { ...apiKeys, keys } }
+  }
+  return out
 }

@@ -57,6 +57,24 @@ export class MemoryEventStore implements EventStore {
     log.bytes += event.data.length
     if (stream.events.length > this.retention.maxEventsPerStream) this.dropOldest(log, streamId, stream, stream.events.length - this.retention.maxEventsPerStream)
     if (log.bytes > this.retention.maxBytesPerSession) this.trimBytes(log)
+    this.trimAgeOldest(log)
+  }
+
+  /**
+   * Age retention for streams nobody replays: a long session's finished answers would otherwise
+   * stay until its byte budget is spent. The oldest streams come first in the Map, so this looks
+   * at one event per append unless there is something to drop.
+   */
+  private trimAgeOldest (log: SessionLog): void {
+    const oldest = this.now() - this.retention.maxAgeMs
+    for (const [streamId, stream] of log.streams) {
+      const first = stream.events[0]
+      // An open stream with nothing in it yet (a quiet GET stream) holds nothing to trim.
+      if (first === undefined) continue
+      if (first.at >= oldest) return
+      this.trimAge(log, streamId, stream)
+      if (stream.events.length > 0) return
+    }
   }
 
   async replay (sessionId: string, streamId: string, afterSeq: number): Promise<ReplayResult> {

@@ -9,6 +9,7 @@ import { errorResponse, messageKind, type JsonRpcId, type JsonRpcMessage, type J
 import type { Logger } from '../logger.ts'
 import type { Direction } from '../observer.ts'
 import type { SessionRecord } from '../session/store.ts'
+import type { Principal } from '../auth/principal.ts'
 
 export type { MessageKind }
 
@@ -29,6 +30,8 @@ export interface InterceptorContext {
   direction: Direction
   kind: MessageKind
   session: SessionRecord | undefined
+  /** Who sent the request this message belongs to, when inbound auth is on. */
+  principal?: Principal
   upstream: string
   /** The route's `config.mcp` (route-level settings), when there is one. */
   config: Record<string, unknown> | undefined

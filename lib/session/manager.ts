@@ -56,8 +56,11 @@ export class SessionManager {
   }
 
   /** Called with every session that ends, whatever the reason: free what you hold for it. */
-  onEnd (listener: SessionEndListener): void {
-    this.endListeners.push(listener)
+  onEnd (listener: SessionEndListener, options: { first?: boolean } = {}): void {
+    // `first`: told before the others (which may wait on an upstream), for listeners that only
+    // pass the news on to a client.
+    if (options.first === true) this.endListeners.unshift(listener)
+    else this.endListeners.push(listener)
   }
 
   /** Whether another session may open now. */

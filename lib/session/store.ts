@@ -14,6 +14,11 @@ export interface SessionRecord {
   protocolVersion: string
   clientInfo?: Record<string, unknown>
   clientCapabilities?: Record<string, unknown>
+  /**
+   * Id of the principal that opened the session (inbound auth on): only that principal may use
+   * it; anyone else is told it does not exist.
+   */
+  principal?: string
   /** Epoch milliseconds. */
   createdAt: number
   /** Epoch milliseconds of the last request that named this session. */

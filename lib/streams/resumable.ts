@@ -11,7 +11,7 @@ import { HEADER } from '../protocol.ts'
 import { drain } from '../relay/body.ts'
 import { acceptEventData } from '../relay/messages.ts'
 import type { SessionRecord } from '../session/store.ts'
-import type { StreamableHttpUpstream, UpstreamHttpResponse } from '../upstream/streamable-http.ts'
+import type { Upstream, UpstreamHttpResponse } from '../upstream/types.ts'
 import type { Sink } from './client-writer.ts'
 import { GET_STREAM_ID, type StreamHub } from './hub.ts'
 import type { LiveStream } from './live-stream.ts'
@@ -59,16 +59,20 @@ export interface PostStreamOptions {
 
 export class ResumableStreams {
   readonly hub: StreamHub
-  private readonly upstream: StreamableHttpUpstream
+  private readonly upstream: Upstream
   private readonly failure: (res: UpstreamHttpResponse, session: SessionRecord) => Promise<PlainResponse>
 
   /** Sees each message of a session's GET stream (metrics). */
   private readonly observe: ((message: JsonRpcMessage) => void) | undefined
 
-  constructor (hub: StreamHub, upstream: StreamableHttpUpstream, failure: ResumableStreams['failure'], observe?: (message: JsonRpcMessage) => void) {
+  /** Ends a session whose upstream session is gone. */
+  private readonly gone: (session: SessionRecord) => Promise<void>
+
+  constructor (hub: StreamHub, upstream: Upstream, failure: ResumableStreams['failure'], gone: ResumableStreams['gone'], observe?: (message: JsonRpcMessage) => void) {
     this.hub = hub
     this.upstream = upstream
     this.failure = failure
+    this.gone = gone
     this.observe = observe
   }
 
@@ -100,9 +104,12 @@ export class ResumableStreams {
   private async completePost (stream: LiveStream, session: SessionRecord, pending: Set<JsonRpcId>, onMessage: PostStreamOptions['onMessage'], log: Logger, first: PumpResult): Promise<void> {
     let result = first
     let attempts = 0
-    while (pending.size > 0 && result.lastUpstreamEventId !== undefined && attempts < UPSTREAM_RETRIES && !stream.stopping) {
+    // A request that timed out is over: resuming its stream would only wait again.
+    const timedOut = (): boolean => (result.error as { code?: string } | undefined)?.code === 'MCP_GW_UPSTREAM_TIMEOUT'
+    while (pending.size > 0 && result.lastUpstreamEventId !== undefined && attempts < UPSTREAM_RETRIES && !stream.stopping && !timedOut()) {
       attempts++
       const res = await this.upstreamGet(session, result.lastUpstreamEventId, log)
+      if (res === 'gone') break
       if (res === undefined) {
         await delay(UPSTREAM_RETRY_BASE_MS * 2 ** attempts)
         continue
@@ -115,9 +122,11 @@ export class ResumableStreams {
     // Shutting down on a shared log: the lease is released, another instance answers.
     if (stream.stopping && pending.size > 0 && this.hub.store.shared !== undefined) return
     if (pending.size > 0) {
-      const err = result.error === undefined && result.lastUpstreamEventId === undefined
-        ? new GatewayErrors.UPSTREAM_STREAM_ENDED(this.upstream.name)
-        : new GatewayErrors.UPSTREAM_UNAVAILABLE(this.upstream.name)
+      const err = timedOut()
+        ? result.error as Error
+        : result.error === undefined && result.lastUpstreamEventId === undefined
+          ? new GatewayErrors.UPSTREAM_STREAM_ENDED(this.upstream.name)
+          : new GatewayErrors.UPSTREAM_UNAVAILABLE(this.upstream.name)
       const { code, message } = toJsonRpcError(err).body.error
       for (const id of pending) stream.publish(JSON.stringify(errorResponse(id, code, message)))
       log.warn({ upstream: this.upstream.name, unanswered: pending.size }, 'upstream stream ended before answering')
@@ -282,18 +291,20 @@ export class ResumableStreams {
         const result = await pumpSse({ source, stream, log, onMessage: this.observe, filter: stream.filter })
         lastUpstreamEventId = result.lastUpstreamEventId ?? lastUpstreamEventId
         if (stopped) return
-        let next: UpstreamHttpResponse | undefined
+        let next: UpstreamHttpResponse | undefined | 'gone'
         while (next === undefined && failures < UPSTREAM_RETRIES && !stopped) {
           await delay(UPSTREAM_RETRY_BASE_MS * 2 ** failures)
           failures++
           next = await this.upstreamGet(session, lastUpstreamEventId, log, controller.signal)
         }
-        if (next === undefined || stopped) {
+        if (next === undefined || next === 'gone' || stopped) {
           if (!stopped) {
             log.warn({ upstream: this.upstream.name }, 'upstream GET stream lost')
             this.hub.setUpstreamGet(session.id, undefined)
             await stream.release(false)
             stream.writer?.end('done', this.hub.options.retryMs)
+            // The upstream no longer knows the session: end ours, so the client re-initialises.
+            if (next === 'gone') await this.gone(session)
           }
           return
         }
@@ -312,11 +323,12 @@ export class ResumableStreams {
   }
 
   /** One upstream GET; undefined when it could not be opened (the caller retries or gives up). */
-  private async upstreamGet (session: SessionRecord, lastEventId: string | undefined, log: Logger, signal?: AbortSignal): Promise<UpstreamHttpResponse | undefined> {
+  private async upstreamGet (session: SessionRecord, lastEventId: string | undefined, log: Logger, signal?: AbortSignal): Promise<UpstreamHttpResponse | undefined | 'gone'> {
     try {
       const res = await this.upstream.request({ method: 'GET', headers: this.getHeaders(session, lastEventId), signal, longLived: true })
       if (res.status === 200 && String(res.headers['content-type']).startsWith('text/event-stream')) return res
       drain(res.body)
+      if (res.status === 404 && session.upstreamSessionId !== null) return 'gone'
       log.debug({ status: res.status }, 'upstream refused to resume a stream')
     } catch (err) {
       log.debug({ err }, 'upstream stream reconnect failed')

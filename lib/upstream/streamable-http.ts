@@ -2,11 +2,11 @@
  * HTTP client for one Streamable HTTP upstream: a keep-alive undici pool per upstream origin,
  * timeouts that fit MCP, abort propagation, and undici's errors turned into gateway errors.
  */
-import type { IncomingHttpHeaders } from 'node:http'
-import type { Readable } from 'node:stream'
 import { Pool } from 'undici'
-import type { AbortLike } from '../abort.ts'
 import { GatewayErrors } from '../errors.ts'
+import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse } from './types.ts'
+
+export type { UpstreamHttpRequest, UpstreamHttpResponse } from './types.ts'
 
 export interface StreamableHttpUpstreamOptions {
   /** Name used in logs, metrics and error messages. */
@@ -47,22 +47,19 @@ export interface StreamableHttpUpstreamOptions {
    * @default 4000 ms (undici's default)
    */
   keepAliveTimeout?: number
-}
-
-export interface UpstreamHttpRequest {
-  method: 'POST' | 'GET' | 'DELETE'
-  /** Already filtered: only what may reach the upstream. */
-  headers: Record<string, string>
-  body?: Buffer | string
-  signal?: AbortLike
-  /** A stream that may stay idle (the GET stream): no body timeout. */
-  longLived?: boolean
-}
-
-export interface UpstreamHttpResponse {
-  status: number
-  headers: IncomingHttpHeaders
-  body: Readable
+  /**
+   * Requests sent on one connection before the first answer (HTTP/1.1 pipelining). 1 by default:
+   * a pipelined request waits behind every answer before it, and MCP answers can take minutes.
+   * @default 1
+   */
+  pipelining?: number
+  /**
+   * Offer HTTP/2 to an `https:` upstream (ALPN; it falls back to HTTP/1.1 when the upstream does
+   * not take it). One HTTP/2 connection then carries every request and stream, so `connections`
+   * no longer caps open streams. Cleartext (h2c) upstreams are not supported by undici.
+   * @default false
+   */
+  http2?: boolean
 }
 
 export const UPSTREAM_DEFAULTS = {
@@ -70,7 +67,8 @@ export const UPSTREAM_DEFAULTS = {
   connectTimeout: 10_000,
   headersTimeout: 300_000,
   bodyTimeout: 300_000,
-  keepAliveTimeout: 4_000
+  keepAliveTimeout: 4_000,
+  pipelining: 1
 } as const
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
@@ -82,8 +80,9 @@ export function upstreamFailure (name: string, err: unknown): Error {
   return new GatewayErrors.UPSTREAM_UNAVAILABLE(name, { cause: err })
 }
 
-export class StreamableHttpUpstream {
+export class StreamableHttpUpstream implements Upstream {
   readonly name: string
+  readonly kind = 'streamable-http' as const
   readonly url: URL
   private readonly path: string
   private readonly extraHeaders: Record<string, string>
@@ -102,6 +101,8 @@ export class StreamableHttpUpstream {
       connections: options.connections ?? UPSTREAM_DEFAULTS.connections,
       connectTimeout: options.connectTimeout ?? UPSTREAM_DEFAULTS.connectTimeout,
       keepAliveTimeout: options.keepAliveTimeout ?? UPSTREAM_DEFAULTS.keepAliveTimeout,
+      pipelining: options.pipelining ?? UPSTREAM_DEFAULTS.pipelining,
+      allowH2: options.http2 === true,
       headersTimeout: this.headersTimeout,
       bodyTimeout: this.bodyTimeout
     })
@@ -120,7 +121,7 @@ export class StreamableHttpUpstream {
         headersTimeout: this.headersTimeout,
         bodyTimeout: req.longLived === true ? 0 : this.bodyTimeout
       })
-      return { status: res.statusCode, headers: res.headers as IncomingHttpHeaders, body: res.body }
+      return { status: res.statusCode, headers: res.headers as UpstreamHttpResponse['headers'], body: res.body }
     } catch (err) {
       if (req.signal?.aborted === true) throw err
       throw upstreamFailure(this.name, err)

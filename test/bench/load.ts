@@ -53,34 +53,44 @@ export class McpLoadClient {
   }
 
   async run (requests: number, concurrency: number): Promise<LoadResult> {
-    const latencies = new Float64Array(requests)
-    let issued = 0
-    let errors = 0
-    const started = process.hrtime.bigint()
-    const worker = async (): Promise<void> => {
-      while (issued < requests) {
-        const index = issued++
-        const t0 = process.hrtime.bigint()
-        const ok = await this.call().catch(() => false)
-        latencies[index] = Number(process.hrtime.bigint() - t0) / 1e6
-        if (!ok) errors++
-      }
-    }
-    await Promise.all(Array.from({ length: concurrency }, worker))
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9
-    latencies.sort()
-    return {
-      requests,
-      seconds,
-      throughput: requests / seconds,
-      p50: latencies[Math.floor(requests * 0.5)] ?? 0,
-      p99: latencies[Math.floor(requests * 0.99)] ?? 0,
-      errors
-    }
+    return await runLoad(async () => await this.call(), requests, concurrency)
   }
 
-  close (): Promise<void> {
-    return this.pool.close()
+  /** Ends the session (DELETE; its upstream resources, a stdio child say, go with it), then the pool. */
+  async close (): Promise<void> {
+    if (this.headers['mcp-session-id'] !== undefined) {
+      const res = await this.pool.request({ path: this.path, method: 'DELETE', headers: this.headers }).catch(() => undefined)
+      await res?.body.text()
+    }
+    await this.pool.close()
+  }
+}
+
+/** A closed loop: `concurrency` workers each calling `call` until `requests` were made. */
+export async function runLoad (call: () => Promise<boolean>, requests: number, concurrency: number): Promise<LoadResult> {
+  const latencies = new Float64Array(requests)
+  let issued = 0
+  let errors = 0
+  const started = process.hrtime.bigint()
+  const worker = async (): Promise<void> => {
+    while (issued < requests) {
+      const index = issued++
+      const t0 = process.hrtime.bigint()
+      const ok = await call().catch(() => false)
+      latencies[index] = Number(process.hrtime.bigint() - t0) / 1e6
+      if (!ok) errors++
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  latencies.sort()
+  return {
+    requests,
+    seconds,
+    throughput: requests / seconds,
+    p50: latencies[Math.floor(requests * 0.5)] ?? 0,
+    p99: latencies[Math.floor(requests * 0.99)] ?? 0,
+    errors
   }
 }
 

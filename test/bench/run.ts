@@ -7,13 +7,15 @@
  * Then the stream benchmarks (replay of 10,000 events, memory per idle SSE stream).
  *
  * Options (env): BENCH_ROUNDS (default 5), BENCH_REQUESTS (per round and concurrency, default 2000),
- * BENCH_ONLY (`calls` or `streams`).
+ * BENCH_ONLY (`calls`, `streams`, `stdio` or `ws`).
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { McpLoadClient, median, type LoadResult } from './load.ts'
 import { benchIdleStreams, benchReplay } from './streams.ts'
+import { benchStdio } from './stdio.ts'
+import { benchWebSocket } from './websocket.ts'
 import { redisMissing } from '../helpers/redis.ts'
 
 /** Why the Redis-store gateway is left out, or undefined when Redis answers. */
@@ -127,3 +129,5 @@ if (only === undefined || only === 'calls') {
   await benchMode('upstream-json')
 }
 if (only === undefined || only === 'streams') await benchStreams()
+if (only === undefined || only === 'stdio') await benchStdio(SERVERS, ROUNDS, REQUESTS)
+if (only === undefined || only === 'ws') await benchWebSocket(SERVERS, ROUNDS, REQUESTS)

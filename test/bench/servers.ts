@@ -3,6 +3,7 @@
  * gateway, or a plain @fastify/http-proxy forwarder. Started by run.ts with fork(); reports its
  * URL, then answers `cpu` messages with its CPU time in microseconds.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import Fastify from 'fastify'
 import { z } from 'zod'
 import httpProxy from '@fastify/http-proxy'
@@ -11,12 +12,13 @@ import { Redis } from 'ioredis'
 import { createGateway } from '../../examples/gateway/create-gateway.ts'
 import { REDIS_URL, deleteKeys } from '../helpers/redis.ts'
 
-type Kind = 'upstream' | 'upstream-json' | 'gateway' | 'gateway-bare' | 'gateway-redis' | 'gateway-interceptors' | 'forwarder'
+type Kind = 'upstream' | 'upstream-json' | 'gateway' | 'gateway-bare' | 'gateway-redis' | 'gateway-interceptors' | 'gateway-stdio' | 'gateway-ws' | 'forwarder'
 
 async function start (kind: Kind, target: string | undefined): Promise<string> {
   if (kind === 'upstream' || kind === 'upstream-json') {
     const up = await startDemoUpstream({
       jsonResponse: kind === 'upstream-json',
+      recordRequests: false,
       // For the replay benchmark: many notifications on one POST stream, as fast as possible.
       extraTools: (server) => {
         server.registerTool('flood', { inputSchema: { count: z.number().int() } }, async ({ count }, extra) => {
@@ -31,6 +33,17 @@ async function start (kind: Kind, target: string | undefined): Promise<string> {
     return up.url
   }
   if (target === undefined) throw new Error('target URL required')
+  if (kind === 'gateway-stdio') {
+    // `target` is the stdio server's script: one child per session, as the gateway runs by default.
+    const app = await createGateway({ upstream: { kind: 'stdio', name: 'bench', command: process.execPath, args: [target] }, logLevel: false })
+    const address = await app.listen({ host: '127.0.0.1', port: 0 })
+    return `${address}/mcp`
+  }
+  if (kind === 'gateway-ws') {
+    const app = await createGateway({ upstream: target, logLevel: false, websocket: true })
+    const address = await app.listen({ host: '127.0.0.1', port: 0 })
+    return `${address}/mcp`
+  }
   if (kind === 'gateway' || kind === 'gateway-bare' || kind === 'gateway-redis' || kind === 'gateway-interceptors') {
     const app = await createGateway({
       upstream: target,
@@ -67,8 +80,14 @@ async function deleteBenchKeys (): Promise<void> {
 
 const [kind, target] = process.argv.slice(2) as [Kind, string | undefined]
 const url = await start(kind, target)
+// Event-loop delay, for the load test's report.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 })
+loopDelay.enable()
 process.on('message', (message: unknown) => {
-  if (message === 'cpu') {
+  if (message === 'stats') {
+    process.send?.({ rss: process.memoryUsage.rss(), loopDelayP50: loopDelay.percentile(50) / 1e6, loopDelayP99: loopDelay.percentile(99) / 1e6, loopDelayMax: loopDelay.max / 1e6 })
+    loopDelay.reset()
+  } else if (message === 'cpu') {
     const usage = process.cpuUsage()
     process.send?.({ cpu: usage.user + usage.system, rss: process.memoryUsage.rss() })
   } else if (message === 'exit') {

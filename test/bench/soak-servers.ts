@@ -21,7 +21,14 @@ process.on('message', async (message: unknown) => {
   if (message === 'sample') {
     globalThis.gc?.()
     const stats = await app.mcpEvents.stats()
-    process.send?.({ rss: process.memoryUsage.rss(), sessions: await app.mcpSessions.count(), streams: stats.streams, events: stats.events })
+    process.send?.({
+      rss: process.memoryUsage.rss(),
+      heap: process.memoryUsage().heapUsed,
+      handles: process.getActiveResourcesInfo().length,
+      sessions: await app.mcpSessions.count(),
+      streams: stats.streams,
+      events: stats.events
+    })
   } else if (message === 'exit') {
     await app.close()
     upstream.send('exit')

@@ -28,7 +28,8 @@ function announcer (upstreamServer: Parameters<NonNullable<Parameters<typeof ups
   })
 }
 
-async function gateways (t: Teardown, up: DemoUpstream, prefix: string, count = 2): Promise<Started[]> {
+/** The instances' shared config file: one Redis, one key prefix. */
+async function configFile (t: Teardown, up: DemoUpstream, prefix: string): Promise<string> {
   const file = `${t.testdir({})}/gateway.json`
   await writeFile(file, JSON.stringify({
     upstream: up.url,
@@ -37,6 +38,11 @@ async function gateways (t: Teardown, up: DemoUpstream, prefix: string, count = 
     // Short lease and retry: a dead instance's streams are taken over within about a second.
     streaming: { retryMs: 100, leaseMs: 600, drainTimeoutMs: 5000 }
   }))
+  return file
+}
+
+async function gateways (t: Teardown, up: DemoUpstream, prefix: string, count = 2): Promise<Started[]> {
+  const file = await configFile(t, up, prefix)
   const started = await Promise.all(Array.from({ length: count }, () => startCli(['--config', file, '--port', '0'])))
   for (const instance of started) t.teardown(() => { instance.child.kill('SIGKILL') })
   return started
@@ -222,13 +228,7 @@ async function underLoad (t: Test, url: string, clients = 4): Promise<Load> {
 t.test('rolling restart under load (SIGTERM, restart, one instance at a time): no call fails, no event is lost', { skip }, async (t) => {
   const { prefix } = await redisClient(t)
   const up = await upstream(t, { resumable: true, extraTools: announcer })
-  const file = `${t.testdir({})}/gateway.json`
-  await writeFile(file, JSON.stringify({
-    upstream: up.url,
-    logLevel: 'warn',
-    store: { type: 'redis', url: REDIS_URL, keyPrefix: prefix },
-    streaming: { retryMs: 100, leaseMs: 600, drainTimeoutMs: 5000 }
-  }))
+  const file = await configFile(t, up, prefix)
   const start = async (port: number): Promise<Started> => {
     const instance = await startCli(['--config', file, '--port', String(port)])
     t.teardown(() => { instance.child.kill('SIGKILL') })

@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-export type BadMode = 'garbage-json' | 'html' | 'sse-end-early' | 'sse-reset' | 'sse-garbage' | 'sse-stray' | 'json-stray' | 'http-500' | 'http-401' | 'http-404' | 'huge-json' | 'hang'
+export type BadMode = 'odd-session-id' | 'sse-long-line' | 'garbage-json' | 'html' | 'sse-end-early' | 'sse-reset' | 'sse-garbage' | 'sse-stray' | 'json-stray' | 'http-500' | 'http-401' | 'http-404' | 'huge-json' | 'hang'
 
 export interface BadUpstream {
   url: string
@@ -29,7 +29,7 @@ export async function badUpstream (t: { teardown (fn: () => unknown): void }, mo
     req.on('data', (chunk: string) => { body += chunk })
     req.on('end', () => {
       if (body.includes('"initialize"')) {
-        res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'upstream-session-1' })
+        res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': state.mode === 'odd-session-id' ? 'has spaces, and é' : 'upstream-session-1' })
         res.end(JSON.stringify({ jsonrpc: '2.0', id: idOf(body), result: { protocolVersion: '2025-11-25', capabilities: {}, serverInfo: { name: 'bad', version: '0' } } }))
         return
       }
@@ -41,6 +41,24 @@ export async function badUpstream (t: { teardown (fn: () => unknown): void }, mo
       const id = idOf(body)
       const progress = `data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } })}\n\n`
       switch (state.mode) {
+        case 'sse-long-line': {
+          // One line that never ends: 17 MiB and counting.
+          res.writeHead(200, { 'content-type': 'text/event-stream' })
+          res.write('data: ')
+          const chunk = 'a'.repeat(1024 * 1024)
+          let sent = 0
+          const more = (): void => {
+            while (sent < 17 && !res.destroyed) {
+              sent++
+              if (!res.write(chunk)) {
+                res.once('drain', more)
+                return
+              }
+            }
+          }
+          more()
+          return
+        }
         case 'garbage-json':
           res.writeHead(200, { 'content-type': 'application/json' })
           res.end('{"jsonrpc": "2.0", "id": 1, "resu')

@@ -66,6 +66,20 @@ t.test('retention by age', async (t) => {
   t.same(await store.stats(), { events: 0, bytes: 0, streams: 0 })
 })
 
+t.test('age retention reaches streams nobody replays (a long session\'s finished answers)', async (t) => {
+  let now = 0
+  const store = new MemoryEventStore({ maxAgeMs: 100 }, () => now)
+  await store.open('s', 'g')
+  for (let i = 0; i < 1000; i++) {
+    now = i * 10
+    await store.append('s', `p${i}`, ev(1, 'answer', now))
+  }
+  const stats = await store.stats()
+  t.ok(stats.streams <= 13, `${stats.streams} streams kept of 1,000 (the quiet GET stream, and the last 100 ms)`)
+  t.same(seqs(await store.replay('s', 'p999', 0)), [1], 'the newest answer is still there')
+  t.same(seqs(await store.replay('s', 'p0', 0)), 'trimmed', 'an old one is known to be gone')
+})
+
 t.test('a long session keeps no entry for streams that retention emptied', async (t) => {
   const store = new MemoryEventStore({ maxBytesPerSession: 1000 })
   for (let i = 0; i < 5000; i++) await store.append('s', `p${i}`, ev(1, 'x'.repeat(100)))

@@ -170,7 +170,9 @@ t.test('request rules', async (t) => {
     t.equal(seen.at(-1)?.headers.traceparent, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')
   })
 
-  t.test('a sessionless 2026-07-28 request is forwarded as it is', async (t) => {
+  t.test('a sessionless 2026-07-28 request to an upstream said to be 2026-era is forwarded as it is', async (t) => {
+    const modern = await gateway(t, { upstream: { url: up.url, protocol: '2026' } })
+    const post = (body: string, headers: Record<string, string>): Promise<Response> => fetch(modern.url, { method: 'POST', headers, body })
     const from = up.record.requests.length
     const body = JSON.stringify({
       jsonrpc: '2.0',

@@ -1,0 +1,14 @@
+/** Who a request comes from, once inbound auth has checked it. */
+export interface Principal {
+  /** Stable id: an API key's name, or a token's `sub` (with its issuer). */
+  id: string
+  /** Scopes granted (a token's `scope` / `scp`; an API key's configured scopes). */
+  scopes: string[]
+  /** How the caller was authenticated. */
+  method: 'api-key' | 'jwt'
+}
+
+/** Turns a credential into a principal, or throws the gateway's 401 error. */
+export interface Verifier {
+  verify (headers: Record<string, string | string[] | undefined>): Promise<Principal>
+}

@@ -1,0 +1,92 @@
+/**
+ * Per-tool authorization: rules granting tools (by name glob) to principals (by id glob) or to
+ * holders of scopes, optionally per upstream. A principal may see and call a tool when some rule
+ * grants it; `tools/list` shows only those, and a call to any other tool is blocked before it
+ * reaches the upstream. Built on the interceptor chain, so it applies whatever the upstream kind.
+ */
+import type { Interceptor } from '../interceptors/chain.ts'
+import type { JsonRpcMessage, JsonRpcRequest } from '../jsonrpc.ts'
+import { invalid, isPlainObject } from '../options.ts'
+import type { Principal } from './principal.ts'
+
+export interface ToolRule {
+  /** Principal id globs (`*` any run). Absent: any principal. */
+  principals?: string[]
+  /** The rule applies when the principal holds any of these scopes. Absent: no scope needed. */
+  scopes?: string[]
+  /** Upstream names the rule covers. Absent: every upstream. */
+  upstreams?: string[]
+  /** Tool name globs granted. */
+  tools: string[]
+}
+
+interface CompiledRule {
+  principals: RegExp | undefined
+  scopes: string[] | undefined
+  upstreams: Set<string> | undefined
+  tools: RegExp
+}
+
+function globs (patterns: string[]): RegExp {
+  const alternatives = patterns.map((glob) => glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*'))
+  return new RegExp(`^(?:${alternatives.join('|')})$`)
+}
+
+function list (name: string, value: unknown, required: boolean): string[] | undefined {
+  if (value === undefined && !required) return undefined
+  if (!Array.isArray(value) || value.length === 0 || value.some((item) => typeof item !== 'string' || item.length === 0)) {
+    throw invalid(name, 'must be a non-empty array of strings')
+  }
+  return value as string[]
+}
+
+export function checkToolRules (rules: unknown): CompiledRule[] {
+  if (rules === undefined) return []
+  if (!Array.isArray(rules)) throw invalid('auth.tools', 'must be an array of rules')
+  return rules.map((rule, index) => {
+    const at = `auth.tools[${index}]`
+    if (!isPlainObject(rule)) throw invalid(at, 'must be { principals?, scopes?, upstreams?, tools }')
+    const principals = list(`${at}.principals`, rule.principals, false)
+    const upstreams = list(`${at}.upstreams`, rule.upstreams, false)
+    return {
+      principals: principals === undefined ? undefined : globs(principals),
+      scopes: list(`${at}.scopes`, rule.scopes, false),
+      upstreams: upstreams === undefined ? undefined : new Set(upstreams),
+      tools: globs(list(`${at}.tools`, rule.tools, true) as string[])
+    }
+  })
+}
+
+function allowed (rules: CompiledRule[], principal: Principal | undefined, upstream: string, tool: string): boolean {
+  if (principal === undefined) return false
+  return rules.some((rule) =>
+    (rule.principals === undefined || rule.principals.test(principal.id)) &&
+    (rule.scopes === undefined || rule.scopes.some((scope) => principal.scopes.includes(scope))) &&
+    (rule.upstreams === undefined || rule.upstreams.has(upstream)) &&
+    rule.tools.test(tool))
+}
+
+export function toolRuleInterceptors (rules: CompiledRule[]): Interceptor[] {
+  return [
+    {
+      name: 'auth:tools:list',
+      match: { direction: 'upstream_to_client', kind: 'response', method: 'tools/list' },
+      handler: (message, ctx) => {
+        const result = (message as { result: { tools?: Array<{ name: string }> } }).result
+        if (!Array.isArray(result.tools)) return undefined
+        const tools = result.tools.filter((tool) => allowed(rules, ctx.principal, ctx.upstream, tool.name))
+        if (tools.length === result.tools.length) return undefined
+        return { action: 'modify', message: { ...message, result: { ...result, tools } } as JsonRpcMessage }
+      }
+    },
+    {
+      name: 'auth:tools:call',
+      match: { direction: 'client_to_upstream', kind: 'request', method: 'tools/call' },
+      handler: (message, ctx) => {
+        const tool = (message as JsonRpcRequest).params?.name
+        if (typeof tool === 'string' && allowed(rules, ctx.principal, ctx.upstream, tool)) return undefined
+        return { action: 'block', reason: `tool ${JSON.stringify(tool)} is not available to you` }
+      }
+    }
+  ]
+}

@@ -1,0 +1,552 @@
+/**
+ * An upstream reached over message channels (stdio children, legacy HTTP+SSE connections),
+ * presented as a Streamable HTTP server: the gateway's exchange sends it POST / GET / DELETE and
+ * gets the answers an SDK server would give (JSON or SSE, `Mcp-Session-Id`, 202, 404, 409).
+ *
+ * Per-session mode (the default) opens one channel per upstream session: a stdio server serves one
+ * client, and sharing it leaks one client's state into another's. Shared mode runs one channel
+ * for every session, for servers known to be stateless: request ids and progress tokens are
+ * rewritten so sessions never see each other's answers, the first `initialize` is the channel's
+ * and later ones are answered from its result, and server-to-client requests are refused (a
+ * shared process has no one client to ask).
+ *
+ * A POST's answer waits for its first message: a lone response goes back as JSON (cheapest for
+ * everyone), anything else (progress, a server request) turns the answer into an SSE stream.
+ * Messages from the upstream that answer nothing (notifications, server requests) go to the
+ * newest POST stream still open (over stdio they most likely belong to the call in progress),
+ * else to the session's GET stream, else they wait for one, up to `maxQueued`.
+ */
+import { randomUUID } from 'node:crypto'
+import { Readable } from 'node:stream'
+import { GatewayErrors, toJsonRpcError } from '../errors.ts'
+import { errorResponse, isRequest, isResponse, METHOD_NOT_FOUND, parseMessages, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../jsonrpc.ts'
+import type { Logger } from '../logger.ts'
+import { HEADER } from '../protocol.ts'
+import { encodeEvent } from '../sse/encode.ts'
+import type { MessageChannel, OpenChannel } from './channel.ts'
+import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse, UpstreamKind } from './types.ts'
+
+export interface ChannelUpstreamOptions {
+  name: string
+  kind: Exclude<UpstreamKind, 'streamable-http'>
+  open: OpenChannel
+  /** One channel for every session (stateless servers only). @default false */
+  shared?: boolean
+  /** Most channels open at once (per-session mode); more sessions get 503. @default 100 */
+  maxChannels?: number
+  /** Messages kept for a GET stream no one has opened yet; the oldest go first. @default 1000 */
+  maxQueued?: number
+  /**
+   * A backstop for sessions the gateway forgot without telling this upstream (another instance
+   * ended a shared session record): a session with no request and no open GET stream for this
+   * long has its channel closed. 0: never.
+   * @default 3600000 ms
+   */
+  idleMs?: number
+  /** Resolves when the upstream can serve. */
+  probe: () => Promise<void>
+  /** Frees what the channels share (a connection pool), after every channel is closed. */
+  release?: (force: boolean) => Promise<void>
+  log: Logger
+}
+
+export const CHANNEL_DEFAULTS = { maxChannels: 100, maxQueued: 1000, idleMs: 3_600_000 } as const
+
+const JSON_TYPE = { 'content-type': 'application/json' }
+const SSE_TYPE = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }
+
+function httpError (status: number, code: number, message: string): UpstreamHttpResponse {
+  return { status, headers: { ...JSON_TYPE }, body: Readable.from([Buffer.from(JSON.stringify(errorResponse(null, code, message)))]) }
+}
+
+function progressToken (message: JsonRpcRequest): string | number | undefined {
+  const meta = message.params?._meta as { progressToken?: unknown } | undefined
+  const token = meta?.progressToken
+  return typeof token === 'string' || typeof token === 'number' ? token : undefined
+}
+
+/** One POST's answer: JSON if its first message completes it, else an SSE stream. */
+export class Answer {
+  readonly remaining: Set<JsonRpcId>
+  readonly tokens: Array<string | number> = []
+  private readonly headers: Record<string, string>
+  private resolve: ((res: UpstreamHttpResponse) => void) | undefined
+  private stream: Readable | undefined
+  private readonly onAbandon: (answer: Answer) => void
+  finished = false
+
+  constructor (ids: JsonRpcId[], headers: Record<string, string>, resolve: (res: UpstreamHttpResponse) => void, onAbandon: (answer: Answer) => void) {
+    this.remaining = new Set(ids)
+    this.headers = headers
+    this.resolve = resolve
+    this.onAbandon = onAbandon
+  }
+
+  deliver (message: JsonRpcMessage): void {
+    if (this.finished) return
+    if (isResponse(message) && message.id !== null) this.remaining.delete(message.id)
+    const resolve = this.resolve
+    if (resolve !== undefined) {
+      this.resolve = undefined
+      if (this.remaining.size === 0) {
+        this.finished = true
+        resolve({ status: 200, headers: { ...JSON_TYPE, ...this.headers }, body: Readable.from([Buffer.from(JSON.stringify(message))]) })
+        return
+      }
+      // No backpressure toward the channel: it carries every stream of the session (or of all
+      // sessions, shared), so one slow reader must not stall the others. The gateway's own
+      // stream log bounds what a slow client holds.
+      this.stream = new Readable({
+        read () {},
+        destroy: (err, callback) => {
+          if (!this.finished) {
+            this.finished = true
+            this.onAbandon(this)
+          }
+          callback(err)
+        }
+      })
+      resolve({ status: 200, headers: { ...SSE_TYPE, ...this.headers }, body: this.stream })
+    }
+    const stream = this.stream as Readable
+    stream.push(encodeEvent({ data: JSON.stringify(message) }))
+    if (this.remaining.size === 0) {
+      this.finished = true
+      stream.push(null)
+    }
+  }
+
+  /** The channel is gone: every request still waiting gets `reason` as its error. */
+  fail (reason: Error): void {
+    if (this.finished) return
+    const { code, message } = toJsonRpcError(reason).body.error
+    for (const id of [...this.remaining]) this.deliver(errorResponse(id, code, message))
+  }
+
+  /** The request was aborted before any answer: nothing more will be delivered. */
+  abort (): void {
+    if (this.finished) return
+    this.finished = true
+    this.resolve = undefined
+    this.onAbandon(this)
+  }
+}
+
+/** What arrives for a session outside any POST answer: its GET stream, or a queue until one opens. */
+class Outlet {
+  private stream: Readable | undefined
+  private queue: string[] = []
+  private readonly maxQueued: number
+  dropped = 0
+
+  constructor (maxQueued: number) {
+    this.maxQueued = maxQueued
+  }
+
+  get open (): boolean {
+    return this.stream !== undefined
+  }
+
+  push (message: JsonRpcMessage): void {
+    const event = encodeEvent({ data: JSON.stringify(message) })
+    if (this.stream !== undefined) {
+      this.stream.push(event)
+      return
+    }
+    if (this.queue.length >= this.maxQueued) {
+      this.queue.shift()
+      this.dropped++
+    }
+    this.queue.push(event)
+  }
+
+  attach (): Readable {
+    const stream = new Readable({
+      read () {},
+      destroy: (err, callback) => {
+        if (this.stream === stream) this.stream = undefined
+        callback(err)
+      }
+    })
+    for (const event of this.queue) stream.push(event)
+    this.queue = []
+    this.stream = stream
+    return stream
+  }
+
+  end (): void {
+    this.stream?.push(null)
+    this.stream = undefined
+    this.queue = []
+  }
+}
+
+/** One upstream session: its channel (own or shared), its POST answers and its outlet. */
+class ChannelSession {
+  readonly id: string
+  readonly channel: MessageChannel
+  /** Request id as the client sent it, to the answer waiting for it. */
+  readonly answers = new Map<JsonRpcId, Answer>()
+  readonly progress = new Map<string | number, Answer>()
+  /** Answers still open, oldest first. */
+  readonly live = new Set<Answer>()
+  readonly outlet: Outlet
+  gone: Error | undefined
+  lastUsed = Date.now()
+
+  constructor (id: string, channel: MessageChannel, maxQueued: number) {
+    this.id = id
+    this.channel = channel
+    this.outlet = new Outlet(maxQueued)
+  }
+
+  forget (answer: Answer): void {
+    this.live.delete(answer)
+    for (const id of answer.remaining) if (this.answers.get(id) === answer) this.answers.delete(id)
+    for (const token of answer.tokens) if (this.progress.get(token) === answer) this.progress.delete(token)
+  }
+
+  /** A message from the upstream for this session, with the client's own ids. */
+  route (message: JsonRpcMessage, log: Logger, upstream: string): void {
+    if (isResponse(message)) {
+      const answer = message.id === null ? undefined : this.answers.get(message.id)
+      if (answer === undefined) {
+        log.debug({ upstream, upstreamSessionId: this.id, id: message.id }, 'dropped an upstream response to no pending request')
+        return
+      }
+      this.answers.delete(message.id as JsonRpcId)
+      answer.deliver(message)
+      if (answer.finished) this.forget(answer)
+      return
+    }
+    if (message.method === 'notifications/progress') {
+      const token = message.params?.progressToken
+      const answer = typeof token === 'string' || typeof token === 'number' ? this.progress.get(token) : undefined
+      if (answer !== undefined) {
+        answer.deliver(message)
+        return
+      }
+    }
+    let newest: Answer | undefined
+    for (const answer of this.live) newest = answer
+    if (newest !== undefined) newest.deliver(message)
+    else this.outlet.push(message)
+  }
+
+  end (reason: Error): void {
+    if (this.gone !== undefined) return
+    this.gone = reason
+    for (const answer of [...this.live]) answer.fail(reason)
+    this.live.clear()
+    this.answers.clear()
+    this.progress.clear()
+    this.outlet.end()
+  }
+}
+
+/** Shared mode: the one channel, its initialize result, and the id and token rewriting. */
+interface SharedChannel {
+  channel: MessageChannel
+  sessions: Set<ChannelSession>
+  initialize: Promise<Record<string, unknown>> | undefined
+  /** The channel's own request id, to the session and the client's id. */
+  requests: Map<string, { session: ChannelSession, id: JsonRpcId }>
+  tokens: Map<string, { session: ChannelSession, token: string | number }>
+  next: number
+}
+
+export class ChannelUpstream implements Upstream {
+  readonly era = '2025' as const
+  readonly name: string
+  readonly kind: ChannelUpstreamOptions['kind']
+  private readonly options: ChannelUpstreamOptions
+  private readonly maxChannels: number
+  private readonly maxQueued: number
+  private readonly log: Logger
+  private readonly sessions = new Map<string, ChannelSession>()
+  private shared: SharedChannel | undefined
+  private opening = 0
+  private closing = false
+
+  constructor (options: ChannelUpstreamOptions) {
+    this.name = options.name
+    this.kind = options.kind
+    this.options = options
+    this.maxChannels = options.maxChannels ?? CHANNEL_DEFAULTS.maxChannels
+    this.maxQueued = options.maxQueued ?? CHANNEL_DEFAULTS.maxQueued
+    this.log = options.log
+    const idleMs = options.idleMs ?? CHANNEL_DEFAULTS.idleMs
+    if (idleMs > 0) {
+      this.reaper = setInterval(() => { this.reap(idleMs) }, Math.min(idleMs / 4, 60_000))
+      this.reaper.unref()
+    }
+  }
+
+  /** Upstream sessions open now (each with its own channel, unless shared). */
+  get size (): number {
+    return this.sessions.size
+  }
+
+  private readonly reaper: NodeJS.Timeout | undefined
+
+  private reap (idleMs: number): void {
+    const before = Date.now() - idleMs
+    for (const session of [...this.sessions.values()]) {
+      if (session.lastUsed >= before || session.outlet.open || session.live.size > 0) continue
+      this.log.info({ upstream: this.name, upstreamSessionId: session.id }, 'closing an upstream session idle past its limit')
+      this.endSession(session, new GatewayErrors.UPSTREAM_EXITED(this.name, 'the session was idle too long'))
+    }
+  }
+
+  async request (req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
+    const sessionId = req.headers[HEADER.sessionId]
+    if (req.method === 'POST') return await this.post(req, sessionId)
+    if (sessionId === undefined) return httpError(400, -32000, 'Bad Request: Mcp-Session-Id header is required')
+    const session = this.sessions.get(sessionId)
+    if (session === undefined) return httpError(404, -32001, 'Session not found')
+    session.lastUsed = Date.now()
+    if (req.method === 'DELETE') {
+      this.endSession(session, new GatewayErrors.UPSTREAM_EXITED(this.name, 'the session was deleted'))
+      return { status: 200, headers: {}, body: Readable.from([]) }
+    }
+    if (session.outlet.open) return httpError(409, -32000, 'Conflict: only one SSE stream is allowed per session')
+    return { status: 200, headers: { ...SSE_TYPE }, body: session.outlet.attach() }
+  }
+
+  private async post (req: UpstreamHttpRequest, sessionId: string | undefined): Promise<UpstreamHttpResponse> {
+    let messages = req.messages
+    if (messages === undefined) {
+      const parsed = parseMessages(String(req.body))
+      if (!parsed.ok) return httpError(400, parsed.code, parsed.message)
+      messages = parsed.messages
+    }
+    let session: ChannelSession
+    const headers: Record<string, string> = {}
+    if (sessionId === undefined) {
+      const initialize = messages.find((message) => isRequest(message) && message.method === 'initialize') as JsonRpcRequest | undefined
+      if (initialize === undefined) return httpError(400, -32000, `Bad Request: upstream ${this.name} (${this.kind}) serves sessions only: initialize first`)
+      session = await this.openSession()
+      headers[HEADER.sessionId] = session.id
+      const shared = this.shared
+      if (shared !== undefined && shared.initialize !== undefined) {
+        // A later client of a shared channel: the channel's first initialize answers it too.
+        try {
+          const result = await shared.initialize
+          return { status: 200, headers: { ...JSON_TYPE, ...headers }, body: Readable.from([Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: initialize.id, result }))]) }
+        } catch (err) {
+          this.endSession(session, err as Error)
+          throw err
+        }
+      }
+    } else {
+      const found = this.sessions.get(sessionId)
+      if (found === undefined) return httpError(404, -32001, 'Session not found')
+      session = found
+      session.lastUsed = Date.now()
+    }
+
+    const ids: JsonRpcId[] = []
+    for (const message of messages) if (isRequest(message)) ids.push(message.id)
+    if (ids.length === 0) {
+      for (const message of messages) {
+        // A later client's `initialized` is the shared channel's business only once.
+        if (this.shared !== undefined && 'method' in message && message.method === 'notifications/initialized') continue
+        await this.send(session, message)
+      }
+      return { status: 202, headers: {}, body: Readable.from([]) }
+    }
+
+    return await new Promise<UpstreamHttpResponse>((resolve, reject) => {
+      const answer = new Answer(ids, headers, resolve, (gone) => session.forget(gone))
+      for (const message of messages) {
+        if (!isRequest(message)) continue
+        session.answers.set(message.id, answer)
+        const token = progressToken(message)
+        if (token !== undefined) {
+          answer.tokens.push(token)
+          session.progress.set(token, answer)
+        }
+      }
+      session.live.add(answer)
+      const signal = req.signal
+      if (signal !== undefined) {
+        const onAbort = (): void => {
+          answer.abort()
+          reject(new Error('aborted'))
+        }
+        if ('addEventListener' in signal) signal.addEventListener('abort', onAbort, { once: true })
+        else signal.once('abort', onAbort)
+      }
+      const initialize = sessionId === undefined ? messages.find((message) => isRequest(message) && message.method === 'initialize') as JsonRpcRequest | undefined : undefined
+      if (initialize !== undefined && this.shared !== undefined) this.shared.initialize = this.sharedInitialize(answer, initialize.id)
+      void (async () => {
+        for (const message of messages) await this.send(session, message)
+      })().catch((err: unknown) => {
+        answer.fail(err as Error)
+        session.forget(answer)
+      })
+    })
+  }
+
+  /** The first client's initialize result, kept for the shared channel's later clients. */
+  private sharedInitialize (answer: Answer, id: JsonRpcId): Promise<Record<string, unknown>> {
+    const result = new Promise((resolve, reject) => {
+      const deliver = answer.deliver.bind(answer)
+      answer.deliver = (message) => {
+        if (isResponse(message) && message.id === id) {
+          if ('result' in message) resolve(message.result)
+          else reject(new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.name, `initialize failed: ${message.error.message}`))
+        }
+        deliver(message)
+      }
+    }).then(undefined, (err: unknown) => {
+      if (this.shared !== undefined) this.shared.initialize = undefined
+      throw err
+    }) as Promise<Record<string, unknown>>
+    // The first client got its own answer; later ones, if any, await this.
+    result.catch(() => {})
+    return result
+  }
+
+  private async send (session: ChannelSession, message: JsonRpcMessage): Promise<void> {
+    if (session.gone !== undefined) throw session.gone
+    const shared = this.shared
+    if (shared === undefined) {
+      await session.channel.send(message)
+      return
+    }
+    await shared.channel.send(this.toShared(shared, session, message))
+  }
+
+  /** Rewrites a client's message for the shared channel: its own request ids and progress tokens. */
+  private toShared (shared: SharedChannel, session: ChannelSession, message: JsonRpcMessage): JsonRpcMessage {
+    if (isRequest(message)) {
+      const id = `g${shared.next++}`
+      shared.requests.set(id, { session, id: message.id })
+      let params = message.params
+      const token = progressToken(message)
+      if (token !== undefined) {
+        const own = `g${shared.next++}`
+        shared.tokens.set(own, { session, token })
+        params = { ...params, _meta: { ...(params?._meta as Record<string, unknown>), progressToken: own } }
+      }
+      return { ...message, id, params }
+    }
+    if ('method' in message && message.method === 'notifications/cancelled') {
+      const target = message.params?.requestId
+      for (const [own, entry] of shared.requests) {
+        if (entry.session === session && entry.id === target) return { ...message, params: { ...message.params, requestId: own } }
+      }
+    }
+    return message
+  }
+
+  /** A message on the shared channel, sent back to the session it belongs to (or to all). */
+  private fromShared (shared: SharedChannel, message: JsonRpcMessage): void {
+    if (isResponse(message)) {
+      const entry = typeof message.id === 'string' ? shared.requests.get(message.id) : undefined
+      if (entry === undefined) return
+      shared.requests.delete(message.id as string)
+      entry.session.route({ ...message, id: entry.id } as JsonRpcMessage, this.log, this.name)
+      return
+    }
+    if (isRequest(message)) {
+      // No one client to ask: the request is refused on the channel's behalf.
+      void Promise.resolve(shared.channel.send(errorResponse(message.id, METHOD_NOT_FOUND, `Upstream ${this.name} is shared by several clients: server-to-client requests are not relayed`))).catch(() => {})
+      return
+    }
+    if (message.method === 'notifications/progress') {
+      const own = message.params?.progressToken
+      const entry = typeof own === 'string' ? shared.tokens.get(own) : undefined
+      if (entry !== undefined) {
+        entry.session.route({ ...message, params: { ...message.params, progressToken: entry.token } }, this.log, this.name)
+      }
+      return
+    }
+    for (const session of shared.sessions) session.outlet.push(message)
+  }
+
+  private async openSession (): Promise<ChannelSession> {
+    if (this.closing) throw new GatewayErrors.UPSTREAM_UNAVAILABLE(this.name)
+    const id = randomUUID()
+    if (this.options.shared === true) {
+      const shared = this.shared ?? await this.openShared()
+      const session = new ChannelSession(id, shared.channel, this.maxQueued)
+      shared.sessions.add(session)
+      this.sessions.set(id, session)
+      return session
+    }
+    if (this.sessions.size + this.opening + this.stopping.size >= this.maxChannels) throw new GatewayErrors.UPSTREAM_FULL(this.name, this.maxChannels)
+    this.opening++
+    let channel: MessageChannel
+    try {
+      channel = await this.options.open(id)
+    } finally {
+      this.opening--
+    }
+    const session = new ChannelSession(id, channel, this.maxQueued)
+    channel.onmessage = (message) => session.route(message, this.log, this.name)
+    channel.onclose = (reason) => { this.dropSession(session, reason) }
+    this.sessions.set(id, session)
+    return session
+  }
+
+  private opened: Promise<SharedChannel> | undefined
+
+  private async openShared (): Promise<SharedChannel> {
+    this.opened ??= this.options.open('shared').then((channel) => {
+      const shared: SharedChannel = { channel, sessions: new Set(), initialize: undefined, requests: new Map(), tokens: new Map(), next: 1 }
+      channel.onmessage = (message) => this.fromShared(shared, message)
+      channel.onclose = (reason) => {
+        if (this.shared === shared) this.shared = undefined
+        this.opened = undefined
+        for (const session of shared.sessions) this.dropSession(session, reason)
+      }
+      this.shared = shared
+      return shared
+    }).finally(() => { if (this.shared === undefined) this.opened = undefined })
+    return await this.opened
+  }
+
+  private dropSession (session: ChannelSession, reason: Error): void {
+    if (this.sessions.get(session.id) === session) this.sessions.delete(session.id)
+    this.shared?.sessions.delete(session)
+    session.end(reason)
+  }
+
+  /** Channels being stopped: a DELETE does not wait for a child to exit, but close() does. */
+  private readonly stopping = new Set<Promise<void>>()
+
+  private endSession (session: ChannelSession, reason: Error): void {
+    this.dropSession(session, reason)
+    if (this.options.shared === true) return
+    const stopped = session.channel.close().finally(() => this.stopping.delete(stopped))
+    this.stopping.add(stopped)
+  }
+
+  async probe (): Promise<void> {
+    await this.options.probe()
+  }
+
+  async close (): Promise<void> {
+    this.closing = true
+    clearInterval(this.reaper)
+    const reason = new GatewayErrors.UPSTREAM_EXITED(this.name, 'the gateway is shutting down')
+    const channels = new Set<MessageChannel>()
+    for (const session of this.sessions.values()) {
+      channels.add(session.channel)
+      this.dropSession(session, reason)
+    }
+    if (this.shared !== undefined) channels.add(this.shared.channel)
+    await Promise.all([...[...channels].map(async (channel) => await channel.close()), ...this.stopping])
+    await this.options.release?.(false)
+  }
+
+  async destroy (): Promise<void> {
+    this.closing = true
+    clearInterval(this.reaper)
+    for (const session of this.sessions.values()) session.channel.kill()
+    this.shared?.channel.kill()
+    await this.options.release?.(true)
+  }
+}

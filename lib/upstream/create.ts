@@ -1,0 +1,87 @@
+/** Builds the upstream a checked configuration describes, whatever its kind. */
+import type { Logger } from '../logger.ts'
+import { ChannelUpstream, CHANNEL_DEFAULTS } from './channel-upstream.ts'
+import { LegacySseClient, type LegacySseOptions } from './legacy-sse.ts'
+import { StdioChannel, type StdioCommand } from './stdio.ts'
+import { StreamableHttpUpstream, type StreamableHttpUpstreamOptions } from './streamable-http.ts'
+import type { Upstream } from './types.ts'
+import type { TimeoutOptions } from '../deadline.ts'
+import { DualEraUpstream, type ProtocolSetting } from './dual-era.ts'
+
+/** What channel upstreams (stdio, legacy SSE) share. */
+export interface ChannelLimits {
+  /**
+   * One process (stdio) or connection (legacy SSE) for every session, for servers known to keep
+   * no per-client state. Off by default: a stdio server serves one client.
+   * @default false
+   */
+  shared?: boolean
+  /** Most processes or connections open at once; more sessions get 503. @default 100 */
+  maxSessions?: number
+  /** Messages held for a session's GET stream before it opens. @default 1000 */
+  maxQueued?: number
+  /** Close a process or connection whose session saw no request for this long (a backstop). @default 3600000 ms */
+  idleMs?: number
+}
+
+export type StdioUpstreamOptions = { kind: 'stdio', name: string } & StdioCommand & ChannelLimits & TimeoutOptions
+export type SseUpstreamOptions = { kind: 'sse' } & LegacySseOptions & ChannelLimits & TimeoutOptions
+export type HttpUpstreamOptions = { kind?: 'streamable-http' } & StreamableHttpUpstreamOptions & TimeoutOptions & {
+  /**
+   * The upstream's protocol era: `2025` (sessions, `initialize`), `2026` (2026-07-28, stateless),
+   * or `auto` (asked once with `server/discover`). 2025 clients reach a 2026 upstream through
+   * the era bridge; 2026 clients reach either as they are.
+   * @default 'auto'
+   */
+  protocol?: ProtocolSetting
+}
+export type UpstreamOptions = HttpUpstreamOptions | StdioUpstreamOptions | SseUpstreamOptions
+
+/** The options every channel upstream takes from its config, whatever carries its messages. */
+function channelOptions (options: StdioUpstreamOptions | SseUpstreamOptions, log: Logger) {
+  return {
+    name: options.name,
+    kind: options.kind,
+    shared: options.shared,
+    maxChannels: options.maxSessions ?? CHANNEL_DEFAULTS.maxChannels,
+    maxQueued: options.maxQueued,
+    idleMs: options.idleMs,
+    log
+  }
+}
+
+export function createUpstream (options: UpstreamOptions, log: Logger): Upstream {
+  if (options.kind === 'stdio') {
+    let spawnError: Error | undefined
+    return new ChannelUpstream({
+      ...channelOptions(options, log),
+      open: async (label) => {
+        try {
+          const channel = await StdioChannel.start(options.name, options, log, label)
+          spawnError = undefined
+          log.info({ upstream: options.name, childPid: channel.pid, upstreamSessionId: label }, 'stdio upstream started')
+          return channel
+        } catch (err) {
+          spawnError = err as Error
+          throw err
+        }
+      },
+      // Starting a process to answer a probe would cost more than it tells: the last start did.
+      probe: async () => { if (spawnError !== undefined) throw spawnError }
+    })
+  }
+  if (options.kind === 'sse') {
+    const client = new LegacySseClient(options)
+    return new ChannelUpstream({
+      ...channelOptions(options, log),
+      open: async (label) => await client.open(log, label),
+      probe: async () => await client.probe(),
+      release: async (force) => { await (force ? client.destroy() : client.close()) }
+    })
+  }
+  return new DualEraUpstream(new StreamableHttpUpstream(options), options.protocol ?? 'auto', log)
+}
+
+type NameOptional<T> = T extends unknown ? Omit<T, 'name'> & { name?: string } : never
+/** Upstream options as a user writes them: the name may come from elsewhere (a default, a key). */
+export type UpstreamConfig = NameOptional<UpstreamOptions>

@@ -1,0 +1,212 @@
+/**
+ * A Streamable HTTP upstream of either protocol era, as the gateway's exchange sees it. Requests
+ * of the upstream's own era go as they are; a 2025 client's session with a 2026-07-28 upstream
+ * goes through the era bridge (a channel upstream of `ModernChannel`s, which gives the client what
+ * the new revision dropped), and a 2026 client's request to a 2025-era upstream through the
+ * `LegacyBridge` (which holds upstream sessions on its behalf).
+ *
+ * `protocol: 'auto'` asks the upstream once with `server/discover`: a result offering 2026-07-28
+ * makes it modern; anything else (an error, a 4xx, silence past the probe timeout) makes it a
+ * 2025-era upstream. The verdict is kept (a timeout's for a minute, then asked again).
+ */
+import { Readable } from 'node:stream'
+import type { Logger } from '../logger.ts'
+import { readBounded } from '../relay/body.ts'
+import { isRequest, type JsonRpcMessage } from '../jsonrpc.ts'
+import { HEADER, STATELESS_VERSION } from '../protocol.ts'
+import { ChannelUpstream } from './channel-upstream.ts'
+import { ModernChannel, modernRequest, readAnswer, type DiscoverResult } from './modern-channel.ts'
+import { LegacyBridge } from './legacy-bridge.ts'
+import type { StreamableHttpUpstream } from './streamable-http.ts'
+import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse } from './types.ts'
+import { GatewayErrors } from '../errors.ts'
+
+export type ProtocolEra = '2025' | '2026'
+export type ProtocolSetting = 'auto' | ProtocolEra
+
+const PROBE_TIMEOUT_MS = 3000
+const UNSURE_TTL_MS = 60_000
+const DISCOVER_TTL_MS = 30_000
+const GATEWAY_INFO = { name: 'fastify-mcp-gateway', version: '0.1.0' }
+
+function opensSession (req: UpstreamHttpRequest): boolean {
+  if (req.method !== 'POST' || req.headers[HEADER.sessionId] !== undefined) return true
+  const messages: readonly JsonRpcMessage[] = req.messages ?? parse(req.body)
+  return messages.some((message) => isRequest(message) && message.method === 'initialize')
+}
+
+function parse (body: UpstreamHttpRequest['body']): JsonRpcMessage[] {
+  try {
+    const value = JSON.parse(String(body)) as unknown
+    return (Array.isArray(value) ? value : [value]) as JsonRpcMessage[]
+  } catch {
+    return []
+  }
+}
+
+export class DualEraUpstream implements Upstream {
+  readonly name: string
+  readonly kind = 'streamable-http' as const
+  private readonly raw: StreamableHttpUpstream
+  private readonly setting: ProtocolSetting
+  private readonly bridge: ChannelUpstream
+  /** Stateless (2026) clients of a 2025-era upstream. */
+  private readonly legacy: LegacyBridge
+  private readonly log: Logger
+  private verdict: { era: Promise<ProtocolEra>, until: number } | undefined
+  private discovered: { result: Promise<DiscoverResult>, until: number } | undefined
+
+  constructor (raw: StreamableHttpUpstream, setting: ProtocolSetting, log: Logger) {
+    this.raw = raw
+    this.name = raw.name
+    this.setting = setting
+    this.log = log
+    this.bridge = new ChannelUpstream({
+      name: raw.name,
+      kind: 'sse',
+      // A bridged session costs the gateway a little memory and the upstream nothing.
+      maxChannels: Number.MAX_SAFE_INTEGER,
+      log,
+      open: async () => new ModernChannel(raw, async () => await this.discover(), log),
+      probe: async () => await raw.probe()
+    })
+    this.legacy = new LegacyBridge(raw, log)
+  }
+
+  /** The upstream's era, as configured or as found out. */
+  async findOutEra (): Promise<ProtocolEra> {
+    if (this.setting !== 'auto') return this.setting
+    const now = Date.now()
+    if (this.verdict === undefined || this.verdict.until < now) {
+      const era = this.findEra()
+      this.verdict = { era, until: Number.POSITIVE_INFINITY }
+      era.catch(() => { this.verdict = undefined })
+    }
+    return await this.verdict.era
+  }
+
+  private async findEra (): Promise<ProtocolEra> {
+    const abort = new AbortController()
+    const timer = setTimeout(() => abort.abort(), PROBE_TIMEOUT_MS)
+    try {
+      const result = await this.askDiscover(abort.signal)
+      const modern = Array.isArray(result.supportedVersions) && result.supportedVersions.includes(STATELESS_VERSION)
+      this.log.info({ upstream: this.name, era: modern ? '2026' : '2025' }, 'upstream protocol era found')
+      if (modern) this.discovered = { result: Promise.resolve(result), until: Date.now() + DISCOVER_TTL_MS }
+      this.known = modern ? '2026' : '2025'
+      return this.known
+    } catch (err) {
+      if ((err as { code?: string }).code === 'MCP_GW_UPSTREAM_UNAVAILABLE') throw err
+      if (abort.signal.aborted && this.verdict !== undefined) {
+        // Silence is no verdict: ask again later, and route by each request's own era meanwhile.
+        this.verdict.until = Date.now() + UNSURE_TTL_MS
+        return '2025'
+      }
+      this.log.info({ upstream: this.name, era: '2025' }, 'upstream protocol era found (no server/discover)')
+      this.known = '2025'
+      return '2025'
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** The upstream's `server/discover` result (kept a little while: every bridged session asks). */
+  async discover (): Promise<DiscoverResult> {
+    const now = Date.now()
+    if (this.discovered === undefined || this.discovered.until < now) {
+      const result = this.askDiscover()
+      this.discovered = { result, until: now + DISCOVER_TTL_MS }
+      result.catch(() => { this.discovered = undefined })
+    }
+    return await this.discovered.result
+  }
+
+  private async askDiscover (signal?: AbortSignal): Promise<DiscoverResult> {
+    const { headers, body } = modernRequest({ jsonrpc: '2.0', id: 'gw-discover', method: 'server/discover' }, {
+      'io.modelcontextprotocol/protocolVersion': STATELESS_VERSION,
+      'io.modelcontextprotocol/clientCapabilities': {},
+      'io.modelcontextprotocol/clientInfo': GATEWAY_INFO
+    })
+    const res = await this.raw.request({ method: 'POST', headers, body, signal })
+    let result: DiscoverResult | undefined
+    await readAnswer(res as never, (message) => {
+      if ('result' in message) result = message.result as DiscoverResult
+    })
+    if (result === undefined) throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.name, `server/discover answered HTTP ${res.status} without a result`)
+    return result
+  }
+
+  request (req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
+    const known = this.setting === 'auto' ? this.known : this.setting
+    // The common case, on every request: no extra promise on the way.
+    if (known !== undefined) return this.route(req, known)
+    return this.firstRequests(req)
+  }
+
+  private async firstRequests (req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
+    // Era not known yet: the probe starts, and meanwhile the request goes where its own era
+    // points (no waiting on the probe). Only a refusal that speaks of the other era waits for
+    // the verdict and, if it says so, sends the request the other way.
+    const probing = this.findOutEra()
+    probing.catch(() => {})
+    const guess: ProtocolEra = opensSession(req) ? '2025' : '2026'
+    const res = await this.route(req, guess)
+    if (res.status !== 400 && res.status !== 404 && res.status !== 405) return res
+    const raw = await readBounded(res.body, 64 * 1024).catch(() => Buffer.alloc(0))
+    const replay = (): UpstreamHttpResponse => ({ ...res, body: Readable.from([raw]) })
+    if (!speaksOtherEra(raw, guess)) return replay()
+    let era: ProtocolEra
+    try {
+      era = await probing
+    } catch {
+      return replay()
+    }
+    return era === guess ? replay() : await this.route(req, era)
+  }
+
+  private known: ProtocolEra | undefined
+
+  /** The upstream's era as far as it is known (configured, or found). */
+  get era (): ProtocolEra | undefined {
+    return this.setting === 'auto' ? this.known : this.setting
+  }
+
+  private route (req: UpstreamHttpRequest, era: ProtocolEra): Promise<UpstreamHttpResponse> {
+    if (era === '2025') return opensSession(req) ? this.raw.request(req) : this.legacy.request(req)
+    return opensSession(req) ? this.bridge.request(req) : this.raw.request(req)
+  }
+
+  async probe (): Promise<void> {
+    await this.raw.probe()
+  }
+
+  async close (): Promise<void> {
+    await this.bridge.close()
+    await this.legacy.close()
+    await this.raw.close()
+  }
+
+  async destroy (): Promise<void> {
+    await this.bridge.destroy()
+    await this.raw.destroy()
+  }
+}
+
+/**
+ * Whether a refusal means the upstream speaks the other era: a modern server refusing a 2025
+ * request (unsupported protocol version, unknown method, header checks), or a 2025 server
+ * refusing a sessionless request (no session: "Mcp-Session-Id header is required").
+ */
+function speaksOtherEra (raw: Buffer, guess: ProtocolEra): boolean {
+  let code: unknown
+  let message = ''
+  try {
+    const body = JSON.parse(raw.toString('utf8')) as { error?: { code?: unknown, message?: unknown } }
+    code = body.error?.code
+    message = String(body.error?.message ?? '')
+  } catch {
+    return guess === '2026'
+  }
+  if (guess === '2025') return code === -32022 || code === -32601 || code === -32020
+  return code === -32000 || code === -32600 || /session|initializ/i.test(message)
+}

@@ -1,0 +1,163 @@
+/**
+ * A stdio upstream's channel: one child process speaking newline-delimited JSON-RPC on its stdin
+ * and stdout (the MCP stdio transport). Its stderr goes to the log line by line. A child that
+ * writes anything but JSON-RPC to stdout is broken for good: it is killed, and its session ends.
+ *
+ * Stopping follows the MCP stdio transport's shutdown: close stdin and send SIGTERM, then SIGKILL
+ * if the child is still there after the grace period.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { GatewayErrors } from '../errors.ts'
+import { toMessages, type JsonRpcMessage } from '../jsonrpc.ts'
+import type { Logger } from '../logger.ts'
+import { LineSplitter, type MessageChannel } from './channel.ts'
+
+export interface StdioCommand {
+  /** The program to run, found on PATH (`npx`, `node`, `uvx`, ...). */
+  command: string
+  /** @default [] */
+  args?: string[]
+  /**
+   * Environment of the child, on top of a small safe base (PATH, HOME, USER, LOGNAME, SHELL, TERM,
+   * LANG, TMPDIR and, on Windows, what programs need to start). The gateway's own environment is
+   * not passed on: it may hold secrets the child has no business seeing.
+   * @default {}
+   */
+  env?: Record<string, string>
+  /** Working directory. @default the gateway's */
+  cwd?: string
+  /**
+   * Time between SIGTERM and SIGKILL when a child is stopped.
+   * @default 2000 ms
+   */
+  killGraceMs?: number
+  /**
+   * Longest line accepted on stdout; a longer one counts as garbage.
+   * @default 16 MiB
+   */
+  maxLineBytes?: number
+}
+
+export const STDIO_DEFAULTS = { killGraceMs: 2000, maxLineBytes: 16 * 1024 * 1024 } as const
+
+const BASE_ENV = process.platform === 'win32'
+  ? ['APPDATA', 'HOMEDRIVE', 'HOMEPATH', 'LOCALAPPDATA', 'PATH', 'PROCESSOR_ARCHITECTURE', 'SYSTEMDRIVE', 'SYSTEMROOT', 'TEMP', 'USERNAME', 'USERPROFILE', 'PROGRAMFILES']
+  : ['HOME', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER', 'LANG', 'TMPDIR']
+
+function childEnv (extra: Record<string, string> | undefined): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const key of BASE_ENV) {
+    const value = process.env[key]
+    // Exported shell functions are a known injection path into children: never pass them on.
+    if (value !== undefined && !value.startsWith('()')) env[key] = value
+  }
+  return { ...env, ...extra }
+}
+
+/** Longest stderr line logged as it is; the rest is cut (a child cannot flood the log with one line). */
+const STDERR_LINE_LIMIT = 8192
+
+export class StdioChannel implements MessageChannel {
+  onmessage: (message: JsonRpcMessage) => void = () => {}
+  onclose: (reason: Error) => void = () => {}
+  readonly pid: number
+  private readonly child: ChildProcessWithoutNullStreams
+  private readonly name: string
+  private readonly killGraceMs: number
+  private gone: Error | undefined
+  private readonly exited: Promise<void>
+
+  private constructor (child: ChildProcessWithoutNullStreams, name: string, options: StdioCommand, log: Logger, label: string) {
+    this.child = child
+    this.pid = child.pid as number
+    this.name = name
+    this.killGraceMs = options.killGraceMs ?? STDIO_DEFAULTS.killGraceMs
+    const fields = { upstream: name, childPid: this.pid, upstreamSessionId: label }
+
+    const stdout = new LineSplitter(options.maxLineBytes ?? STDIO_DEFAULTS.maxLineBytes, (line) => {
+      if (this.gone !== undefined) return
+      let parsed: ReturnType<typeof toMessages>
+      try {
+        parsed = toMessages(JSON.parse(line.toString('utf8')))
+      } catch {
+        parsed = { ok: false, code: 0, message: 'not JSON' }
+      }
+      if (!parsed.ok) {
+        log.error({ ...fields, line: line.subarray(0, 200).toString('utf8') }, 'stdio upstream wrote something other than JSON-RPC to stdout; stopping it')
+        this.fail(new GatewayErrors.UPSTREAM_BAD_RESPONSE(name, 'its process wrote something other than JSON-RPC to stdout'))
+        return
+      }
+      for (const message of parsed.messages) this.onmessage(message)
+    })
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (!stdout.push(chunk)) this.fail(new GatewayErrors.UPSTREAM_BAD_RESPONSE(name, 'its process wrote a line longer than the limit to stdout'))
+    })
+    const stderr = new LineSplitter(Number.MAX_SAFE_INTEGER, (line) => {
+      const text = line.length > STDERR_LINE_LIMIT ? `${line.subarray(0, STDERR_LINE_LIMIT).toString('utf8')}…` : line.toString('utf8')
+      log.info({ ...fields, stderr: text }, 'stdio upstream stderr')
+    })
+    child.stderr.on('data', (chunk: Buffer) => { stderr.push(chunk) })
+    child.stderr.once('end', () => stderr.flush())
+    // A child that dies leaves its stdin broken: writes fail with EPIPE, reported by 'exit' below.
+    child.stdin.on('error', () => {})
+    const stdoutEnded = new Promise<void>((resolve) => { child.stdout.once('close', resolve) })
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        const how = signal === null ? `its process exited with code ${String(code)}` : `its process was killed by ${signal}`
+        log.info({ ...fields, code, signal }, 'stdio upstream exited')
+        // What the child wrote just before exiting is still delivered; a grandchild that holds
+        // stdout open (a wrapper's child) does not hold the session up for long.
+        const grace = setTimeout(() => child.stdout.destroy(), 200)
+        void stdoutEnded.then(() => {
+          clearTimeout(grace)
+          stdout.flush()
+          this.fail(new GatewayErrors.UPSTREAM_EXITED(name, how))
+          resolve()
+        })
+      })
+    })
+  }
+
+  /** Starts the child; rejects (with the gateway's error) when it cannot be started. */
+  static async start (name: string, options: StdioCommand, log: Logger, label: string): Promise<StdioChannel> {
+    const child = spawn(options.command, options.args ?? [], {
+      cwd: options.cwd,
+      env: childEnv(options.env),
+      stdio: ['pipe', 'pipe', 'pipe'],
+      windowsHide: true
+    })
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve)
+      child.once('error', (err) => {
+        reject(new GatewayErrors.UPSTREAM_UNAVAILABLE(name, { cause: err }))
+      })
+    })
+    return new StdioChannel(child, name, options, log, label)
+  }
+
+  send (message: JsonRpcMessage): void {
+    if (this.gone !== undefined) throw this.gone
+    this.child.stdin.write(`${JSON.stringify(message)}\n`)
+  }
+
+  async close (): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.stdin.end()
+      this.child.kill('SIGTERM')
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), this.killGraceMs)
+      await this.exited
+      clearTimeout(timer)
+    }
+  }
+
+  kill (): void {
+    this.child.kill('SIGKILL')
+  }
+
+  private fail (reason: Error): void {
+    if (this.gone !== undefined) return
+    this.gone = reason
+    if (this.child.exitCode === null && this.child.signalCode === null) void this.close()
+    this.onclose(reason)
+  }
+}

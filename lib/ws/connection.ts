@@ -1,0 +1,304 @@
+/**
+ * One WebSocket client connection as one gateway session. Each text frame is one JSON-RPC
+ * message, run through the same exchange as a Streamable HTTP POST (sessions, interceptors,
+ * timeouts, metrics, every upstream kind); what comes back (a JSON answer, or an SSE answer's
+ * events, progress included) goes out as frames, one message each, and the session's
+ * server-to-client stream (the GET stream) is read for as long as the socket is open.
+ *
+ * Framework-free: the socket is anything with `send`, `close` and `bufferedAmount`.
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Readable } from 'node:stream'
+import { Abort } from '../abort.ts'
+import type { Principal } from '../auth/principal.ts'
+import { GatewayErrors, toJsonRpcError } from '../errors.ts'
+import { resolveSession, type ExchangeContext, type Forwarder, type OutboundResponse, type ParsedBody } from '../forwarder.ts'
+import type { InterceptorChain } from '../interceptors/chain.ts'
+import { INVALID_REQUEST, MAX_DEPTH, errorResponse, isRequest, nestsDeeperThan, parseMessages, type JsonRpcId } from '../jsonrpc.ts'
+import type { Logger } from '../logger.ts'
+import { HEADER } from '../protocol.ts'
+import type { SessionManager } from '../session/manager.ts'
+import { SseParser } from '../sse/parser.ts'
+
+/** Close codes the gateway uses (README, WebSocket transport). */
+export const WS_CLOSE = {
+  /** The gateway is shutting down; in-flight calls were answered first. */
+  GOING_AWAY: 1001,
+  /** A binary frame: the transport carries JSON-RPC text only. */
+  UNSUPPORTED_DATA: 1003,
+  /** A frame larger than the limit (sent by `ws` itself). */
+  TOO_BIG: 1009,
+  /** The session ended at the gateway (expired, deleted, its upstream gone). */
+  SESSION_ENDED: 4000,
+  /** The client read too slowly: more than the high-water mark was waiting to be sent. */
+  SLOW_READER: 4001
+} as const
+
+export interface WsSocket {
+  send (text: string): void
+  close (code: number, reason: string): void
+  /** Drops the connection without a closing handshake. */
+  terminate (): void
+  readonly bufferedAmount: number
+}
+
+/** How long a closing handshake may wait behind unsent data before the socket is dropped. */
+const CLOSE_GRACE_MS = 1000
+
+export interface WsConnectionOptions {
+  socket: WsSocket
+  forwarder: Forwarder
+  sessions: SessionManager
+  upstream: string
+  /** The upgrade request's headers (trace context; the allow-list decides what goes upstream). */
+  headers: IncomingHttpHeaders
+  principal?: Principal
+  interceptors?: () => InterceptorChain | undefined
+  routeConfig?: Record<string, unknown>
+  log: Logger
+  /** Requests one connection may have in flight. */
+  maxInFlight: number
+  /** Bytes waiting to be sent past which the client is a slow reader and is dropped. */
+  highWaterMark: number
+  /** Called once the connection holds a session (and when it loses it). */
+  onSession?: (id: string | undefined) => void
+}
+
+const ACCEPT = 'application/json, text/event-stream'
+
+export class WsConnection {
+  sessionId: string | undefined
+  private protocolVersion: string | undefined
+  private inFlight = 0
+  private closed = false
+  private draining = false
+  private readonly aborts = new Set<Abort>()
+  private getStream: Readable | undefined
+  private readonly options: WsConnectionOptions
+  private idle: (() => void) | undefined
+
+  constructor (options: WsConnectionOptions) {
+    this.options = options
+  }
+
+  /** Requests in flight now. */
+  get busy (): number {
+    return this.inFlight
+  }
+
+  /** One text frame from the client. Never throws: every failure becomes an error frame. */
+  async frame (text: string): Promise<void> {
+    if (this.closed) return
+    if (nestsDeeperThan(text, MAX_DEPTH)) {
+      this.send(JSON.stringify(errorResponse(null, INVALID_REQUEST, `Invalid Request: JSON nested deeper than ${MAX_DEPTH} levels`)))
+      return
+    }
+    const parsed = parseMessages(text)
+    if (!parsed.ok) {
+      this.send(JSON.stringify(errorResponse(null, parsed.code, parsed.message)))
+      return
+    }
+    if (parsed.batch) {
+      this.send(JSON.stringify(errorResponse(null, INVALID_REQUEST, 'Invalid Request: one JSON-RPC message per frame, no batches')))
+      return
+    }
+    const message = parsed.messages[0] as ParsedBody['messages'][number]
+    const id: JsonRpcId | null = isRequest(message) ? message.id : null
+    const initialize = isRequest(message) && message.method === 'initialize'
+    if (this.sessionId === undefined && !initialize) {
+      this.fail(new GatewayErrors.SESSION_REQUIRED(), id)
+      return
+    }
+    if (this.draining && id !== null) {
+      this.fail(new GatewayErrors.INVALID_REQUEST('The gateway is shutting down: no new requests on this connection'), id)
+      return
+    }
+    if (id !== null && this.inFlight >= this.options.maxInFlight) {
+      this.fail(new GatewayErrors.TOO_MANY_IN_FLIGHT(this.options.maxInFlight), id)
+      return
+    }
+    const abort = new Abort()
+    this.aborts.add(abort)
+    if (id !== null) this.inFlight++
+    try {
+      await this.exchange({ raw: Buffer.from(text), messages: parsed.messages, batch: false }, id, abort, initialize)
+    } catch (err) {
+      this.fail(err as Error, id)
+    } finally {
+      this.aborts.delete(abort)
+      if (id !== null) this.inFlight--
+      if (this.inFlight === 0) this.idle?.()
+    }
+  }
+
+  private headers (): IncomingHttpHeaders {
+    const headers: IncomingHttpHeaders = { ...this.options.headers, accept: ACCEPT, 'content-type': 'application/json' }
+    if (this.sessionId !== undefined) headers[HEADER.sessionId] = this.sessionId
+    if (this.protocolVersion !== undefined) headers[HEADER.protocolVersion] = this.protocolVersion
+    return headers
+  }
+
+  private context (headers: IncomingHttpHeaders, resolution: ExchangeContext['resolution'], abort: Abort): ExchangeContext {
+    return {
+      headers,
+      resolution,
+      signal: abort,
+      log: this.options.log,
+      interceptors: this.options.interceptors?.(),
+      routeConfig: this.options.routeConfig,
+      principal: this.options.principal
+    }
+  }
+
+  private async exchange (body: ParsedBody, id: JsonRpcId | null, abort: Abort, initialize: boolean): Promise<void> {
+    const { forwarder, sessions } = this.options
+    const headers = this.headers()
+    const resolution = await resolveSession(sessions, headers, body, { upstream: this.options.upstream, principal: this.options.principal?.id })
+    const out = await forwarder.post(this.context(headers, resolution, abort), body) as OutboundResponse
+    if (initialize) {
+      const opened = out.headers[HEADER.sessionId]
+      if (opened !== undefined && !this.closed) {
+        this.sessionId = opened
+        const record = await sessions.store.get(opened)
+        this.protocolVersion = record?.protocolVersion
+        this.options.onSession?.(opened)
+      } else if (opened !== undefined) {
+        // The client left while the session was being opened: it is nobody's.
+        await sessions.end(opened, 'deleted')
+      }
+    }
+    await this.deliver(out, id)
+    const message = body.messages[0] as { method?: string }
+    if (message.method === 'notifications/initialized' && this.getStream === undefined) void this.openGetStream()
+  }
+
+  /** Sends what an exchange answered, message by message. */
+  private async deliver (out: OutboundResponse, id: JsonRpcId | null): Promise<void> {
+    const body = out.body
+    if (body === null) return
+    if (Buffer.isBuffer(body)) {
+      let text = body.toString('utf8')
+      if (out.status >= 400 || text.startsWith('[')) {
+        const value = JSON.parse(text) as unknown
+        if (Array.isArray(value)) {
+          for (const item of value) this.send(JSON.stringify(item))
+          return
+        }
+        // An error about this request carries its id, so the client can match it.
+        if (out.status >= 400 && (value as { id?: unknown }).id === null && id !== null) text = JSON.stringify({ ...(value as object), id })
+      }
+      this.send(text)
+      return
+    }
+    await this.relay(body)
+  }
+
+  /** Forwards an SSE body's events as frames until it ends. */
+  private async relay (source: Readable): Promise<void> {
+    const parser = new SseParser({
+      onEvent: (event) => {
+        if (event.data.length > 0) this.send(event.data)
+      }
+    })
+    try {
+      for await (const chunk of source) {
+        if (this.closed) break
+        parser.push(chunk as Buffer)
+      }
+    } catch {
+      // The stream broke: the relay already sent an error for what it left unanswered.
+    } finally {
+      source.destroy()
+    }
+  }
+
+  /** The session's server-to-client stream, for as long as the socket is open. */
+  private async openGetStream (): Promise<void> {
+    const { forwarder, sessions } = this.options
+    const abort = new Abort()
+    this.aborts.add(abort)
+    try {
+      const headers = { ...this.headers(), accept: 'text/event-stream' }
+      const resolution = await resolveSession(sessions, headers, undefined, { upstream: this.options.upstream, principal: this.options.principal?.id })
+      const out = await forwarder.get(this.context(headers, resolution, abort)) as OutboundResponse
+      if (out.status !== 200 || out.body === null || Buffer.isBuffer(out.body)) return
+      this.getStream = out.body
+      await this.relay(out.body)
+    } catch (err) {
+      if (!this.closed) this.options.log.debug({ err, sessionId: this.sessionId }, 'WebSocket: no server-to-client stream')
+    } finally {
+      this.aborts.delete(abort)
+      this.getStream = undefined
+    }
+  }
+
+  private fail (err: Error, id: JsonRpcId | null): void {
+    const { body } = toJsonRpcError(err as Error & { code?: string }, id)
+    this.send(JSON.stringify(body))
+    if ((err as { code?: string }).code === 'MCP_GW_SESSION_NOT_FOUND' && this.sessionId !== undefined) this.sessionEnded('not found')
+  }
+
+  private send (text: string): void {
+    if (this.closed) return
+    const { socket, highWaterMark } = this.options
+    socket.send(text)
+    if (socket.bufferedAmount > highWaterMark) {
+      this.options.log.warn({ sessionId: this.sessionId, buffered: socket.bufferedAmount }, 'WebSocket client reads too slowly; closing')
+      this.close(WS_CLOSE.SLOW_READER, 'slow reader')
+    }
+  }
+
+  private close (code: number, reason: string): void {
+    if (this.closed) return
+    const socket = this.options.socket
+    socket.close(code, reason)
+    // The close frame waits behind what is still unsent: a reader that stopped reading would
+    // hold the socket open, so it is dropped after a grace.
+    setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref()
+    void this.end()
+  }
+
+  /** The session ended at the gateway: tell the client and close. */
+  sessionEnded (reason: string): void {
+    this.sessionId = undefined
+    this.options.onSession?.(undefined)
+    this.close(WS_CLOSE.SESSION_ENDED, `session ended: ${reason}`.slice(0, 120))
+  }
+
+  /**
+   * The socket is gone (or being closed by the gateway): requests in flight are cancelled upstream
+   * (their exchanges see the abort), the GET stream stops, and the session ends, as a DELETE would.
+   */
+  async end (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const abort of this.aborts) abort.abort()
+    this.getStream?.destroy()
+    const id = this.sessionId
+    if (id === undefined) return
+    this.sessionId = undefined
+    this.options.onSession?.(undefined)
+    try {
+      const headers = { [HEADER.sessionId]: id }
+      const resolution = await resolveSession(this.options.sessions, headers, undefined, { upstream: this.options.upstream, principal: this.options.principal?.id })
+      await this.options.forwarder.delete(this.context(headers, resolution, new Abort()))
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'MCP_GW_SESSION_NOT_FOUND') this.options.log.warn({ err, sessionId: id }, 'WebSocket: ending the session failed')
+    }
+  }
+
+  /** Shutdown: no new requests; once those in flight are answered (or `timeoutMs`), close 1001. */
+  async drain (timeoutMs: number): Promise<void> {
+    this.draining = true
+    if (this.inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs)
+        this.idle = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+    }
+    this.close(WS_CLOSE.GOING_AWAY, 'gateway shutting down')
+  }
+}

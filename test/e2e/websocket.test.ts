@@ -1,0 +1,172 @@
+/**
+ * The WebSocket transport: the SDK client over the example adapter does what it does over
+ * Streamable HTTP, to every upstream kind; bad frames, slow readers, dead peers and shutdown get
+ * their documented close codes; Origin, subprotocol and auth are checked at the upgrade.
+ */
+import t, { type Test } from 'tap'
+import WebSocket from 'ws'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { CallToolResultSchema, ElicitRequestSchema, type Progress } from '@modelcontextprotocol/sdk/types.js'
+import { GatewayWebSocketTransport } from '../../examples/websocket-client/transport.ts'
+import type { McpGatewayOptions } from '../../plugins/index.ts'
+import { eventually, gateway, textOf, upstream } from '../helpers/peers.ts'
+import { stdioUpstream } from '../helpers/stdio.ts'
+
+const wsUrl = (httpUrl: string, suffix = '/ws'): string => `${httpUrl.replace(/^http/, 'ws')}${suffix}`
+
+async function wsClient (t: Test, url: string, headers?: Record<string, string>): Promise<{ client: Client, transport: GatewayWebSocketTransport }> {
+  const transport = new GatewayWebSocketTransport(url, { headers })
+  const client = new Client({ name: 'ws-test', version: '1.0.0' }, { capabilities: { elicitation: { form: {} } } })
+  client.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: { ok: true } }))
+  await client.connect(transport)
+  t.teardown(() => client.close())
+  return { client, transport }
+}
+
+/** A raw `ws` socket: frames in, frames out, the close code. */
+async function rawSocket (url: string, protocols: string[] = ['mcp']): Promise<{ socket: WebSocket, frames: unknown[], closed: Promise<number> }> {
+  const socket = new WebSocket(url, protocols)
+  const frames: unknown[] = []
+  socket.on('message', (data) => frames.push(JSON.parse(String(data))))
+  const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)))
+  await new Promise((resolve, reject) => {
+    socket.once('open', resolve)
+    socket.once('error', reject)
+  })
+  return { socket, frames, closed }
+}
+
+const INITIALIZE = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }
+
+async function gw (t: Test, options: Partial<McpGatewayOptions>): Promise<Awaited<ReturnType<typeof gateway>>> {
+  return await gateway(t, { websocket: true, ...options } as McpGatewayOptions)
+}
+
+t.test('the SDK client over WebSocket: tools, progress, elicitation, cancellation', async (t) => {
+  const up = await upstream(t)
+  const g = await gw(t, { upstream: up.url })
+  const { client } = await wsClient(t, wsUrl(g.url))
+  t.equal(client.getServerVersion()?.name, 'demo-upstream')
+  t.ok((await client.listTools()).tools.some((tool) => tool.name === 'countdown'))
+  t.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'over ws ✓' } })), 'over ws ✓')
+  const seen: Progress[] = []
+  const result = await client.callTool({ name: 'countdown', arguments: { from: 5, delayMs: 5 } }, CallToolResultSchema, { onprogress: (p) => seen.push(p) })
+  t.equal(textOf(result), 'liftoff')
+  t.same(seen.map((p) => p.progress), [1, 2, 3, 4, 5])
+  t.equal(textOf(await client.callTool({ name: 'confirm', arguments: { question: 'ok?' } })), 'confirmed', 'elicitation travels on the socket both ways')
+  const abort = new AbortController()
+  const cancelled = client.callTool({ name: 'wait', arguments: { ms: 5000 } }, CallToolResultSchema, { signal: abort.signal }).catch(() => 'aborted')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  abort.abort()
+  t.equal(await cancelled, 'aborted')
+  await eventually(() => up.record.cancelled.length === 1)
+  t.pass('the cancellation reached the upstream')
+  t.equal(await g.app.mcpSessions.count(), 1, 'one gateway session for the connection')
+  await client.close()
+  await eventually(() => up.sessionCount() === 0)
+  t.pass('closing the socket ends the session, upstream too')
+})
+
+t.test('over WebSocket to a stdio upstream', async (t) => {
+  const g = await gw(t, { upstream: stdioUpstream() })
+  const { client } = await wsClient(t, wsUrl(g.url))
+  const seen: number[] = []
+  t.equal(textOf(await client.callTool({ name: 'countdown', arguments: { from: 3, delayMs: 1 } }, CallToolResultSchema, { onprogress: (p) => seen.push(p.progress) })), 'liftoff')
+  t.same(seen, [1, 2, 3])
+  t.equal(textOf(await client.callTool({ name: 'confirm', arguments: { question: 'ok?' } })), 'confirmed')
+})
+
+t.test('bad frames: JSON-RPC errors, or the documented close codes', async (t) => {
+  const up = await upstream(t)
+  const g = await gw(t, { upstream: up.url, bodyLimit: 64 * 1024 })
+  const { socket, frames, closed } = await rawSocket(wsUrl(g.url))
+  socket.send('{"jsonrpc":"2.0","id":7,"method":"tools/list"}')
+  socket.send('not json')
+  socket.send('[{"jsonrpc":"2.0","id":8,"method":"ping"}]')
+  socket.send(`{"a":${'['.repeat(100)}${']'.repeat(100)}}`)
+  await eventually(() => frames.length === 4)
+  t.same(frames.map((f) => (f as { id: unknown, error: { code: number } }).error.code), [-32000, -32700, -32600, -32600])
+  t.equal((frames[0] as { id: unknown }).id, 7, 'an error about a request carries its id')
+  socket.send(JSON.stringify(INITIALIZE))
+  await eventually(() => frames.length === 5)
+  t.equal((frames[4] as { result: { serverInfo: { name: string } } }).result.serverInfo.name, 'demo-upstream', 'the connection is fine after bad frames')
+  socket.send(Buffer.from([1, 2, 3]), { binary: true })
+  t.equal(await closed, 1003, 'a binary frame closes with 1003')
+
+  const big = await rawSocket(wsUrl(g.url))
+  big.socket.send(JSON.stringify({ ...INITIALIZE, params: { ...INITIALIZE.params, pad: 'x'.repeat(100 * 1024) } }))
+  t.equal(await big.closed, 1009, 'a frame over bodyLimit closes with 1009')
+})
+
+t.test('the upgrade: subprotocol, Origin and auth are checked', async (t) => {
+  const up = await upstream(t)
+  const key = 'ws-key-0123456789abcdef'
+  const g = await gw(t, { upstream: up.url, auth: { apiKeys: { keys: [{ name: 'ws', key }] } } })
+  const refused = async (protocols: string[], headers: Record<string, string>): Promise<number> => await new Promise((resolve) => {
+    const socket = new WebSocket(wsUrl(g.url), protocols, { headers })
+    socket.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
+    socket.once('open', () => resolve(101))
+    socket.once('error', () => {})
+  })
+  t.equal(await refused(['mcp'], {}), 401, 'no credential')
+  t.equal(await refused(['other'], { authorization: `Bearer ${key}` }), 400, 'no mcp subprotocol')
+  t.equal(await refused(['mcp'], { authorization: `Bearer ${key}`, origin: 'https://evil.example' }), 403, 'a foreign Origin')
+  t.equal(await refused(['mcp'], { authorization: `Bearer ${key}` }), 101)
+  const { client } = await wsClient(t, wsUrl(g.url), { authorization: `Bearer ${key}` })
+  t.same(await client.ping(), {})
+  const plain = await fetch(wsUrl(g.url).replace(/^ws/, 'http'), { headers: { authorization: `Bearer ${key}` } })
+  t.equal(plain.status, 426, 'a plain GET on the WebSocket path is told to upgrade')
+})
+
+t.test('a slow reader is closed (4001) and its session ended; others are fine', async (t) => {
+  const up = await upstream(t)
+  const g = await gw(t, { upstream: up.url, websocket: { highWaterMark: 256 * 1024 } })
+  const { client: other } = await wsClient(t, wsUrl(g.url))
+  const { client, transport } = await wsClient(t, wsUrl(g.url))
+  const tcp = (transport.raw as unknown as { _socket: { pause: () => void, resume: () => void } })._socket
+  tcp.pause()
+  const payload = 'y'.repeat(512 * 1024)
+  for (let i = 0; i < 40; i++) void client.callTool({ name: 'echo', arguments: { text: payload } }).catch(() => {})
+  await eventually(() => up.sessionCount() === 1, 10_000)
+  t.pass('the slow reader\'s session was ended')
+  tcp.resume()
+  await eventually(() => transport.closeCode !== undefined, 5000)
+  t.ok(transport.closeCode === 4001 || transport.closeCode === 1006, `closed (${String(transport.closeCode)})`)
+  t.same(await other.ping(), {}, 'the other connection is unaffected')
+})
+
+t.test('a dead peer is dropped after a missed ping, and its session ended', async (t) => {
+  const up = await upstream(t)
+  const g = await gw(t, { upstream: up.url, websocket: { pingIntervalMs: 100 } })
+  const { transport } = await wsClient(t, wsUrl(g.url))
+  t.equal(await g.app.mcpSessions.count(), 1)
+  // A peer that stops reading answers no ping.
+  ;(transport.raw as unknown as { _socket: { pause: () => void } })._socket.pause()
+  await eventually(() => up.sessionCount() === 0, 5000)
+  t.equal(await g.app.mcpSessions.count(), 0)
+  transport.raw?.terminate()
+})
+
+t.test('a session ended at the gateway closes its socket with 4000', async (t) => {
+  const up = await upstream(t)
+  const g = await gw(t, { upstream: up.url })
+  const { transport } = await wsClient(t, wsUrl(g.url))
+  const [record] = await g.app.mcpSessions.store.listExpired(Date.now() + 1000, 0, 10)
+  await g.app.mcpSessions.end((record as { id: string }).id, 'expired')
+  await eventually(() => transport.closeCode !== undefined)
+  t.equal(transport.closeCode, 4000)
+  t.match(transport.closeReason, /expired/)
+})
+
+t.test('shutdown: the call in flight is answered, then 1001', async (t) => {
+  const up = await upstream(t)
+  const g = await gw(t, { upstream: up.url })
+  const { client, transport } = await wsClient(t, wsUrl(g.url))
+  const call = client.callTool({ name: 'wait', arguments: { ms: 300 } })
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const closing = g.app.close()
+  t.equal(textOf(await call), 'waited', 'answered before the socket closed')
+  await closing
+  await eventually(() => transport.closeCode !== undefined)
+  t.equal(transport.closeCode, 1001)
+})

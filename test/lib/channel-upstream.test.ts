@@ -1,0 +1,191 @@
+/**
+ * The channel upstream as a Streamable HTTP server, over an in-memory channel: what each HTTP
+ * request gets back, how messages are routed, and how a channel that goes away ends its session.
+ */
+import t from 'tap'
+import { ChannelUpstream } from '../../lib/upstream/channel-upstream.ts'
+import { LineSplitter, type MessageChannel } from '../../lib/upstream/channel.ts'
+import { GatewayErrors } from '../../lib/errors.ts'
+import type { JsonRpcMessage } from '../../lib/jsonrpc.ts'
+import type { UpstreamHttpResponse } from '../../lib/upstream/types.ts'
+
+const silent = { debug () {}, info () {}, warn () {}, error () {} }
+
+class MemoryChannel implements MessageChannel {
+  onmessage: (message: JsonRpcMessage) => void = () => {}
+  onclose: (reason: Error) => void = () => {}
+  sent: JsonRpcMessage[] = []
+  closed = false
+  send (message: JsonRpcMessage): void {
+    if (this.closed) throw new Error('closed')
+    this.sent.push(message)
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+  }
+
+  kill (): void {
+    this.closed = true
+  }
+}
+
+function setup (options: { shared?: boolean, maxQueued?: number, idleMs?: number } = {}): { upstream: ChannelUpstream, channels: MemoryChannel[] } {
+  const channels: MemoryChannel[] = []
+  const upstream = new ChannelUpstream({
+    name: 'mem',
+    kind: 'stdio',
+    shared: options.shared,
+    maxQueued: options.maxQueued,
+    idleMs: options.idleMs,
+    log: silent,
+    probe: async () => {},
+    open: async () => {
+      const channel = new MemoryChannel()
+      channels.push(channel)
+      return channel
+    }
+  })
+  return { upstream, channels }
+}
+
+const INIT = { jsonrpc: '2.0' as const, id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }
+
+async function text (res: UpstreamHttpResponse): Promise<string> {
+  let out = ''
+  for await (const chunk of res.body) out += String(chunk)
+  return out
+}
+
+async function initialize (upstream: ChannelUpstream, channels: MemoryChannel[]): Promise<string> {
+  const pending = upstream.request({ method: 'POST', headers: {}, messages: [INIT] })
+  await new Promise((resolve) => setImmediate(resolve))
+  const channel = channels.at(-1) as MemoryChannel
+  channel.onmessage({ jsonrpc: '2.0', id: 1, result: { protocolVersion: '2025-11-25', capabilities: {}, serverInfo: { name: 's', version: '1' } } })
+  const res = await pending
+  t.equal(res.status, 200)
+  return res.headers['mcp-session-id'] as string
+}
+
+t.test('JSON when the first message completes the answer, SSE otherwise', async (t) => {
+  const { upstream, channels } = setup()
+  const id = await initialize(upstream, channels)
+  const channel = channels[0] as MemoryChannel
+  const headers = { 'mcp-session-id': id }
+  const quick = upstream.request({ method: 'POST', headers, body: '{"jsonrpc":"2.0","id":2,"method":"ping"}' })
+  await new Promise((resolve) => setImmediate(resolve))
+  channel.onmessage({ jsonrpc: '2.0', id: 2, result: {} })
+  const answered = await quick
+  t.equal(answered.headers['content-type'], 'application/json')
+  t.same(JSON.parse(await text(answered)), { jsonrpc: '2.0', id: 2, result: {} })
+
+  const slow = upstream.request({ method: 'POST', headers, messages: [{ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'x', _meta: { progressToken: 'p' } } }] })
+  await new Promise((resolve) => setImmediate(resolve))
+  channel.onmessage({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 'p', progress: 1 } })
+  channel.onmessage({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'x' } })
+  channel.onmessage({ jsonrpc: '2.0', id: 3, result: { content: [] } })
+  channel.onmessage({ jsonrpc: '2.0', id: 99, result: {} })
+  const streamed = await slow
+  t.equal(streamed.headers['content-type'], 'text/event-stream')
+  const events = (await text(streamed)).split('\n\n').filter((e) => e.length > 0)
+  t.equal(events.length, 3, 'progress, the log line and the answer; a stray response is dropped')
+
+  const note = await upstream.request({ method: 'POST', headers, messages: [{ jsonrpc: '2.0', method: 'notifications/initialized' }] })
+  t.equal(note.status, 202)
+  t.same(channel.sent.map((m) => 'method' in m ? m.method : 'response'), ['initialize', 'ping', 'tools/call', 'notifications/initialized'])
+})
+
+t.test('GET: one stream per session, queued messages first; 404 and 400 like an SDK server', async (t) => {
+  const { upstream, channels } = setup({ maxQueued: 2 })
+  const id = await initialize(upstream, channels)
+  const channel = channels[0] as MemoryChannel
+  for (const n of [1, 2, 3]) channel.onmessage({ jsonrpc: '2.0', method: 'notifications/message', params: { n } })
+  const get = await upstream.request({ method: 'GET', headers: { 'mcp-session-id': id } })
+  t.equal(get.status, 200)
+  t.equal((await upstream.request({ method: 'GET', headers: { 'mcp-session-id': id } })).status, 409)
+  channel.onmessage({ jsonrpc: '2.0', method: 'notifications/message', params: { n: 4 } })
+  t.equal((await upstream.request({ method: 'GET', headers: { 'mcp-session-id': 'nope' } })).status, 404)
+  t.equal((await upstream.request({ method: 'GET', headers: {} })).status, 400)
+  t.equal((await upstream.request({ method: 'POST', headers: { 'mcp-session-id': 'nope' }, messages: [{ jsonrpc: '2.0', id: 1, method: 'ping' }] })).status, 404)
+  const stateless = await upstream.request({ method: 'POST', headers: {}, messages: [{ jsonrpc: '2.0', id: 1, method: 'tools/list' }] })
+  t.equal(stateless.status, 400)
+  t.match(await text(stateless), /serves sessions only/)
+  // The channel goes away: the GET stream ends, and what it held was the newest two queued and the live one.
+  channel.onclose(new GatewayErrors.UPSTREAM_EXITED('mem', 'gone'))
+  const events = (await text(get)).split('\n\n').filter((e) => e.length > 0).map((e) => JSON.parse(e.slice('data: '.length)).params.n)
+  t.same(events, [2, 3, 4], 'the oldest queued message was dropped past maxQueued')
+  t.equal((await upstream.request({ method: 'DELETE', headers: { 'mcp-session-id': id } })).status, 404)
+})
+
+t.test('a pending request when the channel goes: a JSON-RPC error with the reason', async (t) => {
+  const { upstream, channels } = setup()
+  const id = await initialize(upstream, channels)
+  const pending = upstream.request({ method: 'POST', headers: { 'mcp-session-id': id }, messages: [{ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'x' } }] })
+  await new Promise((resolve) => setImmediate(resolve))
+  ;(channels[0] as MemoryChannel).onclose(new GatewayErrors.UPSTREAM_EXITED('mem', 'its process exited with code 9'))
+  const body = JSON.parse(await text(await pending)) as { id: number, error: { code: number, message: string } }
+  t.equal(body.id, 7)
+  t.equal(body.error.code, -32068)
+  t.match(body.error.message, /exited with code 9/)
+  t.equal(upstream.size, 0)
+})
+
+t.test('an aborted request is forgotten: its late answer goes nowhere', async (t) => {
+  const { upstream, channels } = setup()
+  const id = await initialize(upstream, channels)
+  const abort = new AbortController()
+  const pending = upstream.request({ method: 'POST', headers: { 'mcp-session-id': id }, messages: [{ jsonrpc: '2.0', id: 5, method: 'ping' }], signal: abort.signal })
+  abort.abort()
+  await t.rejects(pending)
+  ;(channels[0] as MemoryChannel).onmessage({ jsonrpc: '2.0', id: 5, result: {} })
+  t.equal((await upstream.request({ method: 'DELETE', headers: { 'mcp-session-id': id } })).status, 200)
+  t.ok((channels[0] as MemoryChannel).closed, 'DELETE closes the channel')
+})
+
+t.test('shared: later sessions are answered from the first initialize; a failed one is not kept', async (t) => {
+  const { upstream, channels } = setup({ shared: true })
+  const first = upstream.request({ method: 'POST', headers: {}, messages: [INIT] })
+  await new Promise((resolve) => setImmediate(resolve))
+  const channel = channels[0] as MemoryChannel
+  const sentId = (channel.sent[0] as { id: string }).id
+  t.not(sentId, 1, 'the channel sees its own request id')
+  channel.onmessage({ jsonrpc: '2.0', id: sentId, error: { code: -32602, message: 'unsupported version' } })
+  const refused = JSON.parse(await text(await first)) as { id: number, error: { message: string } }
+  t.equal(refused.id, 1, 'the client sees its own id')
+  const second = upstream.request({ method: 'POST', headers: {}, messages: [INIT] })
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(channel.sent.length, 2, 'a failed initialize is not reused: the next one goes to the process')
+  channel.onmessage({ jsonrpc: '2.0', id: (channel.sent[1] as { id: string }).id, result: { protocolVersion: '2025-11-25' } })
+  t.equal((await second).status, 200)
+  const third = await upstream.request({ method: 'POST', headers: {}, messages: [{ ...INIT, id: 'c' }] })
+  t.same(JSON.parse(await text(third)), { jsonrpc: '2.0', id: 'c', result: { protocolVersion: '2025-11-25' } })
+  t.equal(channel.sent.length, 2, 'answered from the first result')
+  t.equal(channels.length, 1, 'one channel for all')
+  channel.onmessage({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' })
+  await upstream.close()
+  t.ok(channel.closed)
+  await t.rejects(upstream.request({ method: 'POST', headers: {}, messages: [INIT] }), /unavailable/)
+})
+
+t.test('a session no one uses past idleMs has its channel closed; one with a GET stream open is kept', async (t) => {
+  const { upstream, channels } = setup({ idleMs: 40 })
+  t.teardown(() => upstream.close())
+  await initialize(upstream, channels)
+  const listening = await initialize(upstream, channels)
+  const get = await upstream.request({ method: 'GET', headers: { 'mcp-session-id': listening } })
+  t.equal(get.status, 200)
+  await new Promise((resolve) => setTimeout(resolve, 120))
+  t.ok((channels[0] as MemoryChannel).closed, 'the forgotten session\'s channel is closed')
+  t.notOk((channels[1] as MemoryChannel).closed, 'a session with its GET stream open is in use')
+  t.equal(upstream.size, 1)
+})
+
+t.test('LineSplitter: lines across chunks, CRLF, the limit', async (t) => {
+  const lines: string[] = []
+  const splitter = new LineSplitter(8, (line) => lines.push(line.toString()))
+  t.ok(splitter.push(Buffer.from('ab')))
+  t.ok(splitter.push(Buffer.from('c\r\n\nde\nf')))
+  splitter.flush()
+  t.same(lines, ['abc', 'de', 'f'])
+  t.notOk(splitter.push(Buffer.from('123456789')), 'a line past the limit is refused')
+})

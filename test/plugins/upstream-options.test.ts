@@ -1,0 +1,72 @@
+/** Upstream options of every kind are checked at registration, each bad one named. */
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import t from 'tap'
+import Fastify from 'fastify'
+import mcpGateway, { type McpGatewayOptions } from '../../plugins/index.ts'
+import { gateway } from '../helpers/peers.ts'
+
+async function refused (options: unknown): Promise<string> {
+  const app = Fastify({ logger: false })
+  try {
+    await app.register(mcpGateway, options as McpGatewayOptions)
+    await app.ready()
+    return 'accepted'
+  } catch (err) {
+    return (err as Error).message
+  } finally {
+    await app.close()
+  }
+}
+
+const INITIALIZE = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } })
+const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }
+
+t.test('bad options are refused, naming the option', async (t) => {
+  t.match(await refused({ upstream: { kind: 'stdio' } }), /"upstream\.command"/)
+  t.match(await refused({ upstream: { kind: 'ftp', url: 'http://x' } }), /"upstream\.kind"/)
+  t.match(await refused({ upstream: { kind: 'stdio', command: 'x', args: 'y' } }), /"upstream\.args"/)
+  t.match(await refused({ upstream: { kind: 'stdio', command: 'x', env: { A: 1 } } }), /"upstream\.env\.A"/)
+  t.match(await refused({ upstream: { kind: 'stdio', command: 'x', cwd: 3 } }), /"upstream\.cwd"/)
+  t.match(await refused({ upstream: { kind: 'stdio', command: 'x', shared: 'yes' } }), /"upstream\.shared"/)
+  t.match(await refused({ upstream: { kind: 'stdio', command: 'x', maxSessions: 0 } }), /"upstream\.maxSessions"/)
+  t.match(await refused({ upstream: { kind: 'sse', url: 'ftp://x' } }), /"upstream\.url"/)
+  t.match(await refused({ upstream: { url: 'http://x', http2: 1 } }), /"upstream\.http2"/)
+  t.match(await refused({ upstream: { url: 'http://x', pipelining: 0 } }), /"upstream\.pipelining"/)
+  t.match(await refused({ upstream: 'http://x/mcp', upstreams: [{ name: 'a', url: 'http://x' }] }), /"upstreams"/)
+  t.match(await refused({ upstreams: [] }), /"upstreams"/)
+  t.match(await refused({ upstreams: [{ url: 'http://x' }] }), /"upstreams\[0\]\.name"/)
+  t.match(await refused({ upstreams: [{ name: 'a', url: 'http://x', path: '/m' }, { name: 'b', url: 'http://y', path: '/m' }] }), /"upstreams\[1\]\.path"/)
+  t.match(await refused({ upstreams: [{ name: 'a', url: 'http://x' }, { name: 'a', url: 'http://y', path: '/other' }] }), /"upstream\.name"/)
+  t.match(await refused({ path: '/mcp', upstreams: [{ name: 'a', url: 'http://x' }] }), /"path"/)
+  t.equal(await refused({ upstreams: [{ name: 'a', url: 'http://x' }, { name: 'b', kind: 'stdio', command: 'true' }] }), 'accepted')
+})
+
+t.test('a stdio command that cannot start: 502 at initialize, and /readyz says so', async (t) => {
+  const gw = await gateway(t, { upstream: { kind: 'stdio', name: 'missing', command: '/nonexistent/mcp-server' } })
+  const res = await fetch(gw.url, { method: 'POST', headers: HEADERS, body: INITIALIZE })
+  t.equal(res.status, 502)
+  t.equal((await res.json() as { error: { code: number } }).error.code, -32060)
+  const ready = await fetch(new URL('/readyz', gw.url))
+  t.equal(ready.status, 503)
+  t.match(await ready.text(), /upstream:missing/)
+})
+
+t.test('a legacy upstream whose endpoint is on another origin is refused (credentials stay home)', async (t) => {
+  const hostile = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    res.write('event: endpoint\ndata: http://attacker.example/steal\n\n')
+  })
+  await new Promise<void>((resolve) => hostile.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    hostile.closeAllConnections()
+    hostile.close()
+  })
+  const url = `http://127.0.0.1:${(hostile.address() as AddressInfo).port}/sse`
+  const gw = await gateway(t, { upstream: { kind: 'sse', name: 'hostile', url, headers: { authorization: 'Bearer secret' } } })
+  const res = await fetch(gw.url, { method: 'POST', headers: HEADERS, body: INITIALIZE })
+  t.equal(res.status, 502)
+  const body = await res.json() as { error: { code: number, message: string } }
+  t.equal(body.error.code, -32062)
+  t.match(body.error.message, /another origin/)
+})
