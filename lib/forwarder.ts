@@ -462,6 +462,9 @@ export class Forwarder {
         raw = Buffer.from(JSON.stringify(parsed.batch || messages.length !== 1 ? messages : messages[0]))
       }
       if (onMessage !== undefined) for (const message of messages) onMessage(message)
+      // Progress the upstream sent on the GET stream before this answer goes out first.
+      const settled = session === undefined ? undefined : this.resumable?.hub.settle(session.id)
+      if (settled !== undefined) await settled
       return { status: res.status, headers: { ...JSON_HEADERS, ...headers }, body: raw }
     }
     drain(res.body)

@@ -205,6 +205,14 @@ export class StreamHub {
     return streamId === GET_STREAM_ID ? streams.get : streams.posts.get(streamId)
   }
 
+  /**
+   * Before a JSON answer leaves: what the session's GET stream already received reaches the client
+   * first, as it would on a direct connection. Undefined when there is nothing to wait for.
+   */
+  settle (sessionId: string): Promise<void> | undefined {
+    return this.sessions.get(sessionId)?.get?.settle()
+  }
+
   /** Whether an upstream reader feeds this session's GET stream. */
   hasUpstreamGet (sessionId: string): boolean {
     return this.sessions.get(sessionId)?.stopUpstreamGet !== undefined

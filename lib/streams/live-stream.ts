@@ -33,6 +33,8 @@ export class LiveStream {
   /** Last sequence number whose append has completed (events up to it can be replayed). */
   private appended = 0
   private chain: Promise<void> = Promise.resolve()
+  /** Events published and not yet delivered (their appends are under way). */
+  private inFlight = 0
   writer: ClientWriter | undefined = undefined
   /** No more events will come (a POST stream whose answer was logged, or a closed session). */
   done = false
@@ -83,8 +85,10 @@ export class LiveStream {
   publish (data: string, upstreamEventId?: string): void {
     if (upstreamEventId !== undefined) this.resumeFrom = upstreamEventId
     const event = { seq: ++this.seq, data, at: this.ctx.now(), ...(upstreamEventId === undefined ? {} : { upstreamEventId }) }
+    this.inFlight++
     this.chain = this.chain.then(async () => {
       await this.append(event)
+      this.inFlight--
       this.appended = event.seq
       const writer = this.writer
       if (writer !== undefined && !writer.catchingUp && !writer.deliver(event, this.ctx.now())) {
@@ -138,6 +142,19 @@ export class LiveStream {
     this.unwatch = undefined
     this.seq = Math.max(this.seq, lastSeq)
     this.appended = Math.max(this.appended, lastSeq)
+  }
+
+  /**
+   * Hands everything published so far to the client's socket now: a JSON answer about to leave on
+   * another response must not overtake what the upstream sent before it (a client drops progress
+   * that arrives after its request's answer). Undefined when nothing is still being logged.
+   */
+  settle (): Promise<void> | undefined {
+    if (this.inFlight === 0) {
+      this.writer?.flush()
+      return undefined
+    }
+    return this.chain.then(() => { this.writer?.flush() })
   }
 
   /** Marks the stream complete once everything published so far is logged and delivered. */

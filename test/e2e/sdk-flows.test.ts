@@ -5,7 +5,7 @@
 import t from 'tap'
 import { CallToolResultSchema, type Progress } from '@modelcontextprotocol/sdk/types.js'
 import type { RpcError } from '../helpers/http.ts'
-import { MODES, client, eventually, gateway, textOf, upstream } from '../helpers/peers.ts'
+import { MODES, client, eventually, gateway, progressIn, textOf, upstream } from '../helpers/peers.ts'
 
 // The two upstream response modes, and SSE relayed without the event log (`streaming: false`).
 const VARIANTS = [...MODES.map((mode) => ({ ...mode, streaming: true })), { name: 'SSE responses, no event log', jsonResponse: false, streaming: false }]
@@ -34,7 +34,7 @@ for (const mode of VARIANTS) {
 
     t.test('progress notifications during a call', async (t) => {
       const gets = up.record.requests.filter((r) => r.method === 'GET').length
-      const { client: c } = await client(t, gw.url)
+      const { client: c, received } = await client(t, gw.url)
       // JSON mode sends progress on the GET stream: wait until the SDK client has opened it.
       await eventually(() => up.record.requests.filter((r) => r.method === 'GET').length > gets)
       const seen: Progress[] = []
@@ -42,9 +42,14 @@ for (const mode of VARIANTS) {
         onprogress: (progress) => seen.push(progress)
       })
       t.equal(textOf(result), 'liftoff')
-      // In JSON mode progress travels on the GET stream, which may deliver after the response.
-      await eventually(() => seen.length === 5)
-      t.same(seen.map((p) => p.progress), [1, 2, 3, 4, 5])
+      if (mode.jsonResponse) {
+        // On the GET stream, a connection of its own: the gateway delivers every report, in order.
+        await eventually(() => progressIn(received).length === 5)
+        t.same(progressIn(received), [1, 2, 3, 4, 5])
+      } else {
+        // On the call's own stream, before its answer: the SDK hands every report to the caller.
+        t.same(seen.map((p) => p.progress), [1, 2, 3, 4, 5])
+      }
     })
 
     t.test('a server-to-client request on the GET stream, answered by the client', async (t) => {
@@ -98,8 +103,13 @@ for (const mode of VARIANTS) {
       t.equal(textOf(rb), 'liftoff')
       t.equal(textOf(ca), 'confirmed')
       t.equal(textOf(cb), 'declined')
-      // In JSON mode progress travels on the GET streams, after the answers: give a loaded CI room.
-      await eventually(() => progress.a?.length === 20 && progress.b?.length === 30, 15_000)
+      const expected = { a: Array.from({ length: 20 }, (_, i) => i + 1), b: Array.from({ length: 30 }, (_, i) => i + 1) }
+      if (mode.jsonResponse) {
+        await eventually(() => progressIn(a.received).length === 20 && progressIn(b.received).length === 30)
+        t.same({ a: progressIn(a.received), b: progressIn(b.received) }, expected, 'each session got its own reports, all of them, in order')
+      } else {
+        t.same(progress, expected, 'each session got its own reports, all of them, in order')
+      }
       t.same(asked, { a: ['A?'], b: ['B?'] })
       t.same(stray, [])
     })

@@ -2,7 +2,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js'
+import { ElicitRequestSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js'
 import mcpGateway, { type McpGatewayOptions } from '../../plugins/index.ts'
 import { startDemoUpstream, type DemoUpstream, type DemoUpstreamOptions } from '../../examples/demo-upstream/server.ts'
 
@@ -36,7 +36,18 @@ export interface ClientOptions {
   onElicit?: (message: string) => { ok: boolean }
 }
 
-export async function client (t: Teardown, url: string, options: ClientOptions = {}): Promise<{ client: Client, transport: StreamableHTTPClientTransport }> {
+export interface TestClient {
+  client: Client
+  transport: StreamableHTTPClientTransport
+  /**
+   * Every message the client's transport received, in arrival order. With a JSON-answering
+   * upstream, progress travels on the GET stream, a different connection than the answer: the SDK
+   * drops progress it reads after the answer, so what the gateway delivered is counted here.
+   */
+  received: JSONRPCMessage[]
+}
+
+export async function client (t: Teardown, url: string, options: ClientOptions = {}): Promise<TestClient> {
   const transport = new StreamableHTTPClientTransport(new URL(url))
   const c = new Client({ name: 'test-client', version: '1.0.0' }, { capabilities: { elicitation: { form: {} } } })
   const onElicit = options.onElicit
@@ -44,8 +55,14 @@ export async function client (t: Teardown, url: string, options: ClientOptions =
     c.setRequestHandler(ElicitRequestSchema, async (request) => ({ action: 'accept', content: onElicit(request.params.message) }))
   }
   await c.connect(transport)
+  const received: JSONRPCMessage[] = []
+  const deliver = transport.onmessage
+  transport.onmessage = (message: JSONRPCMessage) => {
+    received.push(message)
+    deliver?.(message)
+  }
   t.teardown(() => c.close())
-  return { client: c, transport }
+  return { client: c, transport, received }
 }
 
 /** Resolves when `check` passes, polling; rejects after `ms`. */
@@ -55,6 +72,15 @@ export async function eventually (check: () => boolean, ms = 5000): Promise<void
     if (Date.now() > until) throw new Error('condition not met in time')
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
+}
+
+/** The `progress` values of the progress notifications among `messages`, in order. */
+export function progressIn (messages: readonly JSONRPCMessage[]): number[] {
+  const values: number[] = []
+  for (const message of messages) {
+    if ('method' in message && message.method === 'notifications/progress') values.push((message.params as { progress: number }).progress)
+  }
+  return values
 }
 
 export function textOf (result: unknown): string {
