@@ -187,6 +187,18 @@ export class Forwarder {
 
   /** Resolves undefined when the response was taken over as a logged stream (`ctx.openStream`). */
   async post (ctx: ExchangeContext, original: ParsedBody): Promise<OutboundResponse | undefined> {
+    const hub = this.resumable?.hub
+    if (hub === undefined) return await this.exchange(ctx, original)
+    // Shutdown waits for this too: its answer may turn into a stream after the wait began.
+    hub.exchanges++
+    try {
+      return await this.exchange(ctx, original)
+    } finally {
+      hub.exchanges--
+    }
+  }
+
+  private async exchange (ctx: ExchangeContext, original: ParsedBody): Promise<OutboundResponse | undefined> {
     const session = ctx.resolution.kind === 'session' ? ctx.resolution.session : undefined
     let body = original
     let local: JsonRpcMessage[] = []

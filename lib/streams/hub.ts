@@ -266,8 +266,12 @@ export class StreamHub {
     await this.store.deleteSession(sessionId)
   }
 
+  /** POSTs sent upstream whose answer has not yet started (it may become a stream). */
+  exchanges = 0
+
   /** Whether some POST answer is still on its way (shutdown waits for those). */
   get answering (): boolean {
+    if (this.exchanges > 0) return true
     for (const streams of this.sessions.values()) {
       for (const post of streams.posts.values()) if (!post.done) return true
     }
@@ -292,6 +296,7 @@ export class StreamHub {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined
     const releases: Array<Promise<void>> = []
+    const settling: Array<Promise<void>> = []
     for (const streams of this.sessions.values()) {
       streams.stopUpstreamGet?.()
       streams.stopUpstreamGet = undefined
@@ -301,10 +306,15 @@ export class StreamHub {
         stream.stopUpstream?.()
         stream.unwatch?.()
         releases.push(stream.release(false))
+        const settled = stream.settle()
+        if (settled !== undefined) settling.push(settled)
       }
     }
     await Promise.all(releases)
     await this.coordinating
+    // A stream's first events (its priming event: the client's resume point) wait for the log; a
+    // stream ended before them leaves its client nothing to resume from.
+    await Promise.all(settling)
     for (const writer of [...this.writers]) writer.end('shutdown', this.options.retryMs)
   }
 

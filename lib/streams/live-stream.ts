@@ -33,7 +33,7 @@ export class LiveStream {
   /** Last sequence number whose append has completed (events up to it can be replayed). */
   private appended = 0
   private chain: Promise<void> = Promise.resolve()
-  /** Events published and not yet delivered (their appends are under way). */
+  /** Events published and not yet delivered (their appends are under way), and work run `after`. */
   private inFlight = 0
   writer: ClientWriter | undefined = undefined
   /** No more events will come (a POST stream whose answer was logged, or a closed session). */
@@ -78,7 +78,8 @@ export class LiveStream {
 
   /** Runs `work` (or waits for it) before anything published after this call. */
   after (work: Promise<void> | (() => void)): void {
-    this.chain = this.chain.then(typeof work === 'function' ? work : () => work)
+    this.inFlight++
+    this.chain = this.chain.then(typeof work === 'function' ? work : () => work).finally(() => { this.inFlight-- })
   }
 
   /** Logs an event, then writes it to the attached client. Order is kept across async appends. */
@@ -147,7 +148,8 @@ export class LiveStream {
   /**
    * Hands everything published so far to the client's socket now: a JSON answer about to leave on
    * another response must not overtake what the upstream sent before it (a client drops progress
-   * that arrives after its request's answer). Undefined when nothing is still being logged.
+   * that arrives after its request's answer), and a stream ended at shutdown must first give its
+   * client the priming event to resume from. Undefined when nothing is still being logged.
    */
   settle (): Promise<void> | undefined {
     if (this.inFlight === 0) {

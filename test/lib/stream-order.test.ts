@@ -1,5 +1,5 @@
 /**
- * A JSON answer leaves on its own response; what the session's GET stream received before it must
+ * Order between a session's responses. A JSON answer leaves on its own response; what the session's GET stream received before it must
  * be on the client's socket first (a client drops progress it reads after the answer).
  */
 import t from 'tap'
@@ -24,13 +24,18 @@ class RecordingSink extends EventEmitter implements Sink {
   destroy (): void {}
 }
 
-/** A memory store whose appends wait until released. */
+/** A memory store whose appends and stream openings wait until released. */
 class HeldStore extends MemoryEventStore {
   held: Array<() => void> = []
   hold = false
   override async append (...args: Parameters<MemoryEventStore['append']>): Promise<void> {
     if (this.hold) await new Promise<void>((resolve) => this.held.push(resolve))
     return await super.append(...args)
+  }
+
+  override async open (...args: Parameters<MemoryEventStore['open']>): Promise<void> {
+    if (this.hold) await new Promise<void>((resolve) => this.held.push(resolve))
+    return await super.open(...args)
   }
 }
 
@@ -74,4 +79,21 @@ t.test('an append under way: the answer waits for it, then the event is written 
 t.test('a session without a GET stream here has nothing to wait for', async (t) => {
   const { hub } = await setup(t)
   t.equal(hub.settle('other'), undefined)
+})
+
+t.test('shutdown ends a stream only after its priming event, the client\'s resume point', async (t) => {
+  const { hub, store } = await setup(t)
+  store.hold = true
+  const post = hub.openPostStream('s1', quiet)
+  const sink = new RecordingSink()
+  const writer = hub.writer(sink, post.id, 0)
+  post.writer = writer
+  post.after(() => writer.start(100, true, Date.now()))
+  const closing = hub.closeAll()
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(writer.ended, undefined, 'not ended while the log has not taken the stream')
+  for (const release of store.held) release()
+  await closing
+  t.match(events(sink), new RegExp(`^retry: 100\\n\\nid: ${post.id}_0\\ndata: \\n\\n`), 'the priming event came first')
+  t.match(events(sink), /retry: 1000\n\n$/, 'then the end, with a retry hint')
 })

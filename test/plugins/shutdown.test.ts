@@ -81,3 +81,23 @@ t.test('past drainTimeoutMs, close() ends the streams with a retry hint and reso
   const body = await text
   t.match(body, /retry: 1234\n\n$/, 'the stream ended with a retry hint')
 })
+
+t.test('an answer not yet started when close() begins is waited for too, resumable from its first event', async (t) => {
+  const up = await upstream(t)
+  // The request reaches the upstream only after close() has begun (held by an interceptor).
+  const gw = await gateway(t, { upstream: up.url }, (app) => {
+    app.mcpInterceptors.add({ name: 'slow-start', match: { direction: 'client_to_upstream', tool: 'echo' }, handler: async () => ({ action: 'delay', ms: 300 }) })
+  })
+  const { client: c } = await client(t, gw.url)
+  const call = c.callTool({ name: 'echo', arguments: { text: 'made it' } })
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  // With a shared log, shutdown's stream hand-over awaits the store: an answer that turned into a
+  // stream meanwhile would be ended before its first event, leaving its client nothing to resume.
+  t.ok(gw.app.mcpStreams.answering, 'a request on its way upstream counts as an answer on its way')
+  const started = Date.now()
+  const closing = gw.app.close()
+  const result = await call
+  t.same(result.content, [{ type: 'text', text: 'made it' }], 'the call completed')
+  await closing
+  t.ok(Date.now() - started >= 200, 'close waited for it')
+})
