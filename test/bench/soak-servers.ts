@@ -19,7 +19,9 @@ const app = await createGateway({
 const address = await app.listen({ host: '127.0.0.1', port: 0 })
 process.on('message', async (message: unknown) => {
   if (message === 'sample') {
-    globalThis.gc?.()
+    // Forced (the soak forks this with --expose-gc): a sample is the retained heap.
+    if (globalThis.gc === undefined) throw new Error('run with --expose-gc')
+    globalThis.gc()
     const stats = await app.mcpEvents.stats()
     process.send?.({
       rss: process.memoryUsage.rss(),

@@ -18,7 +18,9 @@ const workers = Number(values.workers)
 const steadyWorkers = Number(values.steady)
 const SERVERS = fileURLToPath(new URL('./soak-servers.js', import.meta.url))
 
-const child = fork(SERVERS, [], { stdio: 'inherit' })
+// --expose-gc: the heap is sampled after a full collection, so a sample is what is retained
+// rather than wherever V8's old space happens to be in its grow-and-collect cycle.
+const child = fork(SERVERS, [], { stdio: 'inherit', execArgv: ['--expose-gc'] })
 const [ready] = await once(child, 'message') as [{ url: string }]
 const url = new URL(ready.url)
 const pool = new Pool(url.origin, { connections: workers * 2 + steadyWorkers * 2 })
@@ -97,3 +99,7 @@ stop = true
 await Promise.all(running)
 process.stdout.write(`\nsoak ${minutes} min, ${workers} churn + ${steadyWorkers} steady workers: `)
 process.exitCode = verdict(samples, calls, errors, (line) => process.stdout.write(line)) ? 0 : 1
+// The run ends by itself: the gateway process (and its upstream) stop, the connections close.
+child.send('exit')
+await once(child, 'exit')
+await pool.close()
