@@ -32,18 +32,21 @@ for (const mode of MODES) {
 
 t.test('progress restarts the clock; the ceiling holds regardless', async (t) => {
   const up = await upstream(t)
-  const gw = await gateway(t, { upstream: { url: up.url, requestTimeout: 300, maxRequestTimeout: 1500 } })
+  // A 500 ms timeout against progress every 100 ms: room for a busy CI machine's pauses.
+  const gw = await gateway(t, { upstream: { url: up.url, requestTimeout: 500, maxRequestTimeout: 2000 } })
   const { client: c } = await client(t, gw.url)
   let reports = 0
-  const result = await c.callTool({ name: 'countdown', arguments: { from: 8, delayMs: 100 } }, CallToolResultSchema, { onprogress: () => { reports++ } })
-  t.equal(textOf(result), 'liftoff', '800 ms of work with progress every 100 ms outlives a 300 ms timeout')
-  t.equal(reports, 8)
-  const err = await failure(c.callTool({ name: 'countdown', arguments: { from: 30, delayMs: 100 } }, CallToolResultSchema, { onprogress: () => {} }))
+  const result = await c.callTool({ name: 'countdown', arguments: { from: 12, delayMs: 100 } }, CallToolResultSchema, { onprogress: () => { reports++ } })
+  t.equal(textOf(result), 'liftoff', '1.2 s of work with progress every 100 ms outlives a 500 ms timeout')
+  t.equal(reports, 12)
+  const err = await failure(c.callTool({ name: 'countdown', arguments: { from: 40, delayMs: 100 } }, CallToolResultSchema, { onprogress: () => {} }))
   t.equal(err?.code, -32061, 'past the ceiling the call ends, progress or not')
 })
 
 t.test('stdio upstream: the timeout reaches the child as a cancellation', async (t) => {
-  const gw = await gateway(t, { upstream: stdioUpstream({ requestTimeout: 1000 }) })
+  // The tool's own timeout: a child starting on a busy machine may take over a second to answer
+  // initialize, which a 1 s timeout for every request would cut.
+  const gw = await gateway(t, { upstream: stdioUpstream({ toolTimeouts: { wait: 1000 } }) })
   const { client: c } = await client(t, gw.url)
   const err = await failure(c.callTool({ name: 'wait', arguments: { ms: 3000 } }))
   t.equal(err?.code, -32061)
