@@ -6,21 +6,43 @@
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
-import { CallToolResultSchema, ElicitRequestSchema, type Progress } from '@modelcontextprotocol/sdk/types.js'
+import { CallToolResultSchema, ElicitRequestSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js'
 import { GatewayWebSocketTransport } from '../../examples/websocket-client/transport.ts'
 import type { McpGatewayOptions } from '../../plugins/index.ts'
-import { eventually, gateway, textOf, upstream } from '../helpers/peers.ts'
+import { eventually, gateway, progressIn, textOf, upstream } from '../helpers/peers.ts'
 import { stdioUpstream } from '../helpers/stdio.ts'
 
 const wsUrl = (httpUrl: string, suffix = '/ws'): string => `${httpUrl.replace(/^http/, 'ws')}${suffix}`
 
-async function wsClient (t: Test, url: string, headers?: Record<string, string>): Promise<{ client: Client, transport: GatewayWebSocketTransport }> {
+/**
+ * An SDK client over the example adapter, and every message its transport received, in arrival
+ * order. The SDK hands progress to the caller a microtask after reading it but settles a request
+ * at once, so a report that arrives in the same read as its answer (frames coalesce on a busy
+ * machine) is dropped by the SDK though the gateway sent it first: what the gateway delivered,
+ * and in which order, is counted here.
+ */
+async function wsClient (t: Test, url: string, headers?: Record<string, string>): Promise<{ client: Client, transport: GatewayWebSocketTransport, received: JSONRPCMessage[] }> {
   const transport = new GatewayWebSocketTransport(url, { headers })
   const client = new Client({ name: 'ws-test', version: '1.0.0' }, { capabilities: { elicitation: { form: {} } } })
   client.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: { ok: true } }))
   await client.connect(transport)
+  const received: JSONRPCMessage[] = []
+  const deliver = transport.onmessage
+  transport.onmessage = (message: JSONRPCMessage) => {
+    received.push(message)
+    deliver?.(message)
+  }
   t.teardown(() => client.close())
-  return { client, transport }
+  return { client, transport, received }
+}
+
+/** A countdown called through `client`: the reports that reached the socket before the answer. */
+async function countdown (client: Client, received: JSONRPCMessage[], from: number, delayMs: number): Promise<{ text: string, reports: number[] }> {
+  const before = received.length
+  const result = await client.callTool({ name: 'countdown', arguments: { from, delayMs } }, CallToolResultSchema, { onprogress: () => {} })
+  const arrived = received.slice(before)
+  const answer = arrived.findIndex((message) => 'result' in message)
+  return { text: textOf(result), reports: progressIn(arrived.slice(0, answer)) }
 }
 
 /** A raw `ws` socket: frames in, frames out, the close code. */
@@ -45,14 +67,13 @@ async function gw (t: Test, options: Partial<McpGatewayOptions>): Promise<Awaite
 t.test('the SDK client over WebSocket: tools, progress, elicitation, cancellation', async (t) => {
   const up = await upstream(t)
   const g = await gw(t, { upstream: up.url })
-  const { client } = await wsClient(t, wsUrl(g.url))
+  const { client, received } = await wsClient(t, wsUrl(g.url))
   t.equal(client.getServerVersion()?.name, 'demo-upstream')
   t.ok((await client.listTools()).tools.some((tool) => tool.name === 'countdown'))
   t.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'over ws ✓' } })), 'over ws ✓')
-  const seen: Progress[] = []
-  const result = await client.callTool({ name: 'countdown', arguments: { from: 5, delayMs: 5 } }, CallToolResultSchema, { onprogress: (p) => seen.push(p) })
-  t.equal(textOf(result), 'liftoff')
-  t.same(seen.map((p) => p.progress), [1, 2, 3, 4, 5])
+  const call = await countdown(client, received, 5, 5)
+  t.equal(call.text, 'liftoff')
+  t.same(call.reports, [1, 2, 3, 4, 5], 'every report on the socket, in order, before the answer')
   t.equal(textOf(await client.callTool({ name: 'confirm', arguments: { question: 'ok?' } })), 'confirmed', 'elicitation travels on the socket both ways')
   const abort = new AbortController()
   const cancelled = client.callTool({ name: 'wait', arguments: { ms: 5000 } }, CallToolResultSchema, { signal: abort.signal }).catch(() => 'aborted')
@@ -69,10 +90,10 @@ t.test('the SDK client over WebSocket: tools, progress, elicitation, cancellatio
 
 t.test('over WebSocket to a stdio upstream', async (t) => {
   const g = await gw(t, { upstream: stdioUpstream() })
-  const { client } = await wsClient(t, wsUrl(g.url))
-  const seen: number[] = []
-  t.equal(textOf(await client.callTool({ name: 'countdown', arguments: { from: 3, delayMs: 1 } }, CallToolResultSchema, { onprogress: (p) => seen.push(p.progress) })), 'liftoff')
-  t.same(seen, [1, 2, 3])
+  const { client, received } = await wsClient(t, wsUrl(g.url))
+  const call = await countdown(client, received, 3, 1)
+  t.equal(call.text, 'liftoff')
+  t.same(call.reports, [1, 2, 3], 'every report on the socket, in order, before the answer')
   t.equal(textOf(await client.callTool({ name: 'confirm', arguments: { question: 'ok?' } })), 'confirmed')
 })
 
