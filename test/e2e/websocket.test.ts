@@ -9,7 +9,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { CallToolResultSchema, ElicitRequestSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js'
 import { GatewayWebSocketTransport } from '../../examples/websocket-client/transport.ts'
 import type { McpGatewayOptions } from '../../plugins/index.ts'
-import { eventually, gateway, progressIn, textOf, upstream } from '../helpers/peers.ts'
+import { eventually, gateway, progressIn, recordReceived, textOf, upstream } from '../helpers/peers.ts'
 import { stdioUpstream } from '../helpers/stdio.ts'
 
 const wsUrl = (httpUrl: string, suffix = '/ws'): string => `${httpUrl.replace(/^http/, 'ws')}${suffix}`
@@ -26,12 +26,7 @@ async function wsClient (t: Test, url: string, headers?: Record<string, string>)
   const client = new Client({ name: 'ws-test', version: '1.0.0' }, { capabilities: { elicitation: { form: {} } } })
   client.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: { ok: true } }))
   await client.connect(transport)
-  const received: JSONRPCMessage[] = []
-  const deliver = transport.onmessage
-  transport.onmessage = (message: JSONRPCMessage) => {
-    received.push(message)
-    deliver?.(message)
-  }
+  const received = recordReceived(transport)
   t.teardown(() => client.close())
   return { client, transport, received }
 }

@@ -2,6 +2,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
 import { ElicitRequestSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js'
 import mcpGateway, { type McpGatewayOptions } from '../../plugins/index.ts'
 import { startDemoUpstream, type DemoUpstream, type DemoUpstreamOptions } from '../../examples/demo-upstream/server.ts'
@@ -55,14 +56,23 @@ export async function client (t: Teardown, url: string, options: ClientOptions =
     c.setRequestHandler(ElicitRequestSchema, async (request) => ({ action: 'accept', content: onElicit(request.params.message) }))
   }
   await c.connect(transport)
-  const received: JSONRPCMessage[] = []
-  const deliver = transport.onmessage
-  transport.onmessage = (message: JSONRPCMessage) => {
-    received.push(message)
-    deliver?.(message)
-  }
+  const received = recordReceived(transport)
   t.teardown(() => c.close())
   return { client: c, transport, received }
+}
+
+/**
+ * Every message a connected client's transport receives from now on, in arrival order (the client
+ * still gets each): what the gateway delivered, whatever the SDK then does with it.
+ */
+export function recordReceived (transport: Transport): JSONRPCMessage[] {
+  const received: JSONRPCMessage[] = []
+  const deliver = transport.onmessage
+  transport.onmessage = (message: JSONRPCMessage, extra?: Parameters<NonNullable<Transport['onmessage']>>[1]) => {
+    received.push(message)
+    deliver?.(message, extra)
+  }
+  return received
 }
 
 /** Resolves when `check` passes, polling; rejects after `ms`. */
