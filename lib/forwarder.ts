@@ -14,7 +14,7 @@ import { DEFAULT_NEGOTIATED_VERSION, HEADER, PROTOCOL_VERSIONS, STATELESS_VERSIO
 import { BodyTooLargeError, drain, readBounded } from './relay/body.ts'
 import { upstreamRequestHeaders } from './relay/headers.ts'
 import { relaySse } from './relay/sse-relay.ts'
-import { hasStray } from './relay/messages.ts'
+import { dropUnasked, unansweredIds } from './relay/messages.ts'
 import type { SessionEndReason, SessionManager } from './session/manager.ts'
 import type { SessionRecord } from './session/store.ts'
 import type { Upstream, UpstreamHttpResponse } from './upstream/types.ts'
@@ -455,21 +455,33 @@ export class Forwarder {
         if (opened !== undefined) await this.sessions.end(opened.id, 'failed')
         throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, parsed.message)
       }
-      let messages = parsed.messages
-      let changed = false
-      if (hasStray(messages, pending)) {
-        // Responses to nothing this POST asked (strays, duplicates) never reach the client.
-        ctx.log.warn({ upstream: this.upstream.name }, 'dropped upstream responses to no pending request')
-        messages = messages.filter((message) => !hasStray([message], pending))
-        changed = true
-      }
+      // Responses to nothing this POST asked (strays, duplicates) never reach the client.
+      const cleaned = dropUnasked(parsed.messages, pending)
+      let messages = cleaned.messages
+      let changed = cleaned.changed
+      if (changed) ctx.log.warn({ upstream: this.upstream.name }, 'dropped upstream responses to no pending request')
       if (filter !== undefined) {
         const filtered = filter(messages)
         const out = filtered instanceof Promise ? await filtered : filtered
         if (out.changed) messages = out.messages
         changed ||= out.changed
       }
+      // Every request gets one answer, as on the stream paths: one the upstream left out gets an error.
+      const missing = unansweredIds(messages, pending)
+      if (missing.length > 0) {
+        ctx.log.warn({ upstream: this.upstream.name, unanswered: missing.length }, 'upstream JSON answer left requests unanswered')
+        const { code, message } = toJsonRpcError(new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, 'its answer has no response to this request')).body.error
+        messages = [...messages, ...missing.map((id) => errorResponse(id, code, message))]
+        changed = true
+      }
+      pending.clear()
       if (local.length > 0) messages = [...local, ...messages]
+      if (messages.length === 0) {
+        // Nothing left for the client (all strays, nothing asked): what the spec answers then.
+        const settled = session === undefined ? undefined : this.resumable?.hub.settle(session.id)
+        if (settled !== undefined) await settled
+        return { status: 202, headers, body: null }
+      }
       if (changed || local.length > 0) {
         raw = Buffer.from(JSON.stringify(parsed.batch || messages.length !== 1 ? messages : messages[0]))
       }

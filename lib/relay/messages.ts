@@ -25,6 +25,39 @@ export function hasStray (messages: readonly JsonRpcMessage[], pending: Set<Json
   return false
 }
 
+/**
+ * A whole JSON answer to one POST, cleaned: responses to no request of that POST (strays) and
+ * second answers to one (duplicates) are dropped, in order. `asked` is not changed.
+ */
+export function dropUnasked (messages: JsonRpcMessage[], asked: ReadonlySet<JsonRpcId>): { messages: JsonRpcMessage[], changed: boolean } {
+  let answered: Set<JsonRpcId> | undefined
+  let out: JsonRpcMessage[] | undefined
+  for (let i = 0; i < messages.length; i++) {
+    const message = messages[i] as JsonRpcMessage
+    const id = 'method' in message ? null : (message as { id: JsonRpcId | null }).id
+    // Requests, notifications and null-id errors (the upstream could not read the request) pass.
+    let keep = id === null
+    if (!keep) {
+      answered ??= new Set()
+      keep = asked.has(id as JsonRpcId) && !answered.has(id as JsonRpcId)
+      answered.add(id as JsonRpcId)
+    }
+    if (keep) out?.push(message)
+    else out ??= messages.slice(0, i)
+  }
+  return out === undefined ? { messages, changed: false } : { messages: out, changed: true }
+}
+
+/** Ids in `asked` that no response among `messages` answers (null-id errors answer nothing). */
+export function unansweredIds (messages: readonly JsonRpcMessage[], asked: ReadonlySet<JsonRpcId>): JsonRpcId[] {
+  if (asked.size === 0) return []
+  const left = new Set(asked)
+  for (const message of messages) {
+    if (!('method' in message)) left.delete((message as { id: JsonRpcId }).id)
+  }
+  return [...left]
+}
+
 /** An event's data as JSON-RPC messages (and whether it was a batch), or undefined if it is not. */
 export function parseEventData (data: string): { messages: JsonRpcMessage[], batch: boolean } | undefined {
   let value: unknown

@@ -123,6 +123,38 @@ t.test('responses to no pending request (strays, duplicates) never reach the cli
   }
 })
 
+t.test('a JSON answer missing a response, or answering twice: every request gets exactly one answer', async (t) => {
+  const bad = await badUpstream(t, 'json-duplicate')
+  for (const streaming of [undefined, false] as const) {
+    const gw = await gateway(t, { upstream: bad.url, ...(streaming === false ? { streaming } : {}) })
+    const sessionId = await openSession(gw.url)
+    const post = (body: string): Promise<Response> => fetch(gw.url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': sessionId }), body })
+    const label = streaming === false ? ' (without the event log)' : ''
+
+    bad.mode = 'json-duplicate'
+    let res = await post(call(5, 'echo', {}))
+    t.same([await res.json()].flat(), [{ jsonrpc: '2.0', id: 5, result: { ok: true } }], `a second answer to one request is dropped${label}`)
+
+    bad.mode = 'json-missing'
+    res = await post(call(6, 'echo', {}))
+    t.equal(res.status, 200)
+    const missing = await res.json() as RpcError
+    t.equal(missing.id, 6, `the request left unanswered is answered by the gateway${label}`)
+    t.equal(missing.error.code, -32062)
+    t.match(missing.error.message, /its answer has no response to this request/)
+
+    bad.mode = 'json-batch-missing'
+    const batchSession = await openSession(gw.url, '2025-03-26')
+    res = await fetch(gw.url, {
+      method: 'POST',
+      headers: postHeaders({ 'mcp-session-id': batchSession, 'mcp-protocol-version': '2025-03-26' }),
+      body: `[${call(7, 'echo', {})},${call(8, 'echo', {})}]`
+    })
+    const batch = await res.json() as Array<{ id: number, result?: unknown, error?: { code: number } }>
+    t.same(batch.map((m) => [m.id, m.error?.code ?? 'ok']), [[7, 'ok'], [8, -32062]], `a batch gets an answer for each request${label}`)
+  }
+})
+
 async function disconnectDuring (url: string, sessionId: string, version: string, id: number, ms: number, onFirstBytes?: (text: string) => void): Promise<void> {
   const abort = new AbortController()
   const response = fetch(url, {

@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-export type BadMode = 'odd-session-id' | 'sse-long-line' | 'garbage-json' | 'html' | 'sse-end-early' | 'sse-reset' | 'sse-garbage' | 'sse-stray' | 'json-stray' | 'http-500' | 'http-401' | 'http-404' | 'huge-json' | 'hang'
+export type BadMode = 'odd-session-id' | 'sse-long-line' | 'garbage-json' | 'html' | 'sse-end-early' | 'sse-reset' | 'sse-garbage' | 'sse-stray' | 'json-stray' | 'json-duplicate' | 'json-missing' | 'json-batch-missing' | 'http-500' | 'http-401' | 'http-404' | 'huge-json' | 'hang'
 
 export interface BadUpstream {
   url: string
@@ -21,6 +21,16 @@ function idOf (body: string): unknown {
   }
 }
 
+/** The version the client asked for in `initialize`: this upstream speaks them all. */
+function versionOf (body: string): string {
+  try {
+    const version = (JSON.parse(body) as { params?: { protocolVersion?: unknown } }).params?.protocolVersion
+    return typeof version === 'string' ? version : '2025-11-25'
+  } catch {
+    return '2025-11-25'
+  }
+}
+
 export async function badUpstream (t: { teardown (fn: () => unknown): void }, mode: BadMode): Promise<BadUpstream> {
   const state: BadUpstream = { url: '', mode, close: async () => {} }
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -30,7 +40,7 @@ export async function badUpstream (t: { teardown (fn: () => unknown): void }, mo
     req.on('end', () => {
       if (body.includes('"initialize"')) {
         res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': state.mode === 'odd-session-id' ? 'has spaces, and é' : 'upstream-session-1' })
-        res.end(JSON.stringify({ jsonrpc: '2.0', id: idOf(body), result: { protocolVersion: '2025-11-25', capabilities: {}, serverInfo: { name: 'bad', version: '0' } } }))
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: idOf(body), result: { protocolVersion: versionOf(body), capabilities: {}, serverInfo: { name: 'bad', version: '0' } } }))
         return
       }
       if (req.method !== 'POST' || !body.includes('"id"')) {
@@ -94,6 +104,22 @@ export async function badUpstream (t: { teardown (fn: () => unknown): void }, mo
           res.writeHead(200, { 'content-type': 'application/json' })
           res.end(JSON.stringify([{ jsonrpc: '2.0', id: 'nobody', result: { stray: true } }, { jsonrpc: '2.0', id, result: { ok: true } }]))
           return
+        case 'json-duplicate':
+          res.writeHead(200, { 'content-type': 'application/json' })
+          res.end(JSON.stringify([{ jsonrpc: '2.0', id, result: { ok: true } }, { jsonrpc: '2.0', id, result: { again: true } }]))
+          return
+        case 'json-missing':
+          // Only a response to a request nobody sent: the real one is missing.
+          res.writeHead(200, { 'content-type': 'application/json' })
+          res.end(JSON.stringify({ jsonrpc: '2.0', id: 'nobody', result: { stray: true } }))
+          return
+        case 'json-batch-missing': {
+          // A batch of requests: only the first is answered.
+          const ids = [JSON.parse(body) as { id?: unknown } | Array<{ id?: unknown }>].flat().map((m) => m.id)
+          res.writeHead(200, { 'content-type': 'application/json' })
+          res.end(JSON.stringify([{ jsonrpc: '2.0', id: ids[0], result: { ok: true } }]))
+          return
+        }
         case 'http-500':
           res.writeHead(500, { 'content-type': 'text/plain' })
           res.end('boom')
