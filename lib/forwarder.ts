@@ -147,7 +147,7 @@ export async function resolveSession (sessions: SessionManager, headers: Incomin
   }
   if (findInitialize(messages) !== undefined) {
     if (body?.batch === true) throw new GatewayErrors.INVALID_REQUEST('Invalid Request: initialize must be sent on its own, not in a batch')
-    if (!await sessions.hasRoom()) throw new GatewayErrors.TOO_MANY_SESSIONS(sessions.limits.maxSessions)
+    // The session cap is checked by the exchange, which holds the place until the session opens.
     return { kind: 'initialize' }
   }
   if (isStatelessRequest(headers, messages)) {
@@ -187,6 +187,19 @@ export class Forwarder {
 
   /** Resolves undefined when the response was taken over as a logged stream (`ctx.openStream`). */
   async post (ctx: ExchangeContext, original: ParsedBody): Promise<OutboundResponse | undefined> {
+    if (ctx.resolution.kind === 'initialize') {
+      const place = await this.sessions.reserve()
+      if (place === undefined) throw new GatewayErrors.TOO_MANY_SESSIONS(this.sessions.limits.maxSessions)
+      try {
+        return await this.counted(ctx, original)
+      } finally {
+        place.release()
+      }
+    }
+    return await this.counted(ctx, original)
+  }
+
+  private async counted (ctx: ExchangeContext, original: ParsedBody): Promise<OutboundResponse | undefined> {
     const hub = this.resumable?.hub
     if (hub === undefined) return await this.exchange(ctx, original)
     // Shutdown waits for this too: its answer may turn into a stream after the wait began.
@@ -244,6 +257,8 @@ export class Forwarder {
       if (session !== undefined && pending.size > 0) this.cancelUpstream(session, [...pending], ctx.log)
     }
     ctx.signal.once('abort', onAbort)
+    // A client gone before this point fired its abort already: a listener added now never runs.
+    if (ctx.signal.aborted) onAbort()
     const settle = (): void => { ctx.signal.off('abort', onAbort) }
 
     const watched = this.observers.length > 0

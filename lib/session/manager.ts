@@ -63,11 +63,30 @@ export class SessionManager {
     else this.endListeners.push(listener)
   }
 
-  /** Whether another session may open now. */
-  async hasRoom (): Promise<boolean> {
-    if (await this.store.size() < this.limits.maxSessions) return true
-    this.counts.rejected++
-    return false
+  /** Sessions on their way to opening here (an `initialize` gone upstream), counted against the cap. */
+  private opening = 0
+
+  /**
+   * Takes a place under the session cap for an `initialize` about to go upstream; undefined when
+   * there is none. Check and take are one step after the store answers, so concurrent
+   * `initialize`s cannot all pass the check before any of them opens. Give the place back with
+   * `release()` once the session opened or failed (a second call does nothing).
+   */
+  async reserve (): Promise<{ release: () => void } | undefined> {
+    const size = await this.store.size()
+    if (size + this.opening >= this.limits.maxSessions) {
+      this.counts.rejected++
+      return undefined
+    }
+    this.opening++
+    let held = true
+    return {
+      release: () => {
+        if (!held) return
+        held = false
+        this.opening--
+      }
+    }
   }
 
   async open (init: OpenSession): Promise<SessionRecord> {

@@ -138,7 +138,11 @@ export class StreamHub {
     const opened = shared === undefined
       ? this.store.open(sessionId, id)
       : shared.claim(sessionId, id, this.instanceId, this.options.leaseMs, pending === undefined ? undefined : [...pending] as Array<string | number>)
-    if (shared !== undefined) stream.owned = true
+        .then((mine) => {
+          // Held by another instance's lease (an id collision): never renew or release its lease.
+          if (mine) stream.owned = true
+          else log.error({ stream: id }, 'another instance holds this stream id in the event log')
+        })
     // Nothing of the stream, its priming event included, reaches the client before the log knows
     // the stream: a client cut off at once must be able to resume it on any instance.
     stream.after(opened.then(() => {}, (err: unknown) => { log.warn({ stream: id, err }, 'could not open a stream in the event log') }))
@@ -248,21 +252,27 @@ export class StreamHub {
     }
   }
 
-  /** Ends a session's streams and forgets its log. */
+  /**
+   * Ends a session's streams, then forgets its log: a stream still finishing (an error for an
+   * unanswered request, a resume upstream) must not write to the log after it is deleted.
+   */
   async endSession (sessionId: string): Promise<void> {
     const streams = this.sessions.get(sessionId)
     this.sessions.delete(sessionId)
     this.expiredGets.delete(sessionId)
+    const closing: Array<Promise<void>> = []
     if (streams !== undefined) {
       streams.stopUpstreamGet?.()
-      streams.get?.unwatch?.()
-      streams.get?.writer?.end('session')
-      for (const post of streams.posts.values()) {
-        post.stopUpstream?.()
-        post.unwatch?.()
-        post.writer?.end('session')
+      for (const stream of [streams.get, ...streams.posts.values()]) {
+        if (stream === undefined) continue
+        closing.push(stream.close())
+        stream.stopUpstream?.()
+        stream.unwatch?.()
+        stream.writer?.end('session')
       }
     }
+    // An append the store refused is logged by the stream itself; the log goes all the same.
+    await Promise.allSettled(closing)
     await this.store.deleteSession(sessionId)
   }
 

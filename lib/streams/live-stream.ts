@@ -61,6 +61,8 @@ export class LiveStream {
   stopping = false
   /** Stops listening for other instances' appends. */
   unwatch: (() => void) | undefined = undefined
+  /** The session ended: nothing more is published or logged (its log is being deleted). */
+  closed = false
   private readonly ctx: LiveStreamContext
 
   constructor (ctx: LiveStreamContext, sessionId: string, id: string, lastSeq = 0) {
@@ -84,6 +86,8 @@ export class LiveStream {
 
   /** Logs an event, then writes it to the attached client. Order is kept across async appends. */
   publish (data: string, upstreamEventId?: string): void {
+    // An ended session's log is gone: an append now would create it again, and nothing frees it.
+    if (this.closed) return
     if (upstreamEventId !== undefined) this.resumeFrom = upstreamEventId
     const event = { seq: ++this.seq, data, at: this.ctx.now(), ...(upstreamEventId === undefined ? {} : { upstreamEventId }) }
     this.inFlight++
@@ -120,8 +124,19 @@ export class LiveStream {
     }
   }
 
+  /**
+   * The session ended: stop publishing. Resolves once appends already under way are done, so the
+   * log can be deleted after them.
+   */
+  close (): Promise<void> {
+    this.closed = true
+    this.done = true
+    return this.chain
+  }
+
   /** The upstream's event id for a position that carries no event (its priming event). */
   noteUpstreamEventId (upstreamEventId: string): void {
+    if (this.closed) return
     this.resumeFrom = upstreamEventId
     this.ctx.store.shared?.noteUpstreamEventId(this.sessionId, this.id, upstreamEventId)
       .catch((err: unknown) => { this.ctx.log.warn({ stream: this.id, err }, 'could not record the upstream resume point') })

@@ -106,7 +106,7 @@ export class ResumableStreams {
     let attempts = 0
     // A request that timed out is over: resuming its stream would only wait again.
     const timedOut = (): boolean => (result.error as { code?: string } | undefined)?.code === 'MCP_GW_UPSTREAM_TIMEOUT'
-    while (pending.size > 0 && result.lastUpstreamEventId !== undefined && attempts < UPSTREAM_RETRIES && !stream.stopping && !timedOut()) {
+    while (pending.size > 0 && result.lastUpstreamEventId !== undefined && attempts < UPSTREAM_RETRIES && !stream.stopping && !stream.closed && !timedOut()) {
       attempts++
       const res = await this.upstreamGet(session, result.lastUpstreamEventId, log)
       if (res === 'gone') break
@@ -121,6 +121,8 @@ export class ResumableStreams {
     }
     // Shutting down on a shared log: the lease is released, another instance answers.
     if (stream.stopping && pending.size > 0 && this.hub.store.shared !== undefined) return
+    // The session ended: nobody is left to answer, and its log is gone.
+    if (stream.closed) return
     if (pending.size > 0) {
       const err = timedOut()
         ? result.error as Error

@@ -1,0 +1,54 @@
+/**
+ * What the stream hub does with a session that ends while its streams are still busy, and with a
+ * stream the shared log will not let it own.
+ */
+import t from 'tap'
+import { MemoryEventStore } from '../../lib/events/memory-store.ts'
+import type { SharedLog, StreamStatus } from '../../lib/events/store.ts'
+import { STREAMING_DEFAULTS, StreamHub } from '../../lib/streams/hub.ts'
+import type { Logger } from '../../lib/logger.ts'
+
+const quiet: Logger = { debug () {}, info () {}, warn () {}, error () {} }
+
+t.test('an ended session\'s streams stop first: nothing they publish afterwards brings its log back', async (t) => {
+  const store = new MemoryEventStore()
+  const hub = new StreamHub(store, STREAMING_DEFAULTS, quiet)
+  t.teardown(() => hub.closeAll())
+  const post = hub.openPostStream('s1', quiet, [1])
+  const get = await hub.getStream('s1', quiet)
+  post.publish('{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}')
+  get.publish('{"jsonrpc":"2.0","method":"notifications/message","params":{}}')
+  await hub.endSession('s1')
+  t.same(await store.stats(), { events: 0, bytes: 0, streams: 0 }, 'the log is gone')
+  // What a stream still finishing does: an error for its unanswered request, then complete.
+  post.publish('{"jsonrpc":"2.0","id":1,"error":{"code":-32065,"message":"ended"}}')
+  get.publish('{"jsonrpc":"2.0","method":"notifications/message","params":{}}')
+  await post.finish()
+  await get.settle()
+  t.same(await store.stats(), { events: 0, bytes: 0, streams: 0 }, 'still gone: nothing recreated it')
+  t.equal((await store.replay('s1', post.id, 0)).kind, 'unknown')
+})
+
+t.test('a POST stream whose claim the shared log refuses is not owned: its lease is neither renewed nor released', async (t) => {
+  const released: string[] = []
+  const renewed: string[] = []
+  const store = new MemoryEventStore()
+  const shared: SharedLog = {
+    claim: async () => false,
+    renew: async (_owner, _lease, owned) => { for (const [, id] of owned) renewed.push(id) },
+    release: async (_session, streamId) => { released.push(streamId) },
+    noteUpstreamEventId: async () => {},
+    status: async (): Promise<StreamStatus | undefined> => undefined,
+    followed: async () => false,
+    watch: () => () => {}
+  }
+  Object.defineProperty(store, 'shared', { value: shared })
+  const hub = new StreamHub(store, { ...STREAMING_DEFAULTS, leaseMs: 150 }, quiet)
+  t.teardown(() => hub.closeAll())
+  const stream = hub.openPostStream('s1', quiet, [1])
+  await stream.settle()
+  t.equal(stream.owned, false, 'another instance holds it')
+  await stream.finish()
+  t.same(released, [], 'never released another instance\'s lease')
+  t.same(renewed, [], 'never renewed it')
+})
