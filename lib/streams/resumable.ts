@@ -150,7 +150,10 @@ export class ResumableStreams {
     const logged = await this.hub.store.replay(session.id, stream.id, 0)
     if (logged.kind === 'events') for (const event of logged.events) acceptEventData(event.data, pending, undefined)
     stream.pending = pending
-    await this.completePost(stream, session, pending, undefined, log, { error: undefined, lastUpstreamEventId: status.upstreamEventId })
+    // The instance feeding the stream died, not the upstream's stream: where the upstream cannot
+    // resume, the unanswered requests get "upstream unavailable" (-32060), never "ended" (-32065).
+    const lost = new GatewayErrors.UPSTREAM_UNAVAILABLE(this.upstream.name)
+    await this.completePost(stream, session, pending, undefined, log, { error: lost, lastUpstreamEventId: status.upstreamEventId })
   }
 
   /** A GET stream whose instance is gone (shared log): re-open the upstream stream here. */

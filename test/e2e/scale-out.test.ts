@@ -149,6 +149,23 @@ t.test('A killed in the middle of a tool call: the client resumes the answer on 
   await c.close()
 })
 
+t.test('A killed in the middle of a tool call, the upstream cannot resume: B answers it with -32060, as documented', { skip }, async (t) => {
+  const { prefix } = await redisClient(t)
+  const up = await upstream(t, { resumable: false })
+  const [a, b] = await gateways(t, up, prefix) as [Started, Started]
+  const lb = await front(t, [a, b], () => 0)
+  const { client: c } = await client(t, lb.mcp)
+  c.onerror = () => {}
+  const progress: number[] = []
+  const call = c.callTool({ name: 'countdown', arguments: { from: 40, delayMs: 250 } }, CallToolResultSchema, { onprogress: (p) => progress.push(p.progress), timeout: 30_000 })
+  await eventually(() => progress.length === 1)
+  a.child.kill('SIGKILL')
+  const err = await call.then(() => undefined, (e: unknown) => e as { code?: number, message?: string })
+  t.equal(err?.code, -32060, `MCP_GW_UPSTREAM_UNAVAILABLE (${String(err?.message)})`)
+  t.match(err?.message, /is unavailable/)
+  await c.close()
+})
+
 interface Load {
   /** Calls that failed (and announcements, prefixed). */
   failures: string[]
