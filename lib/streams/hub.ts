@@ -125,7 +125,7 @@ export class StreamHub {
   }
 
   private context (log: Logger): LiveStreamContext {
-    return { store: this.store, owner: this.instanceId, now: this.now, log, counts: this.counts }
+    return { store: this.store, owner: this.instanceId, now: this.now, log, counts: this.counts, retryMs: this.options.retryMs }
   }
 
   /** A new logged stream for one POST's answer. Ids are unique across gateway instances. */

@@ -17,6 +17,8 @@ export interface LiveStreamContext {
   log: Logger
   /** Shared counters (metrics). */
   counts: { replayed: number }
+  /** `retry:` for a client whose stream ends so that it resumes. */
+  retryMs: number
 }
 
 /**
@@ -97,7 +99,7 @@ export class LiveStream {
       this.appended = event.seq
       const writer = this.writer
       if (writer !== undefined && !writer.catchingUp && !writer.deliver(event, this.ctx.now())) {
-        void this.catchUp(writer)
+        this.catchUpInBackground(writer)
       }
     })
   }
@@ -147,7 +149,19 @@ export class LiveStream {
     if (seq > this.appended) this.appended = seq
     if (done) this.done = true
     const writer = this.writer
-    if (writer !== undefined) void this.catchUp(writer)
+    if (writer !== undefined) this.catchUpInBackground(writer)
+  }
+
+  /**
+   * A catch-up nobody awaits: with the store away (Redis down for a moment) the replay rejects,
+   * and an unhandled rejection would take the process down. The client's stream ends instead,
+   * and it resumes from where it got to once the store is back.
+   */
+  private catchUpInBackground (writer: ClientWriter): void {
+    this.catchUp(writer).catch((err: unknown) => {
+      this.ctx.log.warn({ stream: this.id, err }, 'could not replay the event log to a client; its stream ends so it resumes')
+      writer.end('done', this.ctx.retryMs)
+    })
   }
 
   /** Follower becoming owner: events are numbered on from what the log holds. */

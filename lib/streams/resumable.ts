@@ -92,8 +92,10 @@ export class ResumableStreams {
     stream.stopUpstream = () => source.destroy()
     stream.after(() => writer.start(this.hub.options.retryMs, primes(session), Date.now()))
     for (const message of options.prelude ?? []) stream.publish(JSON.stringify(message))
-    void pumpSse({ source, stream, pending: options.pending, onMessage: options.onMessage, log, filter: options.filter })
+    pumpSse({ source, stream, pending: options.pending, onMessage: options.onMessage, log, filter: options.filter })
       .then((result) => this.completePost(stream, session, options.pending, options.onMessage, log, result))
+      // Nobody awaits this: a store or upstream failure past the stream's own handling is logged.
+      .catch((err: unknown) => { log.error({ stream: stream.id, err }, 'a POST stream failed after its answer started') })
       .finally(options.onDone)
   }
 
@@ -316,7 +318,10 @@ export class ResumableStreams {
         failures = 0
         source = next.body
       }
-    })()
+    })().catch((err: unknown) => {
+      // Ending the session needs the store, which may be away: logged, never an unhandled rejection.
+      log.error({ upstream: this.upstream.name, err }, 'the upstream GET reader failed')
+    })
     return undefined
   }
 

@@ -52,3 +52,35 @@ t.test('a POST stream whose claim the shared log refuses is not owned: its lease
   t.same(released, [], 'never released another instance\'s lease')
   t.same(renewed, [], 'never renewed it')
 })
+
+t.test('a follower whose store fails while it catches a client up: no unhandled rejection, the client stream ends to resume', async (t) => {
+  class FailingReplay extends MemoryEventStore {
+    failing = false
+    override async replay (...args: Parameters<MemoryEventStore['replay']>): ReturnType<MemoryEventStore['replay']> {
+      if (this.failing) throw Object.assign(new Error('Service Unavailable: the gateway\'s event store cannot be reached'), { code: 'MCP_GW_STORE_UNAVAILABLE' })
+      return await super.replay(...args)
+    }
+  }
+  const store = new FailingReplay()
+  const hub = new StreamHub(store, STREAMING_DEFAULTS, quiet)
+  t.teardown(() => hub.closeAll())
+  const stream = await hub.getStream('s1', quiet)
+  const written: string[] = []
+  let ended = false
+  const sink = Object.assign(new (await import('node:events')).EventEmitter(), {
+    writableLength: 0,
+    destroyed: false,
+    write (chunk: string) { written.push(chunk); return true },
+    end () { ended = true },
+    destroy () {}
+  })
+  const writer = hub.writer(sink, stream.id, 0)
+  await stream.attach(writer)
+  store.failing = true
+  // Another instance logged events 1..3: the follower replays them from the store, which fails.
+  stream.follow(3, false)
+  for (let i = 0; i < 50 && writer.ended === undefined; i++) await new Promise((resolve) => setImmediate(resolve))
+  t.equal(writer.ended, 'done', 'the client\'s stream ended')
+  t.ok(ended, 'the socket was ended')
+  t.match(written.join(''), /retry: 1000/, 'with a retry hint, so the client resumes')
+})
