@@ -350,9 +350,12 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
             ? undefined
             : (status, headers) => {
                 takenOver = true
+                // What the host's hooks set on the reply so far (CORS, rate-limit, tracing headers)
+                // goes out on the stream too: a hijacked reply would otherwise drop it.
+                const kept = reply.getHeaders()
                 reply.hijack()
                 // Headers leave with the first write (`retry:` and priming follow at once).
-                raw.writeHead(status, headers)
+                raw.writeHead(status, { ...kept, ...headers })
                 return raw
               }
         }
