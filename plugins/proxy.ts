@@ -352,7 +352,7 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
                 takenOver = true
                 // What the host's hooks set on the reply so far (CORS, rate-limit, tracing headers)
                 // goes out on the stream too: a hijacked reply would otherwise drop it.
-                const kept = reply.getHeaders()
+                const kept = reply.getHeaders() as Record<string, string | number | string[]>
                 reply.hijack()
                 // Headers leave with the first write (`retry:` and priming follow at once).
                 raw.writeHead(status, { ...kept, ...headers })
