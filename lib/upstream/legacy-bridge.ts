@@ -2,10 +2,15 @@
  * 2026-07-28 clients to a 2025-era upstream: the gateway holds upstream sessions on the stateless
  * clients' behalf and answers as a 2026 server would.
  *
- * - Sessions are pooled per principal (and per declared client capabilities, which the upstream
- *   fixed at `initialize`), initialised on demand, and each is lent to one request at a time, so
- *   whatever the upstream asks on it (an elicitation on its GET stream, say) belongs to that
- *   request. A session the upstream forgot (404) is replaced and the request tried again.
+ * - Isolation: an upstream session keeps state (log level, subscriptions, whatever the server
+ *   holds per session), so it is only ever shared by requests of one principal. With inbound auth
+ *   on, sessions are pooled per principal (and per declared client capabilities, which the
+ *   upstream fixed at `initialize`). With auth off nothing says two requests come from the same
+ *   client, so each request gets an upstream session of its own, ended when the request is over.
+ *   The pool is bounded in all (idle sessions of others are ended first to make room) and per key.
+ * - Each session is lent to one request at a time, so whatever the upstream asks on it (an
+ *   elicitation on its GET stream, say) belongs to that request. A session the upstream forgot
+ *   (404) is replaced and the request tried again.
  * - `server/discover` is answered from the session's `initialize` result.
  * - A server-to-client request (elicitation, sampling, roots) during a call ends the client's
  *   response with an `input_required` result; the client's retry (with `inputResponses` and the
@@ -29,7 +34,10 @@ import type { StreamableHttpUpstream } from './streamable-http.ts'
 import type { UpstreamHttpRequest, UpstreamHttpResponse } from './types.ts'
 
 const LEGACY_VERSION = '2025-11-25'
-const MAX_SESSIONS_PER_KEY = 64
+/** Most upstream sessions held at once for one principal and capability set. */
+export const MAX_SESSIONS_PER_KEY = 32
+/** Most upstream sessions held at once for stateless clients, all keys and dedicated ones together. */
+export const MAX_BRIDGED_SESSIONS = 256
 /** How long an upstream call waits for the client's retry after an `input_required`. */
 const RETRY_WAIT_MS = 300_000
 const GATEWAY_INFO = { name: 'fastify-mcp-gateway', version: '0.1.0' }
@@ -37,7 +45,8 @@ const GATEWAY_INFO = { name: 'fastify-mcp-gateway', version: '0.1.0' }
 const IDLE_MS = 600_000
 
 interface Pooled {
-  key: string
+  /** The pool it belongs to; undefined: dedicated to one request (auth off), ended after it. */
+  key: string | undefined
   upstreamSessionId: string
   protocolVersion: string
   initialize: Record<string, unknown>
@@ -54,6 +63,8 @@ interface Pooled {
 /** One upstream call, across the client's retries. */
 interface Call {
   session: Pooled
+  /** Whose call it is: only that principal's retry may continue it. */
+  principal: string | undefined
   method: string
   upstreamId: JsonRpcId
   answer: Answer | undefined
@@ -92,11 +103,35 @@ function complete (message: JsonRpcMessage, id: JsonRpcId, method: string): Json
   return { jsonrpc: '2.0', id, result }
 }
 
+/**
+ * The part of a client's declared capabilities that makes an upstream session fit it: top-level
+ * names and their flags, sorted. Anything else a client puts there does not split the pool.
+ */
+function capabilityKey (value: unknown): string {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return ''
+  const parts: string[] = []
+  for (const name of Object.keys(value).sort().slice(0, 16)) {
+    if (!/^[A-Za-z][\w.-]{0,63}$/.test(name)) continue
+    const inner = (value as Record<string, unknown>)[name]
+    const flags = typeof inner === 'object' && inner !== null && !Array.isArray(inner)
+      ? Object.keys(inner).filter((flag) => /^[A-Za-z][\w.-]{0,63}$/.test(flag)).sort().slice(0, 16)
+      : []
+    parts.push(`${name}(${flags.join(',')})`)
+  }
+  return parts.join(';')
+}
+
 export class LegacyBridge {
   private readonly upstream: StreamableHttpUpstream
   private readonly log: Logger
   private readonly pool = new Map<string, Pooled[]>()
   private readonly pending = new Map<string, Call>()
+  /** Upstream sessions held (pooled, dedicated, and being opened), against `MAX_BRIDGED_SESSIONS`. */
+  private held = 0
+  /** Sessions being opened per pool key, so concurrent checkouts cannot pass the per-key cap. */
+  private readonly opening = new Map<string, number>()
+  /** Sessions lent to one anonymous request each, so `close` ends them too. */
+  private readonly dedicated = new Set<Pooled>()
 
   private readonly sweeper: NodeJS.Timeout
 
@@ -112,7 +147,7 @@ export class LegacyBridge {
     const message = messages[0]
     if (message === undefined || !isRequest(message)) return { status: 202, headers: {}, body: Readable.from([]) }
     const meta = (message.params?._meta ?? {}) as Record<string, unknown>
-    const key = `${req.principal ?? ''}\u0000${JSON.stringify(meta[META.clientCapabilities] ?? {})}`
+    const key = req.principal === undefined ? undefined : `${req.principal}\u0000${capabilityKey(meta[META.clientCapabilities])}`
     if (message.method === 'server/discover') {
       const session = await this.checkout(key, meta)
       this.release(session)
@@ -121,7 +156,9 @@ export class LegacyBridge {
     if (message.method === 'subscriptions/listen') return await this.listen(key, meta, message, req)
     const token = message.params?.requestState
     const call = typeof token === 'string' ? this.pending.get(token) : undefined
-    if (call !== undefined) return await this.resume(call, message, req)
+    // A token is its principal's: anyone else's retry never reaches that call (nor learns it exists).
+    if (call !== undefined && call.principal === req.principal) return await this.resume(call, message, req)
+    if (call !== undefined) return jsonResponse(200, errorResponse(message.id, -32602, 'Invalid params: unknown requestState'))
     return await this.call(key, meta, message, req, 0)
   }
 
@@ -145,37 +182,94 @@ export class LegacyBridge {
     }
   }
 
-  /** Lends an idle session of this key, opening one when none is free. */
-  private async checkout (key: string, meta: Record<string, unknown>): Promise<Pooled> {
-    const sessions = this.pool.get(key) ?? []
-    this.pool.set(key, sessions)
-    const idle = sessions.find((session) => !session.busy && !session.gone)
+  /**
+   * Lends an idle session of this key, opening one when none is free; with no key (auth off), a
+   * new session for this request alone. Caps are checked and places taken before any await.
+   */
+  private async checkout (key: string | undefined, meta: Record<string, unknown>): Promise<Pooled> {
+    const sessions = key === undefined ? undefined : this.pool.get(key)
+    const idle = sessions?.find((session) => !session.busy && !session.gone)
     if (idle !== undefined) {
       idle.busy = true
       return idle
     }
-    if (sessions.length >= MAX_SESSIONS_PER_KEY) throw new GatewayErrors.UPSTREAM_FULL(this.upstream.name, MAX_SESSIONS_PER_KEY)
-    const session = await this.open(key, meta)
+    if (key !== undefined && (sessions?.length ?? 0) + (this.opening.get(key) ?? 0) >= MAX_SESSIONS_PER_KEY) {
+      throw new GatewayErrors.UPSTREAM_FULL(this.upstream.name, MAX_SESSIONS_PER_KEY)
+    }
+    if (this.held >= MAX_BRIDGED_SESSIONS && !this.evictIdle()) throw new GatewayErrors.UPSTREAM_FULL(this.upstream.name, MAX_BRIDGED_SESSIONS)
+    this.held++
+    if (key !== undefined) this.opening.set(key, (this.opening.get(key) ?? 0) + 1)
+    let session: Pooled
+    try {
+      session = await this.open(key, meta)
+    } catch (err) {
+      this.held--
+      throw err
+    } finally {
+      if (key !== undefined) {
+        const left = (this.opening.get(key) ?? 1) - 1
+        if (left === 0) this.opening.delete(key)
+        else this.opening.set(key, left)
+      }
+    }
     session.busy = true
-    sessions.push(session)
+    if (key === undefined) {
+      this.dedicated.add(session)
+    } else {
+      const pooled = this.pool.get(key)
+      if (pooled === undefined) this.pool.set(key, [session])
+      else pooled.push(session)
+    }
     return session
+  }
+
+  /** Ends the least recently used idle pooled session, to make room; false when none is idle. */
+  private evictIdle (): boolean {
+    let oldest: Pooled | undefined
+    for (const sessions of this.pool.values()) {
+      for (const session of sessions) {
+        if (!session.busy && !session.gone && (oldest === undefined || session.lastUsed < oldest.lastUsed)) oldest = session
+      }
+    }
+    if (oldest === undefined) return false
+    this.end(oldest)
+    return true
   }
 
   private release (session: Pooled): void {
     session.busy = false
     session.call = undefined
     session.lastUsed = Date.now()
+    // A session lent to one anonymous request holds that request's state: it ends with it.
+    if (session.key === undefined) this.end(session)
+  }
+
+  /** Forgets a session and ends it upstream (best effort). */
+  private end (session: Pooled): void {
+    if (session.gone) return
+    this.forget(session)
+    this.upstream.request({ method: 'DELETE', headers: this.headers(session) }).then((res) => drain(res.body), () => {})
   }
 
   private forget (session: Pooled): void {
+    if (session.gone) return
     session.gone = true
+    this.held--
     session.get.abort()
+    if (session.key === undefined) {
+      this.dedicated.delete(session)
+      return
+    }
     const sessions = this.pool.get(session.key)
-    if (sessions !== undefined) this.pool.set(session.key, sessions.filter((s) => s !== session))
+    if (sessions === undefined) return
+    const left = sessions.filter((s) => s !== session)
+    // An empty list would stay for every key ever seen.
+    if (left.length === 0) this.pool.delete(session.key)
+    else this.pool.set(session.key, left)
   }
 
   /** Opens an upstream session with the client's capabilities, and its GET stream. */
-  private async open (key: string, meta: Record<string, unknown>): Promise<Pooled> {
+  private async open (key: string | undefined, meta: Record<string, unknown>): Promise<Pooled> {
     const initialize = {
       jsonrpc: '2.0',
       id: 'gw-init',
@@ -239,19 +333,18 @@ export class LegacyBridge {
   /** Sessions idle past `IDLE_MS` are ended upstream: a stateless client does not say it is done. */
   private sweep (): void {
     const before = Date.now() - IDLE_MS
-    for (const sessions of this.pool.values()) {
+    for (const sessions of [...this.pool.values()]) {
       for (const session of sessions) {
         if (session.busy || session.lastUsed >= before) continue
-        this.forget(session)
-        this.upstream.request({ method: 'DELETE', headers: this.headers(session) }).then((res) => drain(res.body), () => {})
+        this.end(session)
       }
     }
   }
 
-  private async call (key: string, meta: Record<string, unknown>, message: JsonRpcRequest, req: UpstreamHttpRequest, attempt: number): Promise<UpstreamHttpResponse> {
+  private async call (key: string | undefined, meta: Record<string, unknown>, message: JsonRpcRequest, req: UpstreamHttpRequest, attempt: number): Promise<UpstreamHttpResponse> {
     const session = await this.checkout(key, meta)
     const abort = new AbortController()
-    const call: Call = { session, method: message.method, upstreamId: message.id, answer: undefined, clientId: message.id, held: [], asked: new Map(), token: undefined, timer: undefined, done: false, abort }
+    const call: Call = { session, principal: req.principal, method: message.method, upstreamId: message.id, answer: undefined, clientId: message.id, held: [], asked: new Map(), token: undefined, timer: undefined, done: false, abort }
     session.call = call
     let res: UpstreamHttpResponse
     try {
@@ -367,7 +460,7 @@ export class LegacyBridge {
   }
 
   /** `subscriptions/listen` from a session's GET stream, filtered to what the client opted in to. */
-  private async listen (key: string, meta: Record<string, unknown>, message: JsonRpcRequest, req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
+  private async listen (key: string | undefined, meta: Record<string, unknown>, message: JsonRpcRequest, req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
     const session = await this.checkout(key, meta)
     const filter = (message.params?.notifications ?? {}) as { toolsListChanged?: boolean, promptsListChanged?: boolean, resourcesListChanged?: boolean, resourceSubscriptions?: string[] }
     const uris = new Set(filter.resourceSubscriptions ?? [])
@@ -414,13 +507,13 @@ export class LegacyBridge {
   async close (): Promise<void> {
     clearInterval(this.sweeper)
     for (const call of this.pending.values()) this.cancel(call)
-    for (const sessions of this.pool.values()) {
-      for (const session of sessions) {
-        session.get.abort()
-        const res = await this.upstream.request({ method: 'DELETE', headers: this.headers(session) }).catch(() => undefined)
-        if (res !== undefined) drain(res.body)
-      }
+    for (const session of [...this.pool.values()].flat().concat([...this.dedicated])) {
+      if (session.gone) continue
+      session.get.abort()
+      const res = await this.upstream.request({ method: 'DELETE', headers: this.headers(session) }).catch(() => undefined)
+      if (res !== undefined) drain(res.body)
     }
     this.pool.clear()
+    this.dedicated.clear()
   }
 }

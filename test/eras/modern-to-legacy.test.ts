@@ -4,7 +4,7 @@
  * input_required round trip, list changes on subscriptions/listen.
  */
 import t from 'tap'
-import { gateway, textOf, upstream } from '../helpers/peers.ts'
+import { eventually, gateway, textOf, upstream } from '../helpers/peers.ts'
 import { modernClient } from '../helpers/eras.ts'
 
 t.test('2026 client, 2025 upstream: sessions held for it, pooled (the flows: pairings.test.ts)', async (t) => {
@@ -19,7 +19,64 @@ t.test('2026 client, 2025 upstream: sessions held for it, pooled (the flows: pai
   const metrics = await (await fetch(new URL('/metrics', gw.url))).text()
   t.match(metrics, /mcp_gateway_requests_by_era_total\{upstream="default",client_era="2026",upstream_era="2025"\} [1-9]/, 'counted by both eras')
   const inits = up.record.requests.filter((r) => (r.body as { method?: string } | undefined)?.method === 'initialize').length
-  t.ok(inits >= 1 && inits <= 4, `the gateway initialised ${inits} upstream session(s) for it, reused across calls`)
+  t.ok(inits >= 1, `the gateway initialised ${inits} upstream session(s) for it`)
+  // Auth off: each request had an upstream session of its own, ended after it.
+  await eventually(() => up.record.closedSessions.length === inits)
+  t.equal(up.record.closedSessions.length, inits, 'every upstream session held for it was ended')
+})
+
+/** A 2026 `tools/call` of echo, as a stateless client sends it. */
+async function statelessEcho (url: string, text: string, headers: Record<string, string> = {}, extra: Record<string, unknown> = {}): Promise<{ status: number, body: { result?: Record<string, unknown>, error?: { code: number, message: string } } }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo', ...headers },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text }, ...extra, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } } })
+  })
+  const text2 = await res.text()
+  const data = text2.startsWith('{') ? text2 : (/^data: (.*)$/m.exec(text2)?.[1] ?? '{}')
+  return { status: res.status, body: JSON.parse(data) }
+}
+
+t.test('auth off: two stateless clients never share an upstream session (no per-session state crosses)', async (t) => {
+  const up = await upstream(t)
+  const gw = await gateway(t, { upstream: up.url })
+  // Interleaved, as two unrelated clients would send them; the first one also finds the era.
+  for (let i = 0; i < 3; i++) {
+    t.equal((await statelessEcho(gw.url, `from-a-${i}`)).status, 200)
+    t.equal((await statelessEcho(gw.url, `from-b-${i}`)).status, 200)
+  }
+  const sessionOf = (text: string): unknown => up.record.requests.find((r) => JSON.stringify(r.body ?? '').includes(text) && r.headers['mcp-session-id'] !== undefined)?.headers['mcp-session-id']
+  const used = ['a', 'b'].flatMap((who) => [1, 2].map((i) => sessionOf(`from-${who}-${i}`)))
+  t.equal(used.filter((id) => id !== undefined).length, 4, 'each call went on an upstream session')
+  t.equal(new Set(used).size, 4, 'no two requests shared one, so nothing one client set there reached the other')
+  await eventually(() => used.every((id) => up.record.closedSessions.includes(id as string)))
+  t.pass('each was ended after its request')
+})
+
+t.test('with auth, a requestState token is its principal\'s: another principal\'s retry cannot continue the call', async (t) => {
+  const up = await upstream(t)
+  const keys = [{ name: 'alice', key: 'alice-key-0123456789abcdef' }, { name: 'bob', key: 'bob-key-0123456789abcdef' }]
+  const gw = await gateway(t, { upstream: up.url, auth: { apiKeys: { keys } } })
+  const as = (who: number): Record<string, string> => ({ authorization: `Bearer ${keys[who]?.key as string}` })
+  t.equal((await statelessEcho(gw.url, 'warm-up', as(0))).status, 200)
+  const confirm = async (who: number, extra: Record<string, unknown>): Promise<{ result?: Record<string, unknown>, error?: { code: number, message: string } }> => {
+    const res = await fetch(gw.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'confirm', ...as(who) },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'confirm', arguments: { question: 'go?' }, ...extra, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } } } })
+    })
+    const text = await res.text()
+    return JSON.parse(text.startsWith('{') ? text : (/^data: (.*)$/m.exec(text)?.[1] ?? '{}'))
+  }
+  const first = await confirm(0, {})
+  t.equal(first.result?.resultType, 'input_required', 'alice is asked')
+  const token = first.result?.requestState as string
+  const inputResponses = { 'input-1': { action: 'accept', content: { ok: true } } }
+  const stolen = await confirm(1, { requestState: token, inputResponses })
+  t.equal(stolen.error?.code, -32602, 'bob\'s retry with alice\'s token is refused')
+  t.match(stolen.error?.message, /unknown requestState/)
+  const own = await confirm(0, { requestState: token, inputResponses })
+  t.match(JSON.stringify(own.result), /confirmed/, 'alice\'s own retry completes her call')
 })
 
 t.test('with auth, the upstream sessions held for stateless clients are per principal', async (t) => {
@@ -43,4 +100,26 @@ t.test('with auth, the upstream sessions held for stateless clients are per prin
   t.equal(alice.size, 1, 'alice\'s calls share one upstream session')
   t.equal(bob.size, 1)
   t.notOk([...alice].some((id) => bob.has(id)), 'never one of bob\'s')
+})
+
+t.test('the sessions held for one principal are capped, concurrent requests included', async (t) => {
+  const up = await upstream(t)
+  const keys = [{ name: 'alice', key: 'alice-key-0123456789abcdef' }]
+  const gw = await gateway(t, { upstream: up.url, auth: { apiKeys: { keys } } })
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'wait', authorization: `Bearer ${keys[0]?.key as string}` }
+  t.equal((await statelessEcho(gw.url, 'warm-up', { authorization: headers.authorization })).status, 200)
+  const wait = async (): Promise<{ status: number, code?: number }> => {
+    const res = await fetch(gw.url, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'wait', arguments: { ms: 1500 }, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } } })
+    })
+    const text = await res.text()
+    return { status: res.status, code: res.status === 200 ? undefined : (JSON.parse(text) as { error: { code: number } }).error.code }
+  }
+  const results = await Promise.all(Array.from({ length: 36 }, wait))
+  const ok = results.filter((r) => r.status === 200).length
+  const full = results.filter((r) => r.status === 503 && r.code === -32056).length
+  t.equal(ok, 32, 'as many as the per-key cap')
+  t.equal(full, 4, 'the rest: 503 -32056 (retry later), not a 33rd session')
 })
