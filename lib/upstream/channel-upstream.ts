@@ -250,9 +250,18 @@ interface SharedChannel {
   sessions: Set<ChannelSession>
   initialize: Promise<Record<string, unknown>> | undefined
   /** The channel's own request id, to the session and the client's id. */
-  requests: Map<string, { session: ChannelSession, id: JsonRpcId }>
+  /** The channel's request ids, to the client's; `token` is the progress token minted with it. */
+  requests: Map<string, { session: ChannelSession, id: JsonRpcId, token: string | undefined }>
   tokens: Map<string, { session: ChannelSession, token: string | number }>
   next: number
+}
+
+/** Frees a shared-channel request id and the progress token minted with it. */
+function forgetShared (shared: SharedChannel, own: string): void {
+  const entry = shared.requests.get(own)
+  if (entry === undefined) return
+  shared.requests.delete(own)
+  if (entry.token !== undefined) shared.tokens.delete(entry.token)
 }
 
 export class ChannelUpstream implements Upstream {
@@ -422,20 +431,25 @@ export class ChannelUpstream implements Upstream {
   private toShared (shared: SharedChannel, session: ChannelSession, message: JsonRpcMessage): JsonRpcMessage {
     if (isRequest(message)) {
       const id = `g${shared.next++}`
-      shared.requests.set(id, { session, id: message.id })
       let params = message.params
       const token = progressToken(message)
+      let own: string | undefined
       if (token !== undefined) {
-        const own = `g${shared.next++}`
+        own = `g${shared.next++}`
         shared.tokens.set(own, { session, token })
         params = { ...params, _meta: { ...(params?._meta as Record<string, unknown>), progressToken: own } }
       }
+      shared.requests.set(id, { session, id: message.id, token: own })
       return { ...message, id, params }
     }
     if ('method' in message && message.method === 'notifications/cancelled') {
       const target = message.params?.requestId
       for (const [own, entry] of shared.requests) {
-        if (entry.session === session && entry.id === target) return { ...message, params: { ...message.params, requestId: own } }
+        if (entry.session === session && entry.id === target) {
+          // A cancelled request gets no answer (the spec): nothing else would free its entries.
+          forgetShared(shared, own)
+          return { ...message, params: { ...message.params, requestId: own } }
+        }
       }
     }
     return message
@@ -446,7 +460,7 @@ export class ChannelUpstream implements Upstream {
     if (isResponse(message)) {
       const entry = typeof message.id === 'string' ? shared.requests.get(message.id) : undefined
       if (entry === undefined) return
-      shared.requests.delete(message.id as string)
+      forgetShared(shared, message.id as string)
       entry.session.route({ ...message, id: entry.id } as JsonRpcMessage, this.log, this.name)
       return
     }
@@ -510,7 +524,12 @@ export class ChannelUpstream implements Upstream {
 
   private dropSession (session: ChannelSession, reason: Error): void {
     if (this.sessions.get(session.id) === session) this.sessions.delete(session.id)
-    this.shared?.sessions.delete(session)
+    const shared = this.shared
+    if (shared !== undefined && shared.sessions.delete(session)) {
+      // What the session still had in flight on the shared channel goes with it.
+      for (const [own, entry] of shared.requests) if (entry.session === session) forgetShared(shared, own)
+      for (const [own, entry] of shared.tokens) if (entry.session === session) shared.tokens.delete(own)
+    }
     session.end(reason)
   }
 

@@ -189,3 +189,42 @@ t.test('LineSplitter: lines across chunks, CRLF, the limit', async (t) => {
   t.same(lines, ['abc', 'de', 'f'])
   t.notOk(splitter.push(Buffer.from('123456789')), 'a line past the limit is refused')
 })
+
+t.test('shared: request ids and progress tokens are freed on the answer, on cancellation and when the session ends', async (t) => {
+  const { upstream, channels } = setup({ shared: true })
+  t.teardown(() => upstream.close())
+  const maps = (): [number, number] => {
+    const shared = (upstream as unknown as { shared: { requests: Map<string, unknown>, tokens: Map<string, unknown> } }).shared
+    return [shared.requests.size, shared.tokens.size]
+  }
+  const init = upstream.request({ method: 'POST', headers: {}, messages: [INIT] })
+  await new Promise((resolve) => setImmediate(resolve))
+  const channel = channels[0] as MemoryChannel
+  channel.onmessage({ jsonrpc: '2.0', id: (channel.sent[0] as { id: string }).id, result: { protocolVersion: '2025-11-25' } })
+  const opened = await init
+  const sessionId = opened.headers['mcp-session-id'] as string
+  await text(opened)
+  const withProgress = (id: number): JsonRpcMessage => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'x', _meta: { progressToken: `p${id}` } } })
+  const headers = { 'mcp-session-id': sessionId }
+
+  const answered = upstream.request({ method: 'POST', headers, messages: [withProgress(2)] })
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(maps(), [1, 1], 'one request and its token in flight')
+  channel.onmessage({ jsonrpc: '2.0', id: (channel.sent.at(-1) as { id: string }).id, result: {} })
+  await text(await answered)
+  t.same(maps(), [0, 0], 'freed by the answer')
+
+  const cancelled = upstream.request({ method: 'POST', headers, messages: [withProgress(3)] })
+  cancelled.catch(() => {})
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(maps(), [1, 1])
+  await upstream.request({ method: 'POST', headers, messages: [{ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 3 } }] })
+  t.same(maps(), [0, 0], 'freed by the cancellation (no answer will come)')
+
+  const left = upstream.request({ method: 'POST', headers, messages: [withProgress(4)] })
+  left.then((res) => text(res), () => '').catch(() => {})
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(maps(), [1, 1])
+  t.equal((await upstream.request({ method: 'DELETE', headers })).status, 200)
+  t.same(maps(), [0, 0], 'freed when the session ends')
+})
