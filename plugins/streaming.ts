@@ -64,7 +64,8 @@ function checkOptions (options: McpStreamingOptions): { settings: StreamingOptio
     retention: {
       maxEventsPerStream: optionalInteger('retention.maxEventsPerStream', retention.maxEventsPerStream, 1, RETENTION_DEFAULTS.maxEventsPerStream),
       maxBytesPerSession: optionalInteger('retention.maxBytesPerSession', retention.maxBytesPerSession, 1, RETENTION_DEFAULTS.maxBytesPerSession),
-      maxAgeMs: optionalInteger('retention.maxAgeMs', retention.maxAgeMs, 1, RETENTION_DEFAULTS.maxAgeMs)
+      maxAgeMs: optionalInteger('retention.maxAgeMs', retention.maxAgeMs, 1, RETENTION_DEFAULTS.maxAgeMs),
+      maxBytesTotal: optionalInteger('retention.maxBytesTotal', retention.maxBytesTotal, 1, RETENTION_DEFAULTS.maxBytesTotal)
     }
   }
 }

@@ -15,11 +15,18 @@ interface SessionLog {
 
 const FORGOTTEN_KEPT = 1024
 
-/** The default event store: per-stream arrays in this process, trimmed by count, bytes and age. */
+/**
+ * The default event store: per-stream arrays in this process, trimmed by count, bytes and age per
+ * session, and by one byte budget across all sessions.
+ */
 export class MemoryEventStore implements EventStore {
   private readonly sessions = new Map<string, SessionLog>()
   private readonly retention: Retention
   private readonly now: () => number
+  /** Bytes of event data held across all sessions. */
+  private totalBytes = 0
+  /** Events dropped to keep `maxBytesTotal`, since start (a metric). */
+  private evicted = 0
 
   constructor (retention: Partial<Retention> = {}, now: () => number = Date.now) {
     this.retention = { ...RETENTION_DEFAULTS, ...retention }
@@ -55,9 +62,32 @@ export class MemoryEventStore implements EventStore {
     if (stream.events.length === 0) stream.firstSeq = event.seq
     stream.events.push(event)
     log.bytes += event.data.length
+    this.totalBytes += event.data.length
     if (stream.events.length > this.retention.maxEventsPerStream) this.dropOldest(log, streamId, stream, stream.events.length - this.retention.maxEventsPerStream)
-    if (log.bytes > this.retention.maxBytesPerSession) this.trimBytes(log)
+    if (log.bytes > this.retention.maxBytesPerSession) this.trimBytes(log, this.retention.maxBytesPerSession)
     this.trimAgeOldest(log)
+    if (this.totalBytes > this.retention.maxBytesTotal) this.evictOldest()
+  }
+
+  /**
+   * Over the global budget: the oldest sessions (a Map iterates in creation order) give up their
+   * oldest events first, down to the budget.
+   */
+  private evictOldest (): void {
+    for (const log of this.sessions.values()) {
+      const excess = this.totalBytes - this.retention.maxBytesTotal
+      if (excess <= 0) return
+      const before = this.totalBytes
+      const events = this.countEvents(log)
+      this.trimBytes(log, Math.max(0, log.bytes - excess))
+      if (this.totalBytes < before) this.evicted += events - this.countEvents(log)
+    }
+  }
+
+  private countEvents (log: SessionLog): number {
+    let events = 0
+    for (const stream of log.streams.values()) events += stream.events.length
+    return events
   }
 
   /**
@@ -100,10 +130,13 @@ export class MemoryEventStore implements EventStore {
   }
 
   async deleteSession (sessionId: string): Promise<void> {
+    const log = this.sessions.get(sessionId)
+    if (log === undefined) return
+    this.totalBytes -= log.bytes
     this.sessions.delete(sessionId)
   }
 
-  async stats (): Promise<{ events: number, bytes: number, streams: number }> {
+  async stats (): Promise<{ events: number, bytes: number, streams: number, evicted: number }> {
     let events = 0
     let bytes = 0
     let streams = 0
@@ -112,17 +145,21 @@ export class MemoryEventStore implements EventStore {
       streams += log.streams.size
       for (const stream of log.streams.values()) events += stream.events.length
     }
-    return { events, bytes, streams }
+    return { events, bytes, streams, evicted: this.evicted }
   }
 
   async close (): Promise<void> {
     this.sessions.clear()
+    this.totalBytes = 0
   }
 
   /** Drops a stream's `count` oldest events; a stream emptied this way is forgotten. */
   private dropOldest (log: SessionLog, streamId: string, stream: StreamLog, count: number): void {
     const dropped = stream.events.splice(0, count)
-    for (const event of dropped) log.bytes -= event.data.length
+    for (const event of dropped) {
+      log.bytes -= event.data.length
+      this.totalBytes -= event.data.length
+    }
     stream.firstSeq += dropped.length
     // Forget emptied streams, or a long session would keep one entry per call it ever made.
     if (stream.events.length === 0 && dropped.length > 0) {
@@ -143,8 +180,7 @@ export class MemoryEventStore implements EventStore {
    * Over the byte budget: drop the oldest events of the oldest streams (a Map iterates in
    * creation order, and emptied streams leave it), one splice per stream: amortised O(1).
    */
-  private trimBytes (log: SessionLog): void {
-    const max = this.retention.maxBytesPerSession
+  private trimBytes (log: SessionLog, max: number): void {
     for (const [streamId, stream] of log.streams) {
       if (log.bytes <= max) return
       let excess = log.bytes - max

@@ -35,8 +35,8 @@ export interface EventStore {
    */
   lastSeq (sessionId: string, streamId: string): Promise<number | undefined>
   deleteSession (sessionId: string): Promise<void>
-  /** Events and bytes held, for metrics and tests. */
-  stats (): Promise<{ events: number, bytes: number, streams: number }>
+  /** Events and bytes held (and events evicted by a global budget, where there is one), for metrics and tests. */
+  stats (): Promise<{ events: number, bytes: number, streams: number, evicted?: number }>
   close (): Promise<void>
   /** Present when the log is shared by several gateway instances (Redis): see `SharedLog`. */
   readonly shared?: SharedLog
@@ -103,12 +103,21 @@ export interface Retention {
    * @default 600000 ms (10 minutes)
    */
   maxAgeMs: number
+  /**
+   * Most bytes of event data kept by the in-memory log across all sessions: past it the oldest
+   * sessions' oldest events go first (a client resuming from one gets 410 `-32067`). Bounds the
+   * gateway's memory whatever the session count (without it, 10,000 sessions x 8 MiB). The Redis
+   * log ignores it: bound Redis with its own `maxmemory`.
+   * @default 268435456 (256 MiB)
+   */
+  maxBytesTotal: number
 }
 
 export const RETENTION_DEFAULTS: Retention = {
   maxEventsPerStream: 10_000,
   maxBytesPerSession: 8 * 1024 * 1024,
-  maxAgeMs: 600_000
+  maxAgeMs: 600_000,
+  maxBytesTotal: 256 * 1024 * 1024
 }
 
 /**

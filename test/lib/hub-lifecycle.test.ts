@@ -19,13 +19,13 @@ t.test('an ended session\'s streams stop first: nothing they publish afterwards 
   post.publish('{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}')
   get.publish('{"jsonrpc":"2.0","method":"notifications/message","params":{}}')
   await hub.endSession('s1')
-  t.same(await store.stats(), { events: 0, bytes: 0, streams: 0 }, 'the log is gone')
+  t.same(await store.stats(), { events: 0, bytes: 0, streams: 0, evicted: 0 }, 'the log is gone')
   // What a stream still finishing does: an error for its unanswered request, then complete.
   post.publish('{"jsonrpc":"2.0","id":1,"error":{"code":-32065,"message":"ended"}}')
   get.publish('{"jsonrpc":"2.0","method":"notifications/message","params":{}}')
   await post.finish()
   await get.settle()
-  t.same(await store.stats(), { events: 0, bytes: 0, streams: 0 }, 'still gone: nothing recreated it')
+  t.same(await store.stats(), { events: 0, bytes: 0, streams: 0, evicted: 0 }, 'still gone: nothing recreated it')
   t.equal((await store.replay('s1', post.id, 0)).kind, 'unknown')
 })
 
