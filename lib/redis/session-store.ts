@@ -9,6 +9,7 @@
  * changes a session tells the others on a pub/sub channel; a record cached elsewhere is stale for
  * at most `cacheMs` even if that message is lost (the cache is also dropped on every reconnect).
  */
+import { LRUCache } from 'lru-cache'
 import type { Redis } from 'ioredis'
 import type { SessionRecord, SessionStore } from '../session/store.ts'
 import { guard } from './guard.ts'
@@ -32,6 +33,12 @@ export interface RedisSessionStoreOptions {
    * @default 1000
    */
   cacheMs?: number
+  /**
+   * Most records cached: past it the least recently used go first, so sessions read once and
+   * never again do not pile up until their entry is next read.
+   * @default 10000
+   */
+  cacheMax?: number
 }
 
 // Merges a JSON patch into the record, keeping the key's TTL; nil when the session is gone.
@@ -50,7 +57,7 @@ export class RedisSessionStore implements SessionStore {
   private readonly prefix: string
   private readonly ttl: number
   private readonly cacheMs: number
-  private readonly cache = new Map<string, { record: SessionRecord, until: number }>()
+  private readonly cache: LRUCache<string, { record: SessionRecord, until: number }>
   /** "Seen" times not yet written. */
   private readonly seenLater = new Map<string, number>()
   private subscriber: Redis | undefined
@@ -62,6 +69,7 @@ export class RedisSessionStore implements SessionStore {
     this.prefix = options.keyPrefix ?? 'mcp-gw:'
     this.ttl = options.recordTtlMs ?? 25 * 60 * 60_000
     this.cacheMs = options.cacheMs ?? 1000
+    this.cache = new LRUCache({ max: options.cacheMax ?? 10_000 })
     this.redis.defineCommand('mcpGatewayUpdate', { numberOfKeys: 1, lua: UPDATE })
     if (this.cacheMs > 0) {
       const subscriber = this.redis.duplicate({ enableOfflineQueue: true })

@@ -150,3 +150,16 @@ async function eventually (check: () => Promise<boolean>, ms: number): Promise<v
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
+
+t.test('redis: the request path\'s record cache is bounded (least recently used go first)', { skip: await skipWithoutRedis() }, async (t) => {
+  const { client, prefix } = await redisClient(t)
+  const store = new RedisSessionStore({ client, keyPrefix: prefix, cacheMax: 3 })
+  t.teardown(() => store.close())
+  for (let i = 0; i < 10; i++) {
+    await store.create(record(`c${i}`, 1))
+    t.equal((await store.getAndTouch(`c${i}`, Date.now()))?.id, `c${i}`)
+  }
+  const cache = (store as unknown as { cache: { size: number } }).cache
+  t.equal(cache.size, 3, 'ten sessions read, three cached')
+  t.equal((await store.getAndTouch('c9', Date.now()))?.id, 'c9', 'a recent one is still served')
+})
