@@ -10,6 +10,8 @@ export type BadMode = 'odd-session-id' | 'sse-long-line' | 'garbage-json' | 'htm
 export interface BadUpstream {
   url: string
   mode: BadMode
+  /** The bodies of the POSTs it received, in order. */
+  seen: string[]
   close: () => Promise<void>
 }
 
@@ -32,12 +34,13 @@ function versionOf (body: string): string {
 }
 
 export async function badUpstream (t: { teardown (fn: () => unknown): void }, mode: BadMode): Promise<BadUpstream> {
-  const state: BadUpstream = { url: '', mode, close: async () => {} }
+  const state: BadUpstream = { url: '', mode, seen: [], close: async () => {} }
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let body = ''
     req.setEncoding('utf8')
     req.on('data', (chunk: string) => { body += chunk })
     req.on('end', () => {
+      if (req.method === 'POST') state.seen.push(body)
       if (body.includes('"initialize"')) {
         res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': state.mode === 'odd-session-id' ? 'has spaces, and é' : 'upstream-session-1' })
         res.end(JSON.stringify({ jsonrpc: '2.0', id: idOf(body), result: { protocolVersion: versionOf(body), capabilities: {}, serverInfo: { name: 'bad', version: '0' } } }))
