@@ -31,6 +31,7 @@ export const GatewayErrors = {
   HEADER_MISMATCH: define('MCP_GW_HEADER_MISMATCH', 'Header mismatch: %s', 400, -32020),
   SESSION_REQUIRED: define('MCP_GW_SESSION_REQUIRED', 'Bad Request: Mcp-Session-Id header is required', 400, -32000),
   ALREADY_INITIALIZED: define('MCP_GW_ALREADY_INITIALIZED', 'Invalid Request: session is already initialized', 400, INVALID_REQUEST),
+  TOOL_NAME_TOO_LONG: define('MCP_GW_TOOL_NAME_TOO_LONG', 'Invalid params: tool name is longer than %s characters', 400, -32602),
   TOO_MANY_SESSIONS: define('MCP_GW_TOO_MANY_SESSIONS', 'Service Unavailable: the gateway holds its maximum of %s sessions; retry later', 503, -32053),
   STORE_UNAVAILABLE: define('MCP_GW_STORE_UNAVAILABLE', 'Service Unavailable: the gateway\'s %s store cannot be reached; retry later', 503, -32054),
   UNAUTHORIZED: define('MCP_GW_UNAUTHORIZED', 'Unauthorized: %s', 401, -32057),

@@ -54,6 +54,14 @@ export const INTERNAL_ERROR = -32603
  */
 export const MAX_ID_LENGTH = 1024
 
+/**
+ * Longest tool name a client may call (`tools/call` `params.name`), in UTF-16 code units. MCP
+ * advises names of at most 128 characters; the cap leaves room and bounds what interceptors,
+ * rules and authorization match, log and keep per call. A longer name is refused with -32602
+ * where the client's body is parsed.
+ */
+export const MAX_TOOL_NAME_LENGTH = 1024
+
 function isId (value: unknown): value is JsonRpcId {
   return (typeof value === 'string' && value.length <= MAX_ID_LENGTH) || (typeof value === 'number' && Number.isFinite(value))
 }
@@ -127,6 +135,20 @@ export function parseMessages (text: string): ParseResult {
     return { ok: false, code: PARSE_ERROR, message: `Parse error: ${(err as Error).message}` }
   }
   return toMessages(value)
+}
+
+/**
+ * Whether any `tools/call` request among messages names a tool longer than
+ * `MAX_TOOL_NAME_LENGTH`. Checked on client input before anything matches globs on the name.
+ */
+export function hasOversizedToolName (messages: readonly JsonRpcMessage[]): boolean {
+  for (const message of messages) {
+    if ('method' in message && message.method === 'tools/call') {
+      const name = message.params?.name
+      if (typeof name === 'string' && name.length > MAX_TOOL_NAME_LENGTH) return true
+    }
+  }
+  return false
 }
 
 export function errorResponse (id: JsonRpcId | null, code: number, message: string, data?: unknown): JsonRpcError {

@@ -12,7 +12,7 @@ import type { ExchangeObserver } from '../lib/observer.ts'
 import { HEARTBEAT_DEFAULTS, Heartbeat, type HeartbeatOptions } from '../lib/heartbeat.ts'
 import { GatewayErrors, toJsonRpcError } from '../lib/errors.ts'
 import { Forwarder, bodyMethod, resolveSession, type ExchangeContext, type ParsedBody, type SessionResolution } from '../lib/forwarder.ts'
-import { MAX_DEPTH, PARSE_ERROR, nestsDeeperThan, parseMessages, type JsonRpcId, type JsonRpcMessage } from '../lib/jsonrpc.ts'
+import { MAX_DEPTH, MAX_TOOL_NAME_LENGTH, PARSE_ERROR, hasOversizedToolName, nestsDeeperThan, parseMessages, type JsonRpcId, type JsonRpcMessage } from '../lib/jsonrpc.ts'
 import { invalid, isPlainObject, optionalInteger, optionalString } from '../lib/options.ts'
 import { originChecker, type OriginPolicy } from '../lib/origin.ts'
 import { createUpstream, type UpstreamConfig, type UpstreamOptions } from '../lib/upstream/create.ts'
@@ -176,6 +176,11 @@ function parseBody (_request: FastifyRequest, raw: Buffer, done: (err: Error | n
   const parsed = parseMessages(text)
   if (!parsed.ok) {
     done(parsed.code === PARSE_ERROR ? new GatewayErrors.PARSE_ERROR(parsed.message) : new GatewayErrors.INVALID_REQUEST(parsed.message))
+    return
+  }
+  // Before any interceptor, rule or authorization matches globs on the name.
+  if (hasOversizedToolName(parsed.messages)) {
+    done(new GatewayErrors.TOOL_NAME_TOO_LONG(MAX_TOOL_NAME_LENGTH))
     return
   }
   done(null, { raw, messages: parsed.messages, batch: parsed.batch })

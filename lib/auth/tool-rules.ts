@@ -6,6 +6,7 @@
  */
 import type { Interceptor } from '../interceptors/chain.ts'
 import type { JsonRpcMessage, JsonRpcRequest } from '../jsonrpc.ts'
+import { globMatcher, type GlobMatcher } from '../glob.ts'
 import { invalid, isPlainObject } from '../options.ts'
 import type { Principal } from './principal.ts'
 
@@ -21,15 +22,10 @@ export interface ToolRule {
 }
 
 interface CompiledRule {
-  principals: RegExp | undefined
+  principals: GlobMatcher | undefined
   scopes: string[] | undefined
   upstreams: Set<string> | undefined
-  tools: RegExp
-}
-
-function globs (patterns: string[]): RegExp {
-  const alternatives = patterns.map((glob) => glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*'))
-  return new RegExp(`^(?:${alternatives.join('|')})$`)
+  tools: GlobMatcher
 }
 
 function list (name: string, value: unknown, required: boolean): string[] | undefined {
@@ -49,10 +45,10 @@ export function checkToolRules (rules: unknown): CompiledRule[] {
     const principals = list(`${at}.principals`, rule.principals, false)
     const upstreams = list(`${at}.upstreams`, rule.upstreams, false)
     return {
-      principals: principals === undefined ? undefined : globs(principals),
+      principals: principals === undefined ? undefined : globMatcher(principals),
       scopes: list(`${at}.scopes`, rule.scopes, false),
       upstreams: upstreams === undefined ? undefined : new Set(upstreams),
-      tools: globs(list(`${at}.tools`, rule.tools, true) as string[])
+      tools: globMatcher(list(`${at}.tools`, rule.tools, true) as string[])
     }
   })
 }

@@ -6,6 +6,7 @@
  */
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
 import { errorResponse, messageKind, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest, type MessageKind } from '../jsonrpc.ts'
+import { globMatcher, type GlobMatcher } from '../glob.ts'
 import type { Logger } from '../logger.ts'
 import type { Direction } from '../observer.ts'
 import type { SessionRecord } from '../session/store.ts'
@@ -19,7 +20,8 @@ export interface InterceptorMatch {
   /** JSON-RPC method(s); a response matches the method of the request it answers. */
   method?: string | string[]
   /**
-   * Tool name glob (`*` any run of characters) for `tools/call` requests and their answers.
+   * Tool name glob (`*` any run of characters, line terminators included; nothing else is special)
+   * for `tools/call` requests and their answers. Matched in linear time (see lib/glob.ts).
    */
   tool?: string
   /** Only messages of sessions this accepts. */
@@ -79,11 +81,6 @@ export type Outcome =
   /** Not sent on; nobody is told (notifications, responses blocked on their way). */
   | { kind: 'drop' }
 
-/** Matches `*` globs against whole names. */
-function globToRegExp (glob: string): RegExp {
-  return new RegExp(`^${glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`)
-}
-
 const asList = <T>(value: T | T[] | undefined): T[] | undefined => value === undefined ? undefined : Array.isArray(value) ? value : [value]
 
 interface Compiled {
@@ -91,7 +88,7 @@ interface Compiled {
   directions: Direction[] | undefined
   kinds: MessageKind[] | undefined
   methods: string[] | undefined
-  tool: RegExp | undefined
+  tool: GlobMatcher | undefined
 }
 
 export function blockedError (id: JsonRpcId, reason: string | undefined): JsonRpcMessage {
@@ -136,7 +133,7 @@ export class InterceptorChain {
       directions: asList(match.direction),
       kinds: asList(match.kind),
       methods: asList(match.method),
-      tool: match.tool === undefined ? undefined : globToRegExp(match.tool)
+      tool: match.tool === undefined ? undefined : globMatcher(match.tool)
     })
     this.version++
     return this

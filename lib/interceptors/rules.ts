@@ -4,6 +4,7 @@
  * compiled, naming the bad field.
  */
 import { invalid, isPlainObject } from '../options.ts'
+import { globMatcher } from '../glob.ts'
 import type { JsonRpcMessage, JsonRpcRequest } from '../jsonrpc.ts'
 import type { Interceptor, InterceptorMatch } from './chain.ts'
 import type { Direction } from '../observer.ts'
@@ -46,10 +47,6 @@ export function redactPaths (value: unknown, paths: string[][], replacement: str
   return paths.reduce((current, path) => walk(current, path), value)
 }
 
-function globList (globs: string[]): RegExp {
-  return new RegExp(`^(?:${globs.map((g) => g.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')).join('|')})$`)
-}
-
 function optionalString (name: string, value: unknown): string | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'string' || value.length === 0) throw invalid(name, 'must be a non-empty string')
@@ -71,7 +68,7 @@ function compileRule (rule: unknown, index: number): Interceptor[] {
   const [kind, spec] = Object.entries(rule)[0] as [string, unknown]
   if (kind === 'allowTools') {
     if (!Array.isArray(spec) || spec.some((g) => typeof g !== 'string' || g.length === 0)) throw invalid(`${name}.allowTools`, 'must be an array of tool name globs')
-    const allowed = globList(spec as string[])
+    const allowed = globMatcher(spec as string[])
     return [
       {
         name: `${name}:allowTools:list`,

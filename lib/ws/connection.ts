@@ -14,7 +14,7 @@ import type { Principal } from '../auth/principal.ts'
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
 import { resolveSession, type ExchangeContext, type Forwarder, type OutboundResponse, type ParsedBody } from '../forwarder.ts'
 import type { InterceptorChain } from '../interceptors/chain.ts'
-import { INVALID_REQUEST, MAX_DEPTH, errorResponse, isRequest, nestsDeeperThan, parseMessages, type JsonRpcId } from '../jsonrpc.ts'
+import { INVALID_REQUEST, MAX_DEPTH, MAX_TOOL_NAME_LENGTH, errorResponse, hasOversizedToolName, isRequest, nestsDeeperThan, parseMessages, type JsonRpcId } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { HEADER } from '../protocol.ts'
 import type { SessionManager } from '../session/manager.ts'
@@ -104,6 +104,11 @@ export class WsConnection {
     }
     const message = parsed.messages[0] as ParsedBody['messages'][number]
     const id: JsonRpcId | null = isRequest(message) ? message.id : null
+    // Before any interceptor, rule or authorization matches globs on the name.
+    if (hasOversizedToolName(parsed.messages)) {
+      this.fail(new GatewayErrors.TOOL_NAME_TOO_LONG(MAX_TOOL_NAME_LENGTH), id)
+      return
+    }
     const initialize = isRequest(message) && message.method === 'initialize'
     if (this.sessionId === undefined && !initialize) {
       this.fail(new GatewayErrors.SESSION_REQUIRED(), id)

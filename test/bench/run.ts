@@ -7,7 +7,7 @@
  * Then the stream benchmarks (replay of 10,000 events, memory per idle SSE stream).
  *
  * Options (env): BENCH_ROUNDS (default 5), BENCH_REQUESTS (per round and concurrency, default 2000),
- * BENCH_ONLY (`calls`, `streams`, `stdio` or `ws`).
+ * BENCH_ONLY (`calls`, `streams`, `stdio`, `ws` or `input`: input bounds, in process, see input-bounds.ts).
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -16,6 +16,7 @@ import { McpLoadClient, median, type LoadResult } from './load.ts'
 import { benchIdleStreams, benchReplay } from './streams.ts'
 import { benchStdio } from './stdio.ts'
 import { benchWebSocket } from './websocket.ts'
+import { benchInputBounds } from './input-bounds.ts'
 import { redisMissing } from '../helpers/redis.ts'
 
 /** Why the Redis-store gateway is left out, or undefined when Redis answers. */
@@ -131,3 +132,4 @@ if (only === undefined || only === 'calls') {
 if (only === undefined || only === 'streams') await benchStreams()
 if (only === undefined || only === 'stdio') await benchStdio(SERVERS, ROUNDS, REQUESTS)
 if (only === undefined || only === 'ws') await benchWebSocket(SERVERS, ROUNDS, REQUESTS)
+if (only === undefined || only === 'input') benchInputBounds()
