@@ -161,7 +161,14 @@ function checkOptions (options: McpProxyOptions): CheckedOptions {
 // Fatal decoding: invalid UTF-8 is a parse error, not silently replaced text forwarded upstream.
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-function parseBody (_request: FastifyRequest, raw: Buffer, done: (err: Error | null, body?: ParsedBody) => void): void {
+function parseBody (request: FastifyRequest, raw: Buffer, done: (err: Error | null, body?: ParsedBody) => void): void {
+  if (raw.length === 0) {
+    // No body is no body, whatever the Content-Type says: some clients (the Python SDK) send
+    // `content-type: application/json` on every request, DELETE included. Only a POST needs one.
+    if (request.method === 'POST') done(new GatewayErrors.PARSE_ERROR('Parse error: the POST body is empty'))
+    else done(null, undefined)
+    return
+  }
   let text: string
   try {
     text = utf8.decode(raw)
