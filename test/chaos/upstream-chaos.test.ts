@@ -41,6 +41,11 @@ t.test('an upstream killed mid-call and mid-stream', async (t) => {
   })
   t.equal(res.status, 502, 'later requests fail fast, no hang')
   t.equal((await res.json() as { error: { code: number } }).error.code, -32060, 'with "upstream unavailable"')
+  // What the victim's exchanges held is freed: no answer still on its way, and of the client
+  // streams only the bystander's GET stream is left.
+  await eventually(() => !gw.app.mcpStreams.answering && gw.app.mcpStreams.openWriters === 1)
+  t.equal(gw.app.mcpStreams.answering, false, 'no POST answer left on its way')
+  t.equal(gw.app.mcpStreams.openWriters, 1, 'only the bystander\'s stream is open')
 })
 
 t.test('an upstream that stalls: the timeout fires, the client is answered, nothing is held', async (t) => {
