@@ -2,7 +2,7 @@
  * The channel upstream as a Streamable HTTP server, over an in-memory channel: what each HTTP
  * request gets back, how messages are routed, and how a channel that goes away ends its session.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { ChannelUpstream } from '../../lib/upstream/channel-upstream.ts'
 import { LineSplitter, type MessageChannel } from '../../lib/upstream/channel.ts'
 import { GatewayErrors } from '../../lib/errors.ts'
@@ -57,7 +57,7 @@ async function text (res: UpstreamHttpResponse): Promise<string> {
   return out
 }
 
-async function initialize (upstream: ChannelUpstream, channels: MemoryChannel[]): Promise<string> {
+async function initialize (t: Test, upstream: ChannelUpstream, channels: MemoryChannel[]): Promise<string> {
   const pending = upstream.request({ method: 'POST', headers: {}, messages: [INIT] })
   await new Promise((resolve) => setImmediate(resolve))
   const channel = channels.at(-1) as MemoryChannel
@@ -69,7 +69,7 @@ async function initialize (upstream: ChannelUpstream, channels: MemoryChannel[])
 
 t.test('JSON when the first message completes the answer, SSE otherwise', async (t) => {
   const { upstream, channels } = setup()
-  const id = await initialize(upstream, channels)
+  const id = await initialize(t, upstream, channels)
   const channel = channels[0] as MemoryChannel
   const headers = { 'mcp-session-id': id }
   const quick = upstream.request({ method: 'POST', headers, body: '{"jsonrpc":"2.0","id":2,"method":"ping"}' })
@@ -97,7 +97,7 @@ t.test('JSON when the first message completes the answer, SSE otherwise', async 
 
 t.test('GET: one stream per session, queued messages first; 404 and 400 like an SDK server', async (t) => {
   const { upstream, channels } = setup({ maxQueued: 2 })
-  const id = await initialize(upstream, channels)
+  const id = await initialize(t, upstream, channels)
   const channel = channels[0] as MemoryChannel
   for (const n of [1, 2, 3]) channel.onmessage({ jsonrpc: '2.0', method: 'notifications/message', params: { n } })
   const get = await upstream.request({ method: 'GET', headers: { 'mcp-session-id': id } })
@@ -119,7 +119,7 @@ t.test('GET: one stream per session, queued messages first; 404 and 400 like an 
 
 t.test('a pending request when the channel goes: a JSON-RPC error with the reason', async (t) => {
   const { upstream, channels } = setup()
-  const id = await initialize(upstream, channels)
+  const id = await initialize(t, upstream, channels)
   const pending = upstream.request({ method: 'POST', headers: { 'mcp-session-id': id }, messages: [{ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'x' } }] })
   await new Promise((resolve) => setImmediate(resolve))
   ;(channels[0] as MemoryChannel).onclose(new GatewayErrors.UPSTREAM_EXITED('mem', 'its process exited with code 9'))
@@ -132,7 +132,7 @@ t.test('a pending request when the channel goes: a JSON-RPC error with the reaso
 
 t.test('an aborted request is forgotten: its late answer goes nowhere', async (t) => {
   const { upstream, channels } = setup()
-  const id = await initialize(upstream, channels)
+  const id = await initialize(t, upstream, channels)
   const abort = new AbortController()
   const pending = upstream.request({ method: 'POST', headers: { 'mcp-session-id': id }, messages: [{ jsonrpc: '2.0', id: 5, method: 'ping' }], signal: abort.signal })
   abort.abort()
@@ -170,8 +170,8 @@ t.test('shared: later sessions are answered from the first initialize; a failed 
 t.test('a session no one uses past idleMs has its channel closed; one with a GET stream open is kept', async (t) => {
   const { upstream, channels } = setup({ idleMs: 40 })
   t.teardown(() => upstream.close())
-  await initialize(upstream, channels)
-  const listening = await initialize(upstream, channels)
+  await initialize(t, upstream, channels)
+  const listening = await initialize(t, upstream, channels)
   const get = await upstream.request({ method: 'GET', headers: { 'mcp-session-id': listening } })
   t.equal(get.status, 200)
   await new Promise((resolve) => setTimeout(resolve, 120))

@@ -1,5 +1,5 @@
 /** Status and header rules of the MCP endpoint, over real sockets, with the real SDK server upstream. */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import mcpProxy from '../../plugins/proxy.ts'
 import mcpSessions from '../../plugins/sessions.ts'
@@ -7,7 +7,7 @@ import mcpGateway from '../../plugins/index.ts'
 import { gateway, upstream } from '../helpers/peers.ts'
 import { ACCEPT_BOTH, initializeBody, openSession, postHeaders } from '../helpers/http.ts'
 
-async function rpcError (res: Response): Promise<{ id: unknown, code: number, message: string }> {
+async function rpcError (t: Test, res: Response): Promise<{ id: unknown, code: number, message: string }> {
   t.match(res.headers.get('content-type'), /^application\/json/)
   const body = await res.json() as { jsonrpc: string, id: unknown, error: { code: number, message: string } }
   t.equal(body.jsonrpc, '2.0')
@@ -23,7 +23,7 @@ t.test('request rules', async (t) => {
   t.test('a body over the limit gets 413', async (t) => {
     const res = await post(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'x'.repeat(2000) } }))
     t.equal(res.status, 413)
-    const err = await rpcError(res)
+    const err = await rpcError(t, res)
     t.equal(err.code, -32051)
     t.equal(err.id, null)
   })
@@ -33,7 +33,7 @@ t.test('request rules', async (t) => {
     for (const version of ['1999-01-01', '2026-07-28', 'latest']) {
       const res = await post(JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }), postHeaders({ 'mcp-session-id': sessionId, 'mcp-protocol-version': version }))
       t.equal(res.status, 400, version)
-      const err = await rpcError(res)
+      const err = await rpcError(t, res)
       t.equal(err.code, -32000)
       t.equal(err.id, 9)
       t.match(err.message, /unsupported MCP-Protocol-Version/)
@@ -48,33 +48,33 @@ t.test('request rules', async (t) => {
   t.test('malformed JSON gets 400 / -32700', async (t) => {
     const res = await post('{"jsonrpc": "2.0", "id": 1,')
     t.equal(res.status, 400)
-    t.equal((await rpcError(res)).code, -32700)
+    t.equal((await rpcError(t, res)).code, -32700)
   })
 
   t.test('invalid UTF-8 gets 400 / -32700', async (t) => {
     const res = await post(new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]))
     t.equal(res.status, 400)
-    t.equal((await rpcError(res)).code, -32700)
+    t.equal((await rpcError(t, res)).code, -32700)
   })
 
   t.test('JSON that is not JSON-RPC gets 400 / -32600', async (t) => {
     for (const body of ['{"hello":"world"}', '[]', '[{"jsonrpc":"2.0","id":1,"method":"ping"},7]', '{"jsonrpc":"2.0","id":null,"method":"ping"}', '"text"']) {
       const res = await post(body)
       t.equal(res.status, 400, body)
-      t.equal((await rpcError(res)).code, -32600, body)
+      t.equal((await rpcError(t, res)).code, -32600, body)
     }
   })
 
   t.test('a body that is not JSON gets 415', async (t) => {
     const res = await post('ping', { 'content-type': 'text/plain', accept: ACCEPT_BOTH })
     t.equal(res.status, 415)
-    t.equal((await rpcError(res)).code, -32052)
+    t.equal((await rpcError(t, res)).code, -32052)
   })
 
   t.test('a foreign Origin gets 403; loopback origins pass', async (t) => {
     const res = await post(initializeBody(), postHeaders({ origin: 'https://evil.example' }))
     t.equal(res.status, 403)
-    const err = await rpcError(res)
+    const err = await rpcError(t, res)
     t.equal(err.code, -32050)
     t.equal(err.id, null)
     const ok = await post(initializeBody(), postHeaders({ origin: 'http://localhost:5173' }))
@@ -85,7 +85,7 @@ t.test('request rules', async (t) => {
   t.test('a request without a session gets 400; the id of a single request is echoed', async (t) => {
     const res = await post(JSON.stringify({ jsonrpc: '2.0', id: 'abc', method: 'tools/list' }))
     t.equal(res.status, 400)
-    const err = await rpcError(res)
+    const err = await rpcError(t, res)
     t.equal(err.code, -32000)
     t.equal(err.id, 'abc')
     const get = await fetch(gw.url, { headers: { accept: 'text/event-stream' } })
@@ -97,7 +97,7 @@ t.test('request rules', async (t) => {
     for (const id of ['AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', 'not a gateway id', 'x'.repeat(300)]) {
       const res = await post(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }), postHeaders({ 'mcp-session-id': id }))
       t.equal(res.status, 404)
-      t.equal((await rpcError(res)).code, -32001)
+      t.equal((await rpcError(t, res)).code, -32001)
     }
     const del = await fetch(gw.url, { method: 'DELETE', headers: { 'mcp-session-id': 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } })
     t.equal(del.status, 404)
@@ -107,11 +107,11 @@ t.test('request rules', async (t) => {
   t.test('initialize cannot be batched, nor repeated in a session', async (t) => {
     const batch = await post(`[${initializeBody()}]`)
     t.equal(batch.status, 400)
-    t.equal((await rpcError(batch)).code, -32600)
+    t.equal((await rpcError(t, batch)).code, -32600)
     const sessionId = await openSession(gw.url)
     const again = await post(initializeBody(2), postHeaders({ 'mcp-session-id': sessionId }))
     t.equal(again.status, 400)
-    t.equal((await rpcError(again)).code, -32600)
+    t.equal((await rpcError(t, again)).code, -32600)
   })
 
   t.test('batches: refused after 2025-03-26, relayed for 2025-03-26 sessions', async (t) => {
@@ -119,7 +119,7 @@ t.test('request rules', async (t) => {
     const modern = await openSession(gw.url, '2025-11-25')
     const refused = await post(batch, postHeaders({ 'mcp-session-id': modern, 'mcp-protocol-version': '2025-11-25' }))
     t.equal(refused.status, 400)
-    const err = await rpcError(refused)
+    const err = await rpcError(t, refused)
     t.equal(err.code, -32600)
     t.match(err.message, /2025-11-25/)
 
@@ -190,7 +190,7 @@ t.test('request rules', async (t) => {
     t.equal(seen[0]?.headers['mcp-session-id'], undefined)
     const batch = await post(`[${body}]`, postHeaders({ 'mcp-method': 'tools/list' }))
     t.equal(batch.status, 400)
-    t.equal((await rpcError(batch)).code, -32600)
+    t.equal((await rpcError(t, batch)).code, -32600)
   })
 })
 
