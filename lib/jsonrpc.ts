@@ -2,6 +2,7 @@
  * JSON-RPC 2.0 types, guards and a parser with the standard error codes, as MCP uses them
  * (ids are strings or numbers, never null, on requests).
  */
+import sjson from 'secure-json-parse'
 
 export type JsonRpcId = string | number
 
@@ -126,15 +127,66 @@ export function toMessages (value: unknown): ParseResult {
   return { ok: true, messages: [value as JsonRpcMessage], batch: false }
 }
 
-/** Parses JSON text into JSON-RPC messages, with -32700 for bad JSON and -32600 for a bad shape. */
-export function parseMessages (text: string): ParseResult {
+/**
+ * What to do with `__proto__` keys and with `constructor` keys holding a `prototype`, in client
+ * input: the same values and meaning as Fastify's `onProtoPoisoning` / `onConstructorPoisoning`.
+ * `error` refuses the message, `remove` deletes the key, `ignore` keeps it.
+ */
+export type PoisoningAction = 'error' | 'remove' | 'ignore'
+
+export interface PoisoningPolicy {
+  /** For `__proto__` keys (Fastify's `onProtoPoisoning`). */
+  protoAction: PoisoningAction
+  /** For `constructor` keys holding a `prototype` (Fastify's `onConstructorPoisoning`). */
+  constructorAction: PoisoningAction
+}
+
+/** Fastify's defaults: both refused. */
+export const POISONING_DEFAULTS: Readonly<PoisoningPolicy> = { protoAction: 'error', constructorAction: 'error' }
+
+export const POISONED_MESSAGE = 'Invalid Request: object contains forbidden prototype property'
+
+/**
+ * Parses JSON text into JSON-RPC messages, with -32700 for bad JSON and -32600 for a bad shape
+ * or a forbidden prototype key (the text is valid JSON; its content is what is refused).
+ * `poisoning` absent: no key is looked for (text the gateway wrote or already checked).
+ * `removed` is set when the policy deleted keys, so the caller re-encodes the messages instead of
+ * forwarding the original text.
+ */
+export function parseMessages (text: string, poisoning?: PoisoningPolicy): ParseResult & { removed?: true } {
   let value: unknown
   try {
     value = JSON.parse(text)
   } catch (err) {
     return { ok: false, code: PARSE_ERROR, message: `Parse error: ${(err as Error).message}` }
   }
-  return toMessages(value)
+  let removed = false
+  if (poisoning !== undefined && typeof value === 'object' && value !== null && mayBePoisoned(text, poisoning)) {
+    // secure-json-parse's scan (what Fastify runs): `safe` only reports (null) without acting,
+    // so the walk that acts, and a re-encoding by the caller, happen only when a key was found.
+    if (sjson.scan(value as Record<string, unknown>, { ...poisoning, safe: true }) === null) {
+      try {
+        sjson.scan(value as Record<string, unknown>, { ...poisoning })
+      } catch {
+        return { ok: false, code: INVALID_REQUEST, message: POISONED_MESSAGE }
+      }
+      removed = true
+    }
+  }
+  const parsed = toMessages(value)
+  return removed && parsed.ok ? { ...parsed, removed: true } : parsed
+}
+
+/**
+ * Whether the text may hold a key the policy acts on, so the parsed value must be walked. A
+ * cheap, conservative look at the text: the key spelled out, or any `\u` escape (a key may be
+ * spelled with escapes; some clients, Python's `json.dumps`, escape every non-ASCII character).
+ */
+function mayBePoisoned (text: string, poisoning: PoisoningPolicy): boolean {
+  const proto = poisoning.protoAction !== 'ignore'
+  const ctor = poisoning.constructorAction !== 'ignore'
+  if (!proto && !ctor) return false
+  return (proto && text.includes('__proto__')) || (ctor && text.includes('constructor')) || text.includes('\\u')
 }
 
 /**

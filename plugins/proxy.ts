@@ -12,7 +12,7 @@ import type { ExchangeObserver } from '../lib/observer.ts'
 import { HEARTBEAT_DEFAULTS, Heartbeat, type HeartbeatOptions } from '../lib/heartbeat.ts'
 import { GatewayErrors, toJsonRpcError } from '../lib/errors.ts'
 import { Forwarder, bodyMethod, resolveSession, type ExchangeContext, type ParsedBody, type SessionResolution } from '../lib/forwarder.ts'
-import { MAX_DEPTH, MAX_TOOL_NAME_LENGTH, PARSE_ERROR, hasOversizedToolName, nestsDeeperThan, parseMessages, type JsonRpcId, type JsonRpcMessage } from '../lib/jsonrpc.ts'
+import { MAX_DEPTH, MAX_TOOL_NAME_LENGTH, PARSE_ERROR, POISONING_DEFAULTS, hasOversizedToolName, nestsDeeperThan, parseMessages, type JsonRpcId, type JsonRpcMessage, type PoisoningPolicy } from '../lib/jsonrpc.ts'
 import { invalid, isPlainObject, optionalInteger, optionalString } from '../lib/options.ts'
 import { originChecker, type OriginPolicy } from '../lib/origin.ts'
 import { createUpstream, type UpstreamConfig, type UpstreamOptions } from '../lib/upstream/create.ts'
@@ -161,36 +161,44 @@ function checkOptions (options: McpProxyOptions): CheckedOptions {
 // Fatal decoding: invalid UTF-8 is a parse error, not silently replaced text forwarded upstream.
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-function parseBody (request: FastifyRequest, raw: Buffer, done: (err: Error | null, body?: ParsedBody) => void): void {
-  if (raw.length === 0) {
-    // No body is no body, whatever the Content-Type says: some clients (the Python SDK) send
-    // `content-type: application/json` on every request, DELETE included. Only a POST needs one.
-    if (request.method === 'POST') done(new GatewayErrors.PARSE_ERROR('Parse error: the POST body is empty'))
-    else done(null, undefined)
-    return
+/**
+ * The endpoint's JSON body parser. `poisoning` is the host's `onProtoPoisoning` /
+ * `onConstructorPoisoning`, so prototype keys meet the same rule here as on the host's own routes.
+ */
+function parseBody (poisoning: PoisoningPolicy) {
+  return function parse (request: FastifyRequest, raw: Buffer, done: (err: Error | null, body?: ParsedBody) => void): void {
+    if (raw.length === 0) {
+      // No body is no body, whatever the Content-Type says: some clients (the Python SDK) send
+      // `content-type: application/json` on every request, DELETE included. Only a POST needs one.
+      if (request.method === 'POST') done(new GatewayErrors.PARSE_ERROR('Parse error: the POST body is empty'))
+      else done(null, undefined)
+      return
+    }
+    let text: string
+    try {
+      text = utf8.decode(raw)
+    } catch {
+      done(new GatewayErrors.PARSE_ERROR('Parse error: body is not valid UTF-8'))
+      return
+    }
+    if (nestsDeeperThan(text, MAX_DEPTH)) {
+      done(new GatewayErrors.INVALID_REQUEST(`Invalid Request: JSON nested deeper than ${MAX_DEPTH} levels`))
+      return
+    }
+    const parsed = parseMessages(text, poisoning)
+    if (!parsed.ok) {
+      done(parsed.code === PARSE_ERROR ? new GatewayErrors.PARSE_ERROR(parsed.message) : new GatewayErrors.INVALID_REQUEST(parsed.message))
+      return
+    }
+    // Before any interceptor, rule or authorization matches globs on the name.
+    if (hasOversizedToolName(parsed.messages)) {
+      done(new GatewayErrors.TOOL_NAME_TOO_LONG(MAX_TOOL_NAME_LENGTH))
+      return
+    }
+    // Keys the policy removed must not reach the upstream in the original text either.
+    const forwarded = parsed.removed === true ? Buffer.from(JSON.stringify(parsed.batch ? parsed.messages : parsed.messages[0])) : raw
+    done(null, { raw: forwarded, messages: parsed.messages, batch: parsed.batch })
   }
-  let text: string
-  try {
-    text = utf8.decode(raw)
-  } catch {
-    done(new GatewayErrors.PARSE_ERROR('Parse error: body is not valid UTF-8'))
-    return
-  }
-  if (nestsDeeperThan(text, MAX_DEPTH)) {
-    done(new GatewayErrors.INVALID_REQUEST(`Invalid Request: JSON nested deeper than ${MAX_DEPTH} levels`))
-    return
-  }
-  const parsed = parseMessages(text)
-  if (!parsed.ok) {
-    done(parsed.code === PARSE_ERROR ? new GatewayErrors.PARSE_ERROR(parsed.message) : new GatewayErrors.INVALID_REQUEST(parsed.message))
-    return
-  }
-  // Before any interceptor, rule or authorization matches globs on the name.
-  if (hasOversizedToolName(parsed.messages)) {
-    done(new GatewayErrors.TOOL_NAME_TOO_LONG(MAX_TOOL_NAME_LENGTH))
-    return
-  }
-  done(null, { raw, messages: parsed.messages, batch: parsed.batch })
 }
 
 /** The id to put on an error answering a single request, so the client can match it. */
@@ -265,7 +273,10 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
 
   await fastify.register(async function mcpEndpoint (scope) {
     scope.removeAllContentTypeParsers()
-    scope.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: checked.bodyLimit }, parseBody)
+    scope.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: checked.bodyLimit }, parseBody({
+      protoAction: fastify.initialConfig.onProtoPoisoning ?? POISONING_DEFAULTS.protoAction,
+      constructorAction: fastify.initialConfig.onConstructorPoisoning ?? POISONING_DEFAULTS.constructorAction
+    }))
     scope.setErrorHandler(errorHandler(upstreamName, fastify.mcpObservers))
 
     scope.addHook('onRequest', async (request) => {

@@ -17,15 +17,43 @@ export type Rule =
   | { mock: { tool?: string, method?: string, result: Record<string, unknown> } }
   | { delay: { ms: number, tool?: string, method?: string, direction?: Direction } }
 
-/** RFC 7396 JSON merge patch. */
+/**
+ * Keys a merge never writes: assigning `__proto__` changes the object's prototype, and
+ * `constructor`/`prototype` are how prototype pollution reaches shared objects.
+ */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
+
+/** RFC 7396 JSON merge patch, minus the forbidden keys (skipped wherever they appear in the patch). */
 export function mergePatch (target: unknown, patch: unknown): unknown {
   if (!isPlainObject(patch)) return patch
+  // Spreading defines own properties (never calls the `__proto__` setter), so the copy is safe.
   const out: Record<string, unknown> = isPlainObject(target) ? { ...target } : {}
   for (const [key, value] of Object.entries(patch)) {
+    if (FORBIDDEN_KEYS.has(key)) continue
+    // Own values only: an inherited one (`toString`) is not part of the target.
+    const current = Object.hasOwn(out, key) ? out[key] : undefined
     if (value === null) delete out[key]
-    else out[key] = mergePatch(out[key], value)
+    else out[key] = mergePatch(current, value)
   }
   return out
+}
+
+/** The path of the first forbidden key in a config value, for the error naming it. */
+function forbiddenKeyIn (value: unknown, path: string): { key: string, at: string } | undefined {
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = forbiddenKeyIn(value[i], `${path}[${i}]`)
+      if (found !== undefined) return found
+    }
+    return undefined
+  }
+  if (!isPlainObject(value)) return undefined
+  for (const [key, child] of Object.entries(value)) {
+    if (FORBIDDEN_KEYS.has(key)) return { key, at: path }
+    const found = forbiddenKeyIn(child, `${path}.${key}`)
+    if (found !== undefined) return found
+  }
+  return undefined
 }
 
 /** Replaces the values at dot paths (`*` walks every array item or object value). */
@@ -99,6 +127,8 @@ function compileRule (rule: unknown, index: number): Interceptor[] {
       const tool = optionalString(`${name}.rewrite.tool`, spec.tool)
       if (tool === undefined) throw invalid(`${name}.rewrite.tool`, 'is required')
       if (!isPlainObject(spec.arguments)) throw invalid(`${name}.rewrite.arguments`, 'must be a JSON merge patch object')
+      const forbidden = forbiddenKeyIn(spec.arguments, 'arguments')
+      if (forbidden !== undefined) throw invalid(`${name}.rewrite.arguments`, `must not hold a "${forbidden.key}" key (at ${forbidden.at})`)
       const patch = spec.arguments
       return [{
         name: `${name}:rewrite`,

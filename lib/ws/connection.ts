@@ -14,7 +14,7 @@ import type { Principal } from '../auth/principal.ts'
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
 import { resolveSession, type ExchangeContext, type Forwarder, type OutboundResponse, type ParsedBody } from '../forwarder.ts'
 import type { InterceptorChain } from '../interceptors/chain.ts'
-import { INVALID_REQUEST, MAX_DEPTH, MAX_TOOL_NAME_LENGTH, errorResponse, hasOversizedToolName, isRequest, nestsDeeperThan, parseMessages, type JsonRpcId } from '../jsonrpc.ts'
+import { INVALID_REQUEST, MAX_DEPTH, MAX_TOOL_NAME_LENGTH, POISONING_DEFAULTS, errorResponse, hasOversizedToolName, isRequest, nestsDeeperThan, parseMessages, type JsonRpcId, type PoisoningPolicy } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { HEADER } from '../protocol.ts'
 import type { SessionManager } from '../session/manager.ts'
@@ -62,6 +62,12 @@ export interface WsConnectionOptions {
   highWaterMark: number
   /** Called once the connection holds a session (and when it loses it). */
   onSession?: (id: string | undefined) => void
+  /**
+   * What prototype keys in a frame meet: pass the host Fastify's `onProtoPoisoning` /
+   * `onConstructorPoisoning`, as the HTTP endpoint does.
+   * @default both `error` (Fastify's defaults)
+   */
+  poisoning?: PoisoningPolicy
 }
 
 const ACCEPT = 'application/json, text/event-stream'
@@ -93,7 +99,7 @@ export class WsConnection {
       this.send(JSON.stringify(errorResponse(null, INVALID_REQUEST, `Invalid Request: JSON nested deeper than ${MAX_DEPTH} levels`)))
       return
     }
-    const parsed = parseMessages(text)
+    const parsed = parseMessages(text, this.options.poisoning ?? POISONING_DEFAULTS)
     if (!parsed.ok) {
       this.send(JSON.stringify(errorResponse(null, parsed.code, parsed.message)))
       return
@@ -126,7 +132,9 @@ export class WsConnection {
     this.aborts.add(abort)
     if (id !== null) this.inFlight++
     try {
-      await this.exchange({ raw: Buffer.from(text), messages: parsed.messages, batch: false }, id, abort, initialize)
+      // Keys the policy removed must not reach the upstream in the original text either.
+      const raw = Buffer.from(parsed.removed === true ? JSON.stringify(message) : text)
+      await this.exchange({ raw, messages: parsed.messages, batch: false }, id, abort, initialize)
     } catch (err) {
       this.fail(err as Error, id)
     } finally {

@@ -64,3 +64,24 @@ t.test('errorResponse', async (t) => {
   t.same(errorResponse(3, -32000, 'm'), { jsonrpc: '2.0', id: 3, error: { code: -32000, message: 'm' } })
   t.same(errorResponse(null, -32000, 'm', { a: 1 }), { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'm', data: { a: 1 } } })
 })
+
+t.test('parseMessages applies a prototype-poisoning policy', async (t) => {
+  const policy = (protoAction: 'error' | 'remove' | 'ignore', constructorAction: 'error' | 'remove' | 'ignore') => ({ protoAction, constructorAction })
+  const proto = '{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":{"__proto__":{"p":1}}}}'
+  // Every letter escaped: only the parsed value shows the key.
+  const escaped = '{"jsonrpc":"2.0","id":1,"method":"x","params":{"\\u005f\\u005f\\u0070\\u0072\\u006f\\u0074\\u006f\\u005f\\u005f":{"p":1}}}'
+  const ctor = '[{"jsonrpc":"2.0","id":1,"method":"x","params":{"constructor":{"prototype":{}}}},{"jsonrpc":"2.0","method":"y"}]'
+  for (const text of [proto, escaped, ctor]) {
+    t.same(parseMessages(text, policy('error', 'error')), { ok: false, code: INVALID_REQUEST, message: 'Invalid Request: object contains forbidden prototype property' }, text)
+    t.equal(parseMessages(text).ok, true, 'no policy: nothing looked for')
+    t.equal(parseMessages(text, policy('ignore', 'ignore')).ok, true)
+  }
+  const removed = parseMessages(proto, policy('remove', 'error'))
+  t.equal(removed.ok && removed.removed, true, 'removed is reported')
+  t.notOk(removed.ok && Object.hasOwn((removed.messages[0] as unknown as { params: { a: object } }).params.a, '__proto__'))
+  const batch = parseMessages(ctor, policy('error', 'remove'))
+  t.same(batch.ok && batch.messages, [{ jsonrpc: '2.0', id: 1, method: 'x', params: {} }, { jsonrpc: '2.0', method: 'y' }])
+  t.equal(parseMessages(ctor, policy('error', 'ignore')).ok, true, 'each key its own setting')
+  const clean = parseMessages('{"jsonrpc":"2.0","id":1,"method":"x","params":{"constructor":"a name","text":"\\u00e9"}}', policy('remove', 'remove'))
+  t.equal(clean.ok && clean.removed, undefined, 'nothing removed: the original text can be forwarded')
+})
