@@ -49,3 +49,40 @@ export function stringRecord (name: string, value: unknown): Record<string, stri
   }
   return out
 }
+
+/** Edit distance between two short strings (option names), for "did you mean". */
+function distance (a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1]?.toLowerCase() === b[j - 1]?.toLowerCase() ? 0 : 1
+      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + cost)
+    }
+    previous = current
+  }
+  return previous[b.length] as number
+}
+
+/**
+ * Refuses a key of `value` that is not in `known`: a misspelt option (`requestTimout`) would
+ * otherwise fall back to its default without a word. The error names the key and the nearest
+ * known one. `at` is the path of `value` ('' at the top).
+ */
+export function knownKeys (at: string, value: Record<string, unknown>, known: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (known.includes(key)) continue
+    let nearest: string | undefined
+    let best = Infinity
+    for (const candidate of known) {
+      const d = distance(key.slice(0, 64), candidate)
+      if (d < best) {
+        best = d
+        nearest = candidate
+      }
+    }
+    // Only a plausible near miss is suggested: past half the name, it is another word.
+    const hint = nearest !== undefined && best <= Math.max(2, Math.floor(nearest.length / 2)) ? ` (did you mean "${nearest}"?)` : ''
+    throw invalid(at === '' ? key : `${at}.${key}`, `is not a known option${hint}; known: ${known.join(', ')}`)
+  }
+}

@@ -1,5 +1,5 @@
 /** Checks an upstream's options, whatever its kind, naming the bad option in every error. */
-import { httpUrl, invalid, isPlainObject, optionalInteger, optionalString, stringRecord } from '../options.ts'
+import { httpUrl, invalid, isPlainObject, knownKeys, optionalInteger, optionalString, stringRecord } from '../options.ts'
 import { CHANNEL_DEFAULTS } from './channel-upstream.ts'
 import type { UpstreamOptions } from './create.ts'
 import { STDIO_DEFAULTS } from './stdio.ts'
@@ -7,6 +7,16 @@ import { UPSTREAM_DEFAULTS } from './streamable-http.ts'
 import { TIMEOUT_DEFAULTS, type CheckedTimeouts } from '../deadline.ts'
 
 const KINDS = new Set(['streamable-http', 'stdio', 'sse'])
+
+/** The keys an upstream object may have, by kind (`requestTimeout` and the like: every kind). */
+const COMMON_KEYS = ['kind', 'name', 'requestTimeout', 'maxRequestTimeout', 'toolTimeouts']
+const CHANNEL_KEYS = ['shared', 'maxSessions', 'maxQueued', 'idleMs']
+const POOL_KEYS = ['url', 'headers', 'connections', 'connectTimeout', 'headersTimeout', 'keepAliveTimeout']
+export const UPSTREAM_KEYS = {
+  stdio: [...COMMON_KEYS, 'command', 'args', 'env', 'cwd', 'killGraceMs', 'maxLineBytes', ...CHANNEL_KEYS],
+  sse: [...COMMON_KEYS, ...POOL_KEYS, ...CHANNEL_KEYS],
+  'streamable-http': [...COMMON_KEYS, ...POOL_KEYS, 'bodyTimeout', 'pipelining', 'http2', 'protocol']
+} as const
 
 function stringList (name: string, value: unknown): string[] {
   if (value === undefined) return []
@@ -41,6 +51,7 @@ export function checkUpstreamOptions (at: string, value: unknown, defaultName: s
   const kind = value.kind ?? 'streamable-http'
   if (typeof kind !== 'string' || !KINDS.has(kind)) throw invalid(`${at}.kind`, `must be one of ${[...KINDS].join(', ')}`)
   const name = optionalString(`${at}.name`, value.name, defaultName)
+  knownKeys(at, value, UPSTREAM_KEYS[kind as keyof typeof UPSTREAM_KEYS])
   if (kind === 'stdio') {
     if (typeof value.command !== 'string' || value.command.length === 0) throw invalid(`${at}.command`, 'is required for kind "stdio" (the program to run)')
     if (value.cwd !== undefined && typeof value.cwd !== 'string') throw invalid(`${at}.cwd`, 'must be a string')

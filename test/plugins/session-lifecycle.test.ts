@@ -18,7 +18,7 @@ t.test('an idle session is reaped: upstream told, streams and log freed, client 
   t.ok((await gw.app.mcpEvents.stats()).events > 0)
   await eventually(() => up.record.closedSessions.includes(upstreamId), 3000)
   t.equal(await gw.app.mcpSessions.store.get(sessionId), undefined, 'gone from the store')
-  t.same(await gw.app.mcpEvents.stats(), { events: 0, bytes: 0, streams: 0 }, 'its event log is freed')
+  t.same(await gw.app.mcpEvents.stats(), { events: 0, bytes: 0, streams: 0, evicted: 0 }, 'its event log is freed')
   t.equal(gw.app.mcpSessions.counts.expired, 1)
   const after = await fetch(gw.url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': sessionId }), body: '{"jsonrpc":"2.0","id":2,"method":"ping"}' })
   t.equal(after.status, 404)

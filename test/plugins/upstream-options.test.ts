@@ -70,3 +70,19 @@ t.test('a legacy upstream whose endpoint is on another origin is refused (creden
   t.equal(body.error.code, -32062)
   t.match(body.error.message, /another origin/)
 })
+
+t.test('unknown option keys are refused at start, naming the key and the nearest known one', async (t) => {
+  const url = 'http://127.0.0.1:9/mcp'
+  t.match(await refused({ upstream: { url, requestTimout: 5000 } }), /Invalid option "upstream\.requestTimout": is not a known option \(did you mean "requestTimeout"\?\)/)
+  t.match(await refused({ upstream: { kind: 'stdio', command: 'x', killGraceMS: 5 } }), /"upstream\.killGraceMS".*did you mean "killGraceMs"/)
+  t.match(await refused({ upstream: { kind: 'stdio', command: 'x', pipelining: 2 } }), /"upstream\.pipelining": is not a known option/, 'an option of another kind')
+  t.match(await refused({ upstreams: [{ name: 'a', url, hedaers: {} }] }), /"upstream\.hedaers".*did you mean "headers"/)
+  t.match(await refused({ upstream: url, sessions: { idleTimoutMs: 5 } }), /"idleTimoutMs".*did you mean "idleTimeoutMs"/)
+  t.match(await refused({ upstream: url, store: { type: 'memory', url: 'redis://x' } }), /"store\.url": is not a known option/)
+  t.match(await refused({ upstream: url, health: { readinesPath: '/r' } }), /"health\.readinesPath".*did you mean "readinessPath"/)
+  t.match(await refused({ upstream: url, interceptors: { rulez: [] } }), /"interceptors\.rulez".*did you mean "rules"/)
+  t.match(await refused({ upstream: url, rateLimit: { max: 1, window: 5 } }), /"rateLimit\.window": is not a known option/)
+  t.match(await refused({ upstream: url, auth: { apiKeys: { keys: [] }, scopes: [] } }), /"auth\.scopes"/)
+  t.match(await refused({ upstream: url, websocket: { pingInterval: 5 } }), /"websocket\.pingInterval".*did you mean "pingIntervalMs"/)
+  t.equal(await refused({ upstream: { url, requestTimeout: 5000, toolTimeouts: { x: 1 }, headers: { a: 'b' } } }), 'accepted', 'every known key still passes')
+})
