@@ -15,6 +15,9 @@ import mcpGateway from '../../plugins/index.ts'
 import { startCli } from '../helpers/cli.ts'
 import { openSession, postHeaders, type RpcError } from '../helpers/http.ts'
 import { eventually, upstream } from '../helpers/peers.ts'
+import { readEvents } from '../helpers/sse.ts'
+import { cutter } from '../helpers/cutter.ts'
+import { z } from 'zod'
 import { REDIS_URL, redisClient, skipWithoutRedis } from '../helpers/redis.ts'
 
 const skip = await skipWithoutRedis()
@@ -124,6 +127,165 @@ t.test('Redis restarted under traffic: 503s while it is away, the same session w
   gw.child.kill('SIGTERM')
   const [code] = await once(gw.child, 'exit')
   t.equal(code, 0)
+})
+
+t.test('two instances, a client following on B a stream A feeds: Redis stopped and restarted, no crash, 503s, recovery', { skip }, async (t) => {
+  const port = await freePort()
+  const dir = t.testdir({})
+  let redis = await startRedis(port, dir)
+  t.teardown(() => { redis.kill('SIGKILL') })
+  const up = await upstream(t, {
+    extraTools: (server) => {
+      server.registerTool('announce', { inputSchema: { text: z.string() } }, async ({ text }) => {
+        await server.server.sendLoggingMessage({ level: 'info', data: text })
+        return { content: [{ type: 'text', text: 'announced' }] }
+      })
+    }
+  })
+  const file = `${dir}/gateway.json`
+  await writeFile(file, JSON.stringify({ upstream: up.url, logLevel: 'info', store: { type: 'redis', url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 500 } }))
+  const [a, b] = await Promise.all([startCli(['--config', file, '--port', '0']), startCli(['--config', file, '--port', '0'])])
+  t.teardown(() => { a.child.kill('SIGKILL'); b.child.kill('SIGKILL') })
+  const sessionId = await openSession(a.endpoint)
+  const getHeaders = { accept: 'text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }
+  // A feeds the session's GET stream (it opened it first); B serves a client of it from the log.
+  const fed = await fetch(a.endpoint, { headers: getHeaders })
+  t.equal(fed.status, 200)
+  await eventually(() => up.record.requests.some((r) => r.method === 'GET'))
+  const heard: string[] = []
+  const followed = await fetch(b.endpoint, { headers: getHeaders })
+  t.equal(followed.status, 200, 'B follows the stream A feeds')
+  const following = readEvents(followed, Infinity, (e) => { if (e.data !== '') heard.push(String(JSON.parse(e.data).params?.data)) }).catch(() => undefined)
+  void readEvents(fed).catch(() => undefined)
+
+  const statuses = new Map<number | string, number>()
+  let running = true
+  t.teardown(() => { running = false })
+  const announce = async (n: number): Promise<number | string> => {
+    try {
+      const res = await fetch(a.endpoint, {
+        method: 'POST',
+        headers: postHeaders({ 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }),
+        body: JSON.stringify({ jsonrpc: '2.0', id: n, method: 'tools/call', params: { name: 'announce', arguments: { text: `n${n}` } } }),
+        signal: AbortSignal.timeout(10_000)
+      })
+      await res.text()
+      return res.status
+    } catch (err) {
+      return (err as Error).name
+    }
+  }
+  const traffic = (async () => {
+    for (let n = 0; running; n++) {
+      const status = await announce(n)
+      statuses.set(status, (statuses.get(status) ?? 0) + 1)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+  })()
+  await eventually(() => heard.length >= 5, 10_000)
+  t.pass('B\'s client hears what A logs')
+
+  redis.kill('SIGKILL')
+  await once(redis, 'exit')
+  await eventually(() => (statuses.get(503) ?? 0) >= 3, 15_000)
+  t.pass('requests needing Redis get 503 while it is away')
+  redis = await startRedis(port, dir)
+  const before = statuses.get(200) ?? 0
+  await eventually(() => (statuses.get(200) ?? 0) >= before + 3, 20_000)
+  t.pass('calls succeed again once Redis is back')
+  running = false
+  await traffic
+  t.same([...statuses.keys()].filter((s) => s !== 200 && s !== 503), [], `only 200s and 503s (${JSON.stringify([...statuses])})`)
+  t.equal(a.child.exitCode, null, 'A stayed up')
+  t.equal(b.child.exitCode, null, 'B, the follower, stayed up')
+  for (const gw of [a, b]) t.notMatch(gw.output(), /unhandled|uncaught/i, 'no unhandled rejection')
+  // The follower's client can resume on B from where it got to.
+  const after = await fetch(b.endpoint, { headers: getHeaders })
+  t.equal(after.status, 200, 'B serves the stream again')
+  await after.body?.cancel()
+  for (const gw of [a, b]) {
+    gw.child.kill('SIGTERM')
+    const [code] = await once(gw.child, 'exit')
+    t.equal(code, 0, 'and exits 0 on SIGTERM')
+  }
+  await following
+})
+
+t.test('a follower whose Redis commands stall while notifications still arrive: its catch-up fails without a crash, its client resumes', { skip }, async (t) => {
+  const port = await freePort()
+  const dir = t.testdir({})
+  const redis = await startRedis(port, dir)
+  t.teardown(() => { redis.kill('SIGKILL') })
+  // B reaches Redis through a relay that can silence one connection: its command connection goes
+  // quiet (commands time out) while its pub/sub connection still brings A's notifications.
+  const relay = await cutter(t, `redis://127.0.0.1:${port}`)
+  const up = await upstream(t, {
+    extraTools: (server) => {
+      server.registerTool('announce', { inputSchema: { text: z.string() } }, async ({ text }) => {
+        await server.server.sendLoggingMessage({ level: 'info', data: text })
+        return { content: [{ type: 'text', text: 'announced' }] }
+      })
+    }
+  })
+  const config = async (name: string, url: string): Promise<string> => {
+    const file = `${dir}/${name}.json`
+    await writeFile(file, JSON.stringify({ upstream: up.url, logLevel: 'info', store: { type: 'redis', url, commandTimeoutMs: 300 } }))
+    return file
+  }
+  const a = await startCli(['--config', await config('a', `redis://127.0.0.1:${port}`), '--port', '0'])
+  t.teardown(() => { a.child.kill('SIGKILL') })
+  const b = await startCli(['--config', await config('b', relay.url), '--port', '0'])
+  t.teardown(() => { b.child.kill('SIGKILL') })
+  const sessionId = await openSession(a.endpoint)
+  const getHeaders = { accept: 'text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }
+  const fed = await fetch(a.endpoint, { headers: getHeaders })
+  void readEvents(fed).catch(() => undefined)
+  await eventually(() => up.record.requests.some((r) => r.method === 'GET'))
+  const heard: string[] = []
+  let lastId: string | undefined
+  const followed = await fetch(b.endpoint, { headers: getHeaders })
+  t.equal(followed.status, 200, 'B follows the stream A feeds')
+  const following = readEvents(followed, Infinity, (e) => {
+    if (e.id !== undefined && e.id !== '') lastId = e.id
+    if (e.data !== '') heard.push(String(JSON.parse(e.data).params?.data))
+  }).catch(() => undefined)
+  const announce = async (text: string): Promise<void> => {
+    const res = await fetch(a.endpoint, {
+      method: 'POST',
+      headers: postHeaders({ 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }),
+      body: JSON.stringify({ jsonrpc: '2.0', id: text, method: 'tools/call', params: { name: 'announce', arguments: { text } } })
+    })
+    await res.text()
+  }
+  await announce('one')
+  await eventually(() => heard.includes('one'))
+
+  // B's first connection is its command client (the subscribers come after it).
+  const release = relay.hold(0)
+  await announce('two')
+  await announce('three')
+  await following
+  t.pass('B ended its client\'s stream when it could not read the log')
+  const alive = await fetch(new URL('/healthz', b.endpoint)).then((res) => res.status, (err: unknown) => (err as Error).message)
+  t.equal(alive, 200, 'B is still up: no unhandled rejection took it down')
+  t.equal(b.child.exitCode, null)
+  release()
+  // Its client resumes on B from its last event id and gets what it missed.
+  let resumed: Response | undefined
+  const stop = new AbortController()
+  for (let i = 0; i < 50 && resumed?.status !== 200; i++) {
+    await resumed?.text()
+    resumed = await fetch(b.endpoint, { headers: { ...getHeaders, 'last-event-id': lastId as string }, signal: stop.signal })
+    if (resumed.status !== 200) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.equal(resumed?.status, 200, 'B serves the stream again once Redis answers')
+  const missed: string[] = []
+  const rest = readEvents(resumed as Response, Infinity, (e) => { if (e.data !== '') missed.push(String(JSON.parse(e.data).params?.data)) }).catch(() => undefined)
+  await eventually(() => missed.includes('three'), 10_000)
+  t.same(missed.slice(0, 2), ['two', 'three'], 'what it missed, in order')
+  t.notMatch(b.output(), /unhandled|uncaught/i)
+  stop.abort()
+  await rest
 })
 
 t.test('Redis unreachable at start: the gateway refuses to start, or falls back to memory when told', async (t) => {

@@ -12,18 +12,25 @@ export interface Cutter {
   cut: () => number
   /** Connections opened through the relay so far. */
   opened: () => number
+  /**
+   * Stops forwarding on the `index`th connection opened (from 0), both ways, without closing it:
+   * a peer that went silent. Returns a function that forwards again.
+   */
+  hold: (index: number) => () => void
   close: () => Promise<void>
 }
 
 export async function cutter (t: { teardown (fn: () => unknown): void }, target: string): Promise<Cutter> {
   const url = new URL(target)
   const pairs = new Set<[Socket, Socket]>()
+  const byIndex: Array<[Socket, Socket]> = []
   let opened = 0
   const server = createServer((client) => {
     opened++
     const upstream = connect(Number(url.port), url.hostname)
     const pair: [Socket, Socket] = [client, upstream]
     pairs.add(pair)
+    byIndex.push(pair)
     const drop = (): void => {
       pairs.delete(pair)
       client.destroy()
@@ -49,6 +56,19 @@ export async function cutter (t: { teardown (fn: () => unknown): void }, target:
       return count
     },
     opened: () => opened,
+    hold: (index) => {
+      const pair = byIndex[index]
+      if (pair === undefined) throw new Error(`no connection ${index} (${byIndex.length} opened)`)
+      const [a, b] = pair
+      a.unpipe(b)
+      b.unpipe(a)
+      a.pause()
+      b.pause()
+      return () => {
+        a.pipe(b)
+        b.pipe(a)
+      }
+    },
     close: async () => {
       state.cut()
       await new Promise((resolve) => server.close(resolve))
