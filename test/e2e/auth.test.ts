@@ -12,7 +12,7 @@ import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import mcpGateway from '../../plugins/index.ts'
-import { gateway, textOf, upstream } from '../helpers/peers.ts'
+import { eventually, gateway, textOf, upstream } from '../helpers/peers.ts'
 import { REDIS_URL, redisClient, skipWithoutRedis } from '../helpers/redis.ts'
 
 const KEYS = [
@@ -161,9 +161,10 @@ t.test('a session may have only so many requests in flight', async (t) => {
   const init = await fetch(gw.url, { method: 'POST', headers: JSON_HEADERS, body: INITIALIZE })
   const headers = { 'mcp-session-id': init.headers.get('mcp-session-id') as string, 'mcp-protocol-version': '2025-11-25' }
   await init.text()
-  const call = (id: number): Promise<{ status: number }> => post(gw.url, headers, JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'wait', arguments: { ms: 300 } } })).catch(() => ({ status: 0 }))
+  const call = (id: number): Promise<{ status: number }> => post(gw.url, headers, JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'wait', arguments: { ms: 1500 } } })).catch(() => ({ status: 0 }))
   const slow = [call(1), call(2)]
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  // Both are in flight once the upstream has them (they wait there 1.5 s).
+  await eventually(() => up.record.requests.filter((r) => (r.body as { method?: string } | undefined)?.method === 'tools/call').length === 2)
   const third = await post(gw.url, headers, '{"jsonrpc":"2.0","id":3,"method":"ping"}')
   t.equal(third.status, 429)
   t.equal(third.body.error?.code, -32069)

@@ -155,7 +155,7 @@ t.test('a JSON answer missing a response, or answering twice: every request gets
   }
 })
 
-async function disconnectDuring (url: string, sessionId: string, version: string, id: number, ms: number, onFirstBytes?: (text: string) => void): Promise<void> {
+async function disconnectDuring (url: string, sessionId: string, version: string, id: number, ms: number, onFirstBytes?: (text: string) => void, arrived?: () => boolean): Promise<void> {
   const abort = new AbortController()
   const response = fetch(url, {
     method: 'POST',
@@ -169,7 +169,8 @@ async function disconnectDuring (url: string, sessionId: string, version: string
     const { value } = await reader.read()
     onFirstBytes(new TextDecoder().decode(value))
   } else {
-    await new Promise((resolve) => setTimeout(resolve, 150))
+    // Leave once the call is upstream: earlier, there would be nothing to cancel there.
+    await eventually(() => arrived?.() ?? true)
   }
   abort.abort()
 }
@@ -178,7 +179,7 @@ t.test('JSON answers: a client that disconnects cancels its upstream request', a
   const up = await upstream(t, { jsonResponse: true })
   const gw = await gateway(t, { upstream: up.url })
   const sessionId = await openSession(gw.url)
-  const pending = disconnectDuring(gw.url, sessionId, '2025-11-25', 42, 20_000)
+  const pending = disconnectDuring(gw.url, sessionId, '2025-11-25', 42, 20_000, undefined, () => up.record.requests.some((r) => (r.body as { id?: unknown } | undefined)?.id === 42))
   await pending
   await eventually(() => up.record.cancelled.includes(42))
   t.same(up.record.cancelled, [42], 'the upstream tool saw its request cancelled')
@@ -189,7 +190,7 @@ t.test('SSE answers: a client that leaves before holding any event id cancels up
   const gw = await gateway(t, { upstream: up.url })
   // 2025-06-18 clients get no priming event, and `wait` sends nothing before its answer.
   const sessionId = await openSession(gw.url, '2025-06-18')
-  await disconnectDuring(gw.url, sessionId, '2025-06-18', 43, 20_000)
+  await disconnectDuring(gw.url, sessionId, '2025-06-18', 43, 20_000, undefined, () => up.record.requests.some((r) => (r.body as { id?: unknown } | undefined)?.id === 43))
   await eventually(() => up.record.cancelled.includes(43))
   t.same(up.record.cancelled, [43])
 })

@@ -72,7 +72,8 @@ t.test('the SDK client over WebSocket: tools, progress, elicitation, cancellatio
   t.equal(textOf(await client.callTool({ name: 'confirm', arguments: { question: 'ok?' } })), 'confirmed', 'elicitation travels on the socket both ways')
   const abort = new AbortController()
   const cancelled = client.callTool({ name: 'wait', arguments: { ms: 5000 } }, CallToolResultSchema, { signal: abort.signal }).catch(() => 'aborted')
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  // Cancel once the call is upstream, so there is something there to cancel.
+  await eventually(() => up.record.requests.some((r) => (r.body as { params?: { name?: string } } | undefined)?.params?.name === 'wait'))
   abort.abort()
   t.equal(await cancelled, 'aborted')
   await eventually(() => up.record.cancelled.length === 1)
@@ -199,7 +200,7 @@ t.test('shutdown: the call in flight is answered, then 1001', async (t) => {
   const g = await gw(t, { upstream: up.url })
   const { client, transport } = await wsClient(t, wsUrl(g.url))
   const call = client.callTool({ name: 'wait', arguments: { ms: 300 } })
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await eventually(() => up.record.requests.some((r) => (r.body as { params?: { name?: string } } | undefined)?.params?.name === 'wait'))
   const closing = g.app.close()
   t.equal(textOf(await call), 'waited', 'answered before the socket closed')
   await closing
