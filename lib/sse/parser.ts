@@ -17,6 +17,13 @@ export interface SseParserOptions {
    * @default 16 MiB
    */
   maxLineLength?: number
+  /**
+   * Longest data one event may gather across its `data:` lines, in UTF-16 code units; more throws
+   * `SseEventTooLongError` (callers treat it as they treat a line over `maxLineLength`: the
+   * stream is broken). Without it, many short lines could make one event buffer without bound.
+   * @default maxLineLength
+   */
+  maxEventLength?: number
 }
 
 export class SseLineTooLongError extends Error {
@@ -24,15 +31,29 @@ export class SseLineTooLongError extends Error {
   readonly code = 'SSE_LINE_TOO_LONG'
 }
 
+export class SseEventTooLongError extends Error {
+  override readonly name = 'SseEventTooLongError'
+  readonly code = 'SSE_EVENT_TOO_LONG'
+}
+
 const DEFAULT_MAX_LINE = 16 * 1024 * 1024
+
+function positiveInteger (name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`SseParser: ${name} must be a positive integer`)
+  return value
+}
 
 export class SseParser {
   private readonly onEvent: (event: SseEvent) => void
   private readonly onRetry: ((milliseconds: number) => void) | undefined
   private readonly onComment: ((text: string) => void) | undefined
   private readonly maxLineLength: number
+  private readonly maxEventLength: number
   private readonly decoder = new TextDecoder('utf-8')
-  private pending = ''
+  /** The current line's text from earlier chunks, joined once when the line ends. */
+  private pending: string[] = []
+  private pendingLength = 0
   private skipLeadingLF = false
   private firstChunk = true
   private data = ''
@@ -44,7 +65,8 @@ export class SseParser {
     this.onEvent = options.onEvent
     this.onRetry = options.onRetry
     this.onComment = options.onComment
-    this.maxLineLength = options.maxLineLength ?? DEFAULT_MAX_LINE
+    this.maxLineLength = positiveInteger('maxLineLength', options.maxLineLength, DEFAULT_MAX_LINE)
+    this.maxEventLength = positiveInteger('maxEventLength', options.maxEventLength, this.maxLineLength)
   }
 
   push (chunk: Uint8Array | string): void {
@@ -58,10 +80,11 @@ export class SseParser {
       this.skipLeadingLF = false
       if (text.charCodeAt(0) === 10) text = text.slice(1)
     }
-    const s = this.pending.length > 0 ? this.pending + text : text
+    // Only the new text is searched for line ends: what is pending holds none, so each character
+    // is looked at once however the input is chunked.
     let pos = 0
-    let lf = s.indexOf('\n')
-    let cr = s.indexOf('\r')
+    let lf = text.indexOf('\n')
+    let cr = text.indexOf('\r')
     while (lf !== -1 || cr !== -1) {
       let end: number
       let next: number
@@ -70,31 +93,46 @@ export class SseParser {
         next = lf + 1
       } else {
         end = cr
-        if (cr + 1 < s.length) {
-          next = s.charCodeAt(cr + 1) === 10 ? cr + 2 : cr + 1
+        if (cr + 1 < text.length) {
+          next = text.charCodeAt(cr + 1) === 10 ? cr + 2 : cr + 1
         } else {
           // A CR at the very end may be half of a CRLF whose LF starts the next chunk.
           next = cr + 1
           this.skipLeadingLF = true
         }
       }
-      this.line(s.slice(pos, end))
+      this.line(this.takeLine(text.slice(pos, end)))
       pos = next
-      if (lf !== -1 && lf < pos) lf = s.indexOf('\n', pos)
-      if (cr !== -1 && cr < pos) cr = s.indexOf('\r', pos)
+      if (lf !== -1 && lf < pos) lf = text.indexOf('\n', pos)
+      if (cr !== -1 && cr < pos) cr = text.indexOf('\r', pos)
     }
-    this.pending = pos === 0 ? s : s.slice(pos)
-    if (this.pending.length > this.maxLineLength) {
-      this.pending = ''
-      throw new SseLineTooLongError(`SSE line longer than ${this.maxLineLength} characters`)
+    if (pos < text.length) {
+      this.pendingLength += text.length - pos
+      if (this.pendingLength > this.maxLineLength) {
+        this.pending = []
+        this.pendingLength = 0
+        throw new SseLineTooLongError(`SSE line longer than ${this.maxLineLength} characters`)
+      }
+      this.pending.push(pos === 0 ? text : text.slice(pos))
     }
+  }
+
+  /** The whole line ending with `last`: the pending pieces, if any, joined with it. */
+  private takeLine (last: string): string {
+    if (this.pending.length === 0) return last
+    this.pending.push(last)
+    const line = this.pending.join('')
+    this.pending = []
+    this.pendingLength = 0
+    return line
   }
 
   /** Ends the input. Per the SSE rules an unterminated last event is discarded, not dispatched. */
   end (): void {
     const tail = this.decoder.decode()
     if (tail.length > 0) this.push(tail)
-    this.pending = ''
+    this.pending = []
+    this.pendingLength = 0
     this.reset()
   }
 
@@ -125,10 +163,17 @@ export class SseParser {
       value = line.charCodeAt(colon + 1) === 32 ? line.slice(colon + 2) : line.slice(colon + 1)
     }
     switch (field) {
-      case 'data':
+      case 'data': {
+        const length = this.hasData ? this.data.length + 1 + value.length : value.length
+        if (length > this.maxEventLength) {
+          this.reset()
+          throw new SseEventTooLongError(`SSE event data longer than ${this.maxEventLength} characters`)
+        }
+        // Appending makes a rope (no copy); it is flattened once, by whoever reads the event.
         this.data = this.hasData ? this.data + '\n' + value : value
         this.hasData = true
         break
+      }
       case 'id':
         if (!value.includes('\0')) this.id = value
         break

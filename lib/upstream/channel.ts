@@ -21,9 +21,14 @@ export interface MessageChannel {
 /** Opens one channel; `label` names it in logs (the upstream session it serves). */
 export type OpenChannel = (label: string) => Promise<MessageChannel>
 
-/** Splits a byte stream into lines without decoding more than once per line. */
+/**
+ * Splits a byte stream into lines without decoding more than once per line. A line split across
+ * chunks is kept as its pieces and joined once when it ends, so a long line costs linear time.
+ */
 export class LineSplitter {
-  private rest: Buffer | undefined
+  /** The pending partial line, as received. */
+  private pieces: Buffer[] = []
+  private pendingBytes = 0
   private readonly maxBytes: number
   private readonly onLine: (line: Buffer) => void
 
@@ -34,28 +39,40 @@ export class LineSplitter {
 
   /** Returns false when a line grew past the limit (the rest of the input is not read). */
   push (chunk: Buffer): boolean {
-    let data = this.rest === undefined ? chunk : Buffer.concat([this.rest, chunk])
-    this.rest = undefined
     let start = 0
-    let end = data.indexOf(10)
+    let end = chunk.indexOf(10)
     while (end !== -1) {
-      const stop = end > start && data[end - 1] === 13 ? end - 1 : end
-      if (stop > start) this.onLine(data.subarray(start, stop))
+      let line = chunk.subarray(start, end)
+      if (this.pieces.length > 0) {
+        this.pieces.push(line)
+        line = Buffer.concat(this.pieces, this.pendingBytes + line.length)
+        this.pieces = []
+        this.pendingBytes = 0
+      }
+      // A CR before the LF (CRLF), possibly the last byte of an earlier chunk.
+      const stop = line.length > 0 && line[line.length - 1] === 13 ? line.length - 1 : line.length
+      if (stop > 0) this.onLine(line.subarray(0, stop))
       start = end + 1
-      end = data.indexOf(10, start)
+      end = chunk.indexOf(10, start)
     }
-    if (start < data.length) {
-      data = data.subarray(start)
-      if (data.length > this.maxBytes) return false
-      this.rest = data
+    if (start < chunk.length) {
+      this.pendingBytes += chunk.length - start
+      if (this.pendingBytes > this.maxBytes) {
+        this.pieces = []
+        this.pendingBytes = 0
+        return false
+      }
+      this.pieces.push(chunk.subarray(start))
     }
     return true
   }
 
   /** What is left without a final newline. */
   flush (): void {
-    const rest = this.rest
-    this.rest = undefined
-    if (rest !== undefined && rest.length > 0) this.onLine(rest)
+    const pieces = this.pieces
+    const length = this.pendingBytes
+    this.pieces = []
+    this.pendingBytes = 0
+    if (length > 0) this.onLine(pieces.length === 1 ? pieces[0] as Buffer : Buffer.concat(pieces, length))
   }
 }

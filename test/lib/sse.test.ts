@@ -135,3 +135,59 @@ t.test('encoder output round-trips through the parser', async (t) => {
   t.same(parsed.comments, ['keep alive'])
   t.same(parsed.retries, [2500])
 })
+
+/** What `push` threw on these chunks, if anything, and the events it gave first. */
+function pushAll (parser: SseParser, chunks: Iterable<string | Uint8Array>): unknown {
+  try {
+    for (const chunk of chunks) parser.push(chunk)
+  } catch (err) {
+    return err
+  }
+  return undefined
+}
+
+t.test('one event\'s data is bounded across data: lines (maxEventLength, default maxLineLength)', async (t) => {
+  const events: SseEvent[] = []
+  const lines = function * (count: number): Generator<string> { for (let i = 0; i < count; i++) yield `data: ${'x'.repeat(1000)}\n` }
+  // 1000-character lines pass a 1024 line cap; 300 of them are one 300 KB event.
+  const byDefault = pushAll(new SseParser({ maxLineLength: 1024, onEvent: (event) => events.push(event) }), lines(300))
+  t.match(byDefault, { name: 'SseEventTooLongError', code: 'SSE_EVENT_TOO_LONG', message: 'SSE event data longer than 1024 characters' }, 'the line cap is the default event cap')
+  const explicit = pushAll(new SseParser({ maxLineLength: 1024, maxEventLength: 10_000, onEvent: (event) => events.push(event) }), lines(300))
+  t.match(explicit, { code: 'SSE_EVENT_TOO_LONG', message: 'SSE event data longer than 10000 characters' })
+  t.same(events, [], 'nothing dispatched')
+
+  const fits = new SseParser({ maxLineLength: 1024, maxEventLength: 10_000, onEvent: (event) => events.push(event) })
+  t.equal(pushAll(fits, [...lines(9), '\n', ...lines(9), '\n']), undefined, 'events under the cap, one after another')
+  t.equal(events.length, 2)
+  t.equal(events[0]?.data.length, 9 * 1000 + 8)
+  t.throws(() => new SseParser({ maxEventLength: 0, onEvent: () => {} }), { message: /maxEventLength/ })
+})
+
+t.test('a long line in small chunks is parsed in linear time', async (t) => {
+  // 2 MiB in 1 KiB chunks: rescanning what is pending on every chunk reads ~2 GB here (seconds);
+  // a linear parser reads each character once (milliseconds).
+  const chunk = 'x'.repeat(1024)
+  const events: SseEvent[] = []
+  const parser = new SseParser({ onEvent: (event) => events.push(event) })
+  const started = performance.now()
+  parser.push('data: ')
+  for (let i = 0; i < 2048; i++) parser.push(chunk)
+  parser.push('\r')
+  parser.push('\n\n')
+  const ms = performance.now() - started
+  t.equal(events.length, 1)
+  t.equal(events[0]?.data.length, 2 * 1024 * 1024)
+  t.ok(ms < 400, `${ms.toFixed(0)} ms`)
+})
+
+t.test('many data: lines of one event in small chunks: linear too', async (t) => {
+  const events: SseEvent[] = []
+  const parser = new SseParser({ onEvent: (event) => events.push(event) })
+  const line = `data: ${'y'.repeat(1017)}\n`
+  const started = performance.now()
+  for (let i = 0; i < 4096; i++) parser.push(line)
+  parser.push('\n')
+  const ms = performance.now() - started
+  t.equal(events[0]?.data.length, 4096 * 1018 - 1)
+  t.ok(ms < 400, `${ms.toFixed(0)} ms`)
+})
