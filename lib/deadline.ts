@@ -61,6 +61,8 @@ export class Deadline {
   private readonly maxMs: number
   private readonly started = Date.now()
   private timer: NodeJS.Timeout | undefined
+  /** The timer fires at the ceiling: progress no longer moves it. */
+  private atCeiling = false
   private readonly onExpire: (deadline: Deadline) => void
 
   constructor (upstream: string, idleMs: number, maxMs: number, messages: readonly JsonRpcMessage[], onExpire: (deadline: Deadline) => void) {
@@ -93,7 +95,10 @@ export class Deadline {
     const left = this.maxMs > 0 ? this.maxMs - (Date.now() - this.started) : Number.POSITIVE_INFINITY
     const wait = Math.min(this.idleMs > 0 ? this.idleMs : Number.POSITIVE_INFINITY, left)
     if (wait === Number.POSITIVE_INFINITY) return
+    this.atCeiling = wait < this.idleMs || this.idleMs <= 0
+    // unref()ed: a request waiting for its upstream keeps no process alive by itself.
     this.timer = setTimeout(() => { this.expire() }, Math.max(0, wait))
+    this.timer.unref()
   }
 
   private expire (): void {
@@ -105,8 +110,17 @@ export class Deadline {
     this.abort.abort()
   }
 
+  /**
+   * Progress: the idle timeout starts again. The same timer is refreshed (this runs for every
+   * progress message), unless what is left of the ceiling is now shorter than the idle timeout:
+   * then one last timer waits for the ceiling, and later progress changes nothing.
+   */
   private restart (): void {
-    if (this.timer === undefined) return
+    if (this.timer === undefined || this.atCeiling) return
+    if (this.maxMs <= 0 || this.maxMs - (Date.now() - this.started) >= this.idleMs) {
+      this.timer.refresh()
+      return
+    }
     clearTimeout(this.timer)
     this.arm()
   }

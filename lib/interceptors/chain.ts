@@ -4,6 +4,7 @@
  * respond (a mock), delay or drop. Framework-free; the proxy runs it on every message of a POST
  * body, of a JSON answer and of every SSE stream.
  */
+import type { Abort } from '../abort.ts'
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
 import { errorResponse, messageKind, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest, type MessageKind } from '../jsonrpc.ts'
 import { globMatcher, type GlobMatcher } from '../glob.ts'
@@ -40,6 +41,12 @@ export interface InterceptorContext {
   log: Logger
   /** For a response or error: the request it answers, when the gateway saw it. */
   request: JsonRpcRequest | undefined
+  /**
+   * Fires when nobody waits for this message any more (the client left). The chain then stops:
+   * a delay's timer is cleared, no later handler runs, and the message is dropped. Asynchronous
+   * handlers may watch it to stop their own work. Absent: the message always goes the whole way.
+   */
+  signal?: Abort
 }
 
 export type InterceptorAction =
@@ -180,6 +187,8 @@ export class InterceptorChain {
   private from (start: number, message: JsonRpcMessage, ctx: InterceptorContext): Outcome | Promise<Outcome> {
     let current = message
     for (let i = start; i < this.compiled.length; i++) {
+      // Nobody waits for it any more (checked again after every asynchronous step).
+      if (ctx.signal?.aborted === true) return { kind: 'drop' }
       const c = this.compiled[i] as Compiled
       if (!this.matches(c, current, ctx)) continue
       let called: ReturnType<InterceptorChain['call']>
@@ -202,7 +211,7 @@ export class InterceptorChain {
       if ('kind' in next) return next
       if ('delay' in next) {
         const at = current
-        return new Promise<void>((resolve) => setTimeout(resolve, next.delay)).then(() => this.from(i + 1, at, ctx))
+        return this.delay(next.delay, ctx.signal).then((elapsed) => elapsed ? this.from(i + 1, at, ctx) : { kind: 'drop' })
       }
       current = next.message
     }
@@ -214,8 +223,28 @@ export class InterceptorChain {
     const next = this.decide(c, current, ctx, action)
     if (next === undefined) return this.from(i + 1, current, ctx)
     if ('kind' in next) return next
-    if ('delay' in next) return new Promise<void>((resolve) => setTimeout(resolve, next.delay)).then(() => this.from(i + 1, current, ctx))
+    if ('delay' in next) return this.delay(next.delay, ctx.signal).then((elapsed) => elapsed ? this.from(i + 1, current, ctx) : { kind: 'drop' })
     return this.from(i + 1, next.message, ctx)
+  }
+
+  /**
+   * Waits `ms`: true once the time is up, false as soon as `signal` fires (the timer is then
+   * cleared). unref()ed: a delayed message keeps no process alive on its own.
+   */
+  private delay (ms: number, signal: Abort | undefined): Promise<boolean> {
+    if (signal?.aborted === true) return Promise.resolve(false)
+    return new Promise<boolean>((resolve) => {
+      const onAbort = (): void => {
+        clearTimeout(timer)
+        resolve(false)
+      }
+      const timer = setTimeout(() => {
+        signal?.off('abort', onAbort)
+        resolve(true)
+      }, ms)
+      timer.unref()
+      signal?.once('abort', onAbort)
+    })
   }
 
   /** A failed handler: undefined to go on (fail-open), else what its message becomes. */
@@ -277,6 +306,7 @@ export class InterceptorChain {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => reject(new Error(`interceptor ${interceptor.name} took longer than ${ms} ms`)), ms)
+      timer.unref()
     })
     return Promise.race([result, timeout]).finally(() => clearTimeout(timer))
   }

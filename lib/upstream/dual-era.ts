@@ -88,6 +88,8 @@ export class DualEraUpstream implements Upstream {
   private async findEra (): Promise<ProtocolEra> {
     const abort = new AbortController()
     const timer = setTimeout(() => abort.abort(), PROBE_TIMEOUT_MS)
+    // Cleared in finally; unref()ed so a probe in progress keeps no process alive.
+    timer.unref()
     try {
       const result = await this.askDiscover(abort.signal)
       const modern = Array.isArray(result.supportedVersions) && result.supportedVersions.includes(STATELESS_VERSION)

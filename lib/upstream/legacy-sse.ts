@@ -52,6 +52,8 @@ export class LegacySseClient {
     const abort = new AbortController()
     const timeout = this.options.connectTimeout ?? 10_000
     const timer = setTimeout(() => abort.abort(new GatewayErrors.UPSTREAM_TIMEOUT(name)), timeout)
+    // Cleared on every way out below; unref()ed so a connect in progress keeps no process alive.
+    timer.unref()
     let res: Awaited<ReturnType<Pool['request']>>
     try {
       res = await this.pool.request({

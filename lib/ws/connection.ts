@@ -82,6 +82,8 @@ export class WsConnection {
   private getStream: Readable | undefined
   private readonly options: WsConnectionOptions
   private idle: (() => void) | undefined
+  /** Drops a socket whose closing handshake waits too long behind unsent data. */
+  private closeGrace: NodeJS.Timeout | undefined
 
   constructor (options: WsConnectionOptions) {
     this.options = options
@@ -265,10 +267,11 @@ export class WsConnection {
     if (this.closed) return
     const socket = this.options.socket
     socket.close(code, reason)
-    // The close frame waits behind what is still unsent: a reader that stopped reading would
-    // hold the socket open, so it is dropped after a grace.
-    setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref()
     void this.end()
+    // The close frame waits behind what is still unsent: a reader that stopped reading would
+    // hold the socket open, so it is dropped after a grace (cleared once the socket is closed).
+    this.closeGrace = setTimeout(() => socket.terminate(), CLOSE_GRACE_MS)
+    this.closeGrace.unref()
   }
 
   /** The session ended at the gateway: tell the client and close. */
@@ -283,6 +286,9 @@ export class WsConnection {
    * (their exchanges see the abort), the GET stream stops, and the session ends, as a DELETE would.
    */
   async end (): Promise<void> {
+    // Called again when the socket has closed: the grace before dropping it is over.
+    if (this.closeGrace !== undefined) clearTimeout(this.closeGrace)
+    this.closeGrace = undefined
     if (this.closed) return
     this.closed = true
     for (const abort of this.aborts) abort.abort()
@@ -305,9 +311,15 @@ export class WsConnection {
     this.draining = true
     if (this.inFlight > 0) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs)
+        const timer = setTimeout(() => {
+          this.idle = undefined
+          resolve()
+        }, timeoutMs)
+        // Shutdown's own budget bounds the wait; this timer must not extend the process's life.
+        timer.unref()
         this.idle = () => {
           clearTimeout(timer)
+          this.idle = undefined
           resolve()
         }
       })
