@@ -217,7 +217,9 @@ export class Forwarder {
     let local: JsonRpcMessage[] = []
     const chain = ctx.interceptors
     if (chain !== undefined && chain.watches('client_to_upstream')) {
-      const intercepted = interceptClient(chain, body.messages, this.interceptorBase(ctx, session))
+      // The client's own messages: a delay on them is cancelled when the client leaves. (Upstream
+      // messages of a logged stream must not be: they are logged for the client to resume.)
+      const intercepted = interceptClient(chain, body.messages, { ...this.interceptorBase(ctx, session), signal: ctx.signal })
       const out = intercepted instanceof Promise ? await intercepted : intercepted
       local = out.answers
       if (out.forward.length === 0) {

@@ -121,6 +121,8 @@ async function mcpWebSocket (fastify: FastifyInstance, options: McpWebSocketOpti
           log: request.log,
           maxInFlight: endpoint.maxInFlightPerSession,
           highWaterMark,
+          // Prototype keys in frames: what the host decided for its JSON bodies, as over HTTP.
+          poisoning: { protoAction: fastify.initialConfig.onProtoPoisoning ?? 'error', constructorAction: fastify.initialConfig.onConstructorPoisoning ?? 'error' },
           onSession: (id) => {
             if (id === undefined) {
               for (const [key, value] of bySession) if (value === connection) bySession.delete(key)

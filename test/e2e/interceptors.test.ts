@@ -189,3 +189,28 @@ t.test('bad rules are refused at start, naming the rule', async (t) => {
     await t.rejects(createGateway({ upstream: 'http://127.0.0.1:9/mcp', logLevel: false, interceptors: { rules: rules as never } }), message)
   }
 })
+
+t.test('a client that leaves while its request is held by a delay: the delay is cancelled, nothing is sent upstream', async (t) => {
+  const up = await upstream(t)
+  const after: string[] = []
+  let held = 0
+  const gw = await gateway(t, { upstream: up.url }, (app) => {
+    app.mcpInterceptors.add({ name: 'hold', match: { direction: 'client_to_upstream', tool: 'echo' }, handler: () => { held++; return { action: 'delay', ms: 60_000 } } })
+    app.mcpInterceptors.add({ name: 'after', match: { direction: 'client_to_upstream', tool: 'echo' }, handler: () => { after.push('ran'); return { action: 'continue' } } })
+  })
+  const sessionId = await openSession(gw.url)
+  const abort = new AbortController()
+  const sent = fetch(gw.url, {
+    method: 'POST',
+    headers: postHeaders({ 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }),
+    body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'echo', arguments: { text: 'held' } } }),
+    signal: abort.signal
+  }).catch(() => undefined)
+  await eventually(() => held === 1 && gw.app.mcpStreams.answering)
+  abort.abort()
+  await sent
+  // The exchange is over as soon as the client left, not when the minute is up.
+  await eventually(() => !gw.app.mcpStreams.answering, 5000)
+  t.same(after, [], 'no interceptor after the delay ran')
+  t.equal(up.record.requests.filter((r) => JSON.stringify(r.body ?? '').includes('"held"')).length, 0, 'the held request never reached the upstream')
+})

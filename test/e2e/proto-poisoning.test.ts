@@ -85,6 +85,34 @@ t.test('mixed: each setting applies to its own key', async (t) => {
   t.equal((await post(gw.url, sessionId, CONSTRUCTOR)).status, 400)
 })
 
+async function wsFrames (t: Test, url: string): Promise<{ socket: WebSocket, next: () => Promise<{ id?: unknown, result?: unknown, error?: { code: number, message: string } }> }> {
+  const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/ws`, ['mcp'])
+  t.teardown(() => socket.terminate())
+  const frames: Array<{ id?: unknown, result?: unknown, error?: { code: number, message: string } }> = []
+  const waiters: Array<() => void> = []
+  socket.on('message', (data) => {
+    frames.push(JSON.parse(String(data)))
+    waiters.shift()?.()
+  })
+  await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject) })
+  const next = async (): Promise<(typeof frames)[number]> => {
+    if (frames.length === 0) await new Promise<void>((resolve) => waiters.push(resolve))
+    return frames.shift() as (typeof frames)[number]
+  }
+  return { socket, next }
+}
+
+t.test('WebSocket frames follow the host\'s setting too (remove)', async (t) => {
+  const gw = await start(t, { onProtoPoisoning: 'remove', onConstructorPoisoning: 'remove' })
+  const { socket, next } = await wsFrames(t, gw.url)
+  socket.send(initializeBody())
+  t.ok((await next()).result, 'initialized')
+  socket.send(PROTO)
+  t.ok((await next()).result, 'answered, not refused')
+  t.equal(gw.seen.length, 1)
+  t.notOk(Object.hasOwn(argumentsOf(gw.seen[0]), '__proto__'), 'stripped before the interceptors')
+})
+
 t.test('WebSocket frames: refused with -32600', async (t) => {
   const gw = await start(t, {})
   const socket = new WebSocket(`${gw.url.replace(/^http/, 'ws')}/ws`, ['mcp'])
