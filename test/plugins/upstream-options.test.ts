@@ -84,5 +84,8 @@ t.test('unknown option keys are refused at start, naming the key and the nearest
   t.match(await refused({ upstream: url, rateLimit: { max: 1, window: 5 } }), /"rateLimit\.window": is not a known option/)
   t.match(await refused({ upstream: url, auth: { apiKeys: { keys: [] }, scopes: [] } }), /"auth\.scopes"/)
   t.match(await refused({ upstream: url, websocket: { pingInterval: 5 } }), /"websocket\.pingInterval".*did you mean "pingIntervalMs"/)
+  t.match(await refused({ upstream: url, bodyLimt: 5 }), /"bodyLimt".*did you mean "bodyLimit"/, 'a top-level key of the umbrella')
+  t.match(await refused({ upstream: url, heartbeat: { interval: 5 } }), /"heartbeat\.interval": is not a known option/)
+  t.match(await refused({ upstream: url, route: { onRequest: [] } }), /"route\.onRequest": is not a known option/)
   t.equal(await refused({ upstream: { url, requestTimeout: 5000, toolTimeouts: { x: 1 }, headers: { a: 'b' } } }), 'accepted', 'every known key still passes')
 })
