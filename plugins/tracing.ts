@@ -1,13 +1,15 @@
 /**
  * OpenTelemetry tracing through `@opentelemetry/api` only: a span per MCP POST exchange (method,
- * tool, session, upstream, outcome), continuing the client's W3C trace context and passing its
- * own to the upstream in `traceparent` (and in `_meta` for 2026-07-28 requests). Spans go to
+ * tool, session, upstream, outcome), continuing the client's trace context and passing its own to
+ * the upstream, both through the propagators the application registered (W3C trace context and
+ * baggage with the usual SDK setup; `traceparent` also goes in `_meta` for 2026-07-28 requests). Spans go to
  * whatever tracer provider the application registered (the SDK and exporter are the app's
  * choice); with none, the API is a no-op and this costs next to nothing.
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Tracer } from '@opentelemetry/api'
+import type { IncomingHttpHeaders } from 'node:http'
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace, type TextMapGetter, type Tracer } from '@opentelemetry/api'
 import type { ExchangeObserver } from '../lib/observer.ts'
 import { invalid, isPlainObject, optionalString } from '../lib/options.ts'
 
@@ -19,24 +21,17 @@ export interface McpTracingOptions {
   tracerName?: string
 }
 
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
-
-/** The incoming W3C context, as a remote parent; ROOT when absent or malformed. */
-function parentContext (header: string | string[] | undefined): ReturnType<typeof trace.setSpanContext> {
-  if (typeof header !== 'string') return ROOT_CONTEXT
-  const match = TRACEPARENT.exec(header.trim())
-  if (match === null || /^0+$/.test(match[1] as string) || /^0+$/.test(match[2] as string)) return ROOT_CONTEXT
-  return trace.setSpanContext(ROOT_CONTEXT, {
-    traceId: match[1] as string,
-    spanId: match[2] as string,
-    traceFlags: parseInt(match[3] as string, 16) & TraceFlags.SAMPLED,
-    isRemote: true
-  })
+/** Reads a Node header object for the registered propagators (a repeated header: its first value). */
+const headerGetter: TextMapGetter<IncomingHttpHeaders> = {
+  keys: (carrier) => Object.keys(carrier),
+  get: (carrier, key) => carrier[key.toLowerCase()]
 }
 
 export function tracingObserver (tracer: Tracer): ExchangeObserver {
   return {
     start (info) {
+      // The client's context, read by the propagators the host registered (none: a new trace).
+      const parent = propagation.extract(ROOT_CONTEXT, info.incoming, headerGetter)
       const span = tracer.startSpan(`mcp ${info.method}`, {
         kind: SpanKind.CLIENT,
         attributes: {
@@ -45,12 +40,12 @@ export function tracingObserver (tracer: Tracer): ExchangeObserver {
           ...(info.toolName === undefined ? {} : { 'mcp.tool.name': info.toolName }),
           ...(info.sessionId === undefined ? {} : { 'mcp.session.id': info.sessionId })
         }
-      }, parentContext(info.incoming.traceparent))
-      const context = span.spanContext()
-      const traced = context.traceId !== '00000000000000000000000000000000'
-      const traceparent = traced ? `00-${context.traceId}-${context.spanId}-0${context.traceFlags & TraceFlags.SAMPLED}` : undefined
+      }, parent)
+      // What the upstream gets is whatever the host's propagators write (W3C traceparent and
+      // tracestate, baggage, or another format), for the gateway's span.
       const headers: Record<string, string> = {}
-      if (traceparent !== undefined) headers.traceparent = traceparent
+      propagation.inject(trace.setSpan(parent, span), headers)
+      const traceparent = headers.traceparent
       return {
         headers,
         traceparent,

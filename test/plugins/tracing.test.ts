@@ -3,7 +3,8 @@
  * upstream's span (made from the traceparent the upstream received) is its child.
  */
 import t from 'tap'
-import { ROOT_CONTEXT, TraceFlags, trace } from '@opentelemetry/api'
+import { ROOT_CONTEXT, TraceFlags, propagation, trace } from '@opentelemetry/api'
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { z } from 'zod'
 import { openSession, postHeaders } from '../helpers/http.ts'
@@ -12,6 +13,8 @@ import { gateway, upstream } from '../helpers/peers.ts'
 const exporter = new InMemorySpanExporter()
 const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
 trace.setGlobalTracerProvider(provider)
+// What an application's OpenTelemetry setup registers: W3C trace context and baggage.
+propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }))
 t.teardown(() => provider.shutdown())
 
 const CLIENT_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736'
@@ -21,12 +24,14 @@ for (const jsonResponse of [false, true]) {
   t.test(`a span per MCP request, child of the client's, parent of the upstream's (${jsonResponse ? 'JSON' : 'SSE'})`, async (t) => {
     exporter.reset()
     const seen: string[] = []
+    const context: Array<{ tracestate: string, baggage: string }> = []
     const up = await upstream(t, {
       jsonResponse,
       extraTools: (server) => {
         server.registerTool('traced', { inputSchema: { x: z.number() } }, async (_args, extra) => {
           const header = extra.requestInfo?.headers.traceparent
           seen.push(String(header))
+          context.push({ tracestate: String(extra.requestInfo?.headers.tracestate), baggage: String(extra.requestInfo?.headers.baggage) })
           const [, traceId, spanId] = String(header).split('-')
           const parent = trace.setSpanContext(ROOT_CONTEXT, { traceId: traceId as string, spanId: spanId as string, traceFlags: TraceFlags.SAMPLED, isRemote: true })
           trace.getTracer('upstream').startSpan('upstream tools/call', {}, parent).end()
@@ -38,7 +43,7 @@ for (const jsonResponse of [false, true]) {
     const sessionId = await openSession(gw.url)
     const res = await fetch(gw.url, {
       method: 'POST',
-      headers: postHeaders({ 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25', traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01` }),
+      headers: postHeaders({ 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25', traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`, tracestate: 'vendor=opaque', baggage: 'tenant=acme' }),
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'traced', arguments: { x: 1 } } })
     })
     t.equal(res.status, 200)
@@ -55,6 +60,7 @@ for (const jsonResponse of [false, true]) {
     t.same(gatewaySpan?.attributes, { 'mcp.method.name': 'tools/call', 'mcp.upstream': 'demo', 'mcp.tool.name': 'traced', 'mcp.session.id': sessionId, 'mcp.outcome': '200' })
     t.equal(seen.length, 1)
     t.not(seen[0], `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01`, 'the upstream gets the gateway span, not the client one')
+    t.same(context, [{ tracestate: 'vendor=opaque', baggage: 'tenant=acme' }], 'tracestate and baggage travel through the registered propagators')
   })
 }
 
