@@ -65,6 +65,12 @@ function distance (a: string, b: string): number {
 }
 
 /**
+ * What Fastify's `register()` itself takes and leaves in a plugin's options object
+ * (`app.register(plugin, { prefix, logLevel, ... })`): a plugin's top level accepts them.
+ */
+export const REGISTER_OPTION_KEYS = ['prefix', 'logLevel', 'logSerializers'] as const
+
+/**
  * Refuses a key of `value` that is not in `known`: a misspelt option (`requestTimout`) would
  * otherwise fall back to its default without a word. The error names the key and the nearest
  * known one. `at` is the path of `value` ('' at the top).

@@ -13,7 +13,7 @@ import { JwtVerifier, type JwtOptions } from '../lib/auth/jwt.ts'
 import type { Principal, Verifier } from '../lib/auth/principal.ts'
 import { toolRuleInterceptors, checkToolRules, type ToolRule } from '../lib/auth/tool-rules.ts'
 import { GatewayErrors } from '../lib/errors.ts'
-import { httpUrl, invalid, isPlainObject, knownKeys } from '../lib/options.ts'
+import { REGISTER_OPTION_KEYS, httpUrl, invalid, isPlainObject, knownKeys } from '../lib/options.ts'
 
 export interface McpAuthOptions {
   /** Static API keys. Give this or `jwt`. */
@@ -125,7 +125,7 @@ declare module 'fastify' {
 
 async function mcpAuth (fastify: FastifyInstance, options: McpAuthOptions): Promise<void> {
   if (!isPlainObject(options as unknown)) throw invalid('auth', 'must be an object')
-  knownKeys('auth', options as unknown as Record<string, unknown>, ['apiKeys', 'jwt', 'requiredScopes', 'metadata', 'tools'])
+  knownKeys('auth', options as unknown as Record<string, unknown>, [...REGISTER_OPTION_KEYS, 'apiKeys', 'jwt', 'requiredScopes', 'metadata', 'tools'])
   const verifier = await verifierFor(options)
   const requiredScopes = stringList('auth.requiredScopes', options.requiredScopes)
   const metadata = metadataFor(options)

@@ -5,7 +5,7 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { invalid, isPlainObject, knownKeys, optionalInteger, optionalString } from '../lib/options.ts'
+import { REGISTER_OPTION_KEYS, invalid, isPlainObject, knownKeys, optionalInteger, optionalString } from '../lib/options.ts'
 
 export interface McpHealthOptions {
   /** @default '/healthz' */
@@ -32,7 +32,7 @@ function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
 
 async function mcpHealth (fastify: FastifyInstance, options: McpHealthOptions): Promise<void> {
   if (!isPlainObject(options)) throw invalid('options', 'must be an object')
-  knownKeys('health', options, ['livenessPath', 'readinessPath', 'timeoutMs'])
+  knownKeys('health', options, [...REGISTER_OPTION_KEYS, 'livenessPath', 'readinessPath', 'timeoutMs'])
   const livenessPath = optionalString('livenessPath', options.livenessPath, HEALTH_DEFAULTS.livenessPath)
   const readinessPath = optionalString('readinessPath', options.readinessPath, HEALTH_DEFAULTS.readinessPath)
   const timeoutMs = optionalInteger('timeoutMs', options.timeoutMs, 1, HEALTH_DEFAULTS.timeoutMs)

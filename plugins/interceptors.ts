@@ -7,7 +7,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { CHAIN_DEFAULTS, InterceptorChain, type Interceptor } from '../lib/interceptors/chain.ts'
 import { compileRules, type Rule } from '../lib/interceptors/rules.ts'
-import { invalid, isPlainObject, knownKeys, optionalInteger } from '../lib/options.ts'
+import { REGISTER_OPTION_KEYS, invalid, isPlainObject, knownKeys, optionalInteger } from '../lib/options.ts'
 
 export interface McpInterceptorsOptions {
   /** Declarative rules, run first, in order (see README). */
@@ -35,7 +35,7 @@ declare module 'fastify' {
 
 async function mcpInterceptors (fastify: FastifyInstance, options: McpInterceptorsOptions): Promise<void> {
   if (!isPlainObject(options)) throw invalid('interceptors', 'must be an object')
-  knownKeys('interceptors', options, ['rules', 'interceptors', 'onError', 'timeoutMs'])
+  knownKeys('interceptors', options, [...REGISTER_OPTION_KEYS, 'rules', 'interceptors', 'onError', 'timeoutMs'])
   const onError = options.onError ?? CHAIN_DEFAULTS.onError
   if (onError !== 'closed' && onError !== 'open') throw invalid('interceptors.onError', 'must be "closed" or "open"')
   const timeoutMs = optionalInteger('interceptors.timeoutMs', options.timeoutMs, 1, CHAIN_DEFAULTS.timeoutMs)

@@ -13,7 +13,7 @@ import { HEARTBEAT_DEFAULTS, Heartbeat, type HeartbeatOptions } from '../lib/hea
 import { GatewayErrors, toJsonRpcError } from '../lib/errors.ts'
 import { Forwarder, bodyMethod, resolveSession, type ExchangeContext, type ParsedBody, type SessionResolution } from '../lib/forwarder.ts'
 import { MAX_DEPTH, MAX_TOOL_NAME_LENGTH, PARSE_ERROR, POISONING_DEFAULTS, hasOversizedToolName, nestsDeeperThan, parseMessages, type JsonRpcId, type JsonRpcMessage, type PoisoningPolicy } from '../lib/jsonrpc.ts'
-import { invalid, isPlainObject, knownKeys, optionalInteger, optionalString } from '../lib/options.ts'
+import { REGISTER_OPTION_KEYS, invalid, isPlainObject, knownKeys, optionalInteger, optionalString } from '../lib/options.ts'
 import { originChecker, type OriginPolicy } from '../lib/origin.ts'
 import { createUpstream, type UpstreamConfig, type UpstreamOptions } from '../lib/upstream/create.ts'
 import { checkTimeouts, checkUpstreamOptions } from '../lib/upstream/options.ts'
@@ -131,7 +131,7 @@ interface CheckedOptions {
 function checkOptions (options: McpProxyOptions): CheckedOptions {
   if (!isPlainObject(options)) throw invalid('options', 'must be an object')
   // With the umbrella plugin, a top-level key no plugin knows ends up here: refused either way.
-  knownKeys('', options, ['upstream', 'path', 'bodyLimit', 'maxResponseBytes', 'allowedOrigins', 'maxInFlightPerSession', 'heartbeat', 'route'])
+  knownKeys('', options, [...REGISTER_OPTION_KEYS, 'upstream', 'path', 'bodyLimit', 'maxResponseBytes', 'allowedOrigins', 'maxInFlightPerSession', 'heartbeat', 'route'])
   const path = optionalString('path', options.path, PROXY_DEFAULTS.path)
   if (!path.startsWith('/')) throw invalid('path', 'must start with "/"')
   const allowedOrigins = options.allowedOrigins

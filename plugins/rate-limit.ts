@@ -8,7 +8,7 @@ import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { GatewayErrors } from '../lib/errors.ts'
-import { invalid, isPlainObject, knownKeys, optionalInteger } from '../lib/options.ts'
+import { REGISTER_OPTION_KEYS, invalid, isPlainObject, knownKeys, optionalInteger } from '../lib/options.ts'
 
 export interface McpRateLimitOptions {
   /** Requests allowed per key in each window. */
@@ -24,7 +24,7 @@ export interface McpRateLimitOptions {
 
 async function mcpRateLimit (fastify: FastifyInstance, options: McpRateLimitOptions): Promise<void> {
   if (!isPlainObject(options as unknown)) throw invalid('rateLimit', 'must be an object')
-  knownKeys('rateLimit', options as unknown as Record<string, unknown>, ['max', 'timeWindowMs', 'keyBy'])
+  knownKeys('rateLimit', options as unknown as Record<string, unknown>, [...REGISTER_OPTION_KEYS, 'max', 'timeWindowMs', 'keyBy'])
   const max = optionalInteger('rateLimit.max', options.max, 1, 0)
   if (options.max === undefined) throw invalid('rateLimit.max', 'is required')
   const timeWindow = optionalInteger('rateLimit.timeWindowMs', options.timeWindowMs, 1, 60_000)

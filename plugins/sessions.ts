@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { invalid, knownKeys, optionalInteger } from '../lib/options.ts'
+import { REGISTER_OPTION_KEYS, invalid, knownKeys, optionalInteger } from '../lib/options.ts'
 import { SESSION_LIMITS, SessionManager, type SessionLimits } from '../lib/session/manager.ts'
 import { MemorySessionStore } from '../lib/session/memory-store.ts'
 import type { SessionRecord, SessionStore } from '../lib/session/store.ts'
@@ -38,7 +38,7 @@ interface Checked {
 }
 
 function checkOptions (options: McpSessionsOptions): Checked {
-  knownKeys('', options as Record<string, unknown>, ['store', 'sweepIntervalMs', 'idleTimeoutMs', 'maxLifetimeMs', 'maxSessions'])
+  knownKeys('', options as Record<string, unknown>, [...REGISTER_OPTION_KEYS, 'store', 'sweepIntervalMs', 'idleTimeoutMs', 'maxLifetimeMs', 'maxSessions'])
   const store = options.store
   if (store !== undefined) {
     if (typeof store !== 'object' || store === null) throw invalid('store', 'must be a SessionStore')

@@ -9,7 +9,7 @@ import fastifyRedis from '@fastify/redis'
 import type { FastifyInstance } from 'fastify'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { EventStore, Retention } from '../lib/events/store.ts'
-import { invalid, isPlainObject, knownKeys, optionalInteger, optionalString } from '../lib/options.ts'
+import { REGISTER_OPTION_KEYS, invalid, isPlainObject, knownKeys, optionalInteger, optionalString } from '../lib/options.ts'
 import { RedisEventStore } from '../lib/redis/event-store.ts'
 import { RedisSessionStore } from '../lib/redis/session-store.ts'
 import type { SessionStore } from '../lib/session/store.ts'
@@ -102,7 +102,7 @@ async function mcpStore (fastify: FastifyInstance, options: McpStoreOptions): Pr
   if (!isPlainObject(options) || (options.type !== 'memory' && options.type !== 'redis')) {
     throw invalid('store', 'must be { type: "memory" } or { type: "redis", url | client, ... }')
   }
-  knownKeys('store', options, options.type === 'memory' ? ['type'] : ['type', 'url', 'client', 'keyPrefix', 'connectTimeoutMs', 'commandTimeoutMs', 'fallback', 'retention'])
+  knownKeys('store', options, options.type === 'memory' ? ['type', ...REGISTER_OPTION_KEYS] : [...REGISTER_OPTION_KEYS, 'type', 'url', 'client', 'keyPrefix', 'connectTimeoutMs', 'commandTimeoutMs', 'fallback', 'retention'])
   if (options.type === 'memory') {
     fastify.decorate('mcpStores', { type: 'memory', sessions: undefined, events: undefined })
     return

@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { markUpgraded } from '../lib/connections.ts'
 import { GatewayErrors } from '../lib/errors.ts'
-import { invalid, isPlainObject, knownKeys, optionalInteger, optionalString } from '../lib/options.ts'
+import { REGISTER_OPTION_KEYS, invalid, isPlainObject, knownKeys, optionalInteger, optionalString } from '../lib/options.ts'
 import { WS_CLOSE, WsConnection } from '../lib/ws/connection.ts'
 
 export interface McpWebSocketOptions {
@@ -33,7 +33,7 @@ const SUBPROTOCOL = 'mcp'
 
 async function mcpWebSocket (fastify: FastifyInstance, options: McpWebSocketOptions): Promise<void> {
   if (!isPlainObject(options as unknown)) throw invalid('websocket', 'must be an object')
-  knownKeys('websocket', options as unknown as Record<string, unknown>, ['suffix', 'pingIntervalMs', 'highWaterMark', 'drainTimeoutMs'])
+  knownKeys('websocket', options as unknown as Record<string, unknown>, [...REGISTER_OPTION_KEYS, 'suffix', 'pingIntervalMs', 'highWaterMark', 'drainTimeoutMs'])
   const suffix = optionalString('websocket.suffix', options.suffix, WEBSOCKET_DEFAULTS.suffix)
   if (!suffix.startsWith('/')) throw invalid('websocket.suffix', 'must start with "/"')
   const pingIntervalMs = optionalInteger('websocket.pingIntervalMs', options.pingIntervalMs, 0, WEBSOCKET_DEFAULTS.pingIntervalMs)

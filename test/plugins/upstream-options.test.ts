@@ -88,4 +88,5 @@ t.test('unknown option keys are refused at start, naming the key and the nearest
   t.match(await refused({ upstream: url, heartbeat: { interval: 5 } }), /"heartbeat\.interval": is not a known option/)
   t.match(await refused({ upstream: url, route: { onRequest: [] } }), /"route\.onRequest": is not a known option/)
   t.equal(await refused({ upstream: { url, requestTimeout: 5000, toolTimeouts: { x: 1 }, headers: { a: 'b' } } }), 'accepted', 'every known key still passes')
+  t.equal(await refused({ upstream: url, logLevel: 'warn', prefix: '/gw' }), 'accepted', 'Fastify\'s own register options pass')
 })
