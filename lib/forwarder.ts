@@ -25,6 +25,9 @@ import { Deadline, timeoutFor, type CheckedTimeouts } from './deadline.ts'
 import type { Principal } from './auth/principal.ts'
 import { interceptClient, requestsById, upstreamFilter, type BaseContext, type MessageFilter } from './interceptors/apply.ts'
 
+/** A place under the session cap, held from the check until the session opened or failed. */
+type Place = { release: () => void }
+
 /** A POST body, parsed once: the original bytes (forwarded as they are) and the messages. */
 export interface ParsedBody {
   raw: Buffer
@@ -191,27 +194,27 @@ export class Forwarder {
       const place = await this.sessions.reserve()
       if (place === undefined) throw new GatewayErrors.TOO_MANY_SESSIONS(this.sessions.limits.maxSessions)
       try {
-        return await this.counted(ctx, original)
+        return await this.counted(ctx, original, place)
       } finally {
         place.release()
       }
     }
-    return await this.counted(ctx, original)
+    return await this.counted(ctx, original, undefined)
   }
 
-  private async counted (ctx: ExchangeContext, original: ParsedBody): Promise<OutboundResponse | undefined> {
+  private async counted (ctx: ExchangeContext, original: ParsedBody, place: Place | undefined): Promise<OutboundResponse | undefined> {
     const hub = this.resumable?.hub
-    if (hub === undefined) return await this.exchange(ctx, original)
+    if (hub === undefined) return await this.exchange(ctx, original, place)
     // Shutdown waits for this too: its answer may turn into a stream after the wait began.
     hub.exchanges++
     try {
-      return await this.exchange(ctx, original)
+      return await this.exchange(ctx, original, place)
     } finally {
       hub.exchanges--
     }
   }
 
-  private async exchange (ctx: ExchangeContext, original: ParsedBody): Promise<OutboundResponse | undefined> {
+  private async exchange (ctx: ExchangeContext, original: ParsedBody, place: Place | undefined): Promise<OutboundResponse | undefined> {
     const session = ctx.resolution.kind === 'session' ? ctx.resolution.session : undefined
     let body = original
     let local: JsonRpcMessage[] = []
@@ -258,9 +261,13 @@ export class Forwarder {
       deadline?.abort.abort()
       if (session !== undefined && pending.size > 0) this.cancelUpstream(session, [...pending], ctx.log)
     }
+    // A client gone before this point (while interceptors or the store were awaited) fired its
+    // abort already: a listener added now would never run, and nothing may be sent for it.
+    if (ctx.signal.aborted) {
+      deadline?.clear()
+      throw Object.assign(new Error('the client went away before its request was sent'), { name: 'AbortError' })
+    }
     ctx.signal.once('abort', onAbort)
-    // A client gone before this point fired its abort already: a listener added now never runs.
-    if (ctx.signal.aborted) onAbort()
     const settle = (): void => { ctx.signal.off('abort', onAbort) }
 
     const watched = this.observers.length > 0
@@ -309,7 +316,7 @@ export class Forwarder {
       source.once('close', () => deadline.clear())
     }
     try {
-      return await this.postResponse(ctx, body, res, session, pending, settle, finished, local, deadline)
+      return await this.postResponse(ctx, body, res, session, pending, settle, finished, local, deadline, place)
     } catch (err) {
       status = deadline?.expired === true ? deadline.error.code : (err as { code?: string }).code ?? status
       done()
@@ -362,7 +369,8 @@ export class Forwarder {
     settle: () => void,
     finished: (() => void) | undefined,
     local: JsonRpcMessage[],
-    deadline: Deadline | undefined
+    deadline: Deadline | undefined,
+    place: Place | undefined
   ): Promise<OutboundResponse | undefined> {
     const done = finished === undefined ? settle : (): void => { settle(); finished() }
     if (res.status >= 300) {
@@ -390,6 +398,8 @@ export class Forwarder {
         clientCapabilities: params.capabilities as Record<string, unknown> | undefined,
         ...(ctx.principal === undefined ? {} : { principal: ctx.principal.id })
       })
+      // The store counts the session now: holding its place too would count it twice.
+      place?.release()
       headers[HEADER.sessionId] = opened.id
       ctx.log.info({ sessionId: opened.id, upstream: this.upstream.name }, 'session opened')
     }

@@ -46,19 +46,15 @@ const callBody = (): ParsedBody => {
   return { raw: Buffer.from(JSON.stringify(message)), messages: [message], batch: false }
 }
 
-t.test('a client gone before its request is sent: the request goes out already aborted', async (t) => {
+t.test('a client gone before its request is sent: nothing is sent upstream', async (t) => {
   const upstream = new RecordingUpstream()
   const sessions = new SessionManager(new MemorySessionStore())
   const forwarder = new Forwarder({ upstream, sessions, timeouts: checkTimeouts('upstream', { requestTimeout: 60_000 }) })
   const signal = new Abort()
   signal.abort()
-  const answer = forwarder.post({ headers: { 'mcp-protocol-version': '2026-07-28' }, resolution: { kind: 'stateless' }, signal, log: quiet }, callBody())
-  await t.resolves(new Promise<void>((resolve) => setImmediate(resolve)))
-  t.equal(upstream.requests.length, 1)
-  const sent = upstream.requests[0]?.signal as Abort
-  t.ok(sent.aborted, 'the signal the upstream got is aborted, so the request is cancelled')
-  upstream.release()
-  await answer.catch(() => {})
+  // stdio and legacy upstreams, unlike undici, would run a request whose signal already fired.
+  await t.rejects(forwarder.post({ headers: { 'mcp-protocol-version': '2026-07-28' }, resolution: { kind: 'stateless' }, signal, log: quiet }, callBody()), { name: 'AbortError' })
+  t.equal(upstream.requests.length, 0, 'the upstream never got it (nor a cancellation for it)')
 })
 
 t.test('concurrent initializes cannot pass the session cap together', async (t) => {
