@@ -7,8 +7,10 @@
  */
 import { parseArgs } from 'node:util'
 import closeWithGrace from 'close-with-grace'
-import { startDemoUpstream, type DemoUpstream } from '../demo-upstream/server.ts'
-import { expandEnvironment, readConfigFile } from './config.ts'
+import type { FastifyInstance } from 'fastify'
+import { killStdioChildren } from '../../lib/upstream/stdio.ts'
+import type { DemoUpstream } from '../demo-upstream/server.ts'
+import { checkGatewayConfig, expandEnvironment, readConfigFile, shutdownPlan } from './config.ts'
 import { createGateway, type GatewayConfig } from './create-gateway.ts'
 
 const USAGE = `Usage: fastify-mcp-gateway [options]
@@ -27,6 +29,41 @@ function portNumber (value: string, from: string): number {
   const port = Number(value)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${from}: not a port number: ${value}`)
   return port
+}
+
+/**
+ * The demo server is loaded only for `--demo`: it needs the MCP SDK and zod, which the gateway
+ * itself does not depend on.
+ */
+async function startDemo (): Promise<DemoUpstream> {
+  let demo: typeof import('../demo-upstream/server.ts')
+  try {
+    demo = await import('../demo-upstream/server.ts')
+  } catch (err) {
+    const missing = /Cannot find (?:package|module) '(@modelcontextprotocol\/sdk|zod)/.exec((err as Error).message)
+    if (missing === null) throw err
+    throw new Error(`--demo runs the bundled demo MCP server, which needs ${missing[1] as string} (not installed with the gateway): npm install @modelcontextprotocol/sdk zod`)
+  }
+  return await demo.startDemoUpstream()
+}
+
+function listenFailure (err: unknown, host: string, port: number): Error {
+  const code = (err as NodeJS.ErrnoException).code
+  const why = code === 'EADDRINUSE'
+    ? 'the address is already in use (another process listens there): stop it, or choose another --port'
+    : code === 'EACCES' ? 'permission denied (ports below 1024 need privileges): choose another --port' : (err as Error).message
+  return new Error(`cannot listen on ${host}:${port}: ${why}`)
+}
+
+/** After a failed start: close what was opened (Redis, children, the demo), bounded in time. */
+async function closeAfterFailedStart (app: FastifyInstance, demo: DemoUpstream | undefined, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, ms).unref() })
+  const closing = Promise.all([app.close(), demo?.close()]).then(() => {}, (err: unknown) => {
+    process.stderr.write(`fastify-mcp-gateway: closing after the failed start: ${(err as Error).message}\n`)
+  })
+  await Promise.race([closing, deadline])
+  clearTimeout(timer)
 }
 
 export async function main (argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
@@ -65,18 +102,54 @@ export async function main (argv: string[], env: NodeJS.ProcessEnv): Promise<voi
   let demo: DemoUpstream | undefined
   if (config.upstream === undefined && config.upstreams === undefined) {
     if (!values.demo) throw new Error('no upstream: pass --upstream URL, set it in --config, or use --demo')
-    demo = await startDemoUpstream()
+    demo = await startDemo()
     config.upstream = { name: 'demo', url: demo.url }
   }
 
-  const app = await createGateway(config as unknown as GatewayConfig)
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
-    if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
-    else app.log.info({ signal }, 'shutting down')
-    await app.close()
+  // Last resort, however the process ends: no stdio child outlives it.
+  process.once('exit', () => { killStdioChildren() })
+  let app: FastifyInstance
+  let plan: ReturnType<typeof shutdownPlan>
+  try {
+    plan = shutdownPlan(checkGatewayConfig(config))
+    app = await createGateway(config as unknown as GatewayConfig)
+  } catch (err) {
+    await demo?.close()
+    throw err
+  }
+  const listenHost = config.host as string | undefined ?? '127.0.0.1'
+  const listenPort = config.port as number | undefined ?? 3000
+  let address: string
+  try {
+    address = await app.listen({ host: listenHost, port: listenPort })
+  } catch (err) {
+    await closeAfterFailedStart(app, demo, plan.forcedExitMs)
+    throw listenFailure(err, listenHost, listenPort)
+  }
+  const running = app
+  // One budget from the signal to the exit (see shutdownTimeoutMs): Fastify refuses new requests
+  // and drains, ends streams and closes upstreams; stdio children still running near the end are
+  // SIGKILLed so the close completes and the exit is 0; past the budget, exit 1.
+  closeWithGrace({
+    delay: plan.forcedExitMs,
+    onTimeout: (delay) => {
+      killStdioChildren()
+      process.stderr.write(`fastify-mcp-gateway: shutdown did not finish within ${delay} ms (shutdownTimeoutMs): exiting with code 1\n`)
+    }
+  }, async ({ signal, err }) => {
+    if (err !== undefined) running.log.error({ err }, 'shutting down after an error')
+    else running.log.info({ signal, shutdownTimeoutMs: plan.forcedExitMs }, 'shutting down')
+    const killer = setTimeout(() => {
+      const killed = killStdioChildren()
+      if (killed > 0) running.log.warn({ killed }, 'stdio upstreams still running at the end of the shutdown budget: killed')
+    }, plan.killChildrenAtMs).unref()
+    try {
+      await running.close()
+    } finally {
+      clearTimeout(killer)
+    }
     await demo?.close()
   })
-  const address = await app.listen({ host: config.host as string | undefined ?? '127.0.0.1', port: config.port as number | undefined ?? 3000 })
   const upstreams = config.upstreams as Array<{ name: string, path?: string }> | undefined
   if (upstreams === undefined) {
     const endpoint = `${address}${(config.path as string | undefined) ?? '/mcp'}`
@@ -90,5 +163,6 @@ export async function main (argv: string[], env: NodeJS.ProcessEnv): Promise<voi
 
 main(process.argv.slice(2), process.env).catch((err: unknown) => {
   process.stderr.write(`fastify-mcp-gateway: ${(err as Error).message}\n`)
-  process.exitCode = 1
+  // Whatever a failed start left open (a Redis client retrying, a timer) must not keep it alive.
+  process.exit(1)
 })

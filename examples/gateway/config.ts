@@ -46,12 +46,67 @@ export interface GatewayConfig extends Omit<McpGatewayOptions, 'store'> {
    * @default { type: 'memory' }
    */
   store?: StoreConfig
+  /**
+   * The CLI's whole shutdown budget, from the signal to the exit: new requests refused, answers on
+   * their way drained (`streaming.drainTimeoutMs`, then `websocket.drainTimeoutMs`), leases
+   * released and streams ended with `retry:` (`SHUTDOWN_MARGINS.streamsMs`), then upstreams and
+   * children closed (`SHUTDOWN_MARGINS.closeMs`; a stdio child still running then is SIGKILLed,
+   * whatever its `killGraceMs`). Past it the process is killed with exit code 1. A value too short
+   * for the drains is refused. Fastify's `pluginTimeout` is raised to fit it.
+   * @default the drains + 2000 ms + 3000 ms (15 s with the default 10 s drain)
+   */
+  shutdownTimeoutMs?: number
 }
 
 /** The umbrella plugin's `store` option, as a config file can say it (a URL, not a client). */
 export type StoreConfig = { type: 'memory' } | (Omit<Extract<McpStoreOptions, { type: 'redis' }>, 'client'> & { url: string })
 
 export const GATEWAY_DEFAULTS = { host: '127.0.0.1', port: 3000, logLevel: 'info', headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 } as const
+
+/**
+ * What the shutdown needs besides the drains: `streamsMs` to stop upstream readers, release leases
+ * and end every stream after its last logged event (Redis round trips); `closeMs` to close stores,
+ * pools and stdio children (a child still running at its end is SIGKILLed).
+ */
+export const SHUTDOWN_MARGINS = { streamsMs: 2000, closeMs: 3000 } as const
+
+/** The default `streaming.drainTimeoutMs` and `websocket.drainTimeoutMs` of the preset. */
+const DEFAULT_DRAIN_MS = 10_000
+
+export interface ShutdownPlan {
+  /** Signal to forced exit (exit code 1). */
+  forcedExitMs: number
+  /** Signal to SIGKILL of every stdio child still running (so the exit is 0 and leaves none). */
+  killChildrenAtMs: number
+  /** Fastify's `pluginTimeout`: no close hook may be cut short before the CLI's own deadline. */
+  pluginTimeoutMs: number
+}
+
+function drainOf (at: string, section: unknown): number {
+  if (!isPlainObject(section)) return DEFAULT_DRAIN_MS
+  return optionalInteger(`${at}.drainTimeoutMs`, section.drainTimeoutMs, 0, DEFAULT_DRAIN_MS)
+}
+
+/**
+ * One shutdown budget for a checked config: the drains run one after the other (each plugin's
+ * `preClose` hook), then the margins; `shutdownTimeoutMs`, when given, must hold them.
+ */
+export function shutdownPlan (config: GatewayConfig): ShutdownPlan {
+  const streaming = config.streaming === false ? 0 : drainOf('streaming', config.streaming)
+  const websocket = config.websocket === undefined || config.websocket === false ? 0 : drainOf('websocket', config.websocket)
+  const needed = streaming + websocket + SHUTDOWN_MARGINS.streamsMs
+  const derived = needed + SHUTDOWN_MARGINS.closeMs
+  const forcedExitMs = optionalInteger('shutdownTimeoutMs', config.shutdownTimeoutMs, 1, derived)
+  // A second at least to close stores and children after the streams have ended.
+  if (forcedExitMs < needed + 1000) {
+    throw invalid('shutdownTimeoutMs', `${forcedExitMs} ms cannot hold the drains (streaming ${streaming} ms + websocket ${websocket} ms) and ${SHUTDOWN_MARGINS.streamsMs + 1000} ms to end streams and close: give at least ${needed + 1000}, or lower the drainTimeoutMs options`)
+  }
+  return {
+    forcedExitMs,
+    killChildrenAtMs: forcedExitMs - Math.min(1000, SHUTDOWN_MARGINS.closeMs),
+    pluginTimeoutMs: Math.max(10_000, forcedExitMs)
+  }
+}
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
 
@@ -73,6 +128,7 @@ export function checkGatewayConfig (value: unknown): GatewayConfig {
   config.requestTimeoutMs = optionalInteger('requestTimeoutMs', config.requestTimeoutMs, 1, GATEWAY_DEFAULTS.requestTimeoutMs)
   config.headersTimeoutMs = optionalInteger('headersTimeoutMs', config.headersTimeoutMs, 1, Math.min(GATEWAY_DEFAULTS.headersTimeoutMs, config.requestTimeoutMs))
   if (config.headersTimeoutMs > config.requestTimeoutMs) throw invalid('headersTimeoutMs', 'must not be longer than requestTimeoutMs')
+  shutdownPlan(config)
   const tls = config.tls
   if (tls !== undefined && (!isPlainObject(tls) || typeof tls.key !== 'string' || typeof tls.cert !== 'string')) {
     throw invalid('tls', 'must be { "key": "<PEM file>", "cert": "<PEM file>" }')

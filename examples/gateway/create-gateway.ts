@@ -3,16 +3,19 @@ import { readFile } from 'node:fs/promises'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { invalid } from '../../lib/options.ts'
 import mcpGateway from '../../plugins/index.ts'
-import { checkGatewayConfig, type GatewayConfig } from './config.ts'
+import { checkGatewayConfig, shutdownPlan, type GatewayConfig } from './config.ts'
 
 export type { GatewayConfig, StoreConfig } from './config.ts'
 
 /** Builds (does not start) a gateway server. Call `listen({ host: config.host, port: config.port })`. */
 export async function createGateway (config: GatewayConfig): Promise<FastifyInstance> {
   const checked = checkGatewayConfig(config)
-  const { host: _host, port: _port, logLevel, http2, tls, headersTimeoutMs, requestTimeoutMs, ...plugin } = checked
+  const { host: _host, port: _port, logLevel, http2, tls, headersTimeoutMs, requestTimeoutMs, shutdownTimeoutMs: _shutdown, ...plugin } = checked
   const options: FastifyServerOptions = {
     logger: logLevel === false ? false : { level: logLevel as string },
+    // Fastify cuts every close hook (the drains among them) at pluginTimeout: it must hold the
+    // whole shutdown budget, or close() fails before the CLI's own deadline.
+    pluginTimeout: shutdownPlan(checked).pluginTimeoutMs,
     // Slow-loris: a client that trickles its request in is cut off (Node answers 408).
     requestTimeout: requestTimeoutMs,
     // The MCP endpoint sets its own limit; this one covers any other route.

@@ -54,6 +54,23 @@ function childEnv (extra: Record<string, string> | undefined): Record<string, st
   return { ...env, ...extra }
 }
 
+/** Every child still running, so a process that exits can take them with it (`killStdioChildren`). */
+const running = new Set<ChildProcessWithoutNullStreams>()
+
+/**
+ * SIGKILLs, synchronously, every stdio child this process started that is still running, and
+ * returns how many. For the process's last moments (a shutdown past its budget, an 'exit'
+ * handler): a child that ignores SIGTERM must not outlive the gateway, whatever `killGraceMs` says.
+ */
+export function killStdioChildren (): number {
+  let killed = 0
+  for (const child of running) {
+    if (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')) killed++
+  }
+  running.clear()
+  return killed
+}
+
 /** Longest stderr line logged as it is; the rest is cut (a child cannot flood the log with one line). */
 const STDERR_LINE_LIMIT = 8192
 
@@ -132,6 +149,8 @@ export class StdioChannel implements MessageChannel {
         reject(new GatewayErrors.UPSTREAM_UNAVAILABLE(name, { cause: err }))
       })
     })
+    running.add(child)
+    child.once('exit', () => running.delete(child))
     return new StdioChannel(child, name, options, log, label)
   }
 

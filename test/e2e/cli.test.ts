@@ -1,13 +1,21 @@
 /**
  * The CLI as a user runs it, in a child process: starts in front of the demo upstream, serves the
- * real SDK client, and exits 0 on SIGTERM.
+ * real SDK client, and exits 0 on SIGTERM; fails with a message and exit 1 when it cannot listen;
+ * leaves no child process behind.
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { once } from 'node:events'
-import { CLI, startCli } from '../helpers/cli.ts'
-import { client, textOf, upstream } from '../helpers/peers.ts'
+import { createServer, type AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { CLI, exitOf, runCli, startCli } from '../helpers/cli.ts'
+import { client, eventually, textOf, upstream } from '../helpers/peers.ts'
+import { REDIS_URL, skipWithoutRedis } from '../helpers/redis.ts'
+import { alive } from '../helpers/stdio.ts'
+
+const STUBBORN = fileURLToPath(new URL('../helpers/stubborn-stdio-server.mjs', import.meta.url))
+const redisSkip = await skipWithoutRedis()
 
 t.test('--demo starts the gateway in front of the bundled demo server; SIGTERM exits 0', async (t) => {
   const { child, endpoint, output } = await startCli(['--demo', '--port', '0', '--log-level', 'warn'])
@@ -66,4 +74,49 @@ t.test('bad input to the CLI fails fast with a message', async (t) => {
     t.equal(code, 1, args.join(' '))
     t.match(stderr, message, args.join(' '))
   }
+})
+
+t.test('a port already in use: a clear message and exit 1, with memory or Redis stores', async (t) => {
+  const busy = createServer()
+  busy.listen(0, '127.0.0.1')
+  await once(busy, 'listening')
+  t.teardown(() => busy.close())
+  const port = String((busy.address() as AddressInfo).port)
+  const dir = t.testdir({})
+  const redisConfig = `${dir}/redis.json`
+  await writeFile(redisConfig, JSON.stringify({ upstream: 'http://127.0.0.1:9/mcp', logLevel: 'warn', store: { type: 'redis', url: REDIS_URL, keyPrefix: 'mcp-gw-test:busy-port:' } }))
+  const cases: Array<[string, string[]]> = [
+    ['memory stores', ['--upstream', 'http://127.0.0.1:9/mcp', '--port', port, '--log-level', 'warn']],
+    ['memory stores and the demo upstream', ['--demo', '--port', port, '--log-level', 'warn']],
+    ...(redisSkip === false ? [['Redis stores', ['--config', redisConfig, '--port', port]] as [string, string[]]] : [])
+  ]
+  for (const [name, args] of cases) {
+    const { code, timedOut, output } = await runCli(args, 15_000)
+    t.notOk(timedOut, `${name}: the process ended by itself`)
+    t.equal(code, 1, `${name}: exit code 1`)
+    t.match(output, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use`), `${name}: the message says why`)
+  }
+})
+
+t.test('a stdio child that ignores SIGTERM, with a grace longer than the shutdown window, is killed before the CLI exits', async (t) => {
+  const file = `${t.testdir({})}/gateway.json`
+  await writeFile(file, JSON.stringify({
+    upstream: { kind: 'stdio', name: 'stubborn', command: process.execPath, args: [STUBBORN, '--ignore-sigterm'], killGraceMs: 600_000 },
+    logLevel: 'warn'
+  }))
+  const { child, endpoint, output } = await startCli(['--config', file, '--port', '0'])
+  t.teardown(() => { child.kill('SIGKILL') })
+  const { client: c } = await client(t, endpoint)
+  const pid = Number(textOf(await c.callTool({ name: 'pid', arguments: {} })))
+  t.ok(Number.isInteger(pid) && alive(pid), `the child ${pid} runs`)
+  t.teardown(() => { if (alive(pid)) process.kill(pid, 'SIGKILL') })
+  c.onerror = () => {}
+  const started = Date.now()
+  child.kill('SIGTERM')
+  const code = await exitOf(child, 30_000)
+  t.equal(code, 0, output())
+  t.ok(Date.now() - started < 16_000, `exited within the shutdown window (${Date.now() - started} ms)`)
+  // The kernel has the child reaped by init once the CLI is gone: a bounded poll on the pid itself.
+  await eventually(() => !alive(pid), 3000).catch(() => {})
+  t.notOk(alive(pid), `the child ${pid} is gone`)
 })
