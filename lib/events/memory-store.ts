@@ -77,6 +77,8 @@ export class MemoryEventStore implements EventStore {
     for (const log of this.sessions.values()) {
       const excess = this.totalBytes - this.retention.maxBytesTotal
       if (excess <= 0) return
+      // Sessions already emptied hold nothing to give.
+      if (log.bytes === 0) continue
       const before = this.totalBytes
       const events = this.countEvents(log)
       this.trimBytes(log, Math.max(0, log.bytes - excess))

@@ -94,6 +94,11 @@ export class LiveStream {
     const event = { seq: ++this.seq, data, at: this.ctx.now(), ...(upstreamEventId === undefined ? {} : { upstreamEventId }) }
     this.inFlight++
     this.chain = this.chain.then(async () => {
+      // Queued before the session ended: its log is being deleted, so it is neither logged nor sent.
+      if (this.closed) {
+        this.inFlight--
+        return
+      }
       await this.append(event)
       this.inFlight--
       this.appended = event.seq
@@ -116,6 +121,8 @@ export class LiveStream {
         if (attempt > 0) this.ctx.log.info({ stream: this.id, attempts: attempt + 1 }, 'event log append succeeded after retries')
         return
       } catch (err) {
+        // The session ended meanwhile: no use holding its deletion up with retries.
+        if (this.closed) return
         if (this.ctx.now() - started >= APPEND_RETRY_MS) {
           this.ctx.log.error({ stream: this.id, seq: event.seq, err }, 'event log append failed; event delivered live only')
           return

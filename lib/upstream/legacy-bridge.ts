@@ -38,6 +38,8 @@ const LEGACY_VERSION = '2025-11-25'
 export const MAX_SESSIONS_PER_KEY = 32
 /** Most upstream sessions held at once for stateless clients, all keys and dedicated ones together. */
 export const MAX_BRIDGED_SESSIONS = 256
+/** Most resource URIs one `subscriptions/listen` may name (each is a round trip upstream). */
+const MAX_LISTEN_URIS = 256
 /** How long an upstream call waits for the client's retry after an `input_required`. */
 const RETRY_WAIT_MS = 300_000
 const GATEWAY_INFO = { name: 'fastify-mcp-gateway', version: '0.1.0' }
@@ -461,12 +463,20 @@ export class LegacyBridge {
 
   /** `subscriptions/listen` from a session's GET stream, filtered to what the client opted in to. */
   private async listen (key: string | undefined, meta: Record<string, unknown>, message: JsonRpcRequest, req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
-    const session = await this.checkout(key, meta)
     const filter = (message.params?.notifications ?? {}) as { toolsListChanged?: boolean, promptsListChanged?: boolean, resourcesListChanged?: boolean, resourceSubscriptions?: string[] }
-    const uris = new Set(filter.resourceSubscriptions ?? [])
-    for (const uri of uris) {
-      const res = await this.upstream.request({ method: 'POST', headers: this.headers(session), body: JSON.stringify({ jsonrpc: '2.0', id: `gw-sub-${uri}`, method: 'resources/subscribe', params: { uri } }) })
-      drain(res.body)
+    const uris = new Set(Array.isArray(filter.resourceSubscriptions) ? filter.resourceSubscriptions.map(String) : [])
+    // One upstream round trip per URI, on a list the client writes: bounded.
+    if (uris.size > MAX_LISTEN_URIS) return jsonResponse(200, errorResponse(message.id, -32602, `Invalid params: at most ${MAX_LISTEN_URIS} resourceSubscriptions`))
+    const session = await this.checkout(key, meta)
+    try {
+      for (const uri of uris) {
+        const res = await this.upstream.request({ method: 'POST', headers: this.headers(session), body: JSON.stringify({ jsonrpc: '2.0', id: `gw-sub-${uri}`, method: 'resources/subscribe', params: { uri } }) })
+        drain(res.body)
+      }
+    } catch (err) {
+      // The session is given back (or ended, for an anonymous client), never left busy.
+      this.release(session)
+      throw err
     }
     const wanted = (notification: JsonRpcMessage): boolean => {
       if (!('method' in notification) || isRequest(notification)) return false
@@ -507,12 +517,12 @@ export class LegacyBridge {
   async close (): Promise<void> {
     clearInterval(this.sweeper)
     for (const call of this.pending.values()) this.cancel(call)
-    for (const session of [...this.pool.values()].flat().concat([...this.dedicated])) {
-      if (session.gone) continue
+    // In parallel: one after another, a slow upstream would multiply into the shutdown budget.
+    await Promise.allSettled([...this.pool.values()].flat().concat([...this.dedicated]).filter((session) => !session.gone).map(async (session) => {
       session.get.abort()
-      const res = await this.upstream.request({ method: 'DELETE', headers: this.headers(session) }).catch(() => undefined)
-      if (res !== undefined) drain(res.body)
-    }
+      const res = await this.upstream.request({ method: 'DELETE', headers: this.headers(session) })
+      drain(res.body)
+    }))
     this.pool.clear()
     this.dedicated.clear()
   }
