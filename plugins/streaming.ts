@@ -20,13 +20,34 @@ export interface McpStreamingOptions extends Partial<StreamingOptions> {
   retention?: Partial<Retention>
   /**
    * At `close()`, how long answers still on their way (POST streams) may take before every stream
-   * is ended with a `retry:` hint. New requests get 503 meanwhile.
-   * @default 10000
+   * is ended with a `retry:` hint. New requests get 503 meanwhile. Fastify cuts the whole
+   * `preClose` phase at the host's `pluginTimeout` (`close()` then rejects with
+   * `AVV_ERR_READY_TIMEOUT`), so the drain plus `DRAIN_MARGIN_MS` must fit in it: a value that does
+   * not is refused at registration (raise `pluginTimeout` in `Fastify({ pluginTimeout })`).
+   * @default 10000, or less to fit: the host's `pluginTimeout` minus `DRAIN_MARGIN_MS` (8000 with
+   * Fastify's default of 10 s)
    */
   drainTimeoutMs?: number
 }
 
 export const DRAIN_TIMEOUT_MS = 10_000
+
+/**
+ * Room left in the host's `pluginTimeout` after the drain: stopping upstream readers, releasing
+ * leases, ending streams after their last logged event, and the idle sockets' grace.
+ */
+export const DRAIN_MARGIN_MS = 2000
+
+/** The drain for a host whose `pluginTimeout` is `pluginTimeout` (0: no limit). */
+function drainFor (given: unknown, pluginTimeout: number): number {
+  const room = pluginTimeout > 0 ? Math.max(0, pluginTimeout - DRAIN_MARGIN_MS) : Number.POSITIVE_INFINITY
+  if (given === undefined) return Math.min(DRAIN_TIMEOUT_MS, room)
+  const drain = optionalInteger('drainTimeoutMs', given, 0, DRAIN_TIMEOUT_MS)
+  if (drain > room) {
+    throw invalid('drainTimeoutMs', `${drain} ms does not fit in Fastify's pluginTimeout (${pluginTimeout} ms), which must also hold ${DRAIN_MARGIN_MS} ms to end the streams: set Fastify({ pluginTimeout: ${drain + DRAIN_MARGIN_MS} }) or more, or a drainTimeoutMs of at most ${room}`)
+  }
+  return drain
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -39,7 +60,7 @@ declare module 'fastify' {
 
 const STORE_METHODS = ['append', 'open', 'replay', 'lastSeq', 'deleteSession', 'stats', 'close'] as const
 
-function checkOptions (options: McpStreamingOptions): { settings: StreamingOptions, retention: Retention, store: EventStore | undefined, drainTimeoutMs: number } {
+function checkOptions (options: McpStreamingOptions, pluginTimeout: number): { settings: StreamingOptions, retention: Retention, store: EventStore | undefined, drainTimeoutMs: number } {
   if (!isPlainObject(options)) throw invalid('options', 'must be an object')
   const store = options.store
   if (store !== undefined) {
@@ -51,7 +72,7 @@ function checkOptions (options: McpStreamingOptions): { settings: StreamingOptio
   if (!isPlainObject(retention)) throw invalid('retention', 'must be an object')
   return {
     store: store as EventStore | undefined,
-    drainTimeoutMs: optionalInteger('drainTimeoutMs', options.drainTimeoutMs, 0, DRAIN_TIMEOUT_MS),
+    drainTimeoutMs: drainFor(options.drainTimeoutMs, pluginTimeout),
     settings: {
       retryMs: optionalInteger('retryMs', options.retryMs, 0, STREAMING_DEFAULTS.retryMs),
       keepAliveMs: optionalInteger('keepAliveMs', options.keepAliveMs, 0, STREAMING_DEFAULTS.keepAliveMs),
@@ -71,7 +92,7 @@ function checkOptions (options: McpStreamingOptions): { settings: StreamingOptio
 }
 
 async function mcpStreaming (fastify: FastifyInstance, options: McpStreamingOptions): Promise<void> {
-  const checked = checkOptions(options)
+  const checked = checkOptions(options, fastify.initialConfig.pluginTimeout ?? 10_000)
   const store = checked.store ?? new MemoryEventStore(checked.retention)
   const hub = new StreamHub(store, checked.settings, fastify.log)
   fastify.decorate('mcpEvents', store)

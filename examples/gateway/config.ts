@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises'
 import type { McpGatewayOptions } from '../../plugins/index.ts'
 import type { McpStoreOptions } from '../../plugins/store.ts'
 import { invalid, isPlainObject, optionalInteger, optionalString } from '../../lib/options.ts'
+import { DRAIN_MARGIN_MS, DRAIN_TIMEOUT_MS } from '../../plugins/streaming.ts'
 
 export interface GatewayConfig extends Omit<McpGatewayOptions, 'store'> {
   /**
@@ -68,10 +69,10 @@ export const GATEWAY_DEFAULTS = { host: '127.0.0.1', port: 3000, logLevel: 'info
  * and end every stream after its last logged event (Redis round trips); `closeMs` to close stores,
  * pools and stdio children (a child still running at its end is SIGKILLed).
  */
-export const SHUTDOWN_MARGINS = { streamsMs: 2000, closeMs: 3000 } as const
+export const SHUTDOWN_MARGINS = { streamsMs: DRAIN_MARGIN_MS, closeMs: 3000 } as const
 
 /** The default `streaming.drainTimeoutMs` and `websocket.drainTimeoutMs` of the preset. */
-const DEFAULT_DRAIN_MS = 10_000
+const DEFAULT_DRAIN_MS = DRAIN_TIMEOUT_MS
 
 export interface ShutdownPlan {
   /** Signal to forced exit (exit code 1). */

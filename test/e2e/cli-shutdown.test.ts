@@ -9,6 +9,7 @@ import { writeFile } from 'node:fs/promises'
 import { createServer, type AddressInfo } from 'node:net'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
 import { CallToolResultSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js'
 import { startFront } from '../../examples/scale-out/front.ts'
 import type { DemoUpstream } from '../../examples/demo-upstream/server.ts'
@@ -51,8 +52,8 @@ async function timedClient (t: Test, url: string): Promise<{ c: Client, arrivals
   await c.connect(transport)
   t.teardown(() => c.close())
   const arrivals: Array<{ at: number, message: JSONRPCMessage }> = []
-  const deliver = transport.onmessage
-  transport.onmessage = (message, extra) => {
+  const deliver = transport.onmessage as Transport['onmessage']
+  transport.onmessage = (message: JSONRPCMessage, extra?: Parameters<NonNullable<Transport['onmessage']>>[1]) => {
     arrivals.push({ at: Date.now(), message })
     deliver?.(message, extra)
   }

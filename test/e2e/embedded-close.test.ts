@@ -1,0 +1,46 @@
+/**
+ * A host app (a plain `Fastify()`, default pluginTimeout of 10 s) that registers the gateway and
+ * closes during a call longer than any drain: close() resolves inside the host's plugin timeout,
+ * the client's stream ends with a `retry:` hint, and a drain that cannot fit is refused at
+ * registration with what to set.
+ */
+import t from 'tap'
+import Fastify from 'fastify'
+import mcpGateway from '../../plugins/index.ts'
+import { openSession } from '../helpers/http.ts'
+import { upstream } from '../helpers/peers.ts'
+
+t.test('close() during a 14 s call resolves, without AVV_ERR_READY_TIMEOUT, and ends the stream with retry:', async (t) => {
+  const up = await upstream(t)
+  const app = Fastify({ logger: false })
+  await app.register(mcpGateway, { upstream: up.url })
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+  const url = `${address}/mcp`
+  const sessionId = await openSession(url)
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'wait', arguments: { ms: 14_000 } } })
+  })
+  t.equal(res.status, 200)
+  const body = res.text()
+  const started = Date.now()
+  const closed = await app.close().then(() => undefined, (err: unknown) => err as Error & { code?: string })
+  const took = Date.now() - started
+  t.equal(closed?.code, undefined, `close() resolved (${closed?.message ?? 'no error'})`)
+  t.ok(took < 10_000, `inside the host's 10 s pluginTimeout (${took} ms)`)
+  t.match(await body, /retry: \d+\n\n$/, 'the stream ended with a retry hint, the call still running')
+})
+
+t.test('an explicit drainTimeoutMs that does not fit the host\'s pluginTimeout is refused, naming both', async (t) => {
+  const app = Fastify({ logger: false })
+  t.teardown(() => app.close())
+  await t.rejects(async () => {
+    await app.register(mcpGateway, { upstream: 'http://127.0.0.1:9/mcp', streaming: { drainTimeoutMs: 10_000 } })
+    await app.ready()
+  }, /drainTimeoutMs.*pluginTimeout \(10000 ms\).*Fastify\(\{ pluginTimeout: 12000 \}\)/)
+  const roomy = Fastify({ logger: false, pluginTimeout: 15_000 })
+  t.teardown(() => roomy.close())
+  await roomy.register(mcpGateway, { upstream: 'http://127.0.0.1:9/mcp', streaming: { drainTimeoutMs: 10_000 } }).ready()
+  t.pass('accepted with a pluginTimeout that holds it')
+})
