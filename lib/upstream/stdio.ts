@@ -74,6 +74,75 @@ export function killStdioChildren (): number {
 /** Longest stderr line logged as it is; the rest is cut (a child cannot flood the log with one line). */
 const STDERR_LINE_LIMIT = 8192
 
+/**
+ * Most bytes waiting for a child that does not read its stdin (past what its pipe and stream
+ * buffer hold); past it, send() refuses with `UPSTREAM_BACKLOG` rather than grow without end.
+ */
+export const STDIN_BACKLOG_BYTES = 8 * 1024 * 1024
+
+/**
+ * Splits stderr into lines holding at most `limit` bytes of one: a longer line is handed on cut
+ * (`truncated`) as soon as it passes the limit, and the rest of it, up to its newline, is skipped.
+ */
+class BoundedLines {
+  private pieces: Buffer[] = []
+  private bytes = 0
+  /** Inside a line already handed on cut: bytes are dropped until its newline. */
+  private skipping = false
+
+  private readonly limit: number
+  private readonly onLine: (line: Buffer, truncated: boolean) => void
+
+  constructor (limit: number, onLine: (line: Buffer, truncated: boolean) => void) {
+    this.limit = limit
+    this.onLine = onLine
+  }
+
+  push (chunk: Buffer): void {
+    let start = 0
+    while (start < chunk.length) {
+      const newline = chunk.indexOf(10, start)
+      const end = newline === -1 ? chunk.length : newline
+      if (!this.skipping) {
+        const take = Math.min(end - start, this.limit - this.bytes)
+        if (take > 0) {
+          this.pieces.push(chunk.subarray(start, start + take))
+          this.bytes += take
+        }
+        if (newline !== -1 && end - start <= take) {
+          this.emit(false)
+        } else if (this.bytes >= this.limit) {
+          this.emit(true)
+          this.skipping = newline === -1
+        }
+      } else if (newline !== -1) {
+        this.skipping = false
+      }
+      if (newline === -1) break
+      start = newline + 1
+    }
+  }
+
+  flush (): void {
+    if (this.bytes > 0) this.emit(false)
+  }
+
+  private emit (truncated: boolean): void {
+    let line = Buffer.concat(this.pieces, this.bytes)
+    this.pieces = []
+    this.bytes = 0
+    if (!truncated && line.length > 0 && line[line.length - 1] === 13) line = line.subarray(0, line.length - 1)
+    if (line.length > 0) this.onLine(line, truncated)
+  }
+}
+
+interface Waiting {
+  text: string
+  bytes: number
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
 export class StdioChannel implements MessageChannel {
   onmessage: (message: JsonRpcMessage) => void = () => {}
   onclose: (reason: Error) => void = () => {}
@@ -83,6 +152,10 @@ export class StdioChannel implements MessageChannel {
   private readonly killGraceMs: number
   private gone: Error | undefined
   private readonly exited: Promise<void>
+  /** The child's stdin said "full" (write() returned false): messages wait for 'drain'. */
+  private blocked = false
+  private readonly backlog: Waiting[] = []
+  private backlogBytes = 0
 
   private constructor (child: ChildProcessWithoutNullStreams, name: string, options: StdioCommand, log: Logger, label: string) {
     this.child = child
@@ -109,14 +182,15 @@ export class StdioChannel implements MessageChannel {
     child.stdout.on('data', (chunk: Buffer) => {
       if (!stdout.push(chunk)) this.fail(new GatewayErrors.UPSTREAM_BAD_RESPONSE(name, 'its process wrote a line longer than the limit to stdout'))
     })
-    const stderr = new LineSplitter(Number.MAX_SAFE_INTEGER, (line) => {
-      const text = line.length > STDERR_LINE_LIMIT ? `${line.subarray(0, STDERR_LINE_LIMIT).toString('utf8')}…` : line.toString('utf8')
-      log.info({ ...fields, stderr: text }, 'stdio upstream stderr')
+    const stderr = new BoundedLines(STDERR_LINE_LIMIT, (line, truncated) => {
+      if (truncated) log.info({ ...fields, stderr: `${line.toString('utf8')}…`, truncated }, 'stdio upstream stderr')
+      else log.info({ ...fields, stderr: line.toString('utf8') }, 'stdio upstream stderr')
     })
     child.stderr.on('data', (chunk: Buffer) => { stderr.push(chunk) })
     child.stderr.once('end', () => stderr.flush())
     // A child that dies leaves its stdin broken: writes fail with EPIPE, reported by 'exit' below.
     child.stdin.on('error', () => {})
+    child.stdin.on('drain', () => { this.writeBacklog() })
     const stdoutEnded = new Promise<void>((resolve) => { child.stdout.once('close', resolve) })
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
@@ -154,9 +228,32 @@ export class StdioChannel implements MessageChannel {
     return new StdioChannel(child, name, options, log, label)
   }
 
-  send (message: JsonRpcMessage): void {
+  /**
+   * Writes at once while the child reads; once its stdin is full, the message waits (the promise
+   * resolves when it is handed to the pipe), up to `STDIN_BACKLOG_BYTES`.
+   */
+  send (message: JsonRpcMessage): void | Promise<void> {
     if (this.gone !== undefined) throw this.gone
-    this.child.stdin.write(`${JSON.stringify(message)}\n`)
+    const text = `${JSON.stringify(message)}\n`
+    if (!this.blocked) {
+      this.blocked = !this.child.stdin.write(text)
+      return
+    }
+    const bytes = Buffer.byteLength(text)
+    if (this.backlogBytes + bytes > STDIN_BACKLOG_BYTES) throw new GatewayErrors.UPSTREAM_BACKLOG(this.name, this.backlogBytes)
+    this.backlogBytes += bytes
+    return new Promise((resolve, reject) => { this.backlog.push({ text, bytes, resolve, reject }) })
+  }
+
+  /** On 'drain': what waits goes out, in order, until the pipe is full again. */
+  private writeBacklog (): void {
+    this.blocked = false
+    while (!this.blocked && this.backlog.length > 0 && this.gone === undefined) {
+      const next = this.backlog.shift() as Waiting
+      this.backlogBytes -= next.bytes
+      this.blocked = !this.child.stdin.write(next.text)
+      next.resolve()
+    }
   }
 
   async close (): Promise<void> {
@@ -176,6 +273,8 @@ export class StdioChannel implements MessageChannel {
   private fail (reason: Error): void {
     if (this.gone !== undefined) return
     this.gone = reason
+    for (const waiting of this.backlog.splice(0)) waiting.reject(reason)
+    this.backlogBytes = 0
     if (this.child.exitCode === null && this.child.signalCode === null) void this.close()
     this.onclose(reason)
   }
