@@ -108,6 +108,8 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
       }
     })
     const logEvents = new client.Gauge({ name: 'mcp_gateway_event_log_events', help: 'Events held in the event log', registers })
+    // A counter kept by the store (the in-memory log's global byte budget); read with the stats.
+    let evicted = 0
     new client.Gauge({
       name: 'mcp_gateway_event_log_bytes',
       help: 'Bytes of event data held in the event log',
@@ -116,8 +118,14 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
         const stats = await hub.store.stats()
         this.set(stats.bytes)
         logEvents.set(stats.events)
+        if (stats.evicted !== undefined && stats.evicted > evicted) {
+          evictions.inc(stats.evicted - evicted)
+          evicted = stats.evicted
+        }
       }
     })
+    // Registered after the gauge: metrics are collected in that order, so it is current.
+    const evictions = new client.Counter({ name: 'mcp_gateway_event_log_evicted_total', help: 'Events evicted from the in-memory event log to keep its global byte budget (retention.maxBytesTotal)', registers })
   }
 
   if (fastify.hasDecorator('mcpInterceptors')) {

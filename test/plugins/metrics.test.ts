@@ -55,3 +55,15 @@ t.test('upstream errors are counted by kind; two gateways in one process do not 
   t.equal(value(text, 'mcp_gateway_refused_total{upstream="down",code="MCP_GW_UPSTREAM_UNAVAILABLE",status="502"}'), 1)
   t.notMatch(text, /http_request_duration_seconds/, 'route histograms are opt-in')
 })
+
+t.test('events evicted by the in-memory log\'s global byte budget are counted', async (t) => {
+  const up = await upstream(t)
+  const gw = await gateway(t, { upstream: up.url, streaming: { retention: { maxBytesTotal: 2000 } } })
+  const { client: c } = await client(t, gw.url)
+  for (let i = 0; i < 5; i++) await c.callTool({ name: 'echo', arguments: { text: 'x'.repeat(400) } })
+  const scrape = async (): Promise<number | undefined> => value(await (await fetch(gw.url.replace(/\/mcp$/, '/metrics'))).text(), 'mcp_gateway_event_log_evicted_total')
+  const evicted = await scrape()
+  t.ok(evicted !== undefined && evicted > 0, `counted (${String(evicted)})`)
+  t.ok((await gw.app.mcpEvents.stats()).bytes <= 2000, 'the log is within its budget')
+  t.equal(await scrape(), evicted, 'a second scrape adds nothing new')
+})
