@@ -115,19 +115,7 @@ t.test('WebSocket frames follow the host\'s setting too (remove)', async (t) => 
 
 t.test('WebSocket frames: refused with -32600', async (t) => {
   const gw = await start(t, {})
-  const socket = new WebSocket(`${gw.url.replace(/^http/, 'ws')}/ws`, ['mcp'])
-  t.teardown(() => socket.terminate())
-  const frames: Array<{ id?: unknown, result?: unknown, error?: { code: number, message: string } }> = []
-  const waiters: Array<() => void> = []
-  socket.on('message', (data) => {
-    frames.push(JSON.parse(String(data)))
-    waiters.shift()?.()
-  })
-  await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject) })
-  const next = async (): Promise<(typeof frames)[number]> => {
-    if (frames.length === 0) await new Promise<void>((resolve) => waiters.push(resolve))
-    return frames.shift() as (typeof frames)[number]
-  }
+  const { socket, next } = await wsFrames(t, gw.url)
   socket.send(initializeBody())
   t.ok((await next()).result, 'initialized')
   socket.send(PROTO)
