@@ -3,7 +3,7 @@
  * code; the proxy's error handler turns any of them into a JSON-RPC error body.
  *
  * JSON-RPC codes: the standard ones where the JSON-RPC spec has one, -32000/-32001 where the MCP
- * SDK already uses them for the same condition (clients recognise them), and -32050..-32069 for
+ * SDK already uses them for the same condition (clients recognise them), and -32050..-32079 for
  * conditions only a gateway has.
  */
 import createError from '@fastify/error'
@@ -50,7 +50,7 @@ export const GatewayErrors = {
   UPSTREAM_AUTH: define('MCP_GW_UPSTREAM_AUTH', 'Upstream %s rejected the gateway\'s credentials (HTTP %s)', 502, -32064),
   UPSTREAM_FULL: define('MCP_GW_UPSTREAM_FULL', 'Service Unavailable: upstream %s runs its maximum of %s connections or processes; retry later', 503, -32056),
   UPSTREAM_EXITED: define('MCP_GW_UPSTREAM_EXITED', 'Upstream %s is gone: %s', 502, -32068),
-  UPSTREAM_BACKLOG: define('MCP_GW_UPSTREAM_BACKLOG', 'Service Unavailable: upstream %s is not reading its input (%s bytes waiting); retry later', 503, -32056),
+  UPSTREAM_BACKLOG: define('MCP_GW_UPSTREAM_BACKLOG', 'Service Unavailable: upstream %s is not reading its input (%s bytes waiting); retry later', 503, -32070),
   UPSTREAM_STREAM_ENDED: define('MCP_GW_UPSTREAM_STREAM_ENDED', 'Upstream %s ended the stream before answering this request', 502, -32065),
   UNKNOWN_EVENT_ID: define('MCP_GW_UNKNOWN_EVENT_ID', 'Last-Event-ID %s does not name a stream of this session', 400, -32066),
   EVENTS_TRIMMED: define('MCP_GW_EVENTS_TRIMMED', 'Events after Last-Event-ID %s are no longer retained', 410, -32067),
