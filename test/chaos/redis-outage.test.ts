@@ -8,7 +8,6 @@ import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import fastifyRedis from '@fastify/redis'
 import mcpGateway from '../../plugins/index.ts'
@@ -19,16 +18,9 @@ import { readEvents } from '../helpers/sse.ts'
 import { cutter } from '../helpers/cutter.ts'
 import { z } from 'zod'
 import { REDIS_URL, redisClient, skipWithoutRedis } from '../helpers/redis.ts'
+import { freePort } from '../helpers/ports.ts'
 
 const skip = await skipWithoutRedis()
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** A private redis-server that keeps its data across restarts (append-only file in `dir`). */
 async function startRedis (port: number, dir: string): Promise<ChildProcess> {

@@ -6,7 +6,6 @@
  */
 import t, { type Test } from 'tap'
 import { writeFile } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
@@ -16,20 +15,13 @@ import type { DemoUpstream } from '../../examples/demo-upstream/server.ts'
 import { exitOf, startCli, type Started } from '../helpers/cli.ts'
 import { eventually, textOf, upstream } from '../helpers/peers.ts'
 import { REDIS_URL, redisClient, skipWithoutRedis } from '../helpers/redis.ts'
+import { freePort } from '../helpers/ports.ts'
 
 const skip = await skipWithoutRedis()
 
 /** 56 progress reports 250 ms apart: a 14 s call, longer than the default 10 s drain. */
 const CALL = { name: 'countdown', arguments: { from: 56, delayMs: 250 } }
 const STEPS = Array.from({ length: 56 }, (_, i) => i + 1)
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 async function configFile (t: Test, up: DemoUpstream, prefix: string, streaming?: object): Promise<string> {
   const file = `${t.testdir({})}/gateway.json`

@@ -6,10 +6,10 @@
  */
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyServerOptions } from 'fastify'
-import WebSocket from 'ws'
 import mcpGateway from '../../plugins/index.ts'
 import type { JsonRpcMessage } from '../../lib/jsonrpc.ts'
 import { upstream } from '../helpers/peers.ts'
+import { wsFrames } from '../helpers/ws-frames.ts'
 import { initializeBody, openSession, postHeaders } from '../helpers/http.ts'
 
 const PROTO = '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi","__proto__":{"polluted":true}}}}'
@@ -84,23 +84,6 @@ t.test('mixed: each setting applies to its own key', async (t) => {
   t.equal((await post(gw.url, sessionId, PROTO)).status, 200)
   t.equal((await post(gw.url, sessionId, CONSTRUCTOR)).status, 400)
 })
-
-async function wsFrames (t: Test, url: string): Promise<{ socket: WebSocket, next: () => Promise<{ id?: unknown, result?: unknown, error?: { code: number, message: string } }> }> {
-  const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/ws`, ['mcp'])
-  t.teardown(() => socket.terminate())
-  const frames: Array<{ id?: unknown, result?: unknown, error?: { code: number, message: string } }> = []
-  const waiters: Array<() => void> = []
-  socket.on('message', (data) => {
-    frames.push(JSON.parse(String(data)))
-    waiters.shift()?.()
-  })
-  await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject) })
-  const next = async (): Promise<(typeof frames)[number]> => {
-    if (frames.length === 0) await new Promise<void>((resolve) => waiters.push(resolve))
-    return frames.shift() as (typeof frames)[number]
-  }
-  return { socket, next }
-}
 
 t.test('WebSocket frames follow the host\'s setting too (remove)', async (t) => {
   const gw = await start(t, { onProtoPoisoning: 'remove', onConstructorPoisoning: 'remove' })

@@ -5,7 +5,7 @@
  * the cap goes through.
  */
 import t from 'tap'
-import WebSocket from 'ws'
+import { wsFrames } from '../helpers/ws-frames.ts'
 import { MAX_TOOL_NAME_LENGTH } from '../../lib/jsonrpc.ts'
 import { gateway, upstream } from '../helpers/peers.ts'
 import { initializeBody, openSession, postHeaders } from '../helpers/http.ts'
@@ -44,19 +44,7 @@ t.test('over HTTP', async (t) => {
 t.test('over WebSocket', async (t) => {
   const up = await upstream(t)
   const gw = await gateway(t, { upstream: up.url, websocket: true })
-  const socket = new WebSocket(`${gw.url.replace(/^http/, 'ws')}/ws`, ['mcp'])
-  t.teardown(() => socket.terminate())
-  const frames: Array<{ id?: unknown, result?: unknown, error?: { code: number, message: string } }> = []
-  const waiters: Array<() => void> = []
-  socket.on('message', (data) => {
-    frames.push(JSON.parse(String(data)))
-    waiters.shift()?.()
-  })
-  await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject) })
-  const next = async (): Promise<(typeof frames)[number]> => {
-    if (frames.length === 0) await new Promise<void>((resolve) => waiters.push(resolve))
-    return frames.shift() as (typeof frames)[number]
-  }
+  const { socket, next } = await wsFrames(t, gw.url)
   socket.send(initializeBody())
   t.ok((await next()).result, 'initialized')
   socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }))

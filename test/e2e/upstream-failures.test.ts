@@ -3,21 +3,12 @@
  * documented status and code, never a hang, and other sessions keep working.
  */
 import t from 'tap'
-import { createServer } from 'node:net'
-import type { AddressInfo } from 'node:net'
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js'
 import { SseParser } from '../../lib/sse/parser.ts'
 import { badUpstream, type BadMode } from '../helpers/bad-upstream.ts'
 import { initializeBody, openSession, postHeaders, type RpcError } from '../helpers/http.ts'
 import { MODES, client, eventually, gateway, textOf, upstream } from '../helpers/peers.ts'
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as AddressInfo).port
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
+import { freePort } from '../helpers/ports.ts'
 
 const call = (id: number | string, name: string, args: Record<string, unknown>): string =>
   JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } })
