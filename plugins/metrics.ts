@@ -1,8 +1,13 @@
 /**
  * Prometheus metrics on `fastify-metrics` (HTTP metrics, Node vitals) plus the gateway's own MCP
- * series, in a registry of this instance's (so several gateways in one process never collide),
- * served at `/metrics`. Labels are low-cardinality by construction: never a session id or an
- * argument; methods outside the MCP spec count as "other"; tool names only from an allow-list.
+ * series. Two ways:
+ * - the host has not registered `fastify-metrics`: this plugin registers it, with a registry of
+ *   this instance's (so several gateways in one process never collide), served at `endpoint`;
+ * - the host registered `fastify-metrics` first: its client and global registry are used, so the
+ *   MCP series show on the host's own endpoint; endpoint, Node vitals and route histograms are the
+ *   host's registration's business, and setting them here is refused.
+ * Labels are low-cardinality by construction: never a session id or an argument; methods outside
+ * the MCP spec count as "other"; tool names only from an allow-list.
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
@@ -11,6 +16,7 @@ import fastifyMetrics from 'fastify-metrics'
 // fastify-metrics is CommonJS with `exports.default`: take the plugin itself, typed.
 const metricsPlugin = ((fastifyMetrics as unknown as { default?: typeof fastifyMetrics }).default ?? fastifyMetrics) as unknown as FastifyPluginAsync<Record<string, unknown>>
 import type { Registry } from 'prom-client'
+import type { IFastifyMetrics } from 'fastify-metrics'
 import { methodLabel, type ExchangeObserver } from '../lib/observer.ts'
 import { invalid, isPlainObject, optionalString } from '../lib/options.ts'
 
@@ -47,8 +53,13 @@ declare module 'fastify' {
   }
 }
 
-function checkOptions (options: McpMetricsOptions): Required<McpMetricsOptions> {
+function checkOptions (options: McpMetricsOptions, hostMetrics: boolean): Required<McpMetricsOptions> {
   if (!isPlainObject(options)) throw invalid('options', 'must be an object')
+  if (hostMetrics) {
+    for (const key of ['endpoint', 'defaultMetrics', 'routeMetrics'] as const) {
+      if (options[key] !== undefined) throw invalid(key, 'belongs to the host\'s own fastify-metrics registration (it was registered before this plugin)')
+    }
+  }
   const toolNames = options.toolNames ?? []
   if (!Array.isArray(toolNames) || !toolNames.every((name) => typeof name === 'string')) throw invalid('toolNames', 'must be an array of strings')
   const defaultMetrics = options.defaultMetrics ?? true
@@ -58,18 +69,36 @@ function checkOptions (options: McpMetricsOptions): Required<McpMetricsOptions> 
   return { endpoint: optionalString('endpoint', options.endpoint, '/metrics'), toolNames, defaultMetrics, routeMetrics }
 }
 
+/** The host's fastify-metrics, when it registered the plugin before this one. */
+function hostMetrics (fastify: FastifyInstance): IFastifyMetrics | undefined {
+  if (!fastify.hasDecorator('metrics')) return undefined
+  const metrics = fastify.metrics as Partial<IFastifyMetrics> | undefined
+  if (metrics?.client?.Registry === undefined) throw invalid('metrics', 'the host decorated `fastify.metrics` with something other than fastify-metrics')
+  return metrics as IFastifyMetrics
+}
+
 async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions): Promise<void> {
-  const checked = checkOptions(options)
-  const client = (await import('prom-client')).default
-  const registry = new client.Registry()
+  const host = hostMetrics(fastify)
+  const checked = checkOptions(options, host !== undefined)
+  let client: IFastifyMetrics['client']
+  let registry: Registry
+  if (host !== undefined) {
+    client = host.client
+    registry = host.client.register
+  } else {
+    // The prom-client fastify-metrics would resolve itself, handed over so both use one module.
+    client = (await import('prom-client')).default
+    registry = new client.Registry()
+    await fastify.register(metricsPlugin, {
+      promClient: client,
+      endpoint: checked.endpoint,
+      defaultMetrics: { enabled: checked.defaultMetrics, register: registry },
+      // The MCP routes exist before this plugin sees routes being added: measure every route.
+      // Histograms only: summaries cost a quantile update per request and do not aggregate.
+      routeMetrics: { enabled: checked.routeMetrics ? { histogram: true, summary: false } : false, registeredRoutesOnly: false, overrides: { histogram: { registers: [registry] }, summary: { registers: [registry] } } }
+    })
+  }
   fastify.decorate('mcpMetricsRegistry', registry)
-  await fastify.register(metricsPlugin, {
-    endpoint: checked.endpoint,
-    defaultMetrics: { enabled: checked.defaultMetrics, register: registry },
-    // The MCP routes exist before this plugin sees routes being added: measure every route.
-    // Histograms only: summaries cost a quantile update per request and do not aggregate.
-    routeMetrics: { enabled: checked.routeMetrics ? { histogram: true, summary: false } : false, registeredRoutesOnly: false, overrides: { histogram: { registers: [registry] }, summary: { registers: [registry] } } }
-  })
 
   const registers = [registry]
   const sessions = fastify.mcpSessions

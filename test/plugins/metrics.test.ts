@@ -2,6 +2,12 @@ import t from 'tap'
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js'
 import { client, gateway, upstream } from '../helpers/peers.ts'
 import { postHeaders, openSession } from '../helpers/http.ts'
+import Fastify, { type FastifyPluginAsync } from 'fastify'
+import fastifyMetricsModule from 'fastify-metrics'
+import mcpGateway from '../../plugins/index.ts'
+
+// fastify-metrics is CommonJS with `exports.default`, as a host importing it from ESM sees it.
+const fastifyMetrics = ((fastifyMetricsModule as unknown as { default?: typeof fastifyMetricsModule }).default ?? fastifyMetricsModule) as unknown as FastifyPluginAsync<Record<string, unknown>>
 
 function value (text: string, series: string): number | undefined {
   for (const line of text.split('\n')) {
@@ -66,4 +72,29 @@ t.test('events evicted by the in-memory log\'s global byte budget are counted', 
   t.ok(evicted !== undefined && evicted > 0, `counted (${String(evicted)})`)
   t.ok((await gw.app.mcpEvents.stats()).bytes <= 2000, 'the log is within its budget')
   t.equal(await scrape(), evicted, 'a second scrape adds nothing new')
+})
+
+t.test('a host that registered fastify-metrics first: the MCP series show on the host\'s endpoint', async (t) => {
+  const up = await upstream(t)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyMetrics, { endpoint: '/host-metrics', routeMetrics: { enabled: false }, clearRegisterOnInit: true })
+  await app.register(mcpGateway, { upstream: { name: 'embedded', url: up.url }, path: '/mcp' })
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+  const { client: c } = await client(t, `${address}/mcp`)
+  await c.callTool({ name: 'echo', arguments: { text: 'hi' } })
+
+  t.equal(app.mcpMetricsRegistry, app.metrics.client.register, 'the host\'s own client and registry')
+  const text = await (await fetch(`${address}/host-metrics`)).text()
+  t.equal(value(text, 'mcp_gateway_sessions_active'), 1)
+  t.equal(value(text, 'mcp_gateway_messages_total{upstream="embedded",direction="client_to_upstream",kind="request",method="tools/call"}'), 1)
+  t.match(text, /process_cpu_user_seconds_total/, 'the host\'s Node vitals beside them')
+  t.equal((await fetch(`${address}/metrics`)).status, 404, 'no second endpoint')
+})
+
+t.test('a host with fastify-metrics: options that belong to its registration are refused', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyMetrics, { endpoint: '/m', defaultMetrics: { enabled: false } })
+  await t.rejects(async () => { await app.register(mcpGateway, { upstream: 'http://127.0.0.1:9/mcp', metrics: { endpoint: '/metrics' } }) }, /endpoint.*host's own fastify-metrics/)
 })
