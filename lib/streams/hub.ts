@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import type { EventStore, SharedLog, StreamRef } from '../events/store.ts'
 import type { JsonRpcId } from '../jsonrpc.ts'
+import { GatewayErrors } from '../errors.ts'
 import type { Logger } from '../logger.ts'
 import { ClientWriter, type Sink, type WriterEnd } from './client-writer.ts'
 import { LiveStream, type LiveStreamContext } from './live-stream.ts'
@@ -64,6 +65,9 @@ export const STREAMING_DEFAULTS: StreamingOptions = {
   leaseMs: 6000
 }
 
+/** How many ended session ids the hub remembers (see `StreamHub.ended`): ~0.5 MiB at most. */
+const ENDED_SESSIONS_KEPT = 10_000
+
 /** The id of every session's server-to-client (GET) stream. */
 export const GET_STREAM_ID = 'g'
 
@@ -94,6 +98,12 @@ export class StreamHub {
   private coordinating: Promise<void> | undefined
   /** Detached GET streams past their TTL, to stop unless a client follows them elsewhere. */
   private readonly expiredGets = new Set<string>()
+  /**
+   * Sessions ended here lately, oldest first: an answer that starts after its session's DELETE
+   * (the upstream was slow to answer) must not create the session's log again. Bounded: past
+   * the cap the oldest go, and by then a straggler is long answered.
+   */
+  private readonly ended = new Set<string>()
 
   /** Told, at each sweep, which sessions have a client attached: those are in use, not idle. */
   onActiveSessions: ((sessionIds: Set<string>) => void) | undefined = undefined
@@ -128,10 +138,23 @@ export class StreamHub {
     return { store: this.store, owner: this.instanceId, now: this.now, log, counts: this.counts, retryMs: this.options.retryMs }
   }
 
-  /** A new logged stream for one POST's answer. Ids are unique across gateway instances. */
+  /** Whether the session ended here lately (its log is gone: nothing may create it again). */
+  hasEnded (sessionId: string): boolean {
+    return this.ended.has(sessionId)
+  }
+
+  /**
+   * A new logged stream for one POST's answer. Ids are unique across gateway instances. For a
+   * session that ended meanwhile, the stream is born closed: it logs nothing, and its client's
+   * stream ends at once.
+   */
   openPostStream (sessionId: string, log: Logger, pending?: Iterable<JsonRpcId>): LiveStream {
     const id = `${this.tag}${(this.counter++).toString(36)}`
     const stream = new LiveStream(this.context(log), sessionId, id)
+    if (this.ended.has(sessionId)) {
+      void stream.close()
+      return stream
+    }
     this.streamsOf(sessionId).posts.set(id, stream)
     const shared = this.store.shared
     // Not awaited: the appends that follow go down the same connection after it.
@@ -143,6 +166,8 @@ export class StreamHub {
           if (mine) stream.owned = true
           else log.error({ stream: id }, 'another instance holds this stream id in the event log')
         })
+    // A release (shutdown) before the claim answers waits for it, so the lease is not left behind.
+    if (shared !== undefined) stream.claimed = opened.catch(() => {})
     // Nothing of the stream, its priming event included, reaches the client before the log knows
     // the stream: a client cut off at once must be able to resume it on any instance.
     stream.after(opened.then(() => {}, (err: unknown) => { log.warn({ stream: id, err }, 'could not open a stream in the event log') }))
@@ -157,10 +182,13 @@ export class StreamHub {
   async getStream (sessionId: string, log: Logger): Promise<LiveStream> {
     const existing = this.sessions.get(sessionId)?.get
     if (existing !== undefined) return existing
+    if (this.ended.has(sessionId)) throw new GatewayErrors.SESSION_NOT_FOUND()
     const shared = this.store.shared
     if (shared !== undefined) return this.sharedGetStream(shared, sessionId, log)
     const lastSeq = await this.store.lastSeq(sessionId, GET_STREAM_ID)
-    // Another request may have made it while the store answered.
+    // Another request may have made it while the store answered...
+    // ...or the session ended while it answered.
+    if (this.ended.has(sessionId)) throw new GatewayErrors.SESSION_NOT_FOUND()
     const streams = this.streamsOf(sessionId)
     if (streams.get === undefined) {
       streams.get = new LiveStream(this.context(log), sessionId, GET_STREAM_ID, lastSeq ?? 0)
@@ -174,6 +202,7 @@ export class StreamHub {
     const mine = status?.owner === undefined || status.owner === this.instanceId
       ? await shared.claim(sessionId, GET_STREAM_ID, this.instanceId, this.options.leaseMs)
       : false
+    if (this.ended.has(sessionId)) throw new GatewayErrors.SESSION_NOT_FOUND()
     const streams = this.streamsOf(sessionId)
     if (streams.get !== undefined) {
       // Another request made it meanwhile; a lease taken for nothing lapses or is renewed by it.
@@ -260,6 +289,8 @@ export class StreamHub {
     const streams = this.sessions.get(sessionId)
     this.sessions.delete(sessionId)
     this.expiredGets.delete(sessionId)
+    this.ended.add(sessionId)
+    if (this.ended.size > ENDED_SESSIONS_KEPT) this.ended.delete(this.ended.values().next().value as string)
     const closing: Array<Promise<void>> = []
     if (streams !== undefined) {
       streams.stopUpstreamGet?.()

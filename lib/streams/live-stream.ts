@@ -51,6 +51,8 @@ export class LiveStream {
   remote = false
   /** Shared log only: this instance holds the stream's lease. */
   owned = false
+  /** Shared log only: settles when the claim of a new POST stream has answered. */
+  claimed: Promise<void> | undefined = undefined
   /** A follower whose owner is gone calls this to feed the stream itself. */
   takeOver: ((status: StreamStatus) => Promise<void>) | undefined = undefined
   /** Interceptors for the messages of upstream bodies feeding this stream. */
@@ -210,7 +212,9 @@ export class LiveStream {
   /** Gives up this instance's lease (`done`: the stream is complete). */
   async release (done: boolean): Promise<void> {
     const shared = this.ctx.store.shared
-    if (!this.owned || shared === undefined) return
+    if (shared === undefined) return
+    await this.claimed
+    if (!this.owned) return
     this.owned = false
     try {
       await shared.release(this.sessionId, this.id, this.ctx.owner, done)

@@ -85,10 +85,17 @@ export class ResumableStreams {
       stream.detach(w)
       if (why === 'client' && !w.hasResumePoint && !stream.done) options.abandon()
     })
+    const source = options.source
+    if (stream.closed) {
+      // The session was deleted while the upstream was still to answer: nobody is left to answer.
+      drain(source)
+      writer.end('session')
+      options.onDone?.()
+      return
+    }
     stream.writer = writer
     stream.pending = options.pending
     stream.filter = options.filter
-    const source = options.source
     stream.stopUpstream = () => source.destroy()
     stream.after(() => writer.start(this.hub.options.retryMs, primes(session), Date.now()))
     for (const message of options.prelude ?? []) stream.publish(JSON.stringify(message))

@@ -215,3 +215,22 @@ for (const mode of MODES) {
     await eventually(() => up.record.cancelled.length === 1)
   })
 }
+
+t.test('an SSE answer that starts after its session was deleted ends at once and leaves no log behind', async (t) => {
+  const bad = await badUpstream(t, 'sse-held')
+  const gw = await gateway(t, { upstream: bad.url })
+  const session = await openSession(gw.url)
+  const answer = fetch(gw.url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': session }), body: call(7, 'slow', {}) })
+  await eventually(() => bad.held.length === 1)
+  const deleted = await fetch(gw.url, { method: 'DELETE', headers: { 'mcp-session-id': session } })
+  t.equal(deleted.status, 200)
+  t.same(await gw.app.mcpEvents.stats(), { events: 0, bytes: 0, streams: 0, evicted: 0 }, 'the session\'s log is gone')
+  bad.held[0]?.()
+  const res = await answer
+  t.equal(res.headers.get('content-type'), 'text/event-stream')
+  t.same(await sseMessages(res), [], 'the stream ends: the session that would take its answer is gone')
+  t.same(await gw.app.mcpEvents.stats(), { events: 0, bytes: 0, streams: 0, evicted: 0 }, 'and the late answer did not bring it back')
+  const after = await fetch(gw.url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': session }), body: call(8, 'slow', {}) })
+  t.equal(after.status, 404, 'the session stays gone')
+  await after.text()
+})

@@ -5,13 +5,15 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-export type BadMode = 'odd-session-id' | 'sse-long-line' | 'garbage-json' | 'html' | 'sse-end-early' | 'sse-reset' | 'sse-garbage' | 'sse-stray' | 'json-stray' | 'json-duplicate' | 'json-missing' | 'json-batch-missing' | 'http-500' | 'http-401' | 'http-404' | 'huge-json' | 'hang'
+export type BadMode = 'odd-session-id' | 'sse-long-line' | 'garbage-json' | 'html' | 'sse-end-early' | 'sse-reset' | 'sse-garbage' | 'sse-stray' | 'json-stray' | 'json-duplicate' | 'json-missing' | 'json-batch-missing' | 'http-500' | 'http-401' | 'http-404' | 'huge-json' | 'hang' | 'sse-held'
 
 export interface BadUpstream {
   url: string
   mode: BadMode
   /** The bodies of the POSTs it received, in order. */
   seen: string[]
+  /** `sse-held`: answers waiting to be sent (each starts its SSE answer when called). */
+  held: Array<() => void>
   close: () => Promise<void>
 }
 
@@ -34,7 +36,7 @@ function versionOf (body: string): string {
 }
 
 export async function badUpstream (t: { teardown (fn: () => unknown): void }, mode: BadMode): Promise<BadUpstream> {
-  const state: BadUpstream = { url: '', mode, seen: [], close: async () => {} }
+  const state: BadUpstream = { url: '', mode, seen: [], held: [], close: async () => {} }
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let body = ''
     req.setEncoding('utf8')
@@ -140,6 +142,19 @@ export async function badUpstream (t: { teardown (fn: () => unknown): void }, mo
           res.end(JSON.stringify({ jsonrpc: '2.0', id, result: { pad: 'x'.repeat(4096) } }))
           return
         case 'hang':
+          return
+        case 'sse-held':
+          if (body.includes('"server/discover"')) {
+            res.writeHead(200, { 'content-type': 'application/json' })
+            res.end(JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32601, message: 'Method not found' } }))
+            return
+          }
+          // Nothing, not even headers, until the test says: the answer starts late.
+          state.held.push(() => {
+            res.writeHead(200, { 'content-type': 'text/event-stream' })
+            res.write(progress)
+            res.end(`data: ${JSON.stringify({ jsonrpc: '2.0', id, result: { ok: true } })}\n\n`)
+          })
           return
       }
     })

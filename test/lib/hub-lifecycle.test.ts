@@ -84,3 +84,40 @@ t.test('a follower whose store fails while it catches a client up: no unhandled 
   t.ok(ended, 'the socket was ended')
   t.match(written.join(''), /retry: 1000/, 'with a retry hint, so the client resumes')
 })
+
+t.test('after a session ended, a late POST stream is born closed and a GET stream is refused: its log stays gone', async (t) => {
+  const store = new MemoryEventStore()
+  const hub = new StreamHub(store, STREAMING_DEFAULTS, quiet)
+  t.teardown(() => hub.closeAll())
+  hub.openPostStream('s1', quiet, [1])
+  await hub.endSession('s1')
+  const late = hub.openPostStream('s1', quiet, [2])
+  t.equal(late.closed, true, 'born closed')
+  late.publish('{"jsonrpc":"2.0","id":2,"result":{}}')
+  await late.finish()
+  t.same(await store.stats(), { events: 0, bytes: 0, streams: 0, evicted: 0 }, 'nothing logged, no stream opened')
+  await t.rejects(hub.getStream('s1', quiet), { code: 'MCP_GW_SESSION_NOT_FOUND' })
+  t.equal((await hub.getStream('s2', quiet)).closed, false, 'other sessions are untouched')
+})
+
+t.test('a shutdown release before a new stream\'s claim has answered still releases the lease once it does', async (t) => {
+  const released: string[] = []
+  let answerClaim: (mine: boolean) => void = () => {}
+  const store = new MemoryEventStore()
+  const shared: SharedLog = {
+    claim: async () => await new Promise<boolean>((resolve) => { answerClaim = resolve }),
+    renew: async () => {},
+    release: async (_session, streamId) => { released.push(streamId) },
+    noteUpstreamEventId: async () => {},
+    status: async (): Promise<StreamStatus | undefined> => undefined,
+    followed: async () => false,
+    watch: () => () => {}
+  }
+  Object.defineProperty(store, 'shared', { value: shared })
+  const hub = new StreamHub(store, STREAMING_DEFAULTS, quiet)
+  const stream = hub.openPostStream('s1', quiet, [1])
+  const closing = hub.closeAll()
+  answerClaim(true)
+  await closing
+  t.same(released, [stream.id], 'the lease taken is given back, so another instance takes the stream over at once')
+})
