@@ -250,6 +250,10 @@ export class LegacyBridge {
   private end (session: Pooled): void {
     if (session.gone) return
     this.forget(session)
+    this.deleteUpstream(session)
+  }
+
+  private deleteUpstream (session: Pooled): void {
     this.upstream.request({ method: 'DELETE', headers: this.headers(session) }).then((res) => drain(res.body), () => {})
   }
 
@@ -297,8 +301,15 @@ export class LegacyBridge {
       gone: false,
       lastUsed: Date.now()
     }
-    const ack = await this.upstream.request({ method: 'POST', headers: this.headers(session), body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' })
-    drain(ack.body)
+    try {
+      const ack = await this.upstream.request({ method: 'POST', headers: this.headers(session), body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' })
+      drain(ack.body)
+      if (ack.status >= 300) throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, `notifications/initialized answered HTTP ${ack.status}`)
+    } catch (err) {
+      // The upstream holds a session nobody will use: end it there, not only here.
+      this.deleteUpstream(session)
+      throw err
+    }
     void this.readGet(session)
     return session
   }
@@ -312,9 +323,10 @@ export class LegacyBridge {
     while (!session.gone) {
       try {
         const res = await this.upstream.request({ method: 'GET', headers: { ...this.headers(session), accept: 'text/event-stream' }, signal: session.get.signal, longLived: true })
-        if (res.status === 404) this.forget(session)
         if (res.status !== 200) {
-          // No GET stream (405) is a fine upstream: its requests come on the call's own stream.
+          // No GET stream (405) is a fine upstream: its requests come on the call's own stream. A
+          // 404 is taken the same way: servers without a GET route answer it too, and a session
+          // really gone shows on its next POST (404 there: a fresh session, once).
           drain(res.body)
           return
         }

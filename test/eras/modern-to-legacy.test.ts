@@ -4,6 +4,8 @@
  * input_required round trip, list changes on subscriptions/listen.
  */
 import t from 'tap'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { eventually, gateway, textOf, upstream } from '../helpers/peers.ts'
 import { modernClient } from '../helpers/eras.ts'
 
@@ -122,4 +124,69 @@ t.test('the sessions held for one principal are capped, concurrent requests incl
   const full = results.filter((r) => r.status === 503 && r.code === -32056).length
   t.equal(ok, 32, 'as many as the per-key cap')
   t.equal(full, 4, 'the rest: 503 -32056 (retry later), not a 33rd session')
+})
+
+/**
+ * The demo upstream behind a front that answers GET with 404 (as a server with no GET route does)
+ * and, with `failAck`, answers `notifications/initialized` with 500. It counts GETs and DELETEs.
+ */
+async function front (t: Parameters<typeof upstream>[0], target: string, failAck = false): Promise<{ url: string, gets: number, deleted: string[] }> {
+  const seen = { url: '', gets: 0, deleted: [] as string[] }
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => chunks.push(chunk))
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString()
+      if (req.method === 'GET') {
+        seen.gets++
+        res.writeHead(404).end()
+        return
+      }
+      if (req.method === 'DELETE') seen.deleted.push(String(req.headers['mcp-session-id']))
+      if (failAck && body.includes('notifications/initialized')) {
+        res.writeHead(500).end()
+        return
+      }
+      const headers = Object.fromEntries(Object.entries(req.headers).filter(([name]) => name !== 'host' && name !== 'content-length').map(([name, value]) => [name, String(value)]))
+      fetch(target, { method: req.method, headers, body: req.method === 'POST' ? body : undefined }).then(async (answer) => {
+        res.writeHead(answer.status, Object.fromEntries(answer.headers))
+        res.end(Buffer.from(await answer.arrayBuffer()))
+      }, () => res.destroy())
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  seen.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`
+  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
+  return seen
+}
+
+t.test('an upstream without a GET route (404): its pooled sessions are kept, not forgotten at once', async (t) => {
+  const up = await upstream(t)
+  const edge = await front(t, up.url)
+  const keys = [{ name: 'alice', key: 'alice-key-0123456789abcdef' }]
+  const gw = await gateway(t, { upstream: edge.url, auth: { apiKeys: { keys } } })
+  const as = { authorization: `Bearer ${keys[0]?.key as string}` }
+  t.equal((await statelessEcho(gw.url, 'first', as)).status, 200)
+  t.equal((await statelessEcho(gw.url, 'second', as)).status, 200)
+  await eventually(() => edge.gets >= 1)
+  // The GET's 404 has been seen by now; each call after it still goes on the same session.
+  for (const text of ['third', 'fourth']) t.equal((await statelessEcho(gw.url, text, as)).status, 200)
+  const sessions = new Set(up.record.requests.filter((r) => /second|third|fourth/.test(JSON.stringify(r.body ?? ''))).map((r) => r.headers['mcp-session-id']))
+  t.equal(sessions.size, 1, 'one upstream session for all of them')
+  t.equal(up.record.requests.filter((r) => (r.body as { method?: string } | undefined)?.method === 'initialize').length, 1, 'initialised once')
+})
+
+t.test('an upstream session whose opening fails after initialize is ended upstream', async (t) => {
+  const up = await upstream(t)
+  const edge = await front(t, up.url, true)
+  const keys = [{ name: 'alice', key: 'alice-key-0123456789abcdef' }]
+  const gw = await gateway(t, { upstream: edge.url, auth: { apiKeys: { keys } } })
+  const as = { authorization: `Bearer ${keys[0]?.key as string}` }
+  await statelessEcho(gw.url, 'probe', as)
+  const failed = await statelessEcho(gw.url, 'fails', as)
+  t.equal(failed.body.error?.code, -32062, 'a bad upstream answer, coded')
+  const opened = up.record.requests.filter((r) => (r.body as { method?: string } | undefined)?.method === 'initialize').length
+  t.ok(opened >= 1, 'an upstream session was initialised for it')
+  await eventually(() => edge.deleted.length >= opened)
+  t.equal(edge.deleted.length, opened, 'and each was ended upstream')
 })
