@@ -20,8 +20,8 @@ export interface McpStreamingOptions extends Partial<StreamingOptions> {
   retention?: Partial<Retention>
   /**
    * At `close()`, how long answers still on their way (POST streams) may take before every stream
-   * is ended with a `retry:` hint. New requests get 503 meanwhile. Fastify cuts the whole
-   * `preClose` phase at the host's `pluginTimeout` (`close()` then rejects with
+   * is ended with a `retry:` hint. New requests get 503 meanwhile. Fastify cuts a `preClose` hook
+   * that runs past the host's `pluginTimeout` (`close()` then rejects with
    * `AVV_ERR_READY_TIMEOUT`), so the drain plus `DRAIN_MARGIN_MS` must fit in it: a value that does
    * not is refused at registration (raise `pluginTimeout` in `Fastify({ pluginTimeout })`).
    * @default 10000, or less to fit: the host's `pluginTimeout` minus `DRAIN_MARGIN_MS` (8000 with
@@ -38,13 +38,16 @@ export const DRAIN_TIMEOUT_MS = 10_000
  */
 export const DRAIN_MARGIN_MS = 2000
 
-/** The drain for a host whose `pluginTimeout` is `pluginTimeout` (0: no limit). */
-function drainFor (given: unknown, pluginTimeout: number): number {
+/**
+ * A drain (this plugin's, the WebSocket plugin's: each runs in a `preClose` hook of its own) for a
+ * host whose `pluginTimeout` is `pluginTimeout` (0: no limit).
+ */
+export function drainFor (at: string, given: unknown, pluginTimeout: number): number {
   const room = pluginTimeout > 0 ? Math.max(0, pluginTimeout - DRAIN_MARGIN_MS) : Number.POSITIVE_INFINITY
   if (given === undefined) return Math.min(DRAIN_TIMEOUT_MS, room)
-  const drain = optionalInteger('drainTimeoutMs', given, 0, DRAIN_TIMEOUT_MS)
+  const drain = optionalInteger(at, given, 0, DRAIN_TIMEOUT_MS)
   if (drain > room) {
-    throw invalid('drainTimeoutMs', `${drain} ms does not fit in Fastify's pluginTimeout (${pluginTimeout} ms), which must also hold ${DRAIN_MARGIN_MS} ms to end the streams: set Fastify({ pluginTimeout: ${drain + DRAIN_MARGIN_MS} }) or more, or a drainTimeoutMs of at most ${room}`)
+    throw invalid(at, `${drain} ms does not fit in Fastify's pluginTimeout (${pluginTimeout} ms), which must also hold ${DRAIN_MARGIN_MS} ms to end the streams: set Fastify({ pluginTimeout: ${drain + DRAIN_MARGIN_MS} }) or more, or a ${at} of at most ${room}`)
   }
   return drain
 }
@@ -72,7 +75,7 @@ function checkOptions (options: McpStreamingOptions, pluginTimeout: number): { s
   if (!isPlainObject(retention)) throw invalid('retention', 'must be an object')
   return {
     store: store as EventStore | undefined,
-    drainTimeoutMs: drainFor(options.drainTimeoutMs, pluginTimeout),
+    drainTimeoutMs: drainFor('drainTimeoutMs', options.drainTimeoutMs, pluginTimeout),
     settings: {
       retryMs: optionalInteger('retryMs', options.retryMs, 0, STREAMING_DEFAULTS.retryMs),
       keepAliveMs: optionalInteger('keepAliveMs', options.keepAliveMs, 0, STREAMING_DEFAULTS.keepAliveMs),

@@ -12,6 +12,7 @@ import { markUpgraded } from '../lib/connections.ts'
 import { GatewayErrors } from '../lib/errors.ts'
 import { REGISTER_OPTION_KEYS, invalid, isPlainObject, knownKeys, optionalInteger, optionalString } from '../lib/options.ts'
 import { WS_CLOSE, WsConnection } from '../lib/ws/connection.ts'
+import { drainFor } from './streaming.ts'
 
 export interface McpWebSocketOptions {
   /**
@@ -23,7 +24,11 @@ export interface McpWebSocketOptions {
   pingIntervalMs?: number
   /** Bytes waiting to be sent past which a slow reader is closed with 4001. @default 8 MiB */
   highWaterMark?: number
-  /** At shutdown, longest wait for in-flight calls before closing with 1001. @default 10000 ms */
+  /**
+   * At shutdown, longest wait for in-flight calls before closing with 1001. Like the streaming
+   * plugin's drain it must fit in the host's `pluginTimeout` with `DRAIN_MARGIN_MS` to spare.
+   * @default 10000 ms, or less to fit (8000 with Fastify's default pluginTimeout of 10 s)
+   */
   drainTimeoutMs?: number
 }
 
@@ -38,7 +43,8 @@ async function mcpWebSocket (fastify: FastifyInstance, options: McpWebSocketOpti
   if (!suffix.startsWith('/')) throw invalid('websocket.suffix', 'must start with "/"')
   const pingIntervalMs = optionalInteger('websocket.pingIntervalMs', options.pingIntervalMs, 0, WEBSOCKET_DEFAULTS.pingIntervalMs)
   const highWaterMark = optionalInteger('websocket.highWaterMark', options.highWaterMark, 1024, WEBSOCKET_DEFAULTS.highWaterMark)
-  const drainTimeoutMs = optionalInteger('websocket.drainTimeoutMs', options.drainTimeoutMs, 0, WEBSOCKET_DEFAULTS.drainTimeoutMs)
+  // Its own preClose hook, cut by Fastify at pluginTimeout like the streaming plugin's: fit it.
+  const drainTimeoutMs = drainFor('websocket.drainTimeoutMs', options.drainTimeoutMs, fastify.initialConfig.pluginTimeout ?? 10_000)
   const endpoints = [...fastify.mcpEndpoints.values()]
   if (endpoints.length === 0) throw invalid('websocket', 'needs an MCP endpoint (the proxy plugin) registered first')
 

@@ -8,7 +8,9 @@ import t from 'tap'
 import Fastify from 'fastify'
 import mcpGateway from '../../plugins/index.ts'
 import { openSession } from '../helpers/http.ts'
-import { upstream } from '../helpers/peers.ts'
+import { eventually, upstream } from '../helpers/peers.ts'
+import { once } from 'node:events'
+import WebSocket from 'ws'
 
 t.test('close() during a 14 s call resolves, without AVV_ERR_READY_TIMEOUT, and ends the stream with retry:', async (t) => {
   const up = await upstream(t)
@@ -43,4 +45,36 @@ t.test('an explicit drainTimeoutMs that does not fit the host\'s pluginTimeout i
   t.teardown(() => roomy.close())
   await roomy.register(mcpGateway, { upstream: 'http://127.0.0.1:9/mcp', streaming: { drainTimeoutMs: 10_000 } }).ready()
   t.pass('accepted with a pluginTimeout that holds it')
+})
+
+t.test('with WebSocket on, close() during a 14 s call over a socket also resolves inside the pluginTimeout', async (t) => {
+  const up = await upstream(t)
+  const app = Fastify({ logger: false })
+  await app.register(mcpGateway, { upstream: up.url, websocket: true })
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+  const socket = new WebSocket(`${address.replace(/^http/, 'ws')}/mcp/ws`, ['mcp'])
+  const frames: Array<{ id?: unknown }> = []
+  socket.on('message', (data) => frames.push(JSON.parse(String(data))))
+  const closedWith = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)))
+  await once(socket, 'open')
+  socket.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }))
+  await eventually(() => frames.some((frame) => frame.id === 1))
+  socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }))
+  socket.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'wait', arguments: { ms: 14_000 } } }))
+  await eventually(() => up.record.requests.some((r) => JSON.stringify(r.body ?? '').includes('"wait"')))
+  const started = Date.now()
+  const closed = await app.close().then(() => undefined, (err: unknown) => err as Error & { code?: string })
+  const took = Date.now() - started
+  t.equal(closed?.code, undefined, `close() resolved (${closed?.message ?? 'no error'})`)
+  t.ok(took < 12_000, `each drain inside the host's 10 s pluginTimeout (${took} ms)`)
+  t.equal(await closedWith, 1001, 'the socket closed as going away')
+})
+
+t.test('an explicit websocket.drainTimeoutMs that does not fit the host\'s pluginTimeout is refused', async (t) => {
+  const app = Fastify({ logger: false })
+  t.teardown(() => app.close())
+  await t.rejects(async () => {
+    await app.register(mcpGateway, { upstream: 'http://127.0.0.1:9/mcp', websocket: { drainTimeoutMs: 9000 } })
+    await app.ready()
+  }, /websocket\.drainTimeoutMs.*pluginTimeout \(10000 ms\)/)
 })
