@@ -8,9 +8,12 @@ import t from 'tap'
 import Fastify from 'fastify'
 import mcpGateway from '../../plugins/index.ts'
 import { openSession } from '../helpers/http.ts'
-import { eventually, upstream } from '../helpers/peers.ts'
+import { fileURLToPath } from 'node:url'
+import { client, eventually, textOf, upstream } from '../helpers/peers.ts'
 import { once } from 'node:events'
 import WebSocket from 'ws'
+
+const STUBBORN = fileURLToPath(new URL('../helpers/stubborn-stdio-server.mjs', import.meta.url))
 
 t.test('close() during a 14 s call resolves, without AVV_ERR_READY_TIMEOUT, and ends the stream with retry:', async (t) => {
   const up = await upstream(t)
@@ -77,4 +80,23 @@ t.test('an explicit websocket.drainTimeoutMs that does not fit the host\'s plugi
     await app.register(mcpGateway, { upstream: 'http://127.0.0.1:9/mcp', websocket: { drainTimeoutMs: 9000 } })
     await app.ready()
   }, /websocket\.drainTimeoutMs.*pluginTimeout \(10000 ms\)/)
+})
+
+t.test('a stdio child that ignores SIGTERM, with killGraceMs above the host\'s pluginTimeout: close() resolves once it is killed', async (t) => {
+  const app = Fastify({ logger: false, pluginTimeout: 3000 })
+  await app.register(mcpGateway, {
+    upstream: { kind: 'stdio', name: 'stubborn', command: process.execPath, args: [STUBBORN, '--ignore-sigterm'], killGraceMs: 4000 },
+    streaming: { drainTimeoutMs: 500 }
+  })
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+  const { client: c } = await client(t, `${address}/mcp`)
+  const pid = Number(textOf(await c.callTool({ name: 'pid', arguments: {} })))
+  t.teardown(() => { try { process.kill(pid, 'SIGKILL') } catch {} })
+  c.onerror = () => {}
+  const started = Date.now()
+  const closed = await app.close().then(() => undefined, (err: unknown) => err as Error & { code?: string })
+  const took = Date.now() - started
+  t.equal(closed?.code, undefined, `close() resolved (${closed?.message ?? 'no error'})`)
+  t.ok(took >= 3900 && took < 8000, `after the child's grace, not cut at the pluginTimeout (${took} ms)`)
+  t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'the child is gone')
 })
