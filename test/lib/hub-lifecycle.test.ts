@@ -10,6 +10,23 @@ import type { Logger } from '../../lib/logger.ts'
 
 const quiet: Logger = { debug () {}, info () {}, warn () {}, error () {} }
 
+/** A memory store posing as a shared log whose lease calls are the test's (the rest do nothing). */
+function withSharedLog (calls: Partial<SharedLog>): MemoryEventStore {
+  const store = new MemoryEventStore()
+  const shared: SharedLog = {
+    claim: async () => true,
+    renew: async () => {},
+    release: async () => {},
+    noteUpstreamEventId: async () => {},
+    status: async (): Promise<StreamStatus | undefined> => undefined,
+    followed: async () => false,
+    watch: () => () => {},
+    ...calls
+  }
+  Object.defineProperty(store, 'shared', { value: shared })
+  return store
+}
+
 t.test('an ended session\'s streams stop first: nothing they publish afterwards brings its log back', async (t) => {
   const store = new MemoryEventStore()
   const hub = new StreamHub(store, STREAMING_DEFAULTS, quiet)
@@ -32,17 +49,11 @@ t.test('an ended session\'s streams stop first: nothing they publish afterwards 
 t.test('a POST stream whose claim the shared log refuses is not owned: its lease is neither renewed nor released', async (t) => {
   const released: string[] = []
   const renewed: string[] = []
-  const store = new MemoryEventStore()
-  const shared: SharedLog = {
+  const store = withSharedLog({
     claim: async () => false,
     renew: async (_owner, _lease, owned) => { for (const [, id] of owned) renewed.push(id) },
-    release: async (_session, streamId) => { released.push(streamId) },
-    noteUpstreamEventId: async () => {},
-    status: async (): Promise<StreamStatus | undefined> => undefined,
-    followed: async () => false,
-    watch: () => () => {}
-  }
-  Object.defineProperty(store, 'shared', { value: shared })
+    release: async (_session, streamId) => { released.push(streamId) }
+  })
   const hub = new StreamHub(store, { ...STREAMING_DEFAULTS, leaseMs: 150 }, quiet)
   t.teardown(() => hub.closeAll())
   const stream = hub.openPostStream('s1', quiet, [1])
@@ -103,17 +114,10 @@ t.test('after a session ended, a late POST stream is born closed and a GET strea
 t.test('a shutdown release before a new stream\'s claim has answered still releases the lease once it does', async (t) => {
   const released: string[] = []
   let answerClaim: (mine: boolean) => void = () => {}
-  const store = new MemoryEventStore()
-  const shared: SharedLog = {
+  const store = withSharedLog({
     claim: async () => await new Promise<boolean>((resolve) => { answerClaim = resolve }),
-    renew: async () => {},
-    release: async (_session, streamId) => { released.push(streamId) },
-    noteUpstreamEventId: async () => {},
-    status: async (): Promise<StreamStatus | undefined> => undefined,
-    followed: async () => false,
-    watch: () => () => {}
-  }
-  Object.defineProperty(store, 'shared', { value: shared })
+    release: async (_session, streamId) => { released.push(streamId) }
+  })
   const hub = new StreamHub(store, STREAMING_DEFAULTS, quiet)
   const stream = hub.openPostStream('s1', quiet, [1])
   const closing = hub.closeAll()
