@@ -206,12 +206,7 @@ export class Forwarder {
     const hub = this.resumable?.hub
     if (hub === undefined) return await this.exchange(ctx, original, place)
     // Shutdown waits for this too: its answer may turn into a stream after the wait began.
-    hub.exchanges++
-    try {
-      return await this.exchange(ctx, original, place)
-    } finally {
-      hub.exchanges--
-    }
+    return await hub.track(this.exchange(ctx, original, place))
   }
 
   private async exchange (ctx: ExchangeContext, original: ParsedBody, place: Place | undefined): Promise<OutboundResponse | undefined> {

@@ -136,7 +136,6 @@ async function mcpAuth (fastify: FastifyInstance, options: McpAuthOptions): Prom
     return bearer ? `Bearer ${parts.join(', ')}`.trim() : `ApiKey header="${options.apiKeys?.header as string}"`
   }
 
-  if (!fastify.hasRequestDecorator('mcpPrincipal')) fastify.decorateRequest('mcpPrincipal', null)
   fastify.decorate('mcpAuth', { verifier, requiredScopes })
 
   // Runs for the MCP endpoints only (their routes carry `config.mcp`); the host app's routes are
@@ -176,5 +175,6 @@ async function mcpAuth (fastify: FastifyInstance, options: McpAuthOptions): Prom
 
 export default fp(mcpAuth, {
   name: 'mcp-gateway-auth',
-  fastify: '5.x'
+  fastify: '5.x',
+  dependencies: ['mcp-gateway-core']
 })

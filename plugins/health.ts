@@ -52,7 +52,7 @@ async function mcpHealth (fastify: FastifyInstance, options: McpHealthOptions): 
       }
     }
     const jobs = [check('sessionStore', () => fastify.mcpSessions.count())]
-    const upstreams = fastify.hasDecorator('mcpUpstreams') ? fastify.mcpUpstreams : new Map()
+    const upstreams = fastify.mcpUpstreams
     for (const [name, upstream] of upstreams) {
       jobs.push(check(`upstream:${name}`, () => upstream.probe()))
     }

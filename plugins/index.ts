@@ -11,7 +11,7 @@ import mcpSessions, { type McpSessionsOptions } from './sessions.ts'
 import mcpHealth, { type McpHealthOptions } from './health.ts'
 import mcpMetrics, { type McpMetricsOptions } from './metrics.ts'
 import mcpTracing, { type McpTracingOptions } from './tracing.ts'
-import mcpShutdown from './shutdown.ts'
+import mcpCore from './core.ts'
 import mcpStreaming, { type McpStreamingOptions } from './streaming.ts'
 import mcpStore, { type McpStoreOptions } from './store.ts'
 import mcpInterceptors, { type McpInterceptorsOptions } from './interceptors.ts'
@@ -90,6 +90,7 @@ async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions)
   const storeOptions: McpStoreOptions = store?.type === 'redis' && store.retention === undefined && retention !== undefined
     ? { ...store, retention }
     : store ?? { type: 'memory' }
+  await fastify.register(mcpCore)
   await fastify.register(mcpStore, storeOptions)
   const stores = fastify.mcpStores
   await fastify.register(mcpSessions, { ...sessionOptions, store: sessionOptions.store ?? stores.sessions })
@@ -123,7 +124,6 @@ async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions)
     }
   }
   if (websocket !== undefined && websocket !== false) await fastify.register(mcpWebSocket, websocket === true ? {} : websocket)
-  await fastify.register(mcpShutdown)
   if (health !== false) await fastify.register(mcpHealth, health ?? {})
   if (metrics !== false) await fastify.register(mcpMetrics, metrics ?? {})
   if (tracing !== undefined && tracing !== false) await fastify.register(mcpTracing, tracing === true ? {} : tracing)

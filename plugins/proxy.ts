@@ -18,8 +18,6 @@ import { originChecker, type OriginPolicy } from '../lib/origin.ts'
 import { createUpstream, type UpstreamConfig, type UpstreamOptions } from '../lib/upstream/create.ts'
 import { checkTimeouts, checkUpstreamOptions } from '../lib/upstream/options.ts'
 import type { CheckedTimeouts } from '../lib/deadline.ts'
-import type { Principal } from '../lib/auth/principal.ts'
-import type { Upstream } from '../lib/upstream/types.ts'
 
 export interface McpProxyOptions {
   /**
@@ -92,20 +90,6 @@ export interface McpEndpoint {
 }
 
 declare module 'fastify' {
-  interface FastifyInstance {
-    /** Every upstream an MCP endpoint of this server proxies to, by name. */
-    mcpUpstreams: Map<string, Upstream>
-    /** Every MCP endpoint of this server, by upstream name. */
-    mcpEndpoints: Map<string, McpEndpoint>
-    /** Watchers of MCP traffic (metrics, tracing): push one to be told about every message. */
-    mcpObservers: ExchangeObserver[]
-  }
-  interface FastifyRequest {
-    /** The JSON-RPC messages of a POST body, parsed once; null for GET and DELETE. */
-    mcpMessages: JsonRpcMessage[] | null
-    /** Who is calling, set by the auth plugin; null when inbound auth is off. */
-    mcpPrincipal: Principal | null
-  }
   interface FastifyContextConfig {
     /** Set on MCP endpoint routes: which upstream the route serves. */
     mcp?: {
@@ -243,7 +227,6 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
   const upstream = createUpstream(checked.upstream, fastify.log)
   // Resumable streams when the streaming plugin is registered; plain relaying otherwise.
   const streaming = fastify.hasDecorator('mcpStreams') ? fastify.mcpStreams : undefined
-  if (!fastify.hasDecorator('mcpObservers')) fastify.decorate('mcpObservers', [])
   const forwarder = new Forwarder({
     upstream,
     sessions: fastify.mcpSessions,
@@ -255,10 +238,6 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
   const originAllowed = originChecker(checked.allowedOrigins)
   const upstreamName = checked.upstream.name
 
-  if (!fastify.hasRequestDecorator('mcpMessages')) fastify.decorateRequest('mcpMessages', null)
-  if (!fastify.hasRequestDecorator('mcpPrincipal')) fastify.decorateRequest('mcpPrincipal', null)
-  if (!fastify.hasDecorator('mcpUpstreams')) fastify.decorate('mcpUpstreams', new Map())
-  if (!fastify.hasDecorator('mcpEndpoints')) fastify.decorate('mcpEndpoints', new Map())
   if (fastify.mcpUpstreams.has(upstreamName)) throw invalid('upstream.name', `"${upstreamName}" is already registered`)
   fastify.mcpUpstreams.set(upstreamName, upstream)
   // However a session ends (DELETE, expiry, upstream gone), free its streams and log here.
@@ -270,7 +249,7 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
     }
   })
 
-  // Open SSE responses, ended in preClose: an open stream would otherwise keep close() waiting.
+  // Open SSE responses, ended at close (the `end` phase): an open stream would keep close() waiting.
   const streams = new Set<Readable>()
   /** POSTs in flight per session. */
   const inFlight = new Map<string, number>()
@@ -419,7 +398,7 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
     })
   })
 
-  fastify.addHook('preClose', async () => {
+  fastify.mcpShutdown.add('end', `unlogged streams of ${upstreamName}`, async () => {
     for (const stream of streams) stream.destroy()
   })
   const heartbeat = new Heartbeat(fastify.mcpSessions, upstream, checked.heartbeat, fastify.log)

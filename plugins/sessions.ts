@@ -82,4 +82,4 @@ async function mcpSessions (fastify: FastifyInstance, options: McpSessionsOption
   })
 }
 
-export default fp(mcpSessions, { name: 'mcp-gateway-sessions', fastify: '5.x' })
+export default fp(mcpSessions, { name: 'mcp-gateway-sessions', fastify: '5.x', dependencies: ['mcp-gateway-core'] })

@@ -109,11 +109,11 @@ async function mcpStreaming (fastify: FastifyInstance, options: McpStreamingOpti
   }
   // Answers on their way finish first (up to the deadline); then every stream ends with a retry
   // hint, so clients resume after a restart or on another instance.
-  fastify.addHook('preClose', async () => {
+  fastify.mcpShutdown.add('drain', 'answers on their way (streaming)', async () => {
     const drained = await hub.drain(checked.drainTimeoutMs)
     if (!drained) fastify.log.warn({ drainTimeoutMs: checked.drainTimeoutMs }, 'closing streams with answers still on their way')
-    await hub.closeAll()
   })
+  fastify.mcpShutdown.add('end', 'logged streams', async () => { await hub.closeAll() })
   if (checked.store === undefined) fastify.addHook('onClose', async () => { await store.close() })
 }
 

@@ -54,8 +54,9 @@ async function mcpWebSocket (fastify: FastifyInstance, options: McpWebSocketOpti
     bySession.get(record.id)?.sessionEnded(reason)
   }, { first: true })
 
-  // Registered before @fastify/websocket's own: in-flight calls are answered, then 1001.
-  fastify.addHook('preClose', async () => {
+  // Run by the core plugin's preClose hook, before @fastify/websocket's own: in-flight calls are
+  // answered, then 1001.
+  fastify.mcpShutdown.add('drain', 'WebSocket calls', async () => {
     await Promise.all([...connections.values()].map(async (connection) => await connection.drain(drainTimeoutMs)))
   })
 

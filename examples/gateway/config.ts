@@ -49,12 +49,12 @@ export interface GatewayConfig extends Omit<McpGatewayOptions, 'store'> {
   store?: StoreConfig
   /**
    * The CLI's whole shutdown budget, from the signal to the exit: new requests refused, answers on
-   * their way drained (`streaming.drainTimeoutMs`, then `websocket.drainTimeoutMs`), leases
+   * their way drained (`streaming.drainTimeoutMs` and `websocket.drainTimeoutMs`, together), leases
    * released and streams ended with `retry:` (`SHUTDOWN_MARGINS.streamsMs`), then upstreams and
    * children closed (`SHUTDOWN_MARGINS.closeMs`; a stdio child still running then is SIGKILLed,
    * whatever its `killGraceMs`). Past it the process is killed with exit code 1. A value too short
    * for the drains is refused. Fastify's `pluginTimeout` is raised to fit it.
-   * @default the drains + 2000 ms + 3000 ms (15 s with the default 10 s drain)
+   * @default the longest drain + 2000 ms + 3000 ms (15 s with the default 10 s drains)
    */
   shutdownTimeoutMs?: number
 }
@@ -89,18 +89,19 @@ function drainOf (at: string, section: unknown): number {
 }
 
 /**
- * One shutdown budget for a checked config: the drains run one after the other (each plugin's
- * `preClose` hook), then the margins; `shutdownTimeoutMs`, when given, must hold them.
+ * One shutdown budget for a checked config: the drains run together (the `drain` phase of the
+ * core plugin's `ShutdownSequence`), then the margins; `shutdownTimeoutMs`, when given, must hold
+ * them.
  */
 export function shutdownPlan (config: GatewayConfig): ShutdownPlan {
   const streaming = config.streaming === false ? 0 : drainOf('streaming', config.streaming)
   const websocket = config.websocket === undefined || config.websocket === false ? 0 : drainOf('websocket', config.websocket)
-  const needed = streaming + websocket + SHUTDOWN_MARGINS.streamsMs
+  const needed = Math.max(streaming, websocket) + SHUTDOWN_MARGINS.streamsMs
   const derived = needed + SHUTDOWN_MARGINS.closeMs
   const forcedExitMs = optionalInteger('shutdownTimeoutMs', config.shutdownTimeoutMs, 1, derived)
   // A second at least to close stores and children after the streams have ended.
   if (forcedExitMs < needed + 1000) {
-    throw invalid('shutdownTimeoutMs', `${forcedExitMs} ms cannot hold the drains (streaming ${streaming} ms + websocket ${websocket} ms) and ${SHUTDOWN_MARGINS.streamsMs + 1000} ms to end streams and close: give at least ${needed + 1000}, or lower the drainTimeoutMs options`)
+    throw invalid('shutdownTimeoutMs', `${forcedExitMs} ms cannot hold the drains (streaming ${streaming} ms and websocket ${websocket} ms, run together) and ${SHUTDOWN_MARGINS.streamsMs + 1000} ms to end streams and close: give at least ${needed + 1000}, or lower the drainTimeoutMs options`)
   }
   return {
     forcedExitMs,

@@ -307,12 +307,23 @@ export class StreamHub {
     await this.store.deleteSession(sessionId)
   }
 
-  /** POSTs sent upstream whose answer has not yet started (it may become a stream). */
-  exchanges = 0
+  /** Work whose answer has not yet started (a POST sent upstream: it may become a stream). */
+  private readonly tracked = new Set<Promise<unknown>>()
+
+  /**
+   * Shutdown's drain waits for `work` as for a stream still answering: an answer that turns into
+   * a stream after the drain began must not be cut. Returns `work`.
+   */
+  track<T> (work: Promise<T>): Promise<T> {
+    this.tracked.add(work)
+    const forget = (): void => { this.tracked.delete(work) }
+    work.then(forget, forget)
+    return work
+  }
 
   /** Whether some POST answer is still on its way (shutdown waits for those). */
   get answering (): boolean {
-    if (this.exchanges > 0) return true
+    if (this.tracked.size > 0) return true
     for (const streams of this.sessions.values()) {
       for (const post of streams.posts.values()) if (!post.done) return true
     }

@@ -50,7 +50,7 @@ t.test('an explicit drainTimeoutMs that does not fit the host\'s pluginTimeout i
   t.pass('accepted with a pluginTimeout that holds it')
 })
 
-t.test('with WebSocket on, close() during a 14 s call over a socket also resolves inside the pluginTimeout', async (t) => {
+t.test('with WebSocket on, close() during 14 s calls over a socket and over HTTP resolves inside the pluginTimeout', async (t) => {
   const up = await upstream(t)
   const app = Fastify({ logger: false })
   await app.register(mcpGateway, { upstream: up.url, websocket: true })
@@ -64,13 +64,22 @@ t.test('with WebSocket on, close() during a 14 s call over a socket also resolve
   await eventually(() => frames.some((frame) => frame.id === 1))
   socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }))
   socket.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'wait', arguments: { ms: 14_000 } } }))
-  await eventually(() => up.record.requests.some((r) => JSON.stringify(r.body ?? '').includes('"wait"')))
+  // And a call over Streamable HTTP: both drains (8 s each in a plain Fastify()) run together.
+  const sessionId = await openSession(`${address}/mcp`)
+  const post = await fetch(`${address}/mcp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'wait', arguments: { ms: 14_000 } } })
+  })
+  const postBody = post.text()
+  await eventually(() => up.record.requests.filter((r) => JSON.stringify(r.body ?? '').includes('"wait"')).length === 2)
   const started = Date.now()
   const closed = await app.close().then(() => undefined, (err: unknown) => err as Error & { code?: string })
   const took = Date.now() - started
   t.equal(closed?.code, undefined, `close() resolved (${closed?.message ?? 'no error'})`)
-  t.ok(took < 12_000, `each drain inside the host's 10 s pluginTimeout (${took} ms)`)
+  t.ok(took < 12_000, `the drains ran together, inside the host's 10 s pluginTimeout (${took} ms; one after the other: 16 s)`)
   t.equal(await closedWith, 1001, 'the socket closed as going away')
+  t.match(await postBody, /retry: \d+\n\n$/, 'the HTTP stream ended with a retry hint')
 })
 
 t.test('an explicit websocket.drainTimeoutMs that does not fit the host\'s pluginTimeout is refused', async (t) => {

@@ -3,6 +3,7 @@ import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import mcpProxy from '../../plugins/proxy.ts'
 import mcpSessions from '../../plugins/sessions.ts'
+import mcpCore from '../../plugins/core.ts'
 import mcpGateway from '../../plugins/index.ts'
 import { gateway, upstream } from '../helpers/peers.ts'
 import { ACCEPT_BOTH, initializeBody, openSession, postHeaders } from '../helpers/http.ts'
@@ -223,15 +224,20 @@ t.test('options are checked at registration and name the bad option', async (t) 
   await app.close()
 })
 
-t.test('the proxy plugin needs the sessions plugin, and works with it alone', async (t) => {
+t.test('the proxy plugin needs the sessions plugin, which needs core, and works with them alone', async (t) => {
   const lone = Fastify()
   lone.register(mcpProxy, { upstream: 'http://127.0.0.1:9/mcp' })
   await t.rejects(async () => { await lone.ready() }, /mcp-gateway-sessions/)
   await lone.close()
+  const noCore = Fastify()
+  noCore.register(mcpSessions)
+  await t.rejects(async () => { await noCore.ready() }, /mcp-gateway-core/)
+  await noCore.close()
 
   const up = await upstream(t)
   const app = Fastify()
   t.teardown(() => app.close())
+  await app.register(mcpCore)
   await app.register(mcpSessions)
   await app.register(mcpProxy, { upstream: up.url, path: '/tools', allowedOrigins: ['https://app.example', 'loopback'] })
   const address = await app.listen({ port: 0, host: '127.0.0.1' })

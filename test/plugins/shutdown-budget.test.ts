@@ -7,7 +7,8 @@ const upstream = 'http://127.0.0.1:9/mcp'
 t.test('derived from the drains: the forced exit comes after drain + ending streams + closing', async (t) => {
   t.same(shutdownPlan({ upstream }), { forcedExitMs: 15_000, killChildrenAtMs: 14_000, pluginTimeoutMs: 15_000 })
   t.same(shutdownPlan({ upstream, streaming: { drainTimeoutMs: 1000 } }), { forcedExitMs: 6000, killChildrenAtMs: 5000, pluginTimeoutMs: 10_000 })
-  t.equal(shutdownPlan({ upstream, websocket: true }).forcedExitMs, 25_000, 'the WebSocket drain runs after the streams\' one')
+  t.equal(shutdownPlan({ upstream, websocket: true }).forcedExitMs, 15_000, 'the WebSocket drain runs beside the streams\' one')
+  t.equal(shutdownPlan({ upstream, streaming: { drainTimeoutMs: 1000 }, websocket: { drainTimeoutMs: 4000 } }).forcedExitMs, 9000, 'the longest drain counts')
   t.equal(shutdownPlan({ upstream, streaming: false }).forcedExitMs, 5000)
   t.equal(shutdownPlan({ upstream, shutdownTimeoutMs: 30_000 }).forcedExitMs, 30_000)
 })
