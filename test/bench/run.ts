@@ -7,9 +7,12 @@
  * Then the stream benchmarks (replay of 10,000 events, memory per idle SSE stream).
  *
  * Options (env): BENCH_ROUNDS (default 5), BENCH_REQUESTS (per round and concurrency, default 2000),
- * BENCH_ONLY (`calls`, `streams`, `stdio`, `ws` or `input`: input bounds, in process, see input-bounds.ts).
+ * BENCH_ONLY (`calls`, `streams`, `stdio`, `ws` or `input`: input bounds, in process, see input-bounds.ts),
+ * BENCH_CORES: `own` (default: no pinning, each server may get a core of its own) or `shared`, the
+ * arrangement of ../shared/bench: the load generator on core 0, the upstream and the proxy under
+ * test together on core 1, so a proxy's CPU comes out of the upstream's throughput.
  */
-import { fork, type ChildProcess } from 'node:child_process'
+import { execFileSync, fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { McpLoadClient, median, type LoadResult } from './load.ts'
@@ -25,6 +28,8 @@ const SERVERS = fileURLToPath(new URL('./servers.js', import.meta.url))
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2000)
 const CONCURRENCIES = [1, 32]
+const SHARED_CORES = process.env.BENCH_CORES === 'shared'
+if (SHARED_CORES) execFileSync('taskset', ['-a', '-cp', '0', String(process.pid)], { stdio: 'ignore' })
 
 interface Server {
   child: ChildProcess
@@ -33,6 +38,8 @@ interface Server {
 
 async function startServer (kind: string, target?: string): Promise<Server> {
   const child = fork(SERVERS, target === undefined ? [kind] : [kind, target], { stdio: 'inherit' })
+  // Every thread of it, before it serves: the upstream and the proxies share core 1.
+  if (SHARED_CORES && child.pid !== undefined) execFileSync('taskset', ['-a', '-cp', '1', String(child.pid)], { stdio: 'ignore' })
   const [message] = await once(child, 'message') as [{ url: string }]
   return { child, url: message.url }
 }
@@ -46,17 +53,20 @@ async function cpuOf (server: Server): Promise<number> {
 interface Sample extends LoadResult {
   /** CPU microseconds the measured process spent per call. */
   cpuPerCall: number
+  /** CPU microseconds the upstream spent per call (behind this target). */
+  upstreamCpuPerCall: number
 }
 
-async function measure (target: string, cpuProcess: Server, concurrency: number): Promise<Sample> {
+async function measure (target: string, cpuProcess: Server, upstream: Server, concurrency: number): Promise<Sample> {
   const client = new McpLoadClient(target, concurrency)
   await client.initialize()
   await client.run(200, concurrency)
-  const before = await cpuOf(cpuProcess)
+  const [before, upstreamBefore] = [await cpuOf(cpuProcess), await cpuOf(upstream)]
   const result = await client.run(REQUESTS, concurrency)
-  const after = await cpuOf(cpuProcess)
+  const [after, upstreamAfter] = [await cpuOf(cpuProcess), await cpuOf(upstream)]
   await client.close()
-  return { ...result, cpuPerCall: (after - before) / REQUESTS }
+  // Direct: the measured process is the upstream; its CPU is counted once, as the proxy's column.
+  return { ...result, cpuPerCall: (after - before) / REQUESTS, upstreamCpuPerCall: (upstreamAfter - upstreamBefore) / REQUESTS }
 }
 
 function fmt (value: number, digits = 2): string {
@@ -79,25 +89,27 @@ async function benchMode (mode: 'upstream' | 'upstream-json'): Promise<void> {
     { name: 'gateway-3-interceptors', url: intercepting.url, cpu: intercepting }
   ]
   const label = mode === 'upstream' ? 'upstream answers with SSE' : 'upstream answers with JSON'
-  process.stdout.write(`\n## tools/call, ${label} (${ROUNDS} interleaved rounds x ${REQUESTS} calls, medians)\n\n`)
+  const cores = SHARED_CORES ? 'load on core 0, upstream and proxy sharing core 1' : 'no core pinning'
+  process.stdout.write(`\n## tools/call, ${label} (${ROUNDS} interleaved rounds x ${REQUESTS} calls, medians; ${cores})\n\n`)
   for (const concurrency of CONCURRENCIES) {
     const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]))
     for (let round = 0; round < ROUNDS; round++) {
       for (const target of targets) {
-        samples.get(target.name)?.push(await measure(target.url, target.cpu, concurrency))
+        samples.get(target.name)?.push(await measure(target.url, target.cpu, upstream, concurrency))
       }
     }
     const stat = (name: string, key: keyof Sample): number => median((samples.get(name) ?? []).map((s) => s[key]))
     process.stdout.write(`concurrency ${concurrency}\n`)
-    process.stdout.write('| target | calls/s | p50 ms | p99 ms | CPU µs/call (that process) | errors |\n|---|---|---|---|---|---|\n')
+    process.stdout.write('| target | calls/s | p50 ms | p99 ms | CPU µs/call (that process) | upstream CPU µs/call | errors |\n|---|---|---|---|---|---|---|\n')
     for (const target of targets) {
       const errors = (samples.get(target.name) ?? []).reduce((sum, s) => sum + s.errors, 0)
-      process.stdout.write(`| ${target.name} | ${fmt(stat(target.name, 'throughput'), 0)} | ${fmt(stat(target.name, 'p50'))} | ${fmt(stat(target.name, 'p99'))} | ${fmt(stat(target.name, 'cpuPerCall'), 0)} | ${errors} |\n`)
+      process.stdout.write(`| ${target.name} | ${fmt(stat(target.name, 'throughput'), 0)} | ${fmt(stat(target.name, 'p50'))} | ${fmt(stat(target.name, 'p99'))} | ${fmt(stat(target.name, 'cpuPerCall'), 0)} | ${fmt(stat(target.name, 'upstreamCpuPerCall'), 0)} | ${errors} |\n`)
     }
     const gw = stat('gateway', 'throughput')
     process.stdout.write(`ratios: gateway/http-proxy throughput ${fmt(gw / stat('http-proxy', 'throughput'))}x, ` +
       `gateway/direct throughput ${fmt(gw / stat('direct', 'throughput'))}x, ` +
       `gateway/http-proxy CPU per call ${fmt(stat('gateway', 'cpuPerCall') / stat('http-proxy', 'cpuPerCall'))}x, ` +
+      `upstream CPU per call behind gateway/behind http-proxy ${fmt(stat('gateway', 'upstreamCpuPerCall') / stat('http-proxy', 'upstreamCpuPerCall'))}x, ` +
       `gateway p50 added over direct ${fmt(stat('gateway', 'p50') - stat('direct', 'p50'), 3)} ms, ` +
       `metrics cost ${fmt(stat('gateway', 'cpuPerCall') - stat('gateway-no-metrics', 'cpuPerCall'), 0)} µs CPU per call\n`)
     process.stdout.write(`Three trivial interceptors vs none: throughput ${fmt(stat('gateway-3-interceptors', 'throughput') / gw)}x, ` +
