@@ -15,6 +15,7 @@ import { BodyTooLargeError, drain, readBounded } from './relay/body.ts'
 import { upstreamRequestHeaders } from './relay/headers.ts'
 import { relaySse } from './relay/sse-relay.ts'
 import { dropUnasked, unansweredIds } from './relay/messages.ts'
+import { PendingRequests, type DropReason } from './relay/pending.ts'
 import type { SessionEndReason, SessionManager } from './session/manager.ts'
 import type { SessionRecord } from './session/store.ts'
 import type { Upstream, UpstreamHttpResponse } from './upstream/types.ts'
@@ -172,6 +173,8 @@ export class Forwarder {
   private readonly timeouts: CheckedTimeouts | undefined
   /** Tells the observers about a message from the upstream (undefined-free: checks the list). */
   private readonly observeUpstream: (message: JsonRpcMessage) => void
+  /** Tells the observers about a response dropped (a stray, a duplicate, a cancelled one's). */
+  private readonly onDrop: (reason: DropReason) => void
 
   constructor (options: ForwarderOptions) {
     this.upstream = options.upstream
@@ -182,6 +185,9 @@ export class Forwarder {
     const name = options.upstream.name
     this.observeUpstream = (message) => {
       for (const observer of observers) observer.message?.('upstream_to_client', message, name)
+    }
+    this.onDrop = (reason) => {
+      for (const observer of observers) observer.dropped?.(name, reason)
     }
     this.resumable = options.streams === undefined
       ? undefined
@@ -230,7 +236,7 @@ export class Forwarder {
         body = { messages, batch: body.batch, raw: Buffer.from(JSON.stringify(body.batch ? messages : messages[0])) }
       }
     }
-    const pending = new Set<JsonRpcId>()
+    const pending = new PendingRequests(undefined, this.onDrop)
     for (const message of body.messages) {
       if (isRequest(message)) {
         pending.add(message.id)
@@ -360,7 +366,7 @@ export class Forwarder {
     body: ParsedBody,
     res: UpstreamHttpResponse,
     session: SessionRecord | undefined,
-    pending: Set<JsonRpcId>,
+    pending: PendingRequests,
     settle: () => void,
     finished: (() => void) | undefined,
     local: JsonRpcMessage[],

@@ -5,6 +5,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import type { JsonRpcMessage } from './jsonrpc.ts'
+import type { DropReason } from './relay/pending.ts'
 
 export type Direction = 'client_to_upstream' | 'upstream_to_client'
 
@@ -37,6 +38,11 @@ export interface ExchangeObserver {
   upstreamRequest? (upstream: string, method: string, seconds: number, outcome: number | string): void
   /** The gateway answered a request with an error (`code` from the error table, or the status). */
   refused? (upstream: string, code: string, status: number): void
+  /**
+   * The upstream sent a response the gateway did not pass on: to no request of the exchange
+   * (`stray`), a second one (`duplicate`), or one to a request the client cancelled (`cancelled`).
+   */
+  dropped? (upstream: string, reason: DropReason): void
   /** A POST forwarded, by the client's protocol era and the upstream's (`unknown` until found). */
   era? (upstream: string, clientEra: '2025' | '2026', upstreamEra: '2025' | '2026' | 'unknown'): void
 }

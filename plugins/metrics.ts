@@ -185,6 +185,7 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
   })
   const refused = new client.Counter({ name: 'mcp_gateway_refused_total', help: 'Requests the gateway answered with an error, by error code and HTTP status', labelNames: ['upstream', 'code', 'status'], registers })
   const upstreamErrors = new client.Counter({ name: 'mcp_gateway_upstream_errors_total', help: 'Upstream requests that failed, by kind', labelNames: ['upstream', 'kind'], registers })
+  const dropped = new client.Counter({ name: 'mcp_gateway_upstream_responses_dropped_total', help: 'Upstream responses not passed to the client, by reason: to no request of the exchange (stray), a second answer (duplicate), an answer to a request the client cancelled (cancelled)', labelNames: ['upstream', 'reason'], registers })
   const eras = new client.Counter({ name: 'mcp_gateway_requests_by_era_total', help: 'POSTs forwarded, by the client\'s protocol era and the upstream\'s', labelNames: ['upstream', 'client_era', 'upstream_era'], registers })
   const eraChildren = new Map<string, { inc: () => void }>()
   const tools = new Set(checked.toolNames)
@@ -226,6 +227,9 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
         eraChildren.set(key, child)
       }
       child.inc()
+    },
+    dropped (upstream, reason) {
+      dropped.inc({ upstream, reason })
     },
     refused (upstream, code, status) {
       refused.inc({ upstream, code, status: String(status) })

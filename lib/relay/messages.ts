@@ -1,5 +1,6 @@
 import { messageKind, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
 import type { FilterGate } from '../interceptors/apply.ts'
+import type { PendingRequests } from './pending.ts'
 
 /**
  * Checks one SSE event's data from an upstream: JSON, and a JSON-RPC message (or a batch of them
@@ -7,29 +8,37 @@ import type { FilterGate } from '../interceptors/apply.ts'
  * Returns false for data a client must not get: not JSON-RPC, or (on a stream that answers known
  * requests) a response to no request still pending there: a stray or a duplicate.
  */
-export function acceptEventData (data: string, pending: Set<JsonRpcId> | undefined, onMessage: ((message: JsonRpcMessage) => void) | undefined): boolean {
+export function acceptEventData (data: string, pending: PendingRequests | undefined, onMessage: ((message: JsonRpcMessage) => void) | undefined): boolean {
   const parsed = parseEventData(data)
   if (parsed === undefined || (pending !== undefined && hasStray(parsed.messages, pending))) return false
   noteMessages(parsed.messages, pending, onMessage)
   return true
 }
 
-/** Whether a response among `messages` answers no request in `pending`. */
-export function hasStray (messages: readonly JsonRpcMessage[], pending: Set<JsonRpcId>): boolean {
+/**
+ * Whether a response among `messages` answers no request in `pending` (the event holding them is
+ * dropped; each such response is counted by `pending`).
+ */
+export function hasStray (messages: readonly JsonRpcMessage[], pending: PendingRequests): boolean {
+  let stray = false
   for (const message of messages) {
     if ('method' in message) continue
     // An error with a null id (the upstream could not read the request) cannot be matched: let it be.
     const id = (message as { id: JsonRpcId | null }).id
-    if (id !== null && !pending.has(id)) return true
+    if (id !== null && !pending.has(id)) {
+      pending.drop(id)
+      stray = true
+    }
   }
-  return false
+  return stray
 }
 
 /**
  * A whole JSON answer to one POST, cleaned: responses to no request of that POST (strays) and
- * second answers to one (duplicates) are dropped, in order. `asked` is not changed.
+ * second answers to one (duplicates) are dropped, in order, and counted by `asked`, whose open
+ * ids are not changed.
  */
-export function dropUnasked (messages: JsonRpcMessage[], asked: ReadonlySet<JsonRpcId>): { messages: JsonRpcMessage[], changed: boolean } {
+export function dropUnasked (messages: JsonRpcMessage[], asked: PendingRequests): { messages: JsonRpcMessage[], changed: boolean } {
   let answered: Set<JsonRpcId> | undefined
   let out: JsonRpcMessage[] | undefined
   for (let i = 0; i < messages.length; i++) {
@@ -40,6 +49,8 @@ export function dropUnasked (messages: JsonRpcMessage[], asked: ReadonlySet<Json
     if (!keep) {
       answered ??= new Set()
       keep = asked.has(id as JsonRpcId) && !answered.has(id as JsonRpcId)
+      if (!keep && answered.has(id as JsonRpcId)) asked.onDrop?.('duplicate')
+      else if (!keep) asked.drop(id as JsonRpcId)
       answered.add(id as JsonRpcId)
     }
     if (keep) out?.push(message)
@@ -73,7 +84,7 @@ export function parseEventData (data: string): { messages: JsonRpcMessage[], bat
 }
 
 /** What `acceptEventData` does after parsing: answers leave `pending`, `onMessage` sees each. */
-export function noteMessages (messages: readonly JsonRpcMessage[], pending: Set<JsonRpcId> | undefined, onMessage: ((message: JsonRpcMessage) => void) | undefined): void {
+export function noteMessages (messages: readonly JsonRpcMessage[], pending: PendingRequests | undefined, onMessage: ((message: JsonRpcMessage) => void) | undefined): void {
   for (const message of messages) {
     const kind = messageKind(message)
     if ((kind === 'response' || kind === 'error') && pending !== undefined) pending.delete((message as { id: JsonRpcId }).id)
@@ -88,7 +99,7 @@ export function noteMessages (messages: readonly JsonRpcMessage[], pending: Set<
  */
 export function takeEventData (
   data: string,
-  pending: Set<JsonRpcId> | undefined,
+  pending: PendingRequests | undefined,
   onMessage: ((message: JsonRpcMessage) => void) | undefined,
   gate: FilterGate | undefined,
   emit: (data: string | undefined) => void

@@ -7,6 +7,7 @@
  * resumption point (an event id), the client gets a JSON-RPC error for each request still
  * unanswered on this stream instead of waiting forever.
  */
+import type { PendingRequests } from './pending.ts'
 import { Readable } from 'node:stream'
 import { errorResponse, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
 import { FilterGate, type MessageFilter } from '../interceptors/apply.ts'
@@ -19,7 +20,7 @@ export interface SseRelayOptions {
   /** The upstream response body. */
   source: Readable
   /** Ids of the requests this stream must answer; emptied as responses pass. */
-  pending?: Set<JsonRpcId>
+  pending?: PendingRequests
   /** Sees each valid message before it is written. */
   onMessage?: (message: JsonRpcMessage) => void
   /**

@@ -277,7 +277,7 @@ export class StreamHub {
     const streams = this.sessions.get(sessionId)
     if (streams === undefined) return
     for (const post of streams.posts.values()) {
-      if (post.pending?.delete(requestId) === true && post.pending.size === 0) post.stopUpstream?.()
+      if (post.pending?.cancel(requestId) === true && post.pending.size === 0) post.stopUpstream?.()
     }
   }
 

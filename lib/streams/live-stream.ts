@@ -7,6 +7,7 @@ import type { MessageFilter } from '../interceptors/apply.ts'
 import type { EventStore, StoredEvent, StreamStatus } from '../events/store.ts'
 import type { JsonRpcId } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
+import type { PendingRequests } from '../relay/pending.ts'
 import type { ClientWriter } from './client-writer.ts'
 
 export interface LiveStreamContext {
@@ -41,7 +42,7 @@ export class LiveStream {
   /** No more events will come (a POST stream whose answer was logged, or a closed session). */
   done = false
   /** Requests this stream still has to answer (POST streams). */
-  pending: Set<JsonRpcId> | undefined = undefined
+  pending: PendingRequests | undefined = undefined
   /** Stops reading the upstream (client cancelled every request, session ended, shutdown). */
   stopUpstream: (() => void) | undefined = undefined
   /**

@@ -2,6 +2,7 @@
  * Reads an upstream SSE body into a logged stream: each valid JSON-RPC event is published (logged,
  * then written to the attached client). Never pauses for a slow client: the log absorbs it.
  */
+import type { PendingRequests } from '../relay/pending.ts'
 import type { Readable } from 'node:stream'
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
@@ -13,7 +14,7 @@ import type { LiveStream } from './live-stream.ts'
 export interface PumpOptions {
   source: Readable
   stream: LiveStream
-  pending?: Set<JsonRpcId>
+  pending?: PendingRequests
   onMessage?: (message: JsonRpcMessage) => void
   log: Logger
   maxLineLength?: number

@@ -10,6 +10,7 @@ import type { Logger } from '../logger.ts'
 import { HEADER } from '../protocol.ts'
 import { drain } from '../relay/body.ts'
 import { acceptEventData } from '../relay/messages.ts'
+import { PendingRequests } from '../relay/pending.ts'
 import type { SessionRecord } from '../session/store.ts'
 import type { Upstream, UpstreamHttpResponse } from '../upstream/types.ts'
 import type { Sink } from './client-writer.ts'
@@ -43,7 +44,7 @@ export interface PostStreamOptions {
   source: UpstreamHttpResponse['body']
   status: number
   headers: Record<string, string>
-  pending: Set<JsonRpcId>
+  pending: PendingRequests
   onMessage: ((message: JsonRpcMessage) => void) | undefined
   open: OpenStream
   /** The client left before holding any resume point: cancel its requests upstream. */
@@ -110,7 +111,7 @@ export class ResumableStreams {
    * After the upstream stream ended or broke: while requests are unanswered, resume it upstream
    * from its last event id; what stays unanswered gets an error; then the stream is complete.
    */
-  private async completePost (stream: LiveStream, session: SessionRecord, pending: Set<JsonRpcId>, onMessage: PostStreamOptions['onMessage'], log: Logger, first: PumpResult): Promise<void> {
+  private async completePost (stream: LiveStream, session: SessionRecord, pending: PendingRequests, onMessage: PostStreamOptions['onMessage'], log: Logger, first: PumpResult): Promise<void> {
     let result = first
     let attempts = 0
     // A request that timed out is over: resuming its stream would only wait again.
@@ -155,7 +156,7 @@ export class ResumableStreams {
     const shared = this.hub.store.shared as SharedLog
     if (!await shared.claim(session.id, stream.id, this.hub.instanceId, this.hub.options.leaseMs)) return
     stream.own(status.lastSeq)
-    const pending = new Set<JsonRpcId>(status.pending)
+    const pending = new PendingRequests(status.pending)
     const logged = await this.hub.store.replay(session.id, stream.id, 0)
     if (logged.kind === 'events') for (const event of logged.events) acceptEventData(event.data, pending, undefined)
     stream.pending = pending

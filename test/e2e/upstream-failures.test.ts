@@ -234,3 +234,22 @@ t.test('an SSE answer that starts after its session was deleted ends at once and
   t.equal(after.status, 404, 'the session stays gone')
   await after.text()
 })
+
+t.test('dropped upstream responses are counted by reason, on every answer path', async (t) => {
+  const cases = [
+    { mode: 'sse-stray', streaming: undefined, expect: { stray: 1, duplicate: 1 } },
+    { mode: 'sse-stray', streaming: false, expect: { stray: 1, duplicate: 1 } },
+    { mode: 'json-stray', streaming: undefined, expect: { stray: 1 } },
+    { mode: 'json-duplicate', streaming: undefined, expect: { duplicate: 1 } }
+  ] as const
+  for (const { mode, streaming, expect } of cases) {
+    const bad = await badUpstream(t, mode)
+    const gw = await gateway(t, { upstream: { name: 'bad', url: bad.url }, ...(streaming === false ? { streaming } : {}) })
+    const sessionId = await openSession(gw.url)
+    const res = await fetch(gw.url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': sessionId }), body: call(5, 'echo', {}) })
+    await res.text()
+    const metrics = await (await fetch(gw.url.replace(/\/mcp$/, '/metrics'))).text()
+    const count = (reason: string): number => Number(new RegExp(`mcp_gateway_upstream_responses_dropped_total\\{upstream="bad",reason="${reason}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0)
+    t.same({ stray: count('stray'), duplicate: count('duplicate'), cancelled: count('cancelled') }, { stray: 0, duplicate: 0, cancelled: 0, ...expect }, `${mode}${streaming === false ? ', without the event log' : ''}`)
+  }
+})
