@@ -1,9 +1,13 @@
 /**
  * A Streamable HTTP upstream of either protocol era, as the gateway's exchange sees it. Requests
- * of the upstream's own era go as they are; a 2025 client's session with a 2026-07-28 upstream
- * goes through the era bridge (a channel upstream of `ModernChannel`s, which gives the client what
- * the new revision dropped), and a 2026 client's request to a 2025-era upstream through the
- * `LegacyBridge` (which holds upstream sessions on its behalf).
+ * of the upstream's own era go as they are; the era bridges, named for which way they go, do the
+ * rest:
+ * - a 2025 client's session with a 2026-07-28 upstream: a channel upstream of
+ *   `ModernUpstreamForLegacyClient` channels (modern-upstream-for-legacy-clients.ts), one per
+ *   client session, which give the client what the new revision dropped;
+ * - a 2026 client's request to a 2025-era upstream: `LegacyUpstreamForModernClients`
+ *   (legacy-upstream-for-modern-clients.ts), which holds upstream sessions on the stateless
+ *   clients' behalf (legacy-upstream-sessions.ts).
  *
  * `protocol: 'auto'` asks the upstream once with `server/discover`: a result offering 2026-07-28
  * makes it modern; anything else (an error, a 4xx, silence past the probe timeout) makes it a
@@ -15,8 +19,8 @@ import { readBounded } from '../relay/body.ts'
 import { isRequest, type JsonRpcMessage } from '../jsonrpc.ts'
 import { HEADER, STATELESS_VERSION } from '../protocol.ts'
 import { ChannelUpstream } from './channel-upstream.ts'
-import { ModernChannel, modernRequest, readAnswer, type DiscoverResult } from './modern-channel.ts'
-import { LegacyBridge } from './legacy-bridge.ts'
+import { ModernUpstreamForLegacyClient, modernRequest, readAnswer, type DiscoverResult } from './modern-upstream-for-legacy-clients.ts'
+import { LegacyUpstreamForModernClients } from './legacy-upstream-for-modern-clients.ts'
 import type { StreamableHttpUpstream } from './streamable-http.ts'
 import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse } from './types.ts'
 import { GatewayErrors } from '../errors.ts'
@@ -51,7 +55,7 @@ export class DualEraUpstream implements Upstream {
   private readonly setting: ProtocolSetting
   private readonly bridge: ChannelUpstream
   /** Stateless (2026) clients of a 2025-era upstream. */
-  private readonly legacy: LegacyBridge
+  private readonly legacy: LegacyUpstreamForModernClients
   private readonly log: Logger
   private verdict: { era: Promise<ProtocolEra>, until: number } | undefined
   private discovered: { result: Promise<DiscoverResult>, until: number } | undefined
@@ -67,10 +71,10 @@ export class DualEraUpstream implements Upstream {
       // A bridged session costs the gateway a little memory and the upstream nothing.
       maxChannels: Number.MAX_SAFE_INTEGER,
       log,
-      open: async () => new ModernChannel(raw, async () => await this.discover(), log),
+      open: async () => new ModernUpstreamForLegacyClient(raw, async () => await this.discover(), log),
       probe: async () => await raw.probe()
     })
-    this.legacy = new LegacyBridge(raw, log)
+    this.legacy = new LegacyUpstreamForModernClients(raw, log)
   }
 
   /** The upstream's era, as configured or as found out. */

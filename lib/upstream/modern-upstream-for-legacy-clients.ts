@@ -105,7 +105,7 @@ interface Exchange {
   rounds: number
 }
 
-export class ModernChannel implements MessageChannel {
+export class ModernUpstreamForLegacyClient implements MessageChannel {
   onmessage: (message: JsonRpcMessage) => void = () => {}
   onclose: (reason: Error) => void = () => {}
   private readonly upstream: StreamableHttpUpstream

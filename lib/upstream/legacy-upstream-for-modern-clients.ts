@@ -22,49 +22,25 @@
  */
 import { randomUUID } from 'node:crypto'
 import { Readable } from 'node:stream'
-import { GatewayErrors } from '../errors.ts'
 import { errorResponse, isRequest, isResponse, parseMessages, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
-import { HEADER, STATELESS_VERSION } from '../protocol.ts'
+import { STATELESS_VERSION } from '../protocol.ts'
 import { drain } from '../relay/body.ts'
 import { encodeEvent } from '../sse/encode.ts'
 import { Answer } from './channel-upstream.ts'
-import { META, readAnswer } from './modern-channel.ts'
+import { META, readAnswer } from './modern-upstream-for-legacy-clients.ts'
+import { LegacyUpstreamSessions, type LegacySession } from './legacy-upstream-sessions.ts'
 import type { StreamableHttpUpstream } from './streamable-http.ts'
 import type { UpstreamHttpRequest, UpstreamHttpResponse } from './types.ts'
 
-const LEGACY_VERSION = '2025-11-25'
-/** Most upstream sessions held at once for one principal and capability set. */
-export const MAX_SESSIONS_PER_KEY = 32
-/** Most upstream sessions held at once for stateless clients, all keys and dedicated ones together. */
-export const MAX_BRIDGED_SESSIONS = 256
 /** Most resource URIs one `subscriptions/listen` may name (each is a round trip upstream). */
 const MAX_LISTEN_URIS = 256
 /** How long an upstream call waits for the client's retry after an `input_required`. */
 const RETRY_WAIT_MS = 300_000
-const GATEWAY_INFO = { name: 'fastify-mcp-gateway', version: '0.1.0' }
-/** An upstream session held for stateless clients and unused this long is ended. */
-const IDLE_MS = 600_000
-
-interface Pooled {
-  /** The pool it belongs to; undefined: dedicated to one request (auth off), ended after it. */
-  key: string | undefined
-  upstreamSessionId: string
-  protocolVersion: string
-  initialize: Record<string, unknown>
-  busy: boolean
-  /** The call this session is lent to: server-to-client requests go to it. */
-  call: Call | undefined
-  /** Listeners of a `subscriptions/listen` served from this session's GET stream. */
-  listeners: Set<(message: JsonRpcMessage) => void>
-  get: AbortController
-  gone: boolean
-  lastUsed: number
-}
 
 /** One upstream call, across the client's retries. */
 interface Call {
-  session: Pooled
+  session: LegacySession<Call>
   /** Whose call it is: only that principal's retry may continue it. */
   principal: string | undefined
   method: string
@@ -123,25 +99,15 @@ function capabilityKey (value: unknown): string {
   return parts.join(';')
 }
 
-export class LegacyBridge {
+export class LegacyUpstreamForModernClients {
   private readonly upstream: StreamableHttpUpstream
-  private readonly log: Logger
-  private readonly pool = new Map<string, Pooled[]>()
+  private readonly sessions: LegacyUpstreamSessions<Call>
+  /** Calls waiting for the client's retry after an `input_required`, by `requestState` token. */
   private readonly pending = new Map<string, Call>()
-  /** Upstream sessions held (pooled, dedicated, and being opened), against `MAX_BRIDGED_SESSIONS`. */
-  private held = 0
-  /** Sessions being opened per pool key, so concurrent checkouts cannot pass the per-key cap. */
-  private readonly opening = new Map<string, number>()
-  /** Sessions lent to one anonymous request each, so `close` ends them too. */
-  private readonly dedicated = new Set<Pooled>()
-
-  private readonly sweeper: NodeJS.Timeout
 
   constructor (upstream: StreamableHttpUpstream, log: Logger) {
     this.upstream = upstream
-    this.log = log
-    this.sweeper = setInterval(() => { this.sweep() }, 60_000)
-    this.sweeper.unref()
+    this.sessions = new LegacyUpstreamSessions(upstream, log, (call, message) => { this.fromUpstream(call, message) })
   }
 
   async request (req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
@@ -151,8 +117,8 @@ export class LegacyBridge {
     const meta = (message.params?._meta ?? {}) as Record<string, unknown>
     const key = req.principal === undefined ? undefined : `${req.principal}\u0000${capabilityKey(meta[META.clientCapabilities])}`
     if (message.method === 'server/discover') {
-      const session = await this.checkout(key, meta)
-      this.release(session)
+      const session = await this.sessions.checkout(key, meta)
+      this.sessions.release(session)
       return jsonResponse(200, { jsonrpc: '2.0', id: message.id, result: this.discoverResult(session) })
     }
     if (message.method === 'subscriptions/listen') return await this.listen(key, meta, message, req)
@@ -164,7 +130,7 @@ export class LegacyBridge {
     return await this.call(key, meta, message, req, 0)
   }
 
-  private discoverResult (session: Pooled): Record<string, unknown> {
+  private discoverResult (session: LegacySession<Call>): Record<string, unknown> {
     const init = session.initialize
     return {
       resultType: 'complete',
@@ -175,206 +141,26 @@ export class LegacyBridge {
     }
   }
 
-  private headers (session: Pooled): Record<string, string> {
-    return {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      [HEADER.sessionId]: session.upstreamSessionId,
-      [HEADER.protocolVersion]: session.protocolVersion
-    }
-  }
-
-  /**
-   * Lends an idle session of this key, opening one when none is free; with no key (auth off), a
-   * new session for this request alone. Caps are checked and places taken before any await.
-   */
-  private async checkout (key: string | undefined, meta: Record<string, unknown>): Promise<Pooled> {
-    const sessions = key === undefined ? undefined : this.pool.get(key)
-    const idle = sessions?.find((session) => !session.busy && !session.gone)
-    if (idle !== undefined) {
-      idle.busy = true
-      return idle
-    }
-    if (key !== undefined && (sessions?.length ?? 0) + (this.opening.get(key) ?? 0) >= MAX_SESSIONS_PER_KEY) {
-      throw new GatewayErrors.UPSTREAM_FULL(this.upstream.name, MAX_SESSIONS_PER_KEY)
-    }
-    if (this.held >= MAX_BRIDGED_SESSIONS && !this.evictIdle()) throw new GatewayErrors.UPSTREAM_FULL(this.upstream.name, MAX_BRIDGED_SESSIONS)
-    this.held++
-    if (key !== undefined) this.opening.set(key, (this.opening.get(key) ?? 0) + 1)
-    let session: Pooled
-    try {
-      session = await this.open(key, meta)
-    } catch (err) {
-      this.held--
-      throw err
-    } finally {
-      if (key !== undefined) {
-        const left = (this.opening.get(key) ?? 1) - 1
-        if (left === 0) this.opening.delete(key)
-        else this.opening.set(key, left)
-      }
-    }
-    session.busy = true
-    if (key === undefined) {
-      this.dedicated.add(session)
-    } else {
-      const pooled = this.pool.get(key)
-      if (pooled === undefined) this.pool.set(key, [session])
-      else pooled.push(session)
-    }
-    return session
-  }
-
-  /** Ends the least recently used idle pooled session, to make room; false when none is idle. */
-  private evictIdle (): boolean {
-    let oldest: Pooled | undefined
-    for (const sessions of this.pool.values()) {
-      for (const session of sessions) {
-        if (!session.busy && !session.gone && (oldest === undefined || session.lastUsed < oldest.lastUsed)) oldest = session
-      }
-    }
-    if (oldest === undefined) return false
-    this.end(oldest)
-    return true
-  }
-
-  private release (session: Pooled): void {
-    session.busy = false
-    session.call = undefined
-    session.lastUsed = Date.now()
-    // A session lent to one anonymous request holds that request's state: it ends with it.
-    if (session.key === undefined) this.end(session)
-  }
-
-  /** Forgets a session and ends it upstream (best effort). */
-  private end (session: Pooled): void {
-    if (session.gone) return
-    this.forget(session)
-    this.deleteUpstream(session)
-  }
-
-  private deleteUpstream (session: Pooled): void {
-    this.upstream.request({ method: 'DELETE', headers: this.headers(session) }).then((res) => drain(res.body), () => {})
-  }
-
-  private forget (session: Pooled): void {
-    if (session.gone) return
-    session.gone = true
-    this.held--
-    session.get.abort()
-    if (session.key === undefined) {
-      this.dedicated.delete(session)
-      return
-    }
-    const sessions = this.pool.get(session.key)
-    if (sessions === undefined) return
-    const left = sessions.filter((s) => s !== session)
-    // An empty list would stay for every key ever seen.
-    if (left.length === 0) this.pool.delete(session.key)
-    else this.pool.set(session.key, left)
-  }
-
-  /** Opens an upstream session with the client's capabilities, and its GET stream. */
-  private async open (key: string | undefined, meta: Record<string, unknown>): Promise<Pooled> {
-    const initialize = {
-      jsonrpc: '2.0',
-      id: 'gw-init',
-      method: 'initialize',
-      params: { protocolVersion: LEGACY_VERSION, capabilities: meta[META.clientCapabilities] ?? {}, clientInfo: meta[META.clientInfo] ?? GATEWAY_INFO }
-    }
-    const res = await this.upstream.request({ method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(initialize) })
-    const upstreamSessionId = res.headers[HEADER.sessionId]
-    let result: Record<string, unknown> | undefined
-    await readAnswer(res as never, (message) => { if ('result' in message) result = message.result })
-    if (res.status >= 300 || result === undefined || typeof upstreamSessionId !== 'string') {
-      throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, `initialize answered HTTP ${res.status}`)
-    }
-    const session: Pooled = {
-      key,
-      upstreamSessionId,
-      protocolVersion: typeof result.protocolVersion === 'string' ? result.protocolVersion : LEGACY_VERSION,
-      initialize: result,
-      busy: false,
-      call: undefined,
-      listeners: new Set(),
-      get: new AbortController(),
-      gone: false,
-      lastUsed: Date.now()
-    }
-    try {
-      const ack = await this.upstream.request({ method: 'POST', headers: this.headers(session), body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' })
-      drain(ack.body)
-      if (ack.status >= 300) throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, `notifications/initialized answered HTTP ${ack.status}`)
-    } catch (err) {
-      // The upstream holds a session nobody will use: end it there, not only here.
-      this.deleteUpstream(session)
-      throw err
-    }
-    void this.readGet(session)
-    return session
-  }
-
-  /**
-   * The session's server-to-client stream: its requests belong to the call it is lent to. Opened
-   * again when the upstream ends it, for as long as the session lives.
-   */
-  private async readGet (session: Pooled): Promise<void> {
-    let failures = 0
-    while (!session.gone) {
-      try {
-        const res = await this.upstream.request({ method: 'GET', headers: { ...this.headers(session), accept: 'text/event-stream' }, signal: session.get.signal, longLived: true })
-        if (res.status !== 200) {
-          // No GET stream (405) is a fine upstream: its requests come on the call's own stream. A
-          // 404 is taken the same way: servers without a GET route answer it too, and a session
-          // really gone shows on its next POST (404 there: a fresh session, once).
-          drain(res.body)
-          return
-        }
-        failures = 0
-        await readAnswer(res as never, (message) => {
-          if (session.call !== undefined && !session.call.done && isRequest(message)) this.fromUpstream(session.call, message)
-          else for (const listener of session.listeners) listener(message)
-        })
-      } catch (err) {
-        if (session.get.signal.aborted) return
-        this.log.debug({ upstream: this.upstream.name, err }, 'bridged session GET stream lost')
-      }
-      failures++
-      await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** failures, 5000)).unref())
-    }
-  }
-
-  /** Sessions idle past `IDLE_MS` are ended upstream: a stateless client does not say it is done. */
-  private sweep (): void {
-    const before = Date.now() - IDLE_MS
-    for (const sessions of [...this.pool.values()]) {
-      for (const session of sessions) {
-        if (session.busy || session.lastUsed >= before) continue
-        this.end(session)
-      }
-    }
-  }
-
   private async call (key: string | undefined, meta: Record<string, unknown>, message: JsonRpcRequest, req: UpstreamHttpRequest, attempt: number): Promise<UpstreamHttpResponse> {
-    const session = await this.checkout(key, meta)
+    const session = await this.sessions.checkout(key, meta)
     const abort = new AbortController()
     const call: Call = { session, principal: req.principal, method: message.method, upstreamId: message.id, answer: undefined, clientId: message.id, held: [], asked: new Map(), token: undefined, timer: undefined, done: false, abort }
     session.call = call
     let res: UpstreamHttpResponse
     try {
-      res = await this.upstream.request({ method: 'POST', headers: this.headers(session), body: JSON.stringify(message), signal: abort.signal })
+      res = await this.upstream.request({ method: 'POST', headers: this.sessions.headers(session), body: JSON.stringify(message), signal: abort.signal })
     } catch (err) {
-      this.release(session)
+      this.sessions.release(session)
       throw err
     }
     if (res.status === 404 && attempt === 0) {
       // The upstream forgot this session: a fresh one, once.
       drain(res.body)
-      this.forget(session)
+      this.sessions.forget(session)
       return await this.call(key, meta, message, req, 1)
     }
     if (res.status >= 300) {
-      this.release(session)
+      this.sessions.release(session)
       return res
     }
     const answered = this.attach(call, message.id, req)
@@ -452,7 +238,7 @@ export class LegacyBridge {
     }
     call.asked.clear()
     const answered = this.attach(call, message.id, req)
-    const res = await this.upstream.request({ method: 'POST', headers: this.headers(call.session), body: JSON.stringify(answers.length === 1 ? answers[0] : answers) })
+    const res = await this.upstream.request({ method: 'POST', headers: this.sessions.headers(call.session), body: JSON.stringify(answers.length === 1 ? answers[0] : answers) })
     drain(res.body)
     return await answered
   }
@@ -461,7 +247,7 @@ export class LegacyBridge {
     if (call.done) return
     call.done = true
     const notification = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: call.upstreamId, reason: 'Client went away' } }
-    this.upstream.request({ method: 'POST', headers: this.headers(call.session), body: JSON.stringify(notification) })
+    this.upstream.request({ method: 'POST', headers: this.sessions.headers(call.session), body: JSON.stringify(notification) })
       .then((res) => drain(res.body))
       .catch(() => {})
     this.finish(call)
@@ -470,7 +256,7 @@ export class LegacyBridge {
   private finish (call: Call): void {
     if (call.timer !== undefined) clearTimeout(call.timer)
     if (call.token !== undefined) this.pending.delete(call.token)
-    this.release(call.session)
+    this.sessions.release(call.session)
   }
 
   /** `subscriptions/listen` from a session's GET stream, filtered to what the client opted in to. */
@@ -479,15 +265,15 @@ export class LegacyBridge {
     const uris = new Set(Array.isArray(filter.resourceSubscriptions) ? filter.resourceSubscriptions.map(String) : [])
     // One upstream round trip per URI, on a list the client writes: bounded.
     if (uris.size > MAX_LISTEN_URIS) return jsonResponse(200, errorResponse(message.id, -32602, `Invalid params: at most ${MAX_LISTEN_URIS} resourceSubscriptions`))
-    const session = await this.checkout(key, meta)
+    const session = await this.sessions.checkout(key, meta)
     try {
       for (const uri of uris) {
-        const res = await this.upstream.request({ method: 'POST', headers: this.headers(session), body: JSON.stringify({ jsonrpc: '2.0', id: `gw-sub-${uri}`, method: 'resources/subscribe', params: { uri } }) })
+        const res = await this.upstream.request({ method: 'POST', headers: this.sessions.headers(session), body: JSON.stringify({ jsonrpc: '2.0', id: `gw-sub-${uri}`, method: 'resources/subscribe', params: { uri } }) })
         drain(res.body)
       }
     } catch (err) {
       // The session is given back (or ended, for an anonymous client), never left busy.
-      this.release(session)
+      this.sessions.release(session)
       throw err
     }
     const wanted = (notification: JsonRpcMessage): boolean => {
@@ -505,7 +291,7 @@ export class LegacyBridge {
       read () {},
       destroy: (err, callback) => {
         session.listeners.delete(listener)
-        this.release(session)
+        this.sessions.release(session)
         callback(err)
       }
     })
@@ -527,15 +313,7 @@ export class LegacyBridge {
   }
 
   async close (): Promise<void> {
-    clearInterval(this.sweeper)
     for (const call of this.pending.values()) this.cancel(call)
-    // In parallel: one after another, a slow upstream would multiply into the shutdown budget.
-    await Promise.allSettled([...this.pool.values()].flat().concat([...this.dedicated]).filter((session) => !session.gone).map(async (session) => {
-      session.get.abort()
-      const res = await this.upstream.request({ method: 'DELETE', headers: this.headers(session) })
-      drain(res.body)
-    }))
-    this.pool.clear()
-    this.dedicated.clear()
+    await this.sessions.close()
   }
 }
