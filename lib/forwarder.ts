@@ -11,7 +11,7 @@ import type { Abort } from './abort.ts'
 import { methodLabel, type ExchangeObserver, type ExchangeTrace } from './observer.ts'
 import type { Logger } from './logger.ts'
 import { DEFAULT_NEGOTIATED_VERSION, HEADER, PROTOCOL_VERSIONS, STATELESS_VERSION, headerMismatch, isStatelessRequest, isStatelessVersion, supportsBatches } from './protocol.ts'
-import { BodyTooLargeError, drain, readBounded } from './relay/body.ts'
+import { BodyTooLargeError, discard, drain, readBounded } from './relay/body.ts'
 import { upstreamRequestHeaders } from './relay/headers.ts'
 import { relaySse } from './relay/sse-relay.ts'
 import { dropUnasked, unansweredIds } from './relay/messages.ts'
@@ -420,6 +420,12 @@ export class Forwarder {
     // Answers made here for part of a batch go first, as events of the same stream.
     const filter = chain === undefined ? undefined : upstreamFilter(chain, base as BaseContext, requestsById(body.messages))
     if (type === 'text/event-stream' && this.resumable !== undefined && ctx.openStream !== undefined && streamSession !== undefined) {
+      if (this.resumable.hub.hasEnded(streamSession.id)) {
+        // The session ended while the upstream was still to answer (a DELETE, an expiry): its log
+        // is gone and nobody can resume it, so the client hears what a request on it hears now.
+        discard(res.body)
+        throw new GatewayErrors.SESSION_NOT_FOUND()
+      }
       // From here the log owns the exchange: a client disconnect is not a cancellation (it may
       // resume), unless it left before holding any id to resume from.
       settle()

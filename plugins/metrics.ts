@@ -252,6 +252,17 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
     }
   }
   fastify.mcpObservers.push(observer)
+  if (host !== undefined) {
+    // The host's registry outlives this gateway: its series go with it, so that the next
+    // gateway on that registry (a restart in the same process, a test) can register them again,
+    // and no collector reads a closed session manager.
+    fastify.addHook('onClose', async () => {
+      for (const metric of registry.getMetricsAsArray()) {
+        const name = (metric as unknown as { name: string }).name
+        if (name.startsWith('mcp_gateway_')) registry.removeSingleMetric(name)
+      }
+    })
+  }
 }
 
 export default fp(mcpMetrics, {

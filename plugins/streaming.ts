@@ -33,14 +33,16 @@ export interface McpStreamingOptions extends Partial<StreamingOptions> {
 export const DRAIN_TIMEOUT_MS = 10_000
 
 /**
- * Room left in the host's `pluginTimeout` after the drain: stopping upstream readers, releasing
- * leases, ending streams after their last logged event, and the idle sockets' grace.
+ * Room left in the host's `pluginTimeout` after the drains, for the rest of the close's one
+ * `preClose` hook: stopping upstream readers, releasing leases, ending streams after their last
+ * logged event (the `end` phase), and the idle sockets' 200 ms grace (the `sockets` phase).
  */
 export const DRAIN_MARGIN_MS = 2000
 
 /**
- * A drain (this plugin's, the WebSocket plugin's: each runs in a `preClose` hook of its own) for a
- * host whose `pluginTimeout` is `pluginTimeout` (0: no limit).
+ * A drain (this plugin's, the WebSocket plugin's) for a host whose `pluginTimeout` is
+ * `pluginTimeout` (0: no limit). The drains run together in the core plugin's one `preClose`
+ * hook, which Fastify cuts at `pluginTimeout`; the margin holds what follows them in that hook.
  */
 export function drainFor (at: string, given: unknown, pluginTimeout: number): number {
   const room = pluginTimeout > 0 ? Math.max(0, pluginTimeout - DRAIN_MARGIN_MS) : Number.POSITIVE_INFINITY

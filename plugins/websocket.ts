@@ -32,7 +32,8 @@ export interface McpWebSocketOptions {
   drainTimeoutMs?: number
 }
 
-export const WEBSOCKET_DEFAULTS = { suffix: '/ws', pingIntervalMs: 30_000, highWaterMark: 8 * 1024 * 1024, drainTimeoutMs: 10_000 } as const
+/** The drain's default comes from `drainFor` (it depends on the host's pluginTimeout). */
+export const WEBSOCKET_DEFAULTS = { suffix: '/ws', pingIntervalMs: 30_000, highWaterMark: 8 * 1024 * 1024 } as const
 
 const SUBPROTOCOL = 'mcp'
 

@@ -19,6 +19,12 @@ export async function readBounded (body: Readable, limit: number): Promise<Buffe
   return chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, size)
 }
 
+/** Stops reading a body nobody will use (a stream that may never end): its connection is closed. */
+export function discard (body: Readable): void {
+  body.on('error', () => {})
+  body.destroy()
+}
+
 /** Discards a body we will not use, so its connection goes back to the pool. */
 export function drain (body: Readable): void {
   body.on('error', () => {})

@@ -14,7 +14,8 @@ export type DropReason = 'stray' | 'duplicate' | 'cancelled'
 
 export class PendingRequests extends Set<JsonRpcId> {
   private readonly asked = new Set<JsonRpcId>()
-  private readonly cancelled = new Set<JsonRpcId>()
+  /** Made at the first cancellation: most exchanges see none, and this runs for every one. */
+  private cancelled: Set<JsonRpcId> | undefined
   /** Told about each response dropped (metrics). */
   onDrop: ((reason: DropReason) => void) | undefined
 
@@ -26,20 +27,21 @@ export class PendingRequests extends Set<JsonRpcId> {
   }
 
   override add (id: JsonRpcId): this {
-    this.asked?.add(id)
+    this.asked.add(id)
     return super.add(id)
   }
 
   /** The client cancelled it: no answer is owed; one that comes all the same is dropped. */
   cancel (id: JsonRpcId): boolean {
     if (!super.delete(id)) return false
+    this.cancelled ??= new Set()
     this.cancelled.add(id)
     return true
   }
 
   /** A response with this id is dropped: why, also told to `onDrop`. */
   drop (id: JsonRpcId): DropReason {
-    const reason: DropReason = this.cancelled.has(id) ? 'cancelled' : this.asked.has(id) ? 'duplicate' : 'stray'
+    const reason: DropReason = this.cancelled?.has(id) === true ? 'cancelled' : this.asked.has(id) ? 'duplicate' : 'stray'
     this.onDrop?.(reason)
     return reason
   }

@@ -198,6 +198,11 @@ export class StreamHub {
   }
 
   setUpstreamGet (sessionId: string, stop: (() => void) | undefined): void {
+    // Opened upstream while its session ended: a reader for a dead session would live on.
+    if (stop !== undefined && this.ended.has(sessionId)) {
+      stop()
+      return
+    }
     this.streamsOf(sessionId).stopUpstreamGet = stop
   }
 

@@ -8,7 +8,7 @@ import { formatEventId, parseEventId, type SharedLog, type StreamStatus } from '
 import { errorResponse, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { HEADER } from '../protocol.ts'
-import { drain } from '../relay/body.ts'
+import { discard, drain } from '../relay/body.ts'
 import { acceptEventData } from '../relay/messages.ts'
 import { PendingRequests } from '../relay/pending.ts'
 import type { SessionRecord } from '../session/store.ts'
@@ -88,8 +88,9 @@ export class ResumableStreams {
     })
     const source = options.source
     if (stream.closed) {
-      // The session was deleted while the upstream was still to answer: nobody is left to answer.
-      drain(source)
+      // The session ended while the upstream was still to answer (the forwarder checks first; this
+      // is the hub's own guard): nobody is left to answer.
+      discard(source)
       writer.end('session')
       options.onDone?.()
       return

@@ -62,7 +62,7 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
     this.sweeper.unref()
   }
 
-  headers (session: LegacySession<C>): Record<string, string> {
+  headers (session: Pick<LegacySession<C>, 'upstreamSessionId' | 'protocolVersion'>): Record<string, string> {
     return {
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
@@ -140,7 +140,7 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
     this.deleteUpstream(session)
   }
 
-  private deleteUpstream (session: LegacySession<C>): void {
+  private deleteUpstream (session: Pick<LegacySession<C>, 'upstreamSessionId' | 'protocolVersion'>): void {
     this.upstream.request({ method: 'DELETE', headers: this.headers(session) }).then((res) => drain(res.body), () => {})
   }
 
@@ -172,9 +172,15 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
     const res = await this.upstream.request({ method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(initialize) })
     const upstreamSessionId = res.headers[HEADER.sessionId]
     let result: Record<string, unknown> | undefined
-    await readAnswer(res as never, (message) => { if ('result' in message) result = message.result })
-    if (res.status >= 300 || result === undefined || typeof upstreamSessionId !== 'string') {
-      throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, `initialize answered HTTP ${res.status}`)
+    try {
+      await readAnswer(res as never, (message) => { if ('result' in message) result = message.result })
+      if (res.status >= 300 || result === undefined || typeof upstreamSessionId !== 'string') {
+        throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, `initialize answered HTTP ${res.status}`)
+      }
+    } catch (err) {
+      // A session id given with a bad answer is a session the upstream holds for nobody: end it.
+      if (typeof upstreamSessionId === 'string') this.deleteUpstream({ upstreamSessionId, protocolVersion: LEGACY_VERSION })
+      throw err
     }
     const session: LegacySession<C> = {
       key,

@@ -106,6 +106,6 @@ t.test('a stdio child that ignores SIGTERM, with killGraceMs above the host\'s p
   const closed = await app.close().then(() => undefined, (err: unknown) => err as Error & { code?: string })
   const took = Date.now() - started
   t.equal(closed?.code, undefined, `close() resolved (${closed?.message ?? 'no error'})`)
-  t.ok(took >= 3900 && took < 8000, `after the child's grace, not cut at the pluginTimeout (${took} ms)`)
+  t.ok(took >= 3900 && took < 20_000, `after the child's grace, not cut at the pluginTimeout (${took} ms)`)
   t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'the child is gone')
 })

@@ -127,10 +127,11 @@ t.test('the sessions held for one principal are capped, concurrent requests incl
 })
 
 /**
- * The demo upstream behind a front that answers GET with 404 (as a server with no GET route does)
- * and, with `failAck`, answers `notifications/initialized` with 500. It counts GETs and DELETEs.
+ * The demo upstream behind a front that answers GET with 404 (as a server with no GET route does);
+ * `fail: 'ack'` answers `notifications/initialized` with 500, `fail: 'init'` answers `initialize`
+ * with 500 and a session id. It counts the GET answers it finished sending, and DELETEs.
  */
-async function front (t: Parameters<typeof upstream>[0], target: string, failAck = false): Promise<{ url: string, gets: number, deleted: string[] }> {
+async function front (t: Parameters<typeof upstream>[0], target: string, fail?: 'ack' | 'init'): Promise<{ url: string, gets: number, deleted: string[] }> {
   const seen = { url: '', gets: 0, deleted: [] as string[] }
   const server = createServer((req, res) => {
     const chunks: Buffer[] = []
@@ -138,13 +139,17 @@ async function front (t: Parameters<typeof upstream>[0], target: string, failAck
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString()
       if (req.method === 'GET') {
-        seen.gets++
+        res.once('finish', () => { seen.gets++ })
         res.writeHead(404).end()
         return
       }
       if (req.method === 'DELETE') seen.deleted.push(String(req.headers['mcp-session-id']))
-      if (failAck && body.includes('notifications/initialized')) {
+      if (fail === 'ack' && body.includes('notifications/initialized')) {
         res.writeHead(500).end()
+        return
+      }
+      if (fail === 'init' && body.includes('"initialize"')) {
+        res.writeHead(500, { 'mcp-session-id': 'doomed' }).end()
         return
       }
       const headers = Object.fromEntries(Object.entries(req.headers).filter(([name]) => name !== 'host' && name !== 'content-length').map(([name, value]) => [name, String(value)]))
@@ -178,7 +183,7 @@ t.test('an upstream without a GET route (404): its pooled sessions are kept, not
 
 t.test('an upstream session whose opening fails after initialize is ended upstream', async (t) => {
   const up = await upstream(t)
-  const edge = await front(t, up.url, true)
+  const edge = await front(t, up.url, 'ack')
   const keys = [{ name: 'alice', key: 'alice-key-0123456789abcdef' }]
   const gw = await gateway(t, { upstream: edge.url, auth: { apiKeys: { keys } } })
   const as = { authorization: `Bearer ${keys[0]?.key as string}` }
@@ -189,4 +194,17 @@ t.test('an upstream session whose opening fails after initialize is ended upstre
   t.ok(opened >= 1, 'an upstream session was initialised for it')
   await eventually(() => edge.deleted.length >= opened)
   t.equal(edge.deleted.length, opened, 'and each was ended upstream')
+})
+
+t.test('an upstream that gives a session id with a failed initialize: that session is ended upstream', async (t) => {
+  const up = await upstream(t)
+  const edge = await front(t, up.url, 'init')
+  const keys = [{ name: 'alice', key: 'alice-key-0123456789abcdef' }]
+  const gw = await gateway(t, { upstream: edge.url, auth: { apiKeys: { keys } } })
+  const as = { authorization: `Bearer ${keys[0]?.key as string}` }
+  await statelessEcho(gw.url, 'probe', as)
+  const failed = await statelessEcho(gw.url, 'fails', as)
+  t.equal(failed.body.error?.code, -32062, 'a bad upstream answer, coded')
+  await eventually(() => edge.deleted.includes('doomed'))
+  t.pass('the session id it gave was DELETEd')
 })

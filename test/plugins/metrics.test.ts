@@ -92,6 +92,20 @@ t.test('a host that registered fastify-metrics first: the MCP series show on the
   t.equal((await fetch(`${address}/metrics`)).status, 404, 'no second endpoint')
 })
 
+t.test('a host with fastify-metrics: a gateway closed and built again in the same process registers its series again', async (t) => {
+  const up = await upstream(t)
+  for (const round of [1, 2]) {
+    const app = Fastify()
+    await app.register(fastifyMetrics, { endpoint: '/host-metrics', defaultMetrics: { enabled: false }, routeMetrics: { enabled: false } })
+    await app.register(mcpGateway, { upstream: { name: 'again', url: up.url }, path: '/mcp' })
+    const address = await app.listen({ host: '127.0.0.1', port: 0 })
+    await openSession(`${address}/mcp`)
+    const text = await (await fetch(`${address}/host-metrics`)).text()
+    t.equal(value(text, 'mcp_gateway_sessions_active'), 1, `round ${round}: this gateway's own session count`)
+    await app.close()
+  }
+})
+
 t.test('a host with fastify-metrics: options that belong to its registration are refused', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
