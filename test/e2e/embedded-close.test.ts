@@ -5,7 +5,7 @@
  * registration with what to set.
  */
 import t from 'tap'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import mcpGateway from '../../plugins/index.ts'
 import { openSession } from '../helpers/http.ts'
 import { fileURLToPath } from 'node:url'
@@ -14,6 +14,13 @@ import { once } from 'node:events'
 import WebSocket from 'ws'
 
 const STUBBORN = fileURLToPath(new URL('../helpers/stubborn-stdio-server.mjs', import.meta.url))
+
+/** `app.close()`: its error (AVV_ERR_READY_TIMEOUT when a preClose hook ran past pluginTimeout), if any, and how long it took. */
+async function timedClose (app: FastifyInstance): Promise<{ closed: (Error & { code?: string }) | undefined, took: number }> {
+  const started = Date.now()
+  const closed = await app.close().then(() => undefined, (err: unknown) => err as Error & { code?: string })
+  return { closed, took: Date.now() - started }
+}
 
 t.test('close() during a 14 s call resolves, without AVV_ERR_READY_TIMEOUT, and ends the stream with retry:', async (t) => {
   const up = await upstream(t)
@@ -29,21 +36,25 @@ t.test('close() during a 14 s call resolves, without AVV_ERR_READY_TIMEOUT, and 
   })
   t.equal(res.status, 200)
   const body = res.text()
-  const started = Date.now()
-  const closed = await app.close().then(() => undefined, (err: unknown) => err as Error & { code?: string })
-  const took = Date.now() - started
+  const { closed, took } = await timedClose(app)
   t.equal(closed?.code, undefined, `close() resolved (${closed?.message ?? 'no error'})`)
   t.ok(took < 10_000, `inside the host's 10 s pluginTimeout (${took} ms)`)
   t.match(await body, /retry: \d+\n\n$/, 'the stream ended with a retry hint, the call still running')
 })
 
 t.test('an explicit drainTimeoutMs that does not fit the host\'s pluginTimeout is refused, naming both', async (t) => {
-  const app = Fastify({ logger: false })
-  t.teardown(() => app.close())
-  await t.rejects(async () => {
-    await app.register(mcpGateway, { upstream: 'http://127.0.0.1:9/mcp', streaming: { drainTimeoutMs: 10_000 } })
-    await app.ready()
-  }, /drainTimeoutMs.*pluginTimeout \(10000 ms\).*Fastify\(\{ pluginTimeout: 12000 \}\)/)
+  const refusals = [
+    { options: { streaming: { drainTimeoutMs: 10_000 } }, message: /drainTimeoutMs.*pluginTimeout \(10000 ms\).*Fastify\(\{ pluginTimeout: 12000 \}\)/ },
+    { options: { websocket: { drainTimeoutMs: 9000 } }, message: /websocket\.drainTimeoutMs.*pluginTimeout \(10000 ms\)/ }
+  ]
+  for (const { options, message } of refusals) {
+    const app = Fastify({ logger: false })
+    t.teardown(() => app.close())
+    await t.rejects(async () => {
+      await app.register(mcpGateway, { upstream: 'http://127.0.0.1:9/mcp', ...options })
+      await app.ready()
+    }, message)
+  }
   const roomy = Fastify({ logger: false, pluginTimeout: 15_000 })
   t.teardown(() => roomy.close())
   await roomy.register(mcpGateway, { upstream: 'http://127.0.0.1:9/mcp', streaming: { drainTimeoutMs: 10_000 } }).ready()
@@ -73,22 +84,11 @@ t.test('with WebSocket on, close() during 14 s calls over a socket and over HTTP
   })
   const postBody = post.text()
   await eventually(() => up.record.requests.filter((r) => JSON.stringify(r.body ?? '').includes('"wait"')).length === 2)
-  const started = Date.now()
-  const closed = await app.close().then(() => undefined, (err: unknown) => err as Error & { code?: string })
-  const took = Date.now() - started
+  const { closed, took } = await timedClose(app)
   t.equal(closed?.code, undefined, `close() resolved (${closed?.message ?? 'no error'})`)
   t.ok(took < 12_000, `the drains ran together, inside the host's 10 s pluginTimeout (${took} ms; one after the other: 16 s)`)
   t.equal(await closedWith, 1001, 'the socket closed as going away')
   t.match(await postBody, /retry: \d+\n\n$/, 'the HTTP stream ended with a retry hint')
-})
-
-t.test('an explicit websocket.drainTimeoutMs that does not fit the host\'s pluginTimeout is refused', async (t) => {
-  const app = Fastify({ logger: false })
-  t.teardown(() => app.close())
-  await t.rejects(async () => {
-    await app.register(mcpGateway, { upstream: 'http://127.0.0.1:9/mcp', websocket: { drainTimeoutMs: 9000 } })
-    await app.ready()
-  }, /websocket\.drainTimeoutMs.*pluginTimeout \(10000 ms\)/)
 })
 
 t.test('a stdio child that ignores SIGTERM, with killGraceMs above the host\'s pluginTimeout: close() resolves once it is killed', async (t) => {
@@ -102,9 +102,7 @@ t.test('a stdio child that ignores SIGTERM, with killGraceMs above the host\'s p
   const pid = Number(textOf(await c.callTool({ name: 'pid', arguments: {} })))
   t.teardown(() => { try { process.kill(pid, 'SIGKILL') } catch {} })
   c.onerror = () => {}
-  const started = Date.now()
-  const closed = await app.close().then(() => undefined, (err: unknown) => err as Error & { code?: string })
-  const took = Date.now() - started
+  const { closed, took } = await timedClose(app)
   t.equal(closed?.code, undefined, `close() resolved (${closed?.message ?? 'no error'})`)
   t.ok(took >= 3900 && took < 20_000, `after the child's grace, not cut at the pluginTimeout (${took} ms)`)
   t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'the child is gone')
