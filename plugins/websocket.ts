@@ -44,7 +44,7 @@ async function mcpWebSocket (fastify: FastifyInstance, options: McpWebSocketOpti
   if (!suffix.startsWith('/')) throw invalid('websocket.suffix', 'must start with "/"')
   const pingIntervalMs = optionalInteger('websocket.pingIntervalMs', options.pingIntervalMs, 0, WEBSOCKET_DEFAULTS.pingIntervalMs)
   const highWaterMark = optionalInteger('websocket.highWaterMark', options.highWaterMark, 1024, WEBSOCKET_DEFAULTS.highWaterMark)
-  // Its own preClose hook, cut by Fastify at pluginTimeout like the streaming plugin's: fit it.
+  // Its drain runs in the core plugin's preClose hook, which Fastify cuts at pluginTimeout: fit it.
   const drainTimeoutMs = drainFor('websocket.drainTimeoutMs', options.drainTimeoutMs, fastify.initialConfig.pluginTimeout ?? 10_000)
   const endpoints = [...fastify.mcpEndpoints.values()]
   if (endpoints.length === 0) throw invalid('websocket', 'needs an MCP endpoint (the proxy plugin) registered first')
