@@ -47,6 +47,11 @@ export const GatewayErrors = {
   UPSTREAM_TIMEOUT: define('MCP_GW_UPSTREAM_TIMEOUT', 'Upstream %s did not answer in time', 504, -32061),
   UPSTREAM_BAD_RESPONSE: define('MCP_GW_UPSTREAM_BAD_RESPONSE', 'Upstream %s sent an invalid response: %s', 502, -32062),
   UPSTREAM_ERROR: define('MCP_GW_UPSTREAM_ERROR', 'Upstream %s failed with HTTP %s', 502, -32063),
+  /** The upstream forgot the session (restart, expiry): the exchange ends ours, the client hears SESSION_NOT_FOUND. */
+  UPSTREAM_SESSION_GONE: define('MCP_GW_UPSTREAM_SESSION_GONE', 'Session not found', 404, -32001),
+  /** An upstream's own 4xx, carried to the client as it is (`reply`); the status here is a fallback. */
+  UPSTREAM_REFUSED: define('MCP_GW_UPSTREAM_REFUSED', 'Upstream %s refused the request with HTTP %s', 400, -32000),
+  UPSTREAM_NEEDS_SESSION: define('MCP_GW_UPSTREAM_NEEDS_SESSION', 'Bad Request: upstream %s (%s) serves sessions only: initialize first', 400, -32000),
   UPSTREAM_AUTH: define('MCP_GW_UPSTREAM_AUTH', 'Upstream %s rejected the gateway\'s credentials (HTTP %s)', 502, -32064),
   UPSTREAM_FULL: define('MCP_GW_UPSTREAM_FULL', 'Service Unavailable: upstream %s runs its maximum of %s connections or processes; retry later', 503, -32056),
   UPSTREAM_EXITED: define('MCP_GW_UPSTREAM_EXITED', 'Upstream %s is gone: %s', 502, -32068),

@@ -6,19 +6,21 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import { GatewayErrors, toJsonRpcError } from './errors.ts'
-import { errorResponse, isRequest, toMessages, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from './jsonrpc.ts'
+import { errorResponse, isRequest, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from './jsonrpc.ts'
 import type { Abort } from './abort.ts'
 import { methodLabel, type ExchangeObserver, type ExchangeTrace } from './observer.ts'
 import type { Logger } from './logger.ts'
 import { DEFAULT_NEGOTIATED_VERSION, HEADER, PROTOCOL_VERSIONS, STATELESS_VERSION, headerMismatch, isStatelessRequest, isStatelessVersion, supportsBatches } from './protocol.ts'
-import { BodyTooLargeError, discard, drain, readBounded } from './relay/body.ts'
+import { drain } from './relay/body.ts'
+import { jsonAnswer } from './relay/json-answer.ts'
 import { upstreamRequestHeaders } from './relay/headers.ts'
 import { relaySse } from './relay/sse-relay.ts'
-import { dropUnasked, unansweredIds } from './relay/messages.ts'
 import { PendingRequests, type DropReason } from './relay/pending.ts'
 import type { SessionEndReason, SessionManager } from './session/manager.ts'
 import type { SessionRecord } from './session/store.ts'
 import type { Upstream, UpstreamHttpResponse } from './upstream/types.ts'
+import type { UpstreamAnswer, UpstreamEvents } from './upstream/events.ts'
+import { httpFailure, mediaType, refusedReply, sseEvents } from './upstream/http-answer.ts'
 import type { StreamHub } from './streams/hub.ts'
 import { ResumableStreams, SSE_HEADERS, type OpenStream } from './streams/resumable.ts'
 import type { InterceptorChain } from './interceptors/chain.ts'
@@ -93,14 +95,12 @@ export interface ForwarderOptions {
 
 export const FORWARDER_DEFAULTS = { maxResponseBytes: 64 * 1024 * 1024 } as const
 
-const ERROR_BODY_LIMIT = 64 * 1024
 const JSON_HEADERS = { 'content-type': 'application/json' }
 
-function mediaType (headers: IncomingHttpHeaders): string {
-  const value = headers['content-type']
-  if (value === undefined) return ''
-  const semi = value.indexOf(';')
-  return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase()
+/** How a failed exchange is counted: the upstream's HTTP status when it gave one, else the error's code. */
+function outcomeOf (err: unknown): number | string {
+  const failed = err as { upstreamStatus?: number, code?: string }
+  return failed.upstreamStatus ?? failed.code ?? 'error'
 }
 
 function findInitialize (messages: readonly JsonRpcMessage[]): JsonRpcRequest | undefined {
@@ -246,8 +246,8 @@ export class Forwarder {
       }
     }
 
-    // The upstream response's body, once there: a deadline that passes ends it with its error.
-    let source: Readable | undefined
+    // The upstream's answer as it flows, once there: a deadline that passes ends it with its error.
+    let source: UpstreamEvents | undefined
     const deadline = pending.size === 0 || this.timeouts === undefined
       ? undefined
       : this.deadline(body, (expired) => {
@@ -299,25 +299,37 @@ export class Forwarder {
         }
     const done = finished === undefined ? settle : () => { settle(); finished() }
     let status: number | string = 0
-    let res: UpstreamHttpResponse
+    let answer: UpstreamAnswer
     try {
-      res = await this.upstream.request({ method: 'POST', headers, body: raw, messages: body.messages, signal: deadline?.abort ?? ctx.signal, principal: ctx.principal?.id })
+      answer = await this.upstream.send({
+        headers,
+        body: raw,
+        messages: body.messages,
+        opensSession: ctx.resolution.kind === 'initialize',
+        signal: deadline?.abort ?? ctx.signal,
+        principal: ctx.principal?.id,
+        maxBytes: this.maxResponseBytes
+      })
     } catch (err) {
       deadline?.clear()
-      status = deadline?.expired === true ? deadline.error.code : (err as { code?: string }).code ?? 'error'
+      status = deadline?.expired === true ? deadline.error.code : outcomeOf(err)
       done()
       if (watched) this.observeRequest(body, started, status, ctx.resolution.kind === 'stateless')
       if (deadline?.expired === true) return timedOut(deadline, body, pending)
-      throw err
+      return await this.refused(err, session)
     }
-    status = res.status
-    if (watched) this.observeRequest(body, started, res.status, ctx.resolution.kind === 'stateless')
+    status = answer.kind === 'accepted' ? 202 : 200
+    if (watched) this.observeRequest(body, started, status, ctx.resolution.kind === 'stateless')
     if (deadline !== undefined) {
-      source = res.body
-      source.once('close', () => deadline.clear())
+      if (answer.kind === 'stream') {
+        source = answer.events
+        source.onFinish(() => deadline.clear())
+      } else {
+        deadline.clear()
+      }
     }
     try {
-      return await this.postResponse(ctx, body, res, session, pending, settle, finished, local, deadline, place)
+      return await this.answered(ctx, body, answer, session, pending, settle, finished, local, deadline, place)
     } catch (err) {
       status = deadline?.expired === true ? deadline.error.code : (err as { code?: string }).code ?? status
       done()
@@ -361,10 +373,10 @@ export class Forwarder {
     return undefined
   }
 
-  private async postResponse (
+  private async answered (
     ctx: ExchangeContext,
     body: ParsedBody,
-    res: UpstreamHttpResponse,
+    answer: UpstreamAnswer,
     session: SessionRecord | undefined,
     pending: PendingRequests,
     settle: () => void,
@@ -374,26 +386,14 @@ export class Forwarder {
     place: Place | undefined
   ): Promise<OutboundResponse | undefined> {
     const done = finished === undefined ? settle : (): void => { settle(); finished() }
-    if (res.status >= 300) {
-      done()
-      return this.failure(res, session)
-    }
-
     const headers: Record<string, string> = {}
     let opened: SessionRecord | undefined
     const initialize = ctx.resolution.kind === 'initialize' ? findInitialize(body.messages) : undefined
     if (initialize !== undefined) {
-      const upstreamSessionId = res.headers[HEADER.sessionId]
-      // The spec: visible ASCII only. Anything else would be copied into our upstream requests.
-      if (upstreamSessionId !== undefined && (typeof upstreamSessionId !== 'string' || !/^[\x21-\x7e]{1,1024}$/.test(upstreamSessionId))) {
-        drain(res.body)
-        done()
-        throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, 'its Mcp-Session-Id is not visible ASCII')
-      }
       const params = initialize.params ?? {}
       opened = await this.sessions.open({
         upstream: this.upstream.name,
-        upstreamSessionId: typeof upstreamSessionId === 'string' ? upstreamSessionId : null,
+        upstreamSessionId: answer.sessionId ?? null,
         protocolVersion: typeof params.protocolVersion === 'string' ? params.protocolVersion : DEFAULT_NEGOTIATED_VERSION,
         clientInfo: params.clientInfo as Record<string, unknown> | undefined,
         clientCapabilities: params.capabilities as Record<string, unknown> | undefined,
@@ -413,27 +413,39 @@ export class Forwarder {
       ? seen
       : seen === undefined ? (message: JsonRpcMessage) => deadline.see(message) : (message: JsonRpcMessage) => { deadline.see(message); seen(message) }
 
-    const type = mediaType(res.headers)
     const streamSession = session ?? opened
     const chain = ctx.interceptors !== undefined && ctx.interceptors.watches('upstream_to_client') ? ctx.interceptors : undefined
     const base = chain === undefined ? undefined : this.interceptorBase(ctx, streamSession)
     // Answers made here for part of a batch go first, as events of the same stream.
     const filter = chain === undefined ? undefined : upstreamFilter(chain, base as BaseContext, requestsById(body.messages))
-    if (type === 'text/event-stream' && this.resumable !== undefined && ctx.openStream !== undefined && streamSession !== undefined) {
+    if (answer.kind === 'accepted') {
+      done()
+      return { status: 202, headers, body: null }
+    }
+    if (answer.kind === 'single') {
+      done()
+      const out = await jsonAnswer({ answer, pending, filter, local, onMessage, upstream: this.upstream.name, log: ctx.log })
+      // Progress the upstream sent on the GET stream before this answer goes out first.
+      const settled = session === undefined ? undefined : this.resumable?.hub.settle(session.id)
+      if (settled !== undefined) await settled
+      if (out === undefined) return { status: 202, headers, body: null }
+      return { status: 200, headers: { ...JSON_HEADERS, ...headers }, body: out }
+    }
+    const events = answer.events
+    if (this.resumable !== undefined && ctx.openStream !== undefined && streamSession !== undefined) {
       if (this.resumable.hub.hasEnded(streamSession.id)) {
         // The session ended while the upstream was still to answer (a DELETE, an expiry): its log
         // is gone and nobody can resume it, so the client hears what a request on it hears now.
-        discard(res.body)
+        events.destroy()
         throw new GatewayErrors.SESSION_NOT_FOUND()
       }
       // From here the log owns the exchange: a client disconnect is not a cancellation (it may
       // resume), unless it left before holding any id to resume from.
       settle()
-      const source = res.body
       this.resumable.post({
         session: streamSession,
-        source,
-        status: res.status,
+        source: events,
+        status: 200,
         headers,
         pending,
         onMessage,
@@ -444,94 +456,44 @@ export class Forwarder {
         prelude: local,
         abandon: () => {
           if (pending.size > 0) this.cancelUpstream(streamSession, [...pending], ctx.log)
-          source.destroy()
+          events.destroy()
         }
       })
       return undefined
     }
-    if (type === 'text/event-stream') {
-      const stream = relaySse({
-        source: res.body,
-        pending,
-        onMessage,
-        filter,
-        prelude: local,
-        log: ctx.log,
-        unanswered: (_id, cause) => {
-          // Only an expired deadline has an error to give (it is made on expiry, not per request).
-          if (cause !== undefined && deadline?.expired === true) return toJsonRpcError(deadline.error).body.error
-          const err = cause === undefined
-            ? new GatewayErrors.UPSTREAM_STREAM_ENDED(this.upstream.name)
-            : new GatewayErrors.UPSTREAM_UNAVAILABLE(this.upstream.name)
-          return toJsonRpcError(err).body.error
-        },
-        onDone: done
-      })
-      return { status: res.status, headers: { ...SSE_HEADERS, ...headers }, body: stream }
+    const stream = relaySse({
+      source: events,
+      pending,
+      onMessage,
+      filter,
+      prelude: local,
+      log: ctx.log,
+      unanswered: (_id, cause) => {
+        // Only an expired deadline has an error to give (it is made on expiry, not per request).
+        if (cause !== undefined && deadline?.expired === true) return toJsonRpcError(deadline.error).body.error
+        const err = cause === undefined
+          ? new GatewayErrors.UPSTREAM_STREAM_ENDED(this.upstream.name)
+          : new GatewayErrors.UPSTREAM_UNAVAILABLE(this.upstream.name)
+        return toJsonRpcError(err).body.error
+      },
+      onDone: done
+    })
+    return { status: 200, headers: { ...SSE_HEADERS, ...headers }, body: stream }
+  }
+
+  /**
+   * What the client gets when the upstream refused: a session it forgot ends ours (the client
+   * re-initialises); its own 4xx goes back as it is; anything else is thrown as it came.
+   */
+  private async refused (err: unknown, session: SessionRecord | undefined): Promise<OutboundResponse & { body: Buffer | null }> {
+    const code = (err as { code?: string }).code
+    if (code === 'MCP_GW_UPSTREAM_SESSION_GONE') {
+      if (session !== undefined) await this.sessions.end(session.id, 'upstream-gone')
+      throw new GatewayErrors.SESSION_NOT_FOUND()
     }
-    if (type === 'application/json') {
-      let raw: Buffer
-      try {
-        raw = await readBounded(res.body, this.maxResponseBytes)
-      } catch (err) {
-        if (opened !== undefined) await this.sessions.end(opened.id, 'failed')
-        if (err instanceof BodyTooLargeError) throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, err.message, { cause: err })
-        throw ctx.signal.aborted ? err : new GatewayErrors.UPSTREAM_UNAVAILABLE(this.upstream.name, { cause: err })
-      }
-      done()
-      let parsed: ReturnType<typeof toMessages>
-      try {
-        parsed = toMessages(JSON.parse(raw.toString('utf8')))
-      } catch (err) {
-        parsed = { ok: false, code: 0, message: (err as Error).message }
-      }
-      if (!parsed.ok) {
-        if (opened !== undefined) await this.sessions.end(opened.id, 'failed')
-        throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, parsed.message)
-      }
-      // Responses to nothing this POST asked (strays, duplicates) never reach the client.
-      const cleaned = dropUnasked(parsed.messages, pending)
-      let messages = cleaned.messages
-      let changed = cleaned.changed
-      if (changed) ctx.log.warn({ upstream: this.upstream.name }, 'dropped upstream responses to no pending request')
-      if (filter !== undefined) {
-        const filtered = filter(messages)
-        const out = filtered instanceof Promise ? await filtered : filtered
-        if (out.changed) messages = out.messages
-        changed ||= out.changed
-      }
-      // Every request gets one answer, as on the stream paths: one the upstream left out gets an error.
-      const missing = unansweredIds(messages, pending)
-      if (missing.length > 0) {
-        ctx.log.warn({ upstream: this.upstream.name, unanswered: missing.length }, 'upstream JSON answer left requests unanswered')
-        const { code, message } = toJsonRpcError(new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, 'its answer has no response to this request')).body.error
-        messages = [...messages, ...missing.map((id) => errorResponse(id, code, message))]
-        changed = true
-      }
-      pending.clear()
-      if (local.length > 0) messages = [...local, ...messages]
-      if (messages.length === 0) {
-        // Nothing left for the client (all strays, nothing asked): what the spec answers then.
-        const settled = session === undefined ? undefined : this.resumable?.hub.settle(session.id)
-        if (settled !== undefined) await settled
-        return { status: 202, headers, body: null }
-      }
-      if (changed || local.length > 0) {
-        raw = Buffer.from(JSON.stringify(parsed.batch || messages.length !== 1 ? messages : messages[0]))
-      }
-      if (onMessage !== undefined) for (const message of messages) onMessage(message)
-      // Progress the upstream sent on the GET stream before this answer goes out first.
-      const settled = session === undefined ? undefined : this.resumable?.hub.settle(session.id)
-      if (settled !== undefined) await settled
-      return { status: res.status, headers: { ...JSON_HEADERS, ...headers }, body: raw }
-    }
-    drain(res.body)
-    done()
-    if (pending.size > 0) {
-      if (opened !== undefined) await this.sessions.end(opened.id, 'failed')
-      throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, `unexpected content type "${type}" for a request`)
-    }
-    return { status: res.status, headers, body: null }
+    const reply = refusedReply(err)
+    if (reply !== undefined) return reply
+    throw err
   }
 
   /** Opens the server-to-client stream (GET), resuming from `Last-Event-ID` when the client asks. */
@@ -554,7 +516,7 @@ export class Forwarder {
       drain(res.body)
       throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, 'GET stream is not text/event-stream')
     }
-    const stream = relaySse({ source: res.body, filter: this.upstreamFilter(ctx, session), log: ctx.log, onStart: ctx.onStreamStart, unanswered: () => ({ code: 0, message: '' }) })
+    const stream = relaySse({ source: sseEvents(res.body), filter: this.upstreamFilter(ctx, session), log: ctx.log, onStart: ctx.onStreamStart, unanswered: () => ({ code: 0, message: '' }) })
     return { status: res.status, headers: { ...SSE_HEADERS }, body: stream }
   }
 
@@ -594,43 +556,9 @@ export class Forwarder {
     }
   }
 
-  /** Maps an upstream HTTP failure to what the client gets. */
+  /** Maps an upstream HTTP failure (GET, DELETE) to what the client gets. */
   async failure (res: UpstreamHttpResponse, session: SessionRecord | undefined): Promise<OutboundResponse & { body: Buffer | null }> {
-    const name = this.upstream.name
-    if (res.status === 404 && session !== undefined) {
-      // The upstream forgot the session (restart, expiry): forget ours so the client re-initialises.
-      drain(res.body)
-      await this.sessions.end(session.id, 'upstream-gone')
-      throw new GatewayErrors.SESSION_NOT_FOUND()
-    }
-    if (res.status === 401 || res.status === 403) {
-      // Never hand the upstream's auth challenge to the client: these are the gateway's credentials.
-      drain(res.body)
-      throw new GatewayErrors.UPSTREAM_AUTH(name, res.status)
-    }
-    if (res.status >= 500 || res.status < 400) {
-      drain(res.body)
-      throw new GatewayErrors.UPSTREAM_ERROR(name, res.status)
-    }
-    // Other 4xx (400 bad version, 405 no GET stream, 406, 409, ...) are the client's to see.
-    let raw: Buffer | undefined
-    try {
-      raw = await readBounded(res.body, ERROR_BODY_LIMIT)
-    } catch {
-      raw = undefined
-    }
-    if (raw !== undefined && mediaType(res.headers) === 'application/json') {
-      try {
-        const parsed = toMessages(JSON.parse(raw.toString('utf8')))
-        if (parsed.ok) return { status: res.status, headers: { ...JSON_HEADERS }, body: raw }
-      } catch {}
-    }
-    const text = `Upstream answered HTTP ${res.status}`
-    const synthesized = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32000, message: text } }))
-    const headers: Record<string, string> = { ...JSON_HEADERS }
-    const allow = res.headers.allow
-    if (typeof allow === 'string') headers.allow = allow
-    return { status: res.status, headers, body: synthesized }
+    return await this.refused(await httpFailure(this.upstream.name, res, session !== undefined), session)
   }
 
   private observeRequest (body: ParsedBody, started: number, outcome: number | string, stateless: boolean): void {
@@ -656,20 +584,25 @@ export class Forwarder {
   }
 
   private cancelUpstream (session: SessionRecord, ids: JsonRpcId[], log: Logger, reason = 'Client disconnected'): void {
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      [HEADER.protocolVersion]: session.protocolVersion
+    }
+    if (session.upstreamSessionId !== null) headers[HEADER.sessionId] = session.upstreamSessionId
     for (const requestId of ids) {
-      const notification = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } }
-      const headers: Record<string, string> = {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        [HEADER.protocolVersion]: session.protocolVersion
-      }
-      if (session.upstreamSessionId !== null) headers[HEADER.sessionId] = session.upstreamSessionId
-      this.upstream.request({ method: 'POST', headers, body: JSON.stringify(notification) })
-        .then((res) => drain(res.body))
+      const notification: JsonRpcMessage = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } }
+      this.upstream.send({ headers, body: JSON.stringify(notification), messages: [notification], maxBytes: this.maxResponseBytes })
+        .then(forget)
         .catch((err: unknown) => log.debug({ sessionId: session.id, err }, 'upstream cancel failed'))
       log.debug({ sessionId: session.id, requestId }, 'cancelled upstream request for a departed client')
     }
   }
+}
+
+/** Lets go of an answer nobody reads (a notification's: normally nothing). */
+export function forget (answer: UpstreamAnswer): void {
+  if (answer.kind === 'stream') answer.events.destroy()
 }
 
 /** The body with `_meta.traceparent` set on its (single) request, as 2026-07-28 specifies. */

@@ -5,11 +5,15 @@
  * error on its next call.
  */
 import { HEADER } from './protocol.ts'
-import { drain } from './relay/body.ts'
+import { forget } from './forwarder.ts'
+import type { JsonRpcMessage } from './jsonrpc.ts'
 import type { Logger } from './logger.ts'
 import type { SessionManager } from './session/manager.ts'
 import type { SessionRecord } from './session/store.ts'
 import type { Upstream } from './upstream/types.ts'
+
+/** A ping's answer is tiny: anything bigger is not one. */
+const PING_ANSWER_BYTES = 64 * 1024
 
 export interface HeartbeatOptions {
   /**
@@ -79,21 +83,26 @@ export class Heartbeat {
 
   private async ping (record: SessionRecord): Promise<void> {
     let status: number | undefined
+    // An id no client uses: the answer comes back to the gateway only.
+    const ping: JsonRpcMessage = { jsonrpc: '2.0', id: `mcp-gateway-ping-${++this.counter}`, method: 'ping' }
     try {
-      const res = await this.upstream.request({
-        method: 'POST',
+      const answer = await this.upstream.send({
         headers: {
           'content-type': 'application/json',
           accept: 'application/json, text/event-stream',
           [HEADER.sessionId]: record.upstreamSessionId as string,
           [HEADER.protocolVersion]: record.protocolVersion
         },
-        // An id no client uses: the answer comes back to the gateway only.
-        body: JSON.stringify({ jsonrpc: '2.0', id: `mcp-gateway-ping-${++this.counter}`, method: 'ping' })
+        body: JSON.stringify(ping),
+        messages: [ping],
+        maxBytes: PING_ANSWER_BYTES
       })
-      status = res.status
-      drain(res.body)
+      forget(answer)
+      status = 200
     } catch (err) {
+      // A session the upstream forgot is dead at once; other failures count toward the limit.
+      const failed = err as { code?: string, upstreamStatus?: number }
+      status = failed.code === 'MCP_GW_UPSTREAM_SESSION_GONE' ? 404 : failed.upstreamStatus
       this.log.debug({ sessionId: record.id, err }, 'heartbeat ping failed')
     }
     if (status !== undefined && status < 300) {

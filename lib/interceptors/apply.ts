@@ -3,7 +3,7 @@
  * never sent), an upstream's JSON answer, and an upstream's SSE stream (each event's messages, run
  * by the stream readers as they parse them, in order, the stream held back while a handler works).
  */
-import type { Readable } from 'node:stream'
+import type { Pausable } from '../upstream/events.ts'
 import { isRequest, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../jsonrpc.ts'
 import type { InterceptorChain, InterceptorContext, Outcome } from './chain.ts'
 
@@ -95,10 +95,10 @@ export function upstreamFilter (chain: InterceptorChain, base: BaseContext, requ
  */
 export class FilterGate {
   private queue: Promise<void> | undefined
-  private readonly source: Readable
+  private readonly source: Pausable
   private readonly filter: MessageFilter
 
-  constructor (source: Readable, filter: MessageFilter) {
+  constructor (source: Pausable, filter: MessageFilter) {
     this.source = source
     this.filter = filter
   }

@@ -1,6 +1,9 @@
 import { messageKind, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
 import type { FilterGate } from '../interceptors/apply.ts'
 import type { PendingRequests } from './pending.ts'
+import type { UpstreamEvent } from '../upstream/events.ts'
+
+type Parsed = { messages: JsonRpcMessage[], batch: boolean }
 
 /**
  * Checks one SSE event's data from an upstream: JSON, and a JSON-RPC message (or a batch of them
@@ -8,8 +11,8 @@ import type { PendingRequests } from './pending.ts'
  * Returns false for data a client must not get: not JSON-RPC, or (on a stream that answers known
  * requests) a response to no request still pending there: a stray or a duplicate.
  */
-export function acceptEventData (data: string, pending: PendingRequests | undefined, onMessage: ((message: JsonRpcMessage) => void) | undefined): boolean {
-  const parsed = parseEventData(data)
+export function acceptEventData (data: string, pending: PendingRequests | undefined, onMessage: ((message: JsonRpcMessage) => void) | undefined, given?: Parsed): boolean {
+  const parsed = given ?? parseEventData(data)
   if (parsed === undefined || (pending !== undefined && hasStray(parsed.messages, pending))) return false
   noteMessages(parsed.messages, pending, onMessage)
   return true
@@ -93,23 +96,25 @@ export function noteMessages (messages: readonly JsonRpcMessage[], pending: Pend
 }
 
 /**
- * One upstream SSE event's data, the way both stream readers take it: checked (false: drop it),
+ * One upstream event's messages, the way both stream readers take them: checked (false: drop it),
  * then through the interceptors when there are any, then handed to `emit` in order: the data to
- * send (the original text when nothing changed), or undefined when nothing is left of it.
+ * send (the original text when nothing changed), or undefined when nothing is left of it. Events
+ * a channel made come parsed; an SSE event's data is parsed here, once.
  */
 export function takeEventData (
-  data: string,
+  event: UpstreamEvent,
   pending: PendingRequests | undefined,
   onMessage: ((message: JsonRpcMessage) => void) | undefined,
   gate: FilterGate | undefined,
   emit: (data: string | undefined) => void
 ): boolean {
+  const data = event.data
   if (gate === undefined) {
-    if (!acceptEventData(data, pending, onMessage)) return false
+    if (!acceptEventData(data, pending, onMessage, event.parsed)) return false
     emit(data)
     return true
   }
-  const parsed = parseEventData(data)
+  const parsed = event.parsed ?? parseEventData(data)
   if (parsed === undefined || (pending !== undefined && hasStray(parsed.messages, pending))) return false
   gate.push(parsed.messages, (result) => {
     const messages = result.changed ? result.messages : parsed.messages

@@ -1,10 +1,10 @@
 /**
- * Relays an upstream SSE body to a client event by event, as each event completes: never the
- * whole body, never a half event. Each event's data is checked to be JSON-RPC; the caller sees
- * every message; backpressure from the client pauses the upstream.
+ * The unlogged SSE sink: an upstream's events written to a client as SSE, event by event, as each
+ * comes. Each event's messages are checked to be JSON-RPC; the caller sees every message;
+ * backpressure from the client pauses the upstream.
  *
- * When the upstream stream fails, or ends without answering and without giving the client a
- * resumption point (an event id), the client gets a JSON-RPC error for each request still
+ * When the upstream flow breaks, or ends without answering and without giving the client a
+ * resumption point (an upstream event id), the client gets a JSON-RPC error for each request still
  * unanswered on this stream instead of waiting forever.
  */
 import type { PendingRequests } from './pending.ts'
@@ -13,12 +13,12 @@ import { errorResponse, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.t
 import { FilterGate, type MessageFilter } from '../interceptors/apply.ts'
 import { takeEventData } from './messages.ts'
 import { encodeEvent } from '../sse/encode.ts'
-import { SseParser } from '../sse/parser.ts'
 import type { Logger } from '../logger.ts'
+import type { UpstreamEvents } from '../upstream/events.ts'
 
 export interface SseRelayOptions {
-  /** The upstream response body. */
-  source: Readable
+  /** The upstream's answer, as events. */
+  source: UpstreamEvents
   /** Ids of the requests this stream must answer; emptied as responses pass. */
   pending?: PendingRequests
   /** Sees each valid message before it is written. */
@@ -32,7 +32,6 @@ export interface SseRelayOptions {
   onDone?: (error: Error | undefined) => void
   /** Builds the error for requests left unanswered. */
   unanswered: (id: JsonRpcId, cause: Error | undefined) => { code: number, message: string }
-  maxLineLength?: number
   log: Logger
   /** Interceptors: each event's messages go through this first (in order). */
   filter?: MessageFilter
@@ -52,13 +51,13 @@ export function relaySse (options: SseRelayOptions): Readable {
         started = true
         options.onStart?.()
       }
-      if (source.isPaused()) source.resume()
+      source.resume()
     },
     destroy (err, callback) {
       if (!done) {
         // The client went away first: stop reading the upstream.
-        source.destroy()
         finish(undefined, false)
+        source.destroy()
       }
       callback(err)
     }
@@ -70,28 +69,10 @@ export function relaySse (options: SseRelayOptions): Readable {
   for (const message of options.prelude ?? []) out.push(encodeEvent({ data: JSON.stringify(message) }))
 
   const gate = options.filter === undefined ? undefined : new FilterGate(source, options.filter)
-  const parser = new SseParser({
-    maxLineLength: options.maxLineLength,
-    onEvent (event) {
-      if (event.id !== undefined) sawEventId = true
-      if (event.data.length === 0 || event.event !== undefined) {
-        write(encodeEvent(event))
-        return
-      }
-      const taken = takeEventData(event.data, pending, onMessage, gate, (data) => {
-        if (done) return
-        if (data !== undefined) write(encodeEvent({ ...event, data }))
-        // Nothing left to send: the id alone keeps the client's resume point.
-        else if (event.id !== undefined) write(encodeEvent({ id: event.id, data: '' }))
-      })
-      if (!taken) log.warn({ eventId: event.id }, 'dropped upstream SSE event: not JSON-RPC, or a response to no request pending on this stream')
-    }
-  })
 
   function finish (error: Error | undefined, push: boolean): void {
     if (done) return
     done = true
-    source.off('data', onData)
     if (push) {
       if (pending !== undefined && pending.size > 0 && (error !== undefined || !sawEventId)) {
         for (const id of pending) {
@@ -105,21 +86,23 @@ export function relaySse (options: SseRelayOptions): Readable {
     options.onDone?.(error)
   }
 
-  function onData (chunk: Buffer): void {
-    try {
-      parser.push(chunk)
-    } catch (err) {
-      source.destroy()
-      finish(err as Error, true)
+  source.read((event) => {
+    if (done) return
+    if (event.id !== undefined) sawEventId = true
+    if (event.data.length === 0 || event.event !== undefined) {
+      write(encodeEvent(event))
+      return
     }
-  }
-
-  source.on('data', onData)
-  source.once('end', () => {
-    parser.end()
-    if (gate === undefined) finish(undefined, true)
-    else void gate.idle().then(() => finish(undefined, true))
+    const taken = takeEventData(event, pending, onMessage, gate, (data) => {
+      if (done) return
+      if (data !== undefined) write(encodeEvent({ data, id: event.id }))
+      // Nothing left to send: the id alone keeps the client's resume point.
+      else if (event.id !== undefined) write(encodeEvent({ id: event.id, data: '' }))
+    })
+    if (!taken) log.warn({ eventId: event.id }, 'dropped upstream SSE event: not JSON-RPC, or a response to no request pending on this stream')
+  }, (error) => {
+    if (error === undefined && gate !== undefined) void gate.idle().then(() => finish(undefined, true))
+    else finish(error, true)
   })
-  source.once('error', (err) => finish(err, true))
   return out
 }

@@ -1,23 +1,22 @@
 /**
- * Reads an upstream SSE body into a logged stream: each valid JSON-RPC event is published (logged,
- * then written to the attached client). Never pauses for a slow client: the log absorbs it.
+ * The logged SSE sink's reader: an upstream's events into a logged stream, each valid JSON-RPC
+ * event published (logged, then written to the attached client). It waits for a client that
+ * falls behind only as far as the writer's high-water mark: the log absorbs the rest.
  */
 import type { PendingRequests } from '../relay/pending.ts'
-import type { Readable } from 'node:stream'
 import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { FilterGate, type MessageFilter } from '../interceptors/apply.ts'
 import { takeEventData } from '../relay/messages.ts'
-import { SseParser } from '../sse/parser.ts'
+import type { UpstreamEvents } from '../upstream/events.ts'
 import type { LiveStream } from './live-stream.ts'
 
 export interface PumpOptions {
-  source: Readable
+  source: UpstreamEvents
   stream: LiveStream
   pending?: PendingRequests
   onMessage?: (message: JsonRpcMessage) => void
   log: Logger
-  maxLineLength?: number
   /** Interceptors: each event's messages go through this first (in order). */
   filter?: MessageFilter
   /**
@@ -34,7 +33,7 @@ export interface PumpResult {
   lastUpstreamEventId: string | undefined
 }
 
-export function pumpSse (options: PumpOptions): Promise<PumpResult> {
+export function pumpEvents (options: PumpOptions): Promise<PumpResult> {
   const { source, stream, pending, onMessage, log } = options
   let lastUpstreamEventId: string | undefined
   return new Promise((resolve) => {
@@ -59,39 +58,23 @@ export function pumpSse (options: PumpOptions): Promise<PumpResult> {
       }
     }
     const gate = options.filter === undefined ? undefined : new FilterGate(source, options.filter)
-    const parser = new SseParser({
-      maxLineLength: options.maxLineLength,
-      onEvent (event) {
-        const id = event.id
-        if (id !== undefined && id !== '') lastUpstreamEventId = id
-        if (event.data.length === 0 || event.event !== undefined) {
-          if (id !== undefined && id !== '') stream.noteUpstreamEventId(id)
-          return
-        }
-        const taken = takeEventData(event.data, pending, onMessage, gate, (data) => {
-          if (data !== undefined) publish(data, id)
-          // Nothing left to send: keep the upstream position for resuming.
-          else if (id !== undefined && id !== '') stream.noteUpstreamEventId(id)
-        })
-        if (!taken) log.warn({ upstreamEventId: id }, 'dropped upstream SSE event: not JSON-RPC, or a response to no request pending on this stream')
+    source.read((event) => {
+      if (settled) return
+      const id = event.id
+      if (id !== undefined && id !== '') lastUpstreamEventId = id
+      if (event.data.length === 0 || event.event !== undefined) {
+        if (id !== undefined && id !== '') stream.noteUpstreamEventId(id)
+        return
       }
+      const taken = takeEventData(event, pending, onMessage, gate, (data) => {
+        if (data !== undefined) publish(data, id)
+        // Nothing left to send: keep the upstream position for resuming.
+        else if (id !== undefined && id !== '') stream.noteUpstreamEventId(id)
+      })
+      if (!taken) log.warn({ upstreamEventId: id }, 'dropped upstream SSE event: not JSON-RPC, or a response to no request pending on this stream')
+    }, (error) => {
+      if (error === undefined && gate !== undefined) void gate.idle().then(() => settle(undefined))
+      else settle(error)
     })
-    source.on('data', (chunk: Buffer) => {
-      try {
-        parser.push(chunk)
-      } catch (err) {
-        source.destroy()
-        settle(err as Error)
-      }
-    })
-    let ended = false
-    source.once('end', () => {
-      ended = true
-      parser.end()
-      if (gate === undefined) settle(undefined)
-      else void gate.idle().then(() => settle(undefined))
-    })
-    source.once('error', (err) => settle(err))
-    source.once('close', () => { if (!ended) settle(new Error('upstream stream closed')) })
   })
 }

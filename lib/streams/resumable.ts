@@ -16,7 +16,9 @@ import type { Upstream, UpstreamHttpResponse } from '../upstream/types.ts'
 import type { Sink } from './client-writer.ts'
 import { GET_STREAM_ID, type StreamHub } from './hub.ts'
 import type { LiveStream } from './live-stream.ts'
-import { pumpSse, type PumpResult } from './pump.ts'
+import { pumpEvents, type PumpResult } from './pump.ts'
+import type { UpstreamEvents } from '../upstream/events.ts'
+import { sseEvents } from '../upstream/http-answer.ts'
 
 /** An answer that is not a stream: an HTTP error with a JSON-RPC body. */
 export interface PlainResponse {
@@ -41,7 +43,7 @@ const UPSTREAM_RETRY_BASE_MS = 100
 
 export interface PostStreamOptions {
   session: SessionRecord
-  source: UpstreamHttpResponse['body']
+  source: UpstreamEvents
   status: number
   headers: Record<string, string>
   pending: PendingRequests
@@ -90,7 +92,7 @@ export class ResumableStreams {
     if (stream.closed) {
       // The session ended while the upstream was still to answer (the forwarder checks first; this
       // is the hub's own guard): nobody is left to answer.
-      discard(source)
+      source.destroy()
       writer.end('session')
       options.onDone?.()
       return
@@ -101,7 +103,7 @@ export class ResumableStreams {
     stream.stopUpstream = () => source.destroy()
     stream.after(() => writer.start(this.hub.options.retryMs, primes(session), Date.now()))
     for (const message of options.prelude ?? []) stream.publish(JSON.stringify(message))
-    pumpSse({ source, stream, pending: options.pending, onMessage: options.onMessage, log, filter: options.filter })
+    pumpEvents({ source, stream, pending: options.pending, onMessage: options.onMessage, log, filter: options.filter })
       .then((result) => this.completePost(stream, session, options.pending, options.onMessage, log, result))
       // Nobody awaits this: a store or upstream failure past the stream's own handling is logged.
       .catch((err: unknown) => { log.error({ stream: stream.id, err }, 'a POST stream failed after its answer started') })
@@ -125,8 +127,9 @@ export class ResumableStreams {
         await delay(UPSTREAM_RETRY_BASE_MS * 2 ** attempts)
         continue
       }
-      stream.stopUpstream = () => res.body.destroy()
-      const next = await pumpSse({ source: res.body, stream, pending, onMessage, log, filter: stream.filter, untilAnswered: true })
+      const source = sseEvents(res.body)
+      stream.stopUpstream = () => source.destroy()
+      const next = await pumpEvents({ source, stream, pending, onMessage, log, filter: stream.filter, untilAnswered: true })
       result = { error: next.error, lastUpstreamEventId: next.lastUpstreamEventId ?? result.lastUpstreamEventId }
       if (result.error === undefined) attempts = 0
     }
@@ -300,11 +303,11 @@ export class ResumableStreams {
     }
     this.hub.setUpstreamGet(session.id, stop)
     void (async () => {
-      let source = res.body
+      let source = sseEvents(res.body)
       let failures = 0
       let lastUpstreamEventId = from
       for (;;) {
-        const result = await pumpSse({ source, stream, log, onMessage: this.observe, filter: stream.filter })
+        const result = await pumpEvents({ source, stream, log, onMessage: this.observe, filter: stream.filter })
         lastUpstreamEventId = result.lastUpstreamEventId ?? lastUpstreamEventId
         if (stopped) return
         let next: UpstreamHttpResponse | undefined | 'gone'
@@ -325,7 +328,7 @@ export class ResumableStreams {
           return
         }
         failures = 0
-        source = next.body
+        source = sseEvents(next.body)
       }
     })().catch((err: unknown) => {
       // Ending the session needs the store, which may be away: logged, never an unhandled rejection.

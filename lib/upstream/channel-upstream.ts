@@ -1,7 +1,8 @@
 /**
- * An upstream reached over message channels (stdio children, legacy HTTP+SSE connections),
- * presented as a Streamable HTTP server: the gateway's exchange sends it POST / GET / DELETE and
- * gets the answers an SDK server would give (JSON or SSE, `Mcp-Session-Id`, 202, 404, 409).
+ * An upstream reached over message channels (stdio children, legacy HTTP+SSE connections, the
+ * 2026 bridge's channels), at the message level: a client's messages go to the session's channel
+ * and the answer comes back as messages, with no HTTP in between. Its GET stream is still served
+ * in Streamable HTTP terms (`request`), for the resumable streams' reader.
  *
  * Per-session mode (the default) opens one channel per upstream session: a stdio server serves one
  * client, and sharing it leaks one client's state into another's. Shared mode runs one channel
@@ -10,21 +11,22 @@
  * and later ones are answered from its result, and server-to-client requests are refused (a
  * shared process has no one client to ask).
  *
- * A POST's answer waits for its first message: a lone response goes back as JSON (cheapest for
- * everyone), anything else (progress, a server request) turns the answer into an SSE stream.
- * Messages from the upstream that answer nothing (notifications, server requests) go to the
- * newest POST stream still open (over stdio they most likely belong to the call in progress),
+ * An answer waits for its first message: a lone response is the whole answer (the client gets
+ * JSON, cheapest for everyone), anything else (progress, a server request) makes it a flow of
+ * events. Messages from the upstream that answer nothing (notifications, server requests) go to
+ * the newest answer still open (over stdio they most likely belong to the call in progress),
  * else to the session's GET stream, else they wait for one, up to `maxQueued`.
  */
 import { randomUUID } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
-import { errorResponse, isRequest, isResponse, METHOD_NOT_FOUND, parseMessages, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../jsonrpc.ts'
+import { errorResponse, isRequest, isResponse, METHOD_NOT_FOUND, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { HEADER } from '../protocol.ts'
 import { encodeEvent } from '../sse/encode.ts'
 import type { MessageChannel, OpenChannel } from './channel.ts'
-import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse, UpstreamKind } from './types.ts'
+import { UpstreamEvents, type UpstreamAnswer } from './events.ts'
+import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse, UpstreamKind, UpstreamSend } from './types.ts'
 
 export interface ChannelUpstreamOptions {
   name: string
@@ -52,11 +54,10 @@ export interface ChannelUpstreamOptions {
 
 export const CHANNEL_DEFAULTS = { maxChannels: 100, maxQueued: 1000, idleMs: 3_600_000 } as const
 
-const JSON_TYPE = { 'content-type': 'application/json' }
 const SSE_TYPE = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }
 
 function httpError (status: number, code: number, message: string): UpstreamHttpResponse {
-  return { status, headers: { ...JSON_TYPE }, body: Readable.from([Buffer.from(JSON.stringify(errorResponse(null, code, message)))]) }
+  return { status, headers: { 'content-type': 'application/json' }, body: Readable.from([Buffer.from(JSON.stringify(errorResponse(null, code, message)))]) }
 }
 
 function progressToken (message: JsonRpcRequest): string | number | undefined {
@@ -65,19 +66,19 @@ function progressToken (message: JsonRpcRequest): string | number | undefined {
   return typeof token === 'string' || typeof token === 'number' ? token : undefined
 }
 
-/** One POST's answer: JSON if its first message completes it, else an SSE stream. */
+/** One exchange's answer: whole if its first message completes it, else a flow of events. */
 export class Answer {
   readonly remaining: Set<JsonRpcId>
   readonly tokens: Array<string | number> = []
-  private readonly headers: Record<string, string>
-  private resolve: ((res: UpstreamHttpResponse) => void) | undefined
-  private stream: Readable | undefined
+  private readonly sessionId: string | undefined
+  private resolve: ((answer: UpstreamAnswer) => void) | undefined
+  private events: UpstreamEvents | undefined
   private readonly onAbandon: (answer: Answer) => void
   finished = false
 
-  constructor (ids: JsonRpcId[], headers: Record<string, string>, resolve: (res: UpstreamHttpResponse) => void, onAbandon: (answer: Answer) => void) {
+  constructor (ids: JsonRpcId[], sessionId: string | undefined, resolve: (answer: UpstreamAnswer) => void, onAbandon: (answer: Answer) => void) {
     this.remaining = new Set(ids)
-    this.headers = headers
+    this.sessionId = sessionId
     this.resolve = resolve
     this.onAbandon = onAbandon
   }
@@ -90,29 +91,26 @@ export class Answer {
       this.resolve = undefined
       if (this.remaining.size === 0) {
         this.finished = true
-        resolve({ status: 200, headers: { ...JSON_TYPE, ...this.headers }, body: Readable.from([Buffer.from(JSON.stringify(message))]) })
+        resolve({ kind: 'single', sessionId: this.sessionId, messages: [message], batch: false, raw: undefined })
         return
       }
-      // No backpressure toward the channel: it carries every stream of the session (or of all
+      // No flow control toward the channel: it carries every answer of the session (or of all
       // sessions, shared), so one slow reader must not stall the others. The gateway's own
       // stream log bounds what a slow client holds.
-      this.stream = new Readable({
-        read () {},
-        destroy: (err, callback) => {
-          if (!this.finished) {
-            this.finished = true
-            this.onAbandon(this)
-          }
-          callback(err)
+      this.events = new UpstreamEvents({
+        stop: () => {
+          if (this.finished) return
+          this.finished = true
+          this.onAbandon(this)
         }
       })
-      resolve({ status: 200, headers: { ...SSE_TYPE, ...this.headers }, body: this.stream })
+      resolve({ kind: 'stream', sessionId: this.sessionId, events: this.events })
     }
-    const stream = this.stream as Readable
-    stream.push(encodeEvent({ data: JSON.stringify(message) }))
+    const events = this.events as UpstreamEvents
+    events.push({ data: JSON.stringify(message), parsed: { messages: [message], batch: false } })
     if (this.remaining.size === 0) {
       this.finished = true
-      stream.push(null)
+      events.end()
     }
   }
 
@@ -307,9 +305,10 @@ export class ChannelUpstream implements Upstream {
     }
   }
 
+  /** The session's GET stream, or its end (DELETE). POST goes through `send`. */
   async request (req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
+    if (req.method === 'POST') throw new TypeError(`upstream ${this.name}: messages go through send()`)
     const sessionId = req.headers[HEADER.sessionId]
-    if (req.method === 'POST') return await this.post(req, sessionId)
     if (sessionId === undefined) return httpError(400, -32000, 'Bad Request: Mcp-Session-Id header is required')
     const session = this.sessions.get(sessionId)
     if (session === undefined) return httpError(404, -32001, 'Session not found')
@@ -322,26 +321,22 @@ export class ChannelUpstream implements Upstream {
     return { status: 200, headers: { ...SSE_TYPE }, body: session.outlet.attach() }
   }
 
-  private async post (req: UpstreamHttpRequest, sessionId: string | undefined): Promise<UpstreamHttpResponse> {
-    let messages = req.messages
-    if (messages === undefined) {
-      const parsed = parseMessages(String(req.body))
-      if (!parsed.ok) return httpError(400, parsed.code, parsed.message)
-      messages = parsed.messages
-    }
+  async send (req: UpstreamSend): Promise<UpstreamAnswer> {
+    const messages = req.messages
+    const sessionId = req.headers[HEADER.sessionId]
     let session: ChannelSession
-    const headers: Record<string, string> = {}
+    let opened: string | undefined
     if (sessionId === undefined) {
       const initialize = messages.find((message) => isRequest(message) && message.method === 'initialize') as JsonRpcRequest | undefined
-      if (initialize === undefined) return httpError(400, -32000, `Bad Request: upstream ${this.name} (${this.kind}) serves sessions only: initialize first`)
+      if (initialize === undefined) throw new GatewayErrors.UPSTREAM_NEEDS_SESSION(this.name, this.kind)
       session = await this.openSession()
-      headers[HEADER.sessionId] = session.id
+      opened = session.id
       const shared = this.shared
       if (shared !== undefined && shared.initialize !== undefined) {
         // A later client of a shared channel: the channel's first initialize answers it too.
         try {
           const result = await shared.initialize
-          return { status: 200, headers: { ...JSON_TYPE, ...headers }, body: Readable.from([Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: initialize.id, result }))]) }
+          return { kind: 'single', sessionId: opened, messages: [{ jsonrpc: '2.0', id: initialize.id, result }], batch: false, raw: undefined }
         } catch (err) {
           this.endSession(session, err as Error)
           throw err
@@ -349,7 +344,7 @@ export class ChannelUpstream implements Upstream {
       }
     } else {
       const found = this.sessions.get(sessionId)
-      if (found === undefined) return httpError(404, -32001, 'Session not found')
+      if (found === undefined) throw new GatewayErrors.UPSTREAM_SESSION_GONE()
       session = found
       session.lastUsed = Date.now()
     }
@@ -360,13 +355,13 @@ export class ChannelUpstream implements Upstream {
       for (const message of messages) {
         // A later client's `initialized` is the shared channel's business only once.
         if (this.shared !== undefined && 'method' in message && message.method === 'notifications/initialized') continue
-        await this.send(session, message)
+        await this.deliver(session, message)
       }
-      return { status: 202, headers: {}, body: Readable.from([]) }
+      return { kind: 'accepted', sessionId: opened }
     }
 
-    return await new Promise<UpstreamHttpResponse>((resolve, reject) => {
-      const answer = new Answer(ids, headers, resolve, (gone) => session.forget(gone))
+    return await new Promise<UpstreamAnswer>((resolve, reject) => {
+      const answer = new Answer(ids, opened, resolve, (gone) => session.forget(gone))
       for (const message of messages) {
         if (!isRequest(message)) continue
         session.answers.set(message.id, answer)
@@ -389,7 +384,7 @@ export class ChannelUpstream implements Upstream {
       const initialize = sessionId === undefined ? messages.find((message) => isRequest(message) && message.method === 'initialize') as JsonRpcRequest | undefined : undefined
       if (initialize !== undefined && this.shared !== undefined) this.shared.initialize = this.sharedInitialize(answer, initialize.id)
       void (async () => {
-        for (const message of messages) await this.send(session, message)
+        for (const message of messages) await this.deliver(session, message)
       })().catch((err: unknown) => {
         answer.fail(err as Error)
         session.forget(answer)
@@ -417,7 +412,8 @@ export class ChannelUpstream implements Upstream {
     return result
   }
 
-  private async send (session: ChannelSession, message: JsonRpcMessage): Promise<void> {
+  /** Hands one client message to the session's channel (rewritten for a shared one). */
+  private async deliver (session: ChannelSession, message: JsonRpcMessage): Promise<void> {
     if (session.gone !== undefined) throw session.gone
     const shared = this.shared
     if (shared === undefined) {

@@ -22,7 +22,9 @@ import { ChannelUpstream } from './channel-upstream.ts'
 import { ModernUpstreamForLegacyClient, modernRequest, readAnswer, type DiscoverResult } from './modern-upstream-for-legacy-clients.ts'
 import { LegacyUpstreamForModernClients } from './legacy-upstream-for-modern-clients.ts'
 import type { StreamableHttpUpstream } from './streamable-http.ts'
-import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse } from './types.ts'
+import type { UpstreamAnswer } from './events.ts'
+import { refusedReply } from './http-answer.ts'
+import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse, UpstreamSend } from './types.ts'
 import { GatewayErrors } from '../errors.ts'
 
 export type ProtocolEra = '2025' | '2026'
@@ -33,20 +35,10 @@ const UNSURE_TTL_MS = 60_000
 const DISCOVER_TTL_MS = 30_000
 const GATEWAY_INFO = { name: 'fastify-mcp-gateway', version: '0.1.0' }
 
-function opensSession (req: UpstreamHttpRequest): boolean {
-  if (req.method !== 'POST' || req.headers[HEADER.sessionId] !== undefined) return true
-  const messages: readonly JsonRpcMessage[] = req.messages ?? parse(req.body)
-  return messages.some((message) => isRequest(message) && message.method === 'initialize')
+function sendOpensSession (req: UpstreamSend): boolean {
+  return req.headers[HEADER.sessionId] !== undefined || req.messages.some((message) => isRequest(message) && message.method === 'initialize')
 }
 
-function parse (body: UpstreamHttpRequest['body']): JsonRpcMessage[] {
-  try {
-    const value = JSON.parse(String(body)) as unknown
-    return (Array.isArray(value) ? value : [value]) as JsonRpcMessage[]
-  } catch {
-    return []
-  }
-}
 
 export class DualEraUpstream implements Upstream {
   readonly name: string
@@ -142,7 +134,42 @@ export class DualEraUpstream implements Upstream {
     return result
   }
 
+  send (req: UpstreamSend): Promise<UpstreamAnswer> {
+    const known = this.setting === 'auto' ? this.known : this.setting
+    // The common case, on every request: no extra promise on the way.
+    if (known !== undefined) return this.routeSend(req, known)
+    return this.firstSends(req)
+  }
+
+  /** `firstRequests` for messages: a refusal in the other era's words waits for the verdict. */
+  private async firstSends (req: UpstreamSend): Promise<UpstreamAnswer> {
+    const probing = this.findOutEra()
+    probing.catch(() => {})
+    const guess: ProtocolEra = sendOpensSession(req) ? '2025' : '2026'
+    try {
+      return await this.routeSend(req, guess)
+    } catch (err) {
+      const reply = refusedReply(err)
+      if (reply === undefined || !speaksOtherEra(reply.body, guess)) throw err
+      let era: ProtocolEra
+      try {
+        era = await probing
+      } catch {
+        throw err
+      }
+      if (era === guess) throw err
+      return await this.routeSend(req, era)
+    }
+  }
+
+  private routeSend (req: UpstreamSend, era: ProtocolEra): Promise<UpstreamAnswer> {
+    if (era === '2025') return sendOpensSession(req) ? this.raw.send(req) : this.legacy.send(req)
+    return sendOpensSession(req) ? this.bridge.send(req) : this.raw.send(req)
+  }
+
+  /** GET (the server's stream) and DELETE, in Streamable HTTP terms. POST goes through `send`. */
   request (req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
+    if (req.method === 'POST') return Promise.reject(new TypeError(`upstream ${this.name}: messages go through send()`))
     const known = this.setting === 'auto' ? this.known : this.setting
     // The common case, on every request: no extra promise on the way.
     if (known !== undefined) return this.route(req, known)
@@ -155,7 +182,8 @@ export class DualEraUpstream implements Upstream {
     // the verdict and, if it says so, sends the request the other way.
     const probing = this.findOutEra()
     probing.catch(() => {})
-    const guess: ProtocolEra = opensSession(req) ? '2025' : '2026'
+    // A GET or DELETE is a session's, and sessions are 2025's.
+    const guess: ProtocolEra = '2025'
     const res = await this.route(req, guess)
     if (res.status !== 400 && res.status !== 404 && res.status !== 405) return res
     const raw = await readBounded(res.body, 64 * 1024).catch(() => Buffer.alloc(0))
@@ -178,8 +206,8 @@ export class DualEraUpstream implements Upstream {
   }
 
   private route (req: UpstreamHttpRequest, era: ProtocolEra): Promise<UpstreamHttpResponse> {
-    if (era === '2025') return opensSession(req) ? this.raw.request(req) : this.legacy.request(req)
-    return opensSession(req) ? this.bridge.request(req) : this.raw.request(req)
+    // A GET or DELETE is a session's: with a 2026 upstream, sessions are the bridge's.
+    return era === '2026' ? this.bridge.request(req) : this.raw.request(req)
   }
 
   async probe (): Promise<void> {

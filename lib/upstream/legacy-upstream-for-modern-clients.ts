@@ -21,17 +21,17 @@
  * - Results get `resultType: "complete"`; a closed client stream cancels the call upstream.
  */
 import { randomUUID } from 'node:crypto'
-import { Readable } from 'node:stream'
-import { errorResponse, isRequest, isResponse, parseMessages, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../jsonrpc.ts'
+import { errorResponse, isRequest, isResponse, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { STATELESS_VERSION } from '../protocol.ts'
 import { drain } from '../relay/body.ts'
-import { encodeEvent } from '../sse/encode.ts'
 import { Answer } from './channel-upstream.ts'
+import { UpstreamEvents, type UpstreamAnswer } from './events.ts'
+import { httpFailure } from './http-answer.ts'
 import { META, readAnswer } from './modern-upstream-for-legacy-clients.ts'
 import { LegacyUpstreamSessions, type LegacySession } from './legacy-upstream-sessions.ts'
 import type { StreamableHttpUpstream } from './streamable-http.ts'
-import type { UpstreamHttpRequest, UpstreamHttpResponse } from './types.ts'
+import type { UpstreamHttpResponse, UpstreamSend } from './types.ts'
 
 /** Most resource URIs one `subscriptions/listen` may name (each is a round trip upstream). */
 const MAX_LISTEN_URIS = 256
@@ -58,10 +58,9 @@ interface Call {
   abort: AbortController
 }
 
-const JSON_TYPE = { 'content-type': 'application/json' }
-
-function jsonResponse (status: number, body: unknown): UpstreamHttpResponse {
-  return { status, headers: { ...JSON_TYPE }, body: Readable.from([Buffer.from(JSON.stringify(body))]) }
+/** A whole answer of one message, made here. */
+function single (message: JsonRpcMessage): UpstreamAnswer {
+  return { kind: 'single', sessionId: undefined, messages: [message], batch: false, raw: undefined }
 }
 
 /** Results 2026-07-28 makes cacheable (`ttlMs`, `cacheScope` required). */
@@ -110,23 +109,23 @@ export class LegacyUpstreamForModernClients {
     this.sessions = new LegacyUpstreamSessions(upstream, log, (call, message) => { this.fromUpstream(call, message) })
   }
 
-  async request (req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
-    const messages = req.messages ?? (() => { const parsed = parseMessages(String(req.body)); return parsed.ok ? parsed.messages : [] })()
-    const message = messages[0]
-    if (message === undefined || !isRequest(message)) return { status: 202, headers: {}, body: Readable.from([]) }
+  /** A stateless client's request, answered as a 2026 server would, as messages. */
+  async send (req: UpstreamSend): Promise<UpstreamAnswer> {
+    const message = req.messages[0]
+    if (message === undefined || !isRequest(message)) return { kind: 'accepted', sessionId: undefined }
     const meta = (message.params?._meta ?? {}) as Record<string, unknown>
     const key = req.principal === undefined ? undefined : `${req.principal}\u0000${capabilityKey(meta[META.clientCapabilities])}`
     if (message.method === 'server/discover') {
       const session = await this.sessions.checkout(key, meta)
       this.sessions.release(session)
-      return jsonResponse(200, { jsonrpc: '2.0', id: message.id, result: this.discoverResult(session) })
+      return single({ jsonrpc: '2.0', id: message.id, result: this.discoverResult(session) })
     }
     if (message.method === 'subscriptions/listen') return await this.listen(key, meta, message, req)
     const token = message.params?.requestState
     const call = typeof token === 'string' ? this.pending.get(token) : undefined
     // A token is its principal's: anyone else's retry never reaches that call (nor learns it exists).
     if (call !== undefined && call.principal === req.principal) return await this.resume(call, message, req)
-    if (call !== undefined) return jsonResponse(200, errorResponse(message.id, -32602, 'Invalid params: unknown requestState'))
+    if (call !== undefined) return single(errorResponse(message.id, -32602, 'Invalid params: unknown requestState'))
     return await this.call(key, meta, message, req, 0)
   }
 
@@ -141,7 +140,7 @@ export class LegacyUpstreamForModernClients {
     }
   }
 
-  private async call (key: string | undefined, meta: Record<string, unknown>, message: JsonRpcRequest, req: UpstreamHttpRequest, attempt: number): Promise<UpstreamHttpResponse> {
+  private async call (key: string | undefined, meta: Record<string, unknown>, message: JsonRpcRequest, req: UpstreamSend, attempt: number): Promise<UpstreamAnswer> {
     const session = await this.sessions.checkout(key, meta)
     const abort = new AbortController()
     const call: Call = { session, principal: req.principal, method: message.method, upstreamId: message.id, answer: undefined, clientId: message.id, held: [], asked: new Map(), token: undefined, timer: undefined, done: false, abort }
@@ -161,7 +160,8 @@ export class LegacyUpstreamForModernClients {
     }
     if (res.status >= 300) {
       this.sessions.release(session)
-      return res
+      // The client holds no session: whatever the upstream refused is the client's to see.
+      throw await httpFailure(this.upstream.name, res, false)
     }
     const answered = this.attach(call, message.id, req)
     void readAnswer(res as never, (upstreamMessage) => this.fromUpstream(call, upstreamMessage))
@@ -173,10 +173,10 @@ export class LegacyUpstreamForModernClients {
   }
 
   /** A client (or its retry) now waits on this call: what comes from upstream goes to it. */
-  private attach (call: Call, clientId: JsonRpcId, req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
+  private attach (call: Call, clientId: JsonRpcId, req: UpstreamSend): Promise<UpstreamAnswer> {
     return new Promise((resolve) => {
       call.clientId = clientId
-      call.answer = new Answer([clientId], {}, resolve, () => {
+      call.answer = new Answer([clientId], undefined, resolve, () => {
         // The client closed its stream: in 2026 that cancels the request.
         if (!call.done) this.cancel(call)
       })
@@ -226,7 +226,7 @@ export class LegacyUpstreamForModernClients {
   }
 
   /** The client's retry: its answers go upstream, and the call's stream continues to it. */
-  private async resume (call: Call, message: JsonRpcRequest, req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
+  private async resume (call: Call, message: JsonRpcRequest, req: UpstreamSend): Promise<UpstreamAnswer> {
     if (call.timer !== undefined) clearTimeout(call.timer)
     const responses = (message.params?.inputResponses ?? {}) as Record<string, unknown>
     const answers: JsonRpcMessage[] = []
@@ -260,11 +260,11 @@ export class LegacyUpstreamForModernClients {
   }
 
   /** `subscriptions/listen` from a session's GET stream, filtered to what the client opted in to. */
-  private async listen (key: string | undefined, meta: Record<string, unknown>, message: JsonRpcRequest, req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
+  private async listen (key: string | undefined, meta: Record<string, unknown>, message: JsonRpcRequest, req: UpstreamSend): Promise<UpstreamAnswer> {
     const filter = (message.params?.notifications ?? {}) as { toolsListChanged?: boolean, promptsListChanged?: boolean, resourcesListChanged?: boolean, resourceSubscriptions?: string[] }
     const uris = new Set(Array.isArray(filter.resourceSubscriptions) ? filter.resourceSubscriptions.map(String) : [])
     // One upstream round trip per URI, on a list the client writes: bounded.
-    if (uris.size > MAX_LISTEN_URIS) return jsonResponse(200, errorResponse(message.id, -32602, `Invalid params: at most ${MAX_LISTEN_URIS} resourceSubscriptions`))
+    if (uris.size > MAX_LISTEN_URIS) return single(errorResponse(message.id, -32602, `Invalid params: at most ${MAX_LISTEN_URIS} resourceSubscriptions`))
     const session = await this.sessions.checkout(key, meta)
     try {
       for (const uri of uris) {
@@ -287,29 +287,28 @@ export class LegacyUpstreamForModernClients {
       }
     }
     const tag = (params: Record<string, unknown> | undefined): Record<string, unknown> => ({ ...params, _meta: { ...(params?._meta as Record<string, unknown> | undefined), [META.subscriptionId]: message.id } })
-    const stream = new Readable({
-      read () {},
-      destroy: (err, callback) => {
+    const stream = new UpstreamEvents({
+      stop: () => {
         session.listeners.delete(listener)
         this.sessions.release(session)
-        callback(err)
       }
     })
+    const push = (out: JsonRpcMessage): void => { stream.push({ data: JSON.stringify(out), parsed: { messages: [out], batch: false } }) }
     const listener = (notification: JsonRpcMessage): void => {
       if (!wanted(notification)) return
-      stream.push(encodeEvent({ data: JSON.stringify({ ...notification, params: tag((notification as { params?: Record<string, unknown> }).params) }) }))
+      push({ ...notification, params: tag((notification as { params?: Record<string, unknown> }).params) } as JsonRpcMessage)
     }
     session.listeners.add(listener)
     // A listen holds its session: lend it to no call, so no request of the upstream is misread.
     session.call = undefined
-    stream.push(encodeEvent({ data: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: tag({ notifications: filter }) }) }))
+    push({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: tag({ notifications: filter }) })
     const signal = req.signal
     if (signal !== undefined) {
       const onAbort = (): void => { stream.destroy() }
       if ('addEventListener' in signal) signal.addEventListener('abort', onAbort, { once: true })
       else signal.once('abort', onAbort)
     }
-    return { status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }, body: stream }
+    return { kind: 'stream', sessionId: undefined, events: stream }
   }
 
   async close (): Promise<void> {

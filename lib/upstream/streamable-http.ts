@@ -4,7 +4,9 @@
  */
 import { Pool } from 'undici'
 import { GatewayErrors } from '../errors.ts'
-import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse } from './types.ts'
+import type { UpstreamAnswer } from './events.ts'
+import { sendOverHttp } from './http-answer.ts'
+import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse, UpstreamSend } from './types.ts'
 
 export type { UpstreamHttpRequest, UpstreamHttpResponse } from './types.ts'
 
@@ -106,6 +108,11 @@ export class StreamableHttpUpstream implements Upstream {
       headersTimeout: this.headersTimeout,
       bodyTimeout: this.bodyTimeout
     })
+  }
+
+  /** A client's messages as one POST; the HTTP answer read into messages. */
+  send (req: UpstreamSend): Promise<UpstreamAnswer> {
+    return sendOverHttp(this, req)
   }
 
   /** Sends one HTTP request upstream. Rejects with a gateway error, or with the abort reason. */

@@ -1,14 +1,15 @@
 /**
- * The one interface every upstream kind implements. The gateway's exchange is written in
- * Streamable HTTP terms (POST / GET / DELETE, JSON or SSE answers, `Mcp-Session-Id`), because that
- * is what it speaks to clients: an HTTP upstream passes requests through, and a stdio or legacy
- * HTTP+SSE upstream answers them itself, as a small in-process Streamable HTTP server over its
- * own transport.
+ * The one interface every upstream kind implements. A client's messages go out with `send` and
+ * come back as messages (`UpstreamAnswer`): a channel upstream (stdio, legacy HTTP+SSE) answers
+ * them itself, with no HTTP in between, and a Streamable HTTP upstream reads its HTTP answer into
+ * messages (`http-answer.ts`). The server's own stream (GET) and the end of a session (DELETE)
+ * still go through `request`, in Streamable HTTP terms.
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { AbortLike } from '../abort.ts'
 import type { JsonRpcMessage } from '../jsonrpc.ts'
+import type { UpstreamAnswer } from './events.ts'
 
 export type UpstreamKind = 'streamable-http' | 'stdio' | 'sse'
 
@@ -29,6 +30,22 @@ export interface UpstreamHttpRequest {
   longLived?: boolean
 }
 
+/** A client's messages for one exchange (one POST body), already filtered and parsed. */
+export interface UpstreamSend {
+  /** Already filtered: only what may reach the upstream (`Mcp-Session-Id` names its session). */
+  headers: Record<string, string>
+  /** The messages' bytes, forwarded as they are by upstreams that send bytes. */
+  body: Buffer | string
+  messages: readonly JsonRpcMessage[]
+  /** An `initialize` without a session: the answer may name the upstream's new session. */
+  opensSession?: boolean
+  signal?: AbortLike
+  /** The caller's principal id (auth on): upstream sessions held for stateless clients are theirs. */
+  principal?: string
+  /** Largest whole (JSON) answer accepted; streams are never buffered. */
+  maxBytes: number
+}
+
 export interface UpstreamHttpResponse {
   status: number
   headers: IncomingHttpHeaders
@@ -41,7 +58,13 @@ export interface Upstream {
   readonly kind: UpstreamKind
   /** The protocol era the upstream speaks, when known (stdio and legacy SSE: 2025). */
   readonly era?: '2025' | '2026' | undefined
-  /** Sends one request. Rejects with a gateway error, or with the abort reason. */
+  /**
+   * Sends a client's messages and resolves with the upstream's answer as messages. Rejects with a
+   * coded gateway error (an upstream's own 4xx as `UPSTREAM_REFUSED`, a session it forgot as
+   * `UPSTREAM_SESSION_GONE`), or with the abort reason.
+   */
+  send (req: UpstreamSend): Promise<UpstreamAnswer>
+  /** GET (the server's stream) and DELETE (end a session). Rejects with a gateway error, or with the abort reason. */
   request (req: UpstreamHttpRequest): Promise<UpstreamHttpResponse>
   /** Resolves when the upstream can serve (for `/readyz`); rejects with the reason otherwise. */
   probe (): Promise<void>

@@ -1,6 +1,7 @@
 /**
- * The channel upstream as a Streamable HTTP server, over an in-memory channel: what each HTTP
- * request gets back, how messages are routed, and how a channel that goes away ends its session.
+ * The channel upstream over an in-memory channel: what a client's messages get back (as
+ * messages: no HTTP in between), how messages are routed, what its GET stream gives, and how a
+ * channel that goes away ends its session.
  */
 import t, { type Test } from 'tap'
 import { ChannelUpstream } from '../../lib/upstream/channel-upstream.ts'
@@ -8,6 +9,7 @@ import { LineSplitter, type MessageChannel } from '../../lib/upstream/channel.ts
 import { GatewayErrors } from '../../lib/errors.ts'
 import type { JsonRpcMessage } from '../../lib/jsonrpc.ts'
 import type { UpstreamHttpResponse } from '../../lib/upstream/types.ts'
+import type { UpstreamAnswer } from '../../lib/upstream/events.ts'
 
 const silent = { debug () {}, info () {}, warn () {}, error () {} }
 
@@ -57,14 +59,35 @@ async function text (res: UpstreamHttpResponse): Promise<string> {
   return out
 }
 
+/** An answer as a test sees it: its kind, the session it opened, and all its messages, read to the end. */
+interface Seen {
+  kind: UpstreamAnswer['kind']
+  sessionId: string | undefined
+  messages: JsonRpcMessage[]
+}
+
+async function seen (answer: UpstreamAnswer): Promise<Seen> {
+  if (answer.kind === 'accepted') return { kind: answer.kind, sessionId: answer.sessionId, messages: [] }
+  if (answer.kind === 'single') return { kind: answer.kind, sessionId: answer.sessionId, messages: answer.messages }
+  const messages: JsonRpcMessage[] = []
+  await new Promise<void>((resolve) => {
+    answer.events.read((event) => { messages.push(...(event.parsed?.messages ?? [JSON.parse(event.data) as JsonRpcMessage])) }, () => resolve())
+  })
+  return { kind: answer.kind, sessionId: answer.sessionId, messages }
+}
+
+function post (upstream: ChannelUpstream, headers: Record<string, string>, messages: JsonRpcMessage[], signal?: AbortSignal): Promise<Seen> {
+  return upstream.send({ headers, body: JSON.stringify(messages.length === 1 ? messages[0] : messages), messages, signal, maxBytes: 1 << 20 }).then(seen)
+}
+
 async function initialize (t: Test, upstream: ChannelUpstream, channels: MemoryChannel[]): Promise<string> {
-  const pending = upstream.request({ method: 'POST', headers: {}, messages: [INIT] })
+  const pending = post(upstream, {}, [INIT])
   await new Promise((resolve) => setImmediate(resolve))
   const channel = channels.at(-1) as MemoryChannel
   channel.onmessage({ jsonrpc: '2.0', id: 1, result: { protocolVersion: '2025-11-25', capabilities: {}, serverInfo: { name: 's', version: '1' } } })
   const res = await pending
-  t.equal(res.status, 200)
-  return res.headers['mcp-session-id'] as string
+  t.equal(res.kind, 'single')
+  return res.sessionId as string
 }
 
 t.test('JSON when the first message completes the answer, SSE otherwise', async (t) => {
@@ -72,26 +95,25 @@ t.test('JSON when the first message completes the answer, SSE otherwise', async 
   const id = await initialize(t, upstream, channels)
   const channel = channels[0] as MemoryChannel
   const headers = { 'mcp-session-id': id }
-  const quick = upstream.request({ method: 'POST', headers, body: '{"jsonrpc":"2.0","id":2,"method":"ping"}' })
+  const quick = post(upstream, headers, [{ jsonrpc: '2.0', id: 2, method: 'ping' }])
   await new Promise((resolve) => setImmediate(resolve))
   channel.onmessage({ jsonrpc: '2.0', id: 2, result: {} })
   const answered = await quick
-  t.equal(answered.headers['content-type'], 'application/json')
-  t.same(JSON.parse(await text(answered)), { jsonrpc: '2.0', id: 2, result: {} })
+  t.equal(answered.kind, 'single', 'a lone response is the whole answer')
+  t.same(answered.messages, [{ jsonrpc: '2.0', id: 2, result: {} }])
 
-  const slow = upstream.request({ method: 'POST', headers, messages: [{ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'x', _meta: { progressToken: 'p' } } }] })
+  const slow = post(upstream, headers, [{ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'x', _meta: { progressToken: 'p' } } }])
   await new Promise((resolve) => setImmediate(resolve))
   channel.onmessage({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 'p', progress: 1 } })
   channel.onmessage({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'x' } })
   channel.onmessage({ jsonrpc: '2.0', id: 3, result: { content: [] } })
   channel.onmessage({ jsonrpc: '2.0', id: 99, result: {} })
   const streamed = await slow
-  t.equal(streamed.headers['content-type'], 'text/event-stream')
-  const events = (await text(streamed)).split('\n\n').filter((e) => e.length > 0)
-  t.equal(events.length, 3, 'progress, the log line and the answer; a stray response is dropped')
+  t.equal(streamed.kind, 'stream')
+  t.equal(streamed.messages.length, 3, 'progress, the log line and the answer; a stray response is dropped')
 
-  const note = await upstream.request({ method: 'POST', headers, messages: [{ jsonrpc: '2.0', method: 'notifications/initialized' }] })
-  t.equal(note.status, 202)
+  const note = await post(upstream, headers, [{ jsonrpc: '2.0', method: 'notifications/initialized' }])
+  t.equal(note.kind, 'accepted')
   t.same(channel.sent.map((m) => 'method' in m ? m.method : 'response'), ['initialize', 'ping', 'tools/call', 'notifications/initialized'])
 })
 
@@ -106,10 +128,9 @@ t.test('GET: one stream per session, queued messages first; 404 and 400 like an 
   channel.onmessage({ jsonrpc: '2.0', method: 'notifications/message', params: { n: 4 } })
   t.equal((await upstream.request({ method: 'GET', headers: { 'mcp-session-id': 'nope' } })).status, 404)
   t.equal((await upstream.request({ method: 'GET', headers: {} })).status, 400)
-  t.equal((await upstream.request({ method: 'POST', headers: { 'mcp-session-id': 'nope' }, messages: [{ jsonrpc: '2.0', id: 1, method: 'ping' }] })).status, 404)
-  const stateless = await upstream.request({ method: 'POST', headers: {}, messages: [{ jsonrpc: '2.0', id: 1, method: 'tools/list' }] })
-  t.equal(stateless.status, 400)
-  t.match(await text(stateless), /serves sessions only/)
+  await t.rejects(post(upstream, { 'mcp-session-id': 'nope' }, [{ jsonrpc: '2.0', id: 1, method: 'ping' }]), { code: 'MCP_GW_UPSTREAM_SESSION_GONE' })
+  await t.rejects(post(upstream, {}, [{ jsonrpc: '2.0', id: 1, method: 'tools/list' }]), { code: 'MCP_GW_UPSTREAM_NEEDS_SESSION', statusCode: 400, message: /serves sessions only/ })
+  await t.rejects(upstream.request({ method: 'POST', headers: {}, body: '{}' }), /send\(\)/, 'messages never go as HTTP')
   // The channel goes away: the GET stream ends, and what it held was the newest two queued and the live one.
   channel.onclose(new GatewayErrors.UPSTREAM_EXITED('mem', 'gone'))
   const events = (await text(get)).split('\n\n').filter((e) => e.length > 0).map((e) => JSON.parse(e.slice('data: '.length)).params.n)
@@ -120,10 +141,10 @@ t.test('GET: one stream per session, queued messages first; 404 and 400 like an 
 t.test('a pending request when the channel goes: a JSON-RPC error with the reason', async (t) => {
   const { upstream, channels } = setup()
   const id = await initialize(t, upstream, channels)
-  const pending = upstream.request({ method: 'POST', headers: { 'mcp-session-id': id }, messages: [{ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'x' } }] })
+  const pending = post(upstream, { 'mcp-session-id': id }, [{ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'x' } }])
   await new Promise((resolve) => setImmediate(resolve))
   ;(channels[0] as MemoryChannel).onclose(new GatewayErrors.UPSTREAM_EXITED('mem', 'its process exited with code 9'))
-  const body = JSON.parse(await text(await pending)) as { id: number, error: { code: number, message: string } }
+  const body = (await pending).messages[0] as unknown as { id: number, error: { code: number, message: string } }
   t.equal(body.id, 7)
   t.equal(body.error.code, -32068)
   t.match(body.error.message, /exited with code 9/)
@@ -134,7 +155,7 @@ t.test('an aborted request is forgotten: its late answer goes nowhere', async (t
   const { upstream, channels } = setup()
   const id = await initialize(t, upstream, channels)
   const abort = new AbortController()
-  const pending = upstream.request({ method: 'POST', headers: { 'mcp-session-id': id }, messages: [{ jsonrpc: '2.0', id: 5, method: 'ping' }], signal: abort.signal })
+  const pending = post(upstream, { 'mcp-session-id': id }, [{ jsonrpc: '2.0', id: 5, method: 'ping' }], abort.signal)
   abort.abort()
   await t.rejects(pending)
   ;(channels[0] as MemoryChannel).onmessage({ jsonrpc: '2.0', id: 5, result: {} })
@@ -144,27 +165,27 @@ t.test('an aborted request is forgotten: its late answer goes nowhere', async (t
 
 t.test('shared: later sessions are answered from the first initialize; a failed one is not kept', async (t) => {
   const { upstream, channels } = setup({ shared: true })
-  const first = upstream.request({ method: 'POST', headers: {}, messages: [INIT] })
+  const first = post(upstream, {}, [INIT])
   await new Promise((resolve) => setImmediate(resolve))
   const channel = channels[0] as MemoryChannel
   const sentId = (channel.sent[0] as { id: string }).id
   t.not(sentId, 1, 'the channel sees its own request id')
   channel.onmessage({ jsonrpc: '2.0', id: sentId, error: { code: -32602, message: 'unsupported version' } })
-  const refused = JSON.parse(await text(await first)) as { id: number, error: { message: string } }
+  const refused = (await first).messages[0] as unknown as { id: number, error: { message: string } }
   t.equal(refused.id, 1, 'the client sees its own id')
-  const second = upstream.request({ method: 'POST', headers: {}, messages: [INIT] })
+  const second = post(upstream, {}, [INIT])
   await new Promise((resolve) => setImmediate(resolve))
   t.equal(channel.sent.length, 2, 'a failed initialize is not reused: the next one goes to the process')
   channel.onmessage({ jsonrpc: '2.0', id: (channel.sent[1] as { id: string }).id, result: { protocolVersion: '2025-11-25' } })
-  t.equal((await second).status, 200)
-  const third = await upstream.request({ method: 'POST', headers: {}, messages: [{ ...INIT, id: 'c' }] })
-  t.same(JSON.parse(await text(third)), { jsonrpc: '2.0', id: 'c', result: { protocolVersion: '2025-11-25' } })
+  t.equal((await second).kind, 'single')
+  const third = await post(upstream, {}, [{ ...INIT, id: 'c' }])
+  t.same(third.messages, [{ jsonrpc: '2.0', id: 'c', result: { protocolVersion: '2025-11-25' } }])
   t.equal(channel.sent.length, 2, 'answered from the first result')
   t.equal(channels.length, 1, 'one channel for all')
   channel.onmessage({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' })
   await upstream.close()
   t.ok(channel.closed)
-  await t.rejects(upstream.request({ method: 'POST', headers: {}, messages: [INIT] }), /unavailable/)
+  await t.rejects(post(upstream, {}, [INIT]), /unavailable/)
 })
 
 t.test('a session no one uses past idleMs has its channel closed; one with a GET stream open is kept', async (t) => {
@@ -197,32 +218,30 @@ t.test('shared: request ids and progress tokens are freed on the answer, on canc
     const shared = (upstream as unknown as { shared: { requests: Map<string, unknown>, tokens: Map<string, unknown> } }).shared
     return [shared.requests.size, shared.tokens.size]
   }
-  const init = upstream.request({ method: 'POST', headers: {}, messages: [INIT] })
+  const init = post(upstream, {}, [INIT])
   await new Promise((resolve) => setImmediate(resolve))
   const channel = channels[0] as MemoryChannel
   channel.onmessage({ jsonrpc: '2.0', id: (channel.sent[0] as { id: string }).id, result: { protocolVersion: '2025-11-25' } })
-  const opened = await init
-  const sessionId = opened.headers['mcp-session-id'] as string
-  await text(opened)
+  const sessionId = (await init).sessionId as string
   const withProgress = (id: number): JsonRpcMessage => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'x', _meta: { progressToken: `p${id}` } } })
   const headers = { 'mcp-session-id': sessionId }
 
-  const answered = upstream.request({ method: 'POST', headers, messages: [withProgress(2)] })
+  const answered = post(upstream, headers, [withProgress(2)])
   await new Promise((resolve) => setImmediate(resolve))
   t.same(maps(), [1, 1], 'one request and its token in flight')
   channel.onmessage({ jsonrpc: '2.0', id: (channel.sent.at(-1) as { id: string }).id, result: {} })
-  await text(await answered)
+  await answered
   t.same(maps(), [0, 0], 'freed by the answer')
 
-  const cancelled = upstream.request({ method: 'POST', headers, messages: [withProgress(3)] })
+  const cancelled = post(upstream, headers, [withProgress(3)])
   cancelled.catch(() => {})
   await new Promise((resolve) => setImmediate(resolve))
   t.same(maps(), [1, 1])
-  await upstream.request({ method: 'POST', headers, messages: [{ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 3 } }] })
+  await post(upstream, headers, [{ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 3 } }])
   t.same(maps(), [0, 0], 'freed by the cancellation (no answer will come)')
 
-  const left = upstream.request({ method: 'POST', headers, messages: [withProgress(4)] })
-  left.then((res) => text(res), () => '').catch(() => {})
+  const left = post(upstream, headers, [withProgress(4)])
+  left.catch(() => {})
   await new Promise((resolve) => setImmediate(resolve))
   t.same(maps(), [1, 1])
   t.equal((await upstream.request({ method: 'DELETE', headers })).status, 200)

@@ -9,7 +9,9 @@ import { Forwarder, resolveSession, type ParsedBody } from '../../lib/forwarder.
 import { SessionManager } from '../../lib/session/manager.ts'
 import { MemorySessionStore } from '../../lib/session/memory-store.ts'
 import { checkTimeouts } from '../../lib/upstream/options.ts'
-import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse } from '../../lib/upstream/types.ts'
+import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse, UpstreamSend } from '../../lib/upstream/types.ts'
+import type { UpstreamAnswer } from '../../lib/upstream/events.ts'
+import { sendOverHttp } from '../../lib/upstream/http-answer.ts'
 import type { Logger } from '../../lib/logger.ts'
 
 const quiet: Logger = { debug () {}, info () {}, warn () {}, error () {} }
@@ -25,6 +27,10 @@ class RecordingUpstream implements Upstream {
     headers: { 'content-type': 'application/json', 'mcp-session-id': 'up-1' },
     body: Readable.from([Buffer.from('{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"r","version":"0"}}}')])
   })
+
+  async send (req: UpstreamSend): Promise<UpstreamAnswer> {
+    return await sendOverHttp(this, req)
+  }
 
   async request (req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
     this.requests.push(req)
