@@ -145,7 +145,7 @@ export class ClientWriter {
   /**
    * Drops a client that has left more than the high-water mark unread for `stallMs`: the
    * connection goes, not the events; the client resumes from the log. Until then the upstream
-   * waits for it (see `pumpSse`), so gateway memory per stream stays near the high-water mark.
+   * waits for it (see `pumpEvents`), so gateway memory per stream stays near the high-water mark.
    */
   dropIfStalled (now: number, stallMs: number): boolean {
     if (this.ended !== undefined || this.saturatedSince === undefined || now - this.saturatedSince < stallMs) return false
