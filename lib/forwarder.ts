@@ -19,7 +19,7 @@ import { PendingRequests, type DropReason } from './relay/pending.ts'
 import type { SessionEndReason, SessionManager } from './session/manager.ts'
 import type { SessionRecord } from './session/store.ts'
 import type { Upstream, UpstreamHttpResponse } from './upstream/types.ts'
-import type { UpstreamAnswer, UpstreamEvents } from './upstream/events.ts'
+import { releaseAnswer, type UpstreamAnswer, type UpstreamEvents } from './upstream/events.ts'
 import { httpFailure, mediaType, refusedReply, sseEvents } from './upstream/http-answer.ts'
 import type { StreamHub } from './streams/hub.ts'
 import { ResumableStreams, SSE_HEADERS, type OpenStream } from './streams/resumable.ts'
@@ -100,7 +100,11 @@ const JSON_HEADERS = { 'content-type': 'application/json' }
 /** How a failed exchange is counted: the upstream's HTTP status when it gave one, else the error's code. */
 function outcomeOf (err: unknown): number | string {
   const failed = err as { upstreamStatus?: number, code?: string }
-  return failed.upstreamStatus ?? failed.code ?? 'error'
+  if (failed.upstreamStatus !== undefined) return failed.upstreamStatus
+  // The same failures from upstreams without HTTP (channels) count as an HTTP upstream's would.
+  if (failed.code === 'MCP_GW_UPSTREAM_SESSION_GONE') return 404
+  if (failed.code === 'MCP_GW_UPSTREAM_NEEDS_SESSION') return 400
+  return failed.code ?? 'error'
 }
 
 function findInitialize (messages: readonly JsonRpcMessage[]): JsonRpcRequest | undefined {
@@ -331,6 +335,9 @@ export class Forwarder {
     try {
       return await this.answered(ctx, body, answer, session, pending, settle, finished, local, deadline, place)
     } catch (err) {
+      // Failed before the answer was handed on (the store refused the new session, say): let go
+      // of it, so its connection or channel entry is not held and its deadline is cleared.
+      releaseAnswer(answer)
       status = deadline?.expired === true ? deadline.error.code : (err as { code?: string }).code ?? status
       done()
       if (deadline?.expired === true) return timedOut(deadline, body, pending)
@@ -445,7 +452,6 @@ export class Forwarder {
       this.resumable.post({
         session: streamSession,
         source: events,
-        status: 200,
         headers,
         pending,
         onMessage,
@@ -593,16 +599,11 @@ export class Forwarder {
     for (const requestId of ids) {
       const notification: JsonRpcMessage = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } }
       this.upstream.send({ headers, body: JSON.stringify(notification), messages: [notification], maxBytes: this.maxResponseBytes })
-        .then(forget)
+        .then(releaseAnswer)
         .catch((err: unknown) => log.debug({ sessionId: session.id, err }, 'upstream cancel failed'))
       log.debug({ sessionId: session.id, requestId }, 'cancelled upstream request for a departed client')
     }
   }
-}
-
-/** Lets go of an answer nobody reads (a notification's: normally nothing). */
-export function forget (answer: UpstreamAnswer): void {
-  if (answer.kind === 'stream') answer.events.destroy()
 }
 
 /** The body with `_meta.traceparent` set on its (single) request, as 2026-07-28 specifies. */

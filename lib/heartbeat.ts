@@ -5,11 +5,11 @@
  * error on its next call.
  */
 import { HEADER } from './protocol.ts'
-import { forget } from './forwarder.ts'
 import type { JsonRpcMessage } from './jsonrpc.ts'
 import type { Logger } from './logger.ts'
 import type { SessionManager } from './session/manager.ts'
 import type { SessionRecord } from './session/store.ts'
+import { releaseAnswer } from './upstream/events.ts'
 import type { Upstream } from './upstream/types.ts'
 
 /** A ping's answer is tiny: anything bigger is not one. */
@@ -97,7 +97,7 @@ export class Heartbeat {
         messages: [ping],
         maxBytes: PING_ANSWER_BYTES
       })
-      forget(answer)
+      releaseAnswer(answer)
       status = 200
     } catch (err) {
       // A session the upstream forgot is dead at once; other failures count toward the limit.

@@ -8,7 +8,7 @@ import { formatEventId, parseEventId, type SharedLog, type StreamStatus } from '
 import { errorResponse, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { HEADER } from '../protocol.ts'
-import { discard, drain } from '../relay/body.ts'
+import { drain } from '../relay/body.ts'
 import { acceptEventData } from '../relay/messages.ts'
 import { PendingRequests } from '../relay/pending.ts'
 import type { SessionRecord } from '../session/store.ts'
@@ -44,7 +44,6 @@ const UPSTREAM_RETRY_BASE_MS = 100
 export interface PostStreamOptions {
   session: SessionRecord
   source: UpstreamEvents
-  status: number
   headers: Record<string, string>
   pending: PendingRequests
   onMessage: ((message: JsonRpcMessage) => void) | undefined
@@ -83,7 +82,7 @@ export class ResumableStreams {
   post (options: PostStreamOptions): void {
     const { session, log } = options
     const stream = this.hub.openPostStream(session.id, log, options.pending)
-    const sink = options.open(options.status, { ...SSE_HEADERS, ...options.headers })
+    const sink = options.open(200, { ...SSE_HEADERS, ...options.headers })
     const writer = this.hub.writer(sink, stream.id, 0, (w, why) => {
       stream.detach(w)
       if (why === 'client' && !w.hasResumePoint && !stream.done) options.abandon()

@@ -25,8 +25,8 @@ import type { Logger } from '../logger.ts'
 import { HEADER } from '../protocol.ts'
 import { encodeEvent } from '../sse/encode.ts'
 import type { MessageChannel, OpenChannel } from './channel.ts'
-import { UpstreamEvents, type UpstreamAnswer } from './events.ts'
-import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse, UpstreamKind, UpstreamSend } from './types.ts'
+import { messageEvent, singleAnswer, UpstreamEvents, type UpstreamAnswer } from './events.ts'
+import type { Upstream, UpstreamHttpResponse, UpstreamKind, UpstreamSend, UpstreamStreamRequest } from './types.ts'
 
 export interface ChannelUpstreamOptions {
   name: string
@@ -91,7 +91,7 @@ export class Answer {
       this.resolve = undefined
       if (this.remaining.size === 0) {
         this.finished = true
-        resolve({ kind: 'single', sessionId: this.sessionId, messages: [message], batch: false, raw: undefined })
+        resolve(singleAnswer(message, this.sessionId))
         return
       }
       // No flow control toward the channel: it carries every answer of the session (or of all
@@ -107,7 +107,7 @@ export class Answer {
       resolve({ kind: 'stream', sessionId: this.sessionId, events: this.events })
     }
     const events = this.events as UpstreamEvents
-    events.push({ data: JSON.stringify(message), parsed: { messages: [message], batch: false } })
+    events.push(messageEvent(message))
     if (this.remaining.size === 0) {
       this.finished = true
       events.end()
@@ -306,8 +306,7 @@ export class ChannelUpstream implements Upstream {
   }
 
   /** The session's GET stream, or its end (DELETE). POST goes through `send`. */
-  async request (req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
-    if (req.method === 'POST') throw new TypeError(`upstream ${this.name}: messages go through send()`)
+  async request (req: UpstreamStreamRequest): Promise<UpstreamHttpResponse> {
     const sessionId = req.headers[HEADER.sessionId]
     if (sessionId === undefined) return httpError(400, -32000, 'Bad Request: Mcp-Session-Id header is required')
     const session = this.sessions.get(sessionId)
@@ -336,7 +335,7 @@ export class ChannelUpstream implements Upstream {
         // A later client of a shared channel: the channel's first initialize answers it too.
         try {
           const result = await shared.initialize
-          return { kind: 'single', sessionId: opened, messages: [{ jsonrpc: '2.0', id: initialize.id, result }], batch: false, raw: undefined }
+          return singleAnswer({ jsonrpc: '2.0', id: initialize.id, result }, opened)
         } catch (err) {
           this.endSession(session, err as Error)
           throw err

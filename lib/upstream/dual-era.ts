@@ -16,7 +16,7 @@
 import { Readable } from 'node:stream'
 import type { Logger } from '../logger.ts'
 import { readBounded } from '../relay/body.ts'
-import { isRequest, type JsonRpcMessage } from '../jsonrpc.ts'
+import { isRequest } from '../jsonrpc.ts'
 import { HEADER, STATELESS_VERSION } from '../protocol.ts'
 import { ChannelUpstream } from './channel-upstream.ts'
 import { ModernUpstreamForLegacyClient, modernRequest, readAnswer, type DiscoverResult } from './modern-upstream-for-legacy-clients.ts'
@@ -24,7 +24,7 @@ import { LegacyUpstreamForModernClients } from './legacy-upstream-for-modern-cli
 import type { StreamableHttpUpstream } from './streamable-http.ts'
 import type { UpstreamAnswer } from './events.ts'
 import { refusedReply } from './http-answer.ts'
-import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse, UpstreamSend } from './types.ts'
+import type { Upstream, UpstreamHttpResponse, UpstreamSend, UpstreamStreamRequest } from './types.ts'
 import { GatewayErrors } from '../errors.ts'
 
 export type ProtocolEra = '2025' | '2026'
@@ -35,10 +35,10 @@ const UNSURE_TTL_MS = 60_000
 const DISCOVER_TTL_MS = 30_000
 const GATEWAY_INFO = { name: 'fastify-mcp-gateway', version: '0.1.0' }
 
-function sendOpensSession (req: UpstreamSend): boolean {
+/** A request of a session (it names one, or opens one): sessions are 2025's. */
+function sessionful (req: UpstreamSend): boolean {
   return req.headers[HEADER.sessionId] !== undefined || req.messages.some((message) => isRequest(message) && message.method === 'initialize')
 }
-
 
 export class DualEraUpstream implements Upstream {
   readonly name: string
@@ -145,7 +145,7 @@ export class DualEraUpstream implements Upstream {
   private async firstSends (req: UpstreamSend): Promise<UpstreamAnswer> {
     const probing = this.findOutEra()
     probing.catch(() => {})
-    const guess: ProtocolEra = sendOpensSession(req) ? '2025' : '2026'
+    const guess: ProtocolEra = sessionful(req) ? '2025' : '2026'
     try {
       return await this.routeSend(req, guess)
     } catch (err) {
@@ -163,20 +163,19 @@ export class DualEraUpstream implements Upstream {
   }
 
   private routeSend (req: UpstreamSend, era: ProtocolEra): Promise<UpstreamAnswer> {
-    if (era === '2025') return sendOpensSession(req) ? this.raw.send(req) : this.legacy.send(req)
-    return sendOpensSession(req) ? this.bridge.send(req) : this.raw.send(req)
+    if (era === '2025') return sessionful(req) ? this.raw.send(req) : this.legacy.send(req)
+    return sessionful(req) ? this.bridge.send(req) : this.raw.send(req)
   }
 
   /** GET (the server's stream) and DELETE, in Streamable HTTP terms. POST goes through `send`. */
-  request (req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
-    if (req.method === 'POST') return Promise.reject(new TypeError(`upstream ${this.name}: messages go through send()`))
+  request (req: UpstreamStreamRequest): Promise<UpstreamHttpResponse> {
     const known = this.setting === 'auto' ? this.known : this.setting
     // The common case, on every request: no extra promise on the way.
     if (known !== undefined) return this.route(req, known)
     return this.firstRequests(req)
   }
 
-  private async firstRequests (req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
+  private async firstRequests (req: UpstreamStreamRequest): Promise<UpstreamHttpResponse> {
     // Era not known yet: the probe starts, and meanwhile the request goes where its own era
     // points (no waiting on the probe). Only a refusal that speaks of the other era waits for
     // the verdict and, if it says so, sends the request the other way.
@@ -205,7 +204,7 @@ export class DualEraUpstream implements Upstream {
     return this.setting === 'auto' ? this.known : this.setting
   }
 
-  private route (req: UpstreamHttpRequest, era: ProtocolEra): Promise<UpstreamHttpResponse> {
+  private route (req: UpstreamStreamRequest, era: ProtocolEra): Promise<UpstreamHttpResponse> {
     // A GET or DELETE is a session's: with a 2026 upstream, sessions are the bridge's.
     return era === '2026' ? this.bridge.request(req) : this.raw.request(req)
   }

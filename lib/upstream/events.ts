@@ -43,12 +43,28 @@ export interface EventProducer {
   stop (): void
 }
 
+/** A whole answer of one message (a lone response, or one made by the upstream adapter). */
+export function singleAnswer (message: JsonRpcMessage, sessionId?: string): UpstreamAnswer {
+  return { kind: 'single', sessionId, messages: [message], batch: false, raw: undefined }
+}
+
+/** One message as an event, already parsed (what channels and bridges push). */
+export function messageEvent (message: JsonRpcMessage): UpstreamEvent {
+  return { data: JSON.stringify(message), parsed: { messages: [message], batch: false } }
+}
+
+/** Lets go of an answer nobody will read (a notification's, or an exchange that failed first). */
+export function releaseAnswer (answer: UpstreamAnswer): void {
+  if (answer.kind === 'stream') answer.events.destroy()
+}
+
 /**
  * A flow of upstream events with flow control, lighter than a Node stream: the producer pushes,
- * the one reader gets each event in order, then `end` once. Events pushed while the reader is
- * paused (or not attached yet) wait in order; the producer is paused meanwhile, so what waits is
- * at most what one producer step pushed (channels have no flow control of their own: see
- * `ChannelUpstream`).
+ * the one reader gets each event in order, then `end` once, never from inside its own callback.
+ * Events pushed while the reader is paused (or not attached yet) wait in order and the producer is
+ * asked to pause: a Streamable HTTP body stops being read, so what waits is what one chunk held.
+ * Channels and bridges cannot pause (one channel carries every answer of its session): for them
+ * the queue is unbounded here, and the gateway's event log is what bounds a slow client.
  */
 export class UpstreamEvents implements Pausable {
   private readonly producer: EventProducer
@@ -57,7 +73,8 @@ export class UpstreamEvents implements Pausable {
   private onEnd: ((error: Error | undefined) => void) | undefined
   private paused = false
   private ending: { error: Error | undefined } | undefined
-  private ended = false
+  /** Set once the flow is over: how it ended, for a reader or watcher that comes later. */
+  private result: { error: Error | undefined } | undefined
   private draining = false
   private finished: (() => void) | undefined
   destroyed = false
@@ -70,14 +87,25 @@ export class UpstreamEvents implements Pausable {
   read (onEvent: (event: UpstreamEvent) => void, onEnd: (error: Error | undefined) => void): void {
     this.onEvent = onEvent
     this.onEnd = onEnd
-    this.drain()
+    const result = this.result
+    // Over before anyone read it (destroyed by a deadline meanwhile, say): say so, as late as ever.
+    if (result !== undefined) process.nextTick(() => { onEnd(result.error) })
+    else this.drain()
   }
 
   /** Producer: one more event. */
   push (event: UpstreamEvent): void {
     if (this.ending !== undefined || this.destroyed) return
     if (this.onEvent !== undefined && !this.paused && this.queue.length === 0 && !this.draining) {
-      this.onEvent(event)
+      // The common case: straight to the reader. Marked as draining, so that a push from inside
+      // the reader's callback waits its turn instead of overtaking the event being read.
+      this.draining = true
+      try {
+        this.onEvent(event)
+      } finally {
+        this.draining = false
+      }
+      if (this.queue.length > 0 || this.ending !== undefined) this.drain()
       return
     }
     this.queue.push(event)
@@ -107,22 +135,27 @@ export class UpstreamEvents implements Pausable {
 
   /** Called once the flow is over, whichever way (a deadline stops watching it then). */
   onFinish (callback: () => void): void {
-    this.finished = callback
+    if (this.result !== undefined) callback()
+    else this.finished = callback
   }
 
   /**
-   * Reader: stop. The producer is told; a reader that had not seen the end hears it now, as a
-   * break (`error`, else "closed": the flow did not end by itself).
+   * Reader: stop. The producer is told; a reader that had not seen the end hears it on the next
+   * tick, as a break (`error`, else "closed": the flow did not end by itself), as a Node stream's
+   * 'close' comes: whoever stopped the flow finishes what it was doing first (shutdown ends the
+   * client's stream before a reader could answer on it).
    */
   destroy (error?: Error): void {
     if (this.destroyed) return
     this.destroyed = true
     this.queue = []
     this.producer.stop()
-    // On the next tick, as a Node stream's 'close' comes: whoever stopped the flow finishes what
-    // it was doing first (shutdown ends the client's stream before a reader could answer on it).
-    const reason = error ?? this.ending?.error ?? new Error('upstream stream closed')
-    process.nextTick(() => { this.finish(reason) })
+    if (this.result !== undefined) return
+    const result = { error: error ?? this.ending?.error ?? new Error('upstream stream closed') }
+    this.result = result
+    this.finished?.()
+    const onEnd = this.onEnd
+    if (onEnd !== undefined) process.nextTick(() => { onEnd(result.error) })
   }
 
   private drain (): void {
@@ -141,8 +174,8 @@ export class UpstreamEvents implements Pausable {
   }
 
   private finish (error: Error | undefined): void {
-    if (this.ended) return
-    this.ended = true
+    if (this.result !== undefined) return
+    this.result = { error }
     this.finished?.()
     this.onEnd?.(error)
   }

@@ -1,8 +1,9 @@
 /**
  * The Streamable HTTP side of the message-level upstream: an HTTP answer to a POST read into an
  * `UpstreamAnswer` (JSON body, SSE events, 202), and an HTTP failure turned into the gateway's
- * coded error, once. Nothing past this file sees upstream status codes or SSE framing on the POST
- * path.
+ * coded error, once. The exchange sees no upstream status codes or SSE framing on the POST path;
+ * the era bridges, which are HTTP clients of their own upstream, read its answers themselves
+ * (`readAnswer` in modern-upstream-for-legacy-clients.ts).
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
@@ -26,14 +27,14 @@ export function mediaType (headers: IncomingHttpHeaders): string {
 }
 
 /** An SSE body as upstream events, as each event completes: never the whole body, never half an event. */
-export function sseEvents (body: Readable, maxLineLength?: number): UpstreamEvents {
+export function sseEvents (body: Readable): UpstreamEvents {
   let ended = false
   const events = new UpstreamEvents({
     pause: () => body.pause(),
     resume: () => { if (body.isPaused()) body.resume() },
     stop: () => { body.on('error', () => {}).destroy() }
   })
-  const parser = new SseParser({ maxLineLength, onEvent: (event) => events.push(event) })
+  const parser = new SseParser({ onEvent: (event) => events.push(event) })
   body.on('data', (chunk: Buffer) => {
     try {
       parser.push(chunk)
@@ -155,6 +156,6 @@ export async function answerFromHttp (name: string, res: UpstreamHttpResponse, r
 
 /** `send` for an upstream that speaks Streamable HTTP: one POST, its answer read as messages. */
 export async function sendOverHttp (upstream: { name: string, request: (req: UpstreamHttpRequest) => Promise<UpstreamHttpResponse> }, req: UpstreamSend): Promise<UpstreamAnswer> {
-  const res = await upstream.request({ method: 'POST', headers: req.headers, body: req.body, messages: req.messages, signal: req.signal, principal: req.principal })
+  const res = await upstream.request({ method: 'POST', headers: req.headers, body: req.body, signal: req.signal })
   return await answerFromHttp(upstream.name, res, req)
 }

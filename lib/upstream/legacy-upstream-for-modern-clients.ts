@@ -26,7 +26,7 @@ import type { Logger } from '../logger.ts'
 import { STATELESS_VERSION } from '../protocol.ts'
 import { drain } from '../relay/body.ts'
 import { Answer } from './channel-upstream.ts'
-import { UpstreamEvents, type UpstreamAnswer } from './events.ts'
+import { messageEvent, singleAnswer as single, UpstreamEvents, type UpstreamAnswer } from './events.ts'
 import { httpFailure } from './http-answer.ts'
 import { META, readAnswer } from './modern-upstream-for-legacy-clients.ts'
 import { LegacyUpstreamSessions, type LegacySession } from './legacy-upstream-sessions.ts'
@@ -58,10 +58,6 @@ interface Call {
   abort: AbortController
 }
 
-/** A whole answer of one message, made here. */
-function single (message: JsonRpcMessage): UpstreamAnswer {
-  return { kind: 'single', sessionId: undefined, messages: [message], batch: false, raw: undefined }
-}
 
 /** Results 2026-07-28 makes cacheable (`ttlMs`, `cacheScope` required). */
 const CACHEABLE = new Set(['tools/list', 'prompts/list', 'resources/list', 'resources/read', 'resources/templates/list'])
@@ -293,7 +289,7 @@ export class LegacyUpstreamForModernClients {
         this.sessions.release(session)
       }
     })
-    const push = (out: JsonRpcMessage): void => { stream.push({ data: JSON.stringify(out), parsed: { messages: [out], batch: false } }) }
+    const push = (out: JsonRpcMessage): void => { stream.push(messageEvent(out)) }
     const listener = (notification: JsonRpcMessage): void => {
       if (!wanted(notification)) return
       push({ ...notification, params: tag((notification as { params?: Record<string, unknown> }).params) } as JsonRpcMessage)

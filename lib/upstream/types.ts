@@ -13,22 +13,19 @@ import type { UpstreamAnswer } from './events.ts'
 
 export type UpstreamKind = 'streamable-http' | 'stdio' | 'sse'
 
+/** One HTTP request to a Streamable HTTP server (the gateway's own, and its bridges' to theirs). */
 export interface UpstreamHttpRequest {
   method: 'POST' | 'GET' | 'DELETE'
   /** Already filtered: only what may reach the upstream. */
   headers: Record<string, string>
   body?: Buffer | string
-  /**
-   * The body's messages, already parsed by the gateway: upstreams that need them (stdio, legacy)
-   * skip a second parse. Absent, they parse `body`.
-   */
-  messages?: readonly JsonRpcMessage[]
   signal?: AbortLike
-  /** The caller's principal id (auth on): upstream sessions held for stateless clients are theirs. */
-  principal?: string
   /** A stream that may stay idle (the GET stream): no body timeout. */
   longLived?: boolean
 }
+
+/** What `Upstream.request` still takes: a session's own stream (GET) and its end (DELETE). */
+export type UpstreamStreamRequest = UpstreamHttpRequest & { method: 'GET' | 'DELETE' }
 
 /** A client's messages for one exchange (one POST body), already filtered and parsed. */
 export interface UpstreamSend {
@@ -65,7 +62,7 @@ export interface Upstream {
    */
   send (req: UpstreamSend): Promise<UpstreamAnswer>
   /** GET (the server's stream) and DELETE (end a session). Rejects with a gateway error, or with the abort reason. */
-  request (req: UpstreamHttpRequest): Promise<UpstreamHttpResponse>
+  request (req: UpstreamStreamRequest): Promise<UpstreamHttpResponse>
   /** Resolves when the upstream can serve (for `/readyz`); rejects with the reason otherwise. */
   probe (): Promise<void>
   /** Frees everything once the exchanges in flight are over (graceful). */

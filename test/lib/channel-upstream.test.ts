@@ -130,7 +130,6 @@ t.test('GET: one stream per session, queued messages first; 404 and 400 like an 
   t.equal((await upstream.request({ method: 'GET', headers: {} })).status, 400)
   await t.rejects(post(upstream, { 'mcp-session-id': 'nope' }, [{ jsonrpc: '2.0', id: 1, method: 'ping' }]), { code: 'MCP_GW_UPSTREAM_SESSION_GONE' })
   await t.rejects(post(upstream, {}, [{ jsonrpc: '2.0', id: 1, method: 'tools/list' }]), { code: 'MCP_GW_UPSTREAM_NEEDS_SESSION', statusCode: 400, message: /serves sessions only/ })
-  await t.rejects(upstream.request({ method: 'POST', headers: {}, body: '{}' }), /send\(\)/, 'messages never go as HTTP')
   // The channel goes away: the GET stream ends, and what it held was the newest two queued and the live one.
   channel.onclose(new GatewayErrors.UPSTREAM_EXITED('mem', 'gone'))
   const events = (await text(get)).split('\n\n').filter((e) => e.length > 0).map((e) => JSON.parse(e.slice('data: '.length)).params.n)

@@ -103,3 +103,22 @@ t.test('a failed initialize gives its place back', async (t) => {
   await t.rejects(first, { code: 'MCP_GW_UPSTREAM_ERROR' })
   t.ok(await sessions.reserve(), 'the place is free again')
 })
+
+t.test('a streamed answer whose session cannot be stored is let go: its upstream body is not held', async (t) => {
+  const upstream = new RecordingUpstream()
+  const store = new MemorySessionStore()
+  store.create = async () => { throw new Error('store down') }
+  const sessions = new SessionManager(store)
+  const forwarder = new Forwarder({ upstream, sessions })
+  // An SSE answer that would go on for ever: only the gateway letting go of it ends it.
+  const body = new Readable({ read () {} })
+  upstream.answer = () => ({ status: 200, headers: { 'content-type': 'text/event-stream', 'mcp-session-id': 'up-1' }, body })
+  const message = { jsonrpc: '2.0' as const, id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'c', version: '0' } } }
+  const parsed: ParsedBody = { raw: Buffer.from(JSON.stringify(message)), messages: [message], batch: false }
+  const post = forwarder.post({ headers: {}, resolution: await resolveSession(sessions, {}, parsed), signal: new Abort(), log: quiet }, parsed)
+  post.catch(() => {})
+  for (let i = 0; i < 20 && upstream.requests.length < 1; i++) await new Promise((resolve) => setImmediate(resolve))
+  upstream.release()
+  await t.rejects(post, /store down/)
+  t.ok(body.destroyed, 'the upstream stream was destroyed, its connection freed')
+})

@@ -60,6 +60,45 @@ t.test('a reader that stops: the producer is told, the reader hears a break, onc
   t.equal(finished, 1)
 })
 
+t.test('a flow over before its reader came: the reader and a late watcher still hear the end', async (t) => {
+  const { events } = producer()
+  events.destroy(new Error('deadline'))
+  let finished = 0
+  events.onFinish(() => { finished++ })
+  t.equal(finished, 1, 'a watcher that comes after the end is told at once')
+  const seen: string[] = []
+  const end = await new Promise<Error | undefined>((resolve) => events.read((e) => seen.push(e.data), resolve))
+  t.match(end, { message: 'deadline' }, 'the break it ended with')
+  t.same(seen, [])
+  const { events: ended } = producer()
+  ended.push(event(1))
+  ended.end()
+  const got: string[] = []
+  const clean = await new Promise<Error | undefined>((resolve) => ended.read((e) => got.push(e.data), resolve))
+  t.equal(clean, undefined)
+  t.same(got, ['1'], 'what was pushed before the end is read first')
+})
+
+t.test('a push from inside the reader\'s own callback waits its turn', async (t) => {
+  const { events } = producer()
+  const trail: string[] = []
+  let ended = false
+  events.read((e) => {
+    trail.push(`start ${e.data}`)
+    if (e.data === '1') {
+      events.push(event(2))
+      events.end()
+    }
+    trail.push(`end ${e.data}`)
+  }, () => {
+    trail.push('over')
+    ended = true
+  })
+  events.push(event(1))
+  t.same(trail, ['start 1', 'end 1', 'start 2', 'end 2', 'over'], 'in order, never nested')
+  t.ok(ended)
+})
+
 t.test('an SSE body as events: split anywhere, ids kept; a broken body is a break', async (t) => {
   const text = 'id: a\ndata: {"jsonrpc":"2.0","method":"x"}\n\nid: b\ndata: \n\nevent: other\ndata: hi\n\n'
   const bytes = Buffer.from(text)
