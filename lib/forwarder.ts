@@ -14,7 +14,7 @@ import { DEFAULT_NEGOTIATED_VERSION, HEADER, PROTOCOL_VERSIONS, STATELESS_VERSIO
 import { drain } from './relay/body.ts'
 import { jsonAnswer } from './relay/json-answer.ts'
 import { upstreamRequestHeaders } from './relay/headers.ts'
-import { relaySse } from './relay/sse-relay.ts'
+import { relayFrames, relaySse } from './relay/sse-relay.ts'
 import { PendingRequests, type DropReason } from './relay/pending.ts'
 import type { SessionEndReason, SessionManager } from './session/manager.ts'
 import type { SessionRecord } from './session/store.ts'
@@ -62,6 +62,12 @@ export interface ExchangeContext {
    * it: their headers leave with the first event, saving a write per call.
    */
   onStreamStart?: () => void
+  /**
+   * The WebSocket sink: each message of a streamed answer, and of the server's stream (GET), as
+   * one text as it comes, instead of an SSE body. With it, `post` and `get` resolve once the stream
+   * is over, with no body of their own.
+   */
+  sendFrame?: (text: string) => void
   /** Interceptors for this exchange (the gateway's, then the route's); none when empty. */
   interceptors?: InterceptorChain
   /** The route's `config.mcp`, for interceptors. */
@@ -467,14 +473,14 @@ export class Forwarder {
       })
       return undefined
     }
-    const stream = relaySse({
+    const relay = {
       source: events,
       pending,
       onMessage,
       filter,
       prelude: local,
       log: ctx.log,
-      unanswered: (_id, cause) => {
+      unanswered: (_id: JsonRpcId, cause: Error | undefined) => {
         // Only an expired deadline has an error to give (it is made on expiry, not per request).
         if (cause !== undefined && deadline?.expired === true) return toJsonRpcError(deadline.error).body.error
         const err = cause === undefined
@@ -483,8 +489,12 @@ export class Forwarder {
         return toJsonRpcError(err).body.error
       },
       onDone: done
-    })
-    return { status: 200, headers: { ...SSE_HEADERS, ...headers }, body: stream }
+    }
+    if (ctx.sendFrame !== undefined) {
+      await relayFrames({ ...relay, send: ctx.sendFrame, signal: ctx.signal })
+      return { status: 200, headers, body: null }
+    }
+    return { status: 200, headers: { ...SSE_HEADERS, ...headers }, body: relaySse(relay) }
   }
 
   /**
@@ -522,8 +532,12 @@ export class Forwarder {
       drain(res.body)
       throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, 'GET stream is not text/event-stream')
     }
-    const stream = relaySse({ source: sseEvents(res.body), filter: this.upstreamFilter(ctx, session), log: ctx.log, onStart: ctx.onStreamStart, unanswered: () => ({ code: 0, message: '' }) })
-    return { status: res.status, headers: { ...SSE_HEADERS }, body: stream }
+    const relay = { source: sseEvents(res.body), filter: this.upstreamFilter(ctx, session), log: ctx.log, unanswered: () => ({ code: 0, message: '' }) }
+    if (ctx.sendFrame !== undefined) {
+      await relayFrames({ ...relay, send: ctx.sendFrame, signal: ctx.signal })
+      return { status: 200, headers: {}, body: null }
+    }
+    return { status: res.status, headers: { ...SSE_HEADERS }, body: relaySse({ ...relay, onStart: ctx.onStreamStart }) }
   }
 
   /** Ends a session: upstream first (best effort), then in the store, whatever the upstream said. */

@@ -1,14 +1,14 @@
 /**
  * One WebSocket client connection as one gateway session. Each text frame is one JSON-RPC
  * message, run through the same exchange as a Streamable HTTP POST (sessions, interceptors,
- * timeouts, metrics, every upstream kind); what comes back (a JSON answer, or an SSE answer's
- * events, progress included) goes out as frames, one message each, and the session's
- * server-to-client stream (the GET stream) is read for as long as the socket is open.
+ * timeouts, metrics, every upstream kind); what comes back goes out as frames, one message each:
+ * a whole answer as it is, a streamed one through the exchange's WebSocket sink (`sendFrame`:
+ * messages as they come, progress included, never encoded as SSE), and the session's
+ * server-to-client stream (the GET stream) the same way, for as long as the socket is open.
  *
  * Framework-free: the socket is anything with `send`, `close` and `bufferedAmount`.
  */
 import type { IncomingHttpHeaders } from 'node:http'
-import type { Readable } from 'node:stream'
 import { Abort } from '../abort.ts'
 import type { Principal } from '../auth/principal.ts'
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
@@ -18,7 +18,6 @@ import { INVALID_REQUEST, MAX_DEPTH, MAX_TOOL_NAME_LENGTH, POISONING_DEFAULTS, e
 import type { Logger } from '../logger.ts'
 import { HEADER } from '../protocol.ts'
 import type { SessionManager } from '../session/manager.ts'
-import { SseParser } from '../sse/parser.ts'
 
 /** Close codes the gateway uses (README, WebSocket transport). */
 export const WS_CLOSE = {
@@ -79,7 +78,8 @@ export class WsConnection {
   private closed = false
   private draining = false
   private readonly aborts = new Set<Abort>()
-  private getStream: Readable | undefined
+  /** The GET stream is being read (one per connection). */
+  private listening = false
   private readonly options: WsConnectionOptions
   private idle: (() => void) | undefined
   /** Drops a socket whose closing handshake waits too long behind unsent data. */
@@ -159,6 +159,7 @@ export class WsConnection {
       resolution,
       signal: abort,
       log: this.options.log,
+      sendFrame: this.sendFrame,
       interceptors: this.options.interceptors?.(),
       routeConfig: this.options.routeConfig,
       principal: this.options.principal
@@ -182,49 +183,31 @@ export class WsConnection {
         await sessions.end(opened, 'deleted')
       }
     }
-    await this.deliver(out, id)
+    this.deliver(out, id)
     const message = body.messages[0] as { method?: string }
-    if (message.method === 'notifications/initialized' && this.getStream === undefined) void this.openGetStream()
+    if (message.method === 'notifications/initialized' && !this.listening) void this.openGetStream()
   }
 
-  /** Sends what an exchange answered, message by message. */
-  private async deliver (out: OutboundResponse, id: JsonRpcId | null): Promise<void> {
+  /** The exchange's WebSocket sink: one message, one frame. */
+  private readonly sendFrame = (text: string): void => { this.send(text) }
+
+  /** Sends a whole answer, message by message (a streamed one went out as it came). */
+  private deliver (out: OutboundResponse, id: JsonRpcId | null): void {
     const body = out.body
     if (body === null) return
-    if (Buffer.isBuffer(body)) {
-      let text = body.toString('utf8')
-      if (out.status >= 400 || text.startsWith('[')) {
-        const value = JSON.parse(text) as unknown
-        if (Array.isArray(value)) {
-          for (const item of value) this.send(JSON.stringify(item))
-          return
-        }
-        // An error about this request carries its id, so the client can match it.
-        if (out.status >= 400 && (value as { id?: unknown }).id === null && id !== null) text = JSON.stringify({ ...(value as object), id })
+    // Without the SSE body a stream would have had (the sink was given): never one here.
+    if (!Buffer.isBuffer(body)) throw new TypeError('a WebSocket exchange answered with a stream body')
+    let text = body.toString('utf8')
+    if (out.status >= 400 || text.startsWith('[')) {
+      const value = JSON.parse(text) as unknown
+      if (Array.isArray(value)) {
+        for (const item of value) this.send(JSON.stringify(item))
+        return
       }
-      this.send(text)
-      return
+      // An error about this request carries its id, so the client can match it.
+      if (out.status >= 400 && (value as { id?: unknown }).id === null && id !== null) text = JSON.stringify({ ...(value as object), id })
     }
-    await this.relay(body)
-  }
-
-  /** Forwards an SSE body's events as frames until it ends. */
-  private async relay (source: Readable): Promise<void> {
-    const parser = new SseParser({
-      onEvent: (event) => {
-        if (event.data.length > 0) this.send(event.data)
-      }
-    })
-    try {
-      for await (const chunk of source) {
-        if (this.closed) break
-        parser.push(chunk as Buffer)
-      }
-    } catch {
-      // The stream broke: the relay already sent an error for what it left unanswered.
-    } finally {
-      source.destroy()
-    }
+    this.send(text)
   }
 
   /** The session's server-to-client stream, for as long as the socket is open. */
@@ -232,18 +215,17 @@ export class WsConnection {
     const { forwarder, sessions } = this.options
     const abort = new Abort()
     this.aborts.add(abort)
+    this.listening = true
     try {
       const headers = { ...this.headers(), accept: 'text/event-stream' }
       const resolution = await resolveSession(sessions, headers, undefined, { upstream: this.options.upstream, principal: this.options.principal?.id })
-      const out = await forwarder.get(this.context(headers, resolution, abort)) as OutboundResponse
-      if (out.status !== 200 || out.body === null || Buffer.isBuffer(out.body)) return
-      this.getStream = out.body
-      await this.relay(out.body)
+      // Resolves once the stream is over (its messages went out as frames), or with a refusal.
+      await forwarder.get(this.context(headers, resolution, abort))
     } catch (err) {
       if (!this.closed) this.options.log.debug({ err, sessionId: this.sessionId }, 'WebSocket: no server-to-client stream')
     } finally {
       this.aborts.delete(abort)
-      this.getStream = undefined
+      this.listening = false
     }
   }
 
@@ -291,8 +273,8 @@ export class WsConnection {
     this.closeGrace = undefined
     if (this.closed) return
     this.closed = true
+    // The GET stream's abort stops it too.
     for (const abort of this.aborts) abort.abort()
-    this.getStream?.destroy()
     const id = this.sessionId
     if (id === undefined) return
     this.sessionId = undefined

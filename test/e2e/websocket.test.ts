@@ -11,6 +11,7 @@ import { GatewayWebSocketTransport } from '../../examples/websocket-client/trans
 import type { McpGatewayOptions } from '../../plugins/index.ts'
 import { eventually, gateway, progressIn, recordReceived, textOf, upstream } from '../helpers/peers.ts'
 import { stdioUpstream } from '../helpers/stdio.ts'
+import { badUpstream } from '../helpers/bad-upstream.ts'
 
 const wsUrl = (httpUrl: string, suffix = '/ws'): string => `${httpUrl.replace(/^http/, 'ws')}${suffix}`
 
@@ -113,6 +114,21 @@ t.test('bad frames: JSON-RPC errors, or the documented close codes', async (t) =
   const big = await rawSocket(wsUrl(g.url))
   big.socket.send(JSON.stringify({ ...INITIALIZE, params: { ...INITIALIZE.params, pad: 'x'.repeat(100 * 1024) } }))
   t.equal(await big.closed, 1009, 'a frame over bodyLimit closes with 1009')
+})
+
+t.test('a streamed answer cut short: the WebSocket client gets the progress, then an error, never a wait', async (t) => {
+  // The upstream gave a resume point before it stopped: an SSE client could resume from it, but a
+  // WebSocket has no resume, so what it left unanswered must be answered here.
+  const up = await badUpstream(t, 'sse-id-end-early')
+  const g = await gw(t, { upstream: up.url })
+  const { socket, frames } = await rawSocket(wsUrl(g.url))
+  socket.send(JSON.stringify(INITIALIZE))
+  await eventually(() => frames.length === 1)
+  socket.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'x', arguments: {}, _meta: { progressToken: 1 } } }))
+  await eventually(() => frames.length === 3)
+  t.match(frames[1], { method: 'notifications/progress' }, 'the progress first, as a frame of its own')
+  t.match(frames[2], { id: 2, error: { code: -32065 } }, 'then the request is answered with the stream-ended error')
+  socket.close()
 })
 
 t.test('the upgrade: subprotocol, Origin and auth are checked', async (t) => {

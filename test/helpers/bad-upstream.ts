@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-export type BadMode = 'odd-session-id' | 'sse-long-line' | 'garbage-json' | 'html' | 'sse-end-early' | 'sse-reset' | 'sse-garbage' | 'sse-stray' | 'json-stray' | 'json-duplicate' | 'json-missing' | 'json-batch-missing' | 'http-500' | 'http-401' | 'http-404' | 'huge-json' | 'hang' | 'sse-held'
+export type BadMode = 'odd-session-id' | 'sse-long-line' | 'garbage-json' | 'html' | 'sse-end-early' | 'sse-reset' | 'sse-garbage' | 'sse-stray' | 'json-stray' | 'json-duplicate' | 'json-missing' | 'json-batch-missing' | 'http-500' | 'http-401' | 'http-404' | 'huge-json' | 'hang' | 'sse-held' | 'sse-id-end-early'
 
 export interface BadUpstream {
   url: string
@@ -85,6 +85,11 @@ export async function badUpstream (t: { teardown (fn: () => unknown): void }, mo
         case 'sse-end-early':
           res.writeHead(200, { 'content-type': 'text/event-stream' })
           res.end(progress)
+          return
+        case 'sse-id-end-early':
+          // A resume point, then the end with nothing answered (a server that expects a resume).
+          res.writeHead(200, { 'content-type': 'text/event-stream' })
+          res.end(`id: up-1\n${progress}`)
           return
         case 'sse-reset':
           res.writeHead(200, { 'content-type': 'text/event-stream' })
