@@ -51,6 +51,7 @@ export const GatewayErrors = {
   UPSTREAM_SESSION_GONE: define('MCP_GW_UPSTREAM_SESSION_GONE', 'Session not found', 404, -32001),
   /** An upstream's own 4xx, carried to the client as it is (`reply`); the status here is a fallback. */
   UPSTREAM_REFUSED: define('MCP_GW_UPSTREAM_REFUSED', 'Upstream %s refused the request with HTTP %s', 400, -32000),
+  STREAM_CONFLICT: define('MCP_GW_STREAM_CONFLICT', 'Conflict: only one SSE stream is allowed per session', 409, -32000),
   UPSTREAM_NEEDS_SESSION: define('MCP_GW_UPSTREAM_NEEDS_SESSION', 'Bad Request: upstream %s (%s) serves sessions only: initialize first', 400, -32000),
   UPSTREAM_AUTH: define('MCP_GW_UPSTREAM_AUTH', 'Upstream %s rejected the gateway\'s credentials (HTTP %s)', 502, -32064),
   UPSTREAM_FULL: define('MCP_GW_UPSTREAM_FULL', 'Service Unavailable: upstream %s runs its maximum of %s connections or processes; retry later', 503, -32056),

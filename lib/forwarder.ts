@@ -11,7 +11,6 @@ import type { Abort } from './abort.ts'
 import { methodLabel, type ExchangeObserver, type ExchangeTrace } from './observer.ts'
 import type { Logger } from './logger.ts'
 import { DEFAULT_NEGOTIATED_VERSION, HEADER, PROTOCOL_VERSIONS, STATELESS_VERSION, headerMismatch, isStatelessRequest, isStatelessVersion, supportsBatches } from './protocol.ts'
-import { drain } from './relay/body.ts'
 import { jsonAnswer } from './relay/json-answer.ts'
 import { upstreamRequestHeaders } from './relay/headers.ts'
 import { relayFrames, relaySse } from './relay/sse-relay.ts'
@@ -20,7 +19,7 @@ import type { SessionEndReason, SessionManager } from './session/manager.ts'
 import type { SessionRecord } from './session/store.ts'
 import type { Upstream, UpstreamHttpResponse } from './upstream/types.ts'
 import { releaseAnswer, type UpstreamAnswer, type UpstreamEvents } from './upstream/events.ts'
-import { httpFailure, mediaType, refusedReply, sseEvents } from './upstream/http-answer.ts'
+import { refusedReply } from './upstream/http-answer.ts'
 import type { StreamHub } from './streams/hub.ts'
 import { ResumableStreams, SSE_HEADERS, type OpenStream } from './streams/resumable.ts'
 import type { InterceptorChain } from './interceptors/chain.ts'
@@ -201,7 +200,7 @@ export class Forwarder {
     }
     this.resumable = options.streams === undefined
       ? undefined
-      : new ResumableStreams(options.streams, options.upstream, (res, session) => this.failure(res, session), async (session) => { await this.sessions.end(session.id, 'upstream-gone') }, this.observeUpstream)
+      : new ResumableStreams(options.streams, options.upstream, async (err, session) => await this.refused(err, session), async (session) => { await this.sessions.end(session.id, 'upstream-gone') }, this.observeUpstream)
   }
 
   /** Resolves undefined when the response was taken over as a logged stream (`ctx.openStream`). */
@@ -501,7 +500,7 @@ export class Forwarder {
    * What the client gets when the upstream refused: a session it forgot ends ours (the client
    * re-initialises); its own 4xx goes back as it is; anything else is thrown as it came.
    */
-  private async refused (err: unknown, session: SessionRecord | undefined): Promise<OutboundResponse & { body: Buffer | null }> {
+  async refused (err: unknown, session: SessionRecord | undefined): Promise<OutboundResponse & { body: Buffer | null }> {
     const code = (err as { code?: string }).code
     if (code === 'MCP_GW_UPSTREAM_SESSION_GONE') {
       if (session !== undefined) await this.sessions.end(session.id, 'upstream-gone')
@@ -521,32 +520,29 @@ export class Forwarder {
         ? await this.resumable.resume(session, lastEventId, ctx.headers, ctx.openStream, ctx.log, this.upstreamFilter(ctx, session))
         : await this.resumable.get(session, ctx.headers, ctx.openStream, ctx.log, this.upstreamFilter(ctx, session))
     }
-    const res = await this.upstream.request({
-      method: 'GET',
-      headers: upstreamRequestHeaders(ctx.headers, session?.upstreamSessionId, session?.protocolVersion),
-      signal: ctx.signal,
-      longLived: true
-    })
-    if (res.status >= 300) return this.failure(res, session)
-    if (mediaType(res.headers) !== 'text/event-stream') {
-      drain(res.body)
-      throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, 'GET stream is not text/event-stream')
+    let source: UpstreamEvents
+    try {
+      source = await this.upstream.listen({ headers: upstreamRequestHeaders(ctx.headers, session?.upstreamSessionId, session?.protocolVersion), signal: ctx.signal })
+    } catch (err) {
+      return await this.refused(err, session)
     }
-    const relay = { source: sseEvents(res.body), filter: this.upstreamFilter(ctx, session), log: ctx.log, unanswered: () => ({ code: 0, message: '' }) }
+    const relay = { source, filter: this.upstreamFilter(ctx, session), log: ctx.log, unanswered: () => ({ code: 0, message: '' }) }
     if (ctx.sendFrame !== undefined) {
       await relayFrames({ ...relay, send: ctx.sendFrame, signal: ctx.signal })
       return { status: 200, headers: {}, body: null }
     }
-    return { status: res.status, headers: { ...SSE_HEADERS }, body: relaySse({ ...relay, onStart: ctx.onStreamStart }) }
+    return { status: 200, headers: { ...SSE_HEADERS }, body: relaySse({ ...relay, onStart: ctx.onStreamStart }) }
   }
 
   /** Ends a session: upstream first (best effort), then in the store, whatever the upstream said. */
   async delete (ctx: ExchangeContext): Promise<OutboundResponse> {
     if (ctx.resolution.kind !== 'session') {
-      const res = await this.upstream.request({ method: 'DELETE', headers: upstreamRequestHeaders(ctx.headers, null), signal: ctx.signal })
-      if (res.status >= 300) return this.failure(res, undefined)
-      drain(res.body)
-      return { status: res.status, headers: {}, body: null }
+      try {
+        await this.upstream.end({ headers: upstreamRequestHeaders(ctx.headers, null), signal: ctx.signal })
+      } catch (err) {
+        return await this.refused(err, undefined)
+      }
+      return { status: 200, headers: {}, body: null }
     }
     const session = ctx.resolution.session
     await this.endUpstream(session, ctx.log)
@@ -566,19 +562,13 @@ export class Forwarder {
   async endUpstream (session: SessionRecord, log: Logger): Promise<void> {
     if (session.upstreamSessionId === null) return
     try {
-      const res = await this.upstream.request({
-        method: 'DELETE',
-        headers: { [HEADER.sessionId]: session.upstreamSessionId, [HEADER.protocolVersion]: session.protocolVersion }
-      })
-      drain(res.body)
+      await this.upstream.end({ headers: { [HEADER.sessionId]: session.upstreamSessionId, [HEADER.protocolVersion]: session.protocolVersion } })
     } catch (err) {
+      // An upstream that answered (it forgot the session, it refuses DELETE) has nothing to end.
+      const failed = err as { upstreamStatus?: number, code?: string }
+      if (failed.upstreamStatus !== undefined || failed.code === 'MCP_GW_UPSTREAM_SESSION_GONE') return
       log.warn({ sessionId: session.id, upstream: this.upstream.name, err }, 'upstream session delete failed')
     }
-  }
-
-  /** Maps an upstream HTTP failure (GET, DELETE) to what the client gets. */
-  async failure (res: UpstreamHttpResponse, session: SessionRecord | undefined): Promise<OutboundResponse & { body: Buffer | null }> {
-    return await this.refused(await httpFailure(this.upstream.name, res, session !== undefined), session)
   }
 
   private observeRequest (body: ParsedBody, started: number, outcome: number | string, stateless: boolean): void {

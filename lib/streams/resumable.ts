@@ -8,17 +8,15 @@ import { formatEventId, parseEventId, type SharedLog, type StreamStatus } from '
 import { errorResponse, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { HEADER } from '../protocol.ts'
-import { drain } from '../relay/body.ts'
 import { acceptEventData } from '../relay/messages.ts'
 import { PendingRequests } from '../relay/pending.ts'
 import type { SessionRecord } from '../session/store.ts'
-import type { Upstream, UpstreamHttpResponse } from '../upstream/types.ts'
+import type { Upstream } from '../upstream/types.ts'
 import type { Sink } from './client-writer.ts'
 import { GET_STREAM_ID, type StreamHub } from './hub.ts'
 import type { LiveStream } from './live-stream.ts'
 import { pumpEvents, type PumpResult } from './pump.ts'
 import type { UpstreamEvents } from '../upstream/events.ts'
-import { sseEvents } from '../upstream/http-answer.ts'
 
 /** An answer that is not a stream: an HTTP error with a JSON-RPC body. */
 export interface PlainResponse {
@@ -62,7 +60,8 @@ export interface PostStreamOptions {
 export class ResumableStreams {
   readonly hub: StreamHub
   private readonly upstream: Upstream
-  private readonly failure: (res: UpstreamHttpResponse, session: SessionRecord) => Promise<PlainResponse>
+  /** An upstream's refusal, as the client gets it (a session it forgot ends ours and throws). */
+  private readonly failure: (err: unknown, session: SessionRecord) => Promise<PlainResponse>
 
   /** Sees each message of a session's GET stream (metrics). */
   private readonly observe: ((message: JsonRpcMessage) => void) | undefined
@@ -126,7 +125,7 @@ export class ResumableStreams {
         await delay(UPSTREAM_RETRY_BASE_MS * 2 ** attempts)
         continue
       }
-      const source = sseEvents(res.body)
+      const source = res
       stream.stopUpstream = () => source.destroy()
       const next = await pumpEvents({ source, stream, pending, onMessage, log, filter: stream.filter, untilAnswered: true })
       result = { error: next.error, lastUpstreamEventId: next.lastUpstreamEventId ?? result.lastUpstreamEventId }
@@ -282,19 +281,13 @@ export class ResumableStreams {
     const headers = this.getHeaders(session, from)
     const accept = clientHeaders.accept
     if (typeof accept === 'string') headers.accept = accept
-    let res = await this.upstream.request({ method: 'GET', headers, signal: controller.signal, longLived: true })
-    if (res.status >= 300 && from !== undefined && res.status !== 404) {
-      // The upstream cannot resume from there: open it afresh (what it sent meanwhile is lost).
-      drain(res.body)
-      log.warn({ status: res.status }, 'upstream refused to resume the GET stream; opened it afresh')
-      res = await this.upstream.request({ method: 'GET', headers: this.getHeaders(session, undefined), signal: controller.signal, longLived: true })
+    let first: UpstreamEvents
+    try {
+      first = await this.openUpstream(session, headers, from, controller.signal, log)
+    } catch (err) {
+      return await this.failure(err, session)
     }
-    log.debug({ from, status: res.status }, 'opened the upstream GET stream')
-    if (res.status >= 300) return this.failure(res, session)
-    if (!String(res.headers['content-type']).startsWith('text/event-stream')) {
-      drain(res.body)
-      throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, 'GET stream is not text/event-stream')
-    }
+    log.debug({ from }, 'opened the upstream GET stream')
     let stopped = false
     const stop = (): void => {
       stopped = true
@@ -302,14 +295,14 @@ export class ResumableStreams {
     }
     this.hub.setUpstreamGet(session.id, stop)
     void (async () => {
-      let source = sseEvents(res.body)
+      let source = first
       let failures = 0
       let lastUpstreamEventId = from
       for (;;) {
         const result = await pumpEvents({ source, stream, log, onMessage: this.observe, filter: stream.filter })
         lastUpstreamEventId = result.lastUpstreamEventId ?? lastUpstreamEventId
         if (stopped) return
-        let next: UpstreamHttpResponse | undefined | 'gone'
+        let next: UpstreamEvents | undefined | 'gone'
         while (next === undefined && failures < UPSTREAM_RETRIES && !stopped) {
           await delay(UPSTREAM_RETRY_BASE_MS * 2 ** failures)
           failures++
@@ -327,7 +320,7 @@ export class ResumableStreams {
           return
         }
         failures = 0
-        source = sseEvents(next.body)
+        source = next
       }
     })().catch((err: unknown) => {
       // Ending the session needs the store, which may be away: logged, never an unhandled rejection.
@@ -343,16 +336,31 @@ export class ResumableStreams {
     return headers
   }
 
-  /** One upstream GET; undefined when it could not be opened (the caller retries or gives up). */
-  private async upstreamGet (session: SessionRecord, lastEventId: string | undefined, log: Logger, signal?: AbortSignal): Promise<UpstreamHttpResponse | undefined | 'gone'> {
+  /**
+   * The session's upstream stream, from `from` (an upstream event id) when given; an upstream that
+   * cannot resume from there (any refusal but "no such session") is opened afresh: what it sent
+   * meanwhile is lost.
+   */
+  private async openUpstream (session: SessionRecord, headers: Record<string, string>, from: string | undefined, signal: AbortSignal, log: Logger): Promise<UpstreamEvents> {
     try {
-      const res = await this.upstream.request({ method: 'GET', headers: this.getHeaders(session, lastEventId), signal, longLived: true })
-      if (res.status === 200 && String(res.headers['content-type']).startsWith('text/event-stream')) return res
-      drain(res.body)
-      if (res.status === 404 && session.upstreamSessionId !== null) return 'gone'
-      log.debug({ status: res.status }, 'upstream refused to resume a stream')
+      return await this.upstream.listen({ headers, signal })
     } catch (err) {
-      log.debug({ err }, 'upstream stream reconnect failed')
+      const status = (err as { upstreamStatus?: number }).upstreamStatus
+      if (from === undefined || status === undefined || status === 404) throw err
+      log.warn({ status }, 'upstream refused to resume the GET stream; opened it afresh')
+      return await this.upstream.listen({ headers: this.getHeaders(session, undefined), signal })
+    }
+  }
+
+  /** One upstream GET; undefined when it could not be opened (the caller retries or gives up). */
+  private async upstreamGet (session: SessionRecord, lastEventId: string | undefined, log: Logger, signal?: AbortSignal): Promise<UpstreamEvents | undefined | 'gone'> {
+    try {
+      return await this.upstream.listen({ headers: this.getHeaders(session, lastEventId), signal })
+    } catch (err) {
+      const failed = err as { code?: string, upstreamStatus?: number }
+      if (failed.code === 'MCP_GW_UPSTREAM_SESSION_GONE' && session.upstreamSessionId !== null) return 'gone'
+      if (failed.upstreamStatus !== undefined) log.debug({ status: failed.upstreamStatus }, 'upstream refused to resume a stream')
+      else log.debug({ err }, 'upstream stream reconnect failed')
     }
     return undefined
   }

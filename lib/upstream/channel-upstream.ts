@@ -1,8 +1,8 @@
 /**
  * An upstream reached over message channels (stdio children, legacy HTTP+SSE connections, the
  * 2026 bridge's channels), at the message level: a client's messages go to the session's channel
- * and the answer comes back as messages, with no HTTP in between. Its GET stream is still served
- * in Streamable HTTP terms (`request`), for the resumable streams' reader.
+ * and the answer comes back as messages, and the session's own stream is a flow of messages too,
+ * with no HTTP in between.
  *
  * Per-session mode (the default) opens one channel per upstream session: a stdio server serves one
  * client, and sharing it leaks one client's state into another's. Shared mode runs one channel
@@ -18,15 +18,13 @@
  * else to the session's GET stream, else they wait for one, up to `maxQueued`.
  */
 import { randomUUID } from 'node:crypto'
-import { Readable } from 'node:stream'
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
 import { errorResponse, isRequest, isResponse, METHOD_NOT_FOUND, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { HEADER } from '../protocol.ts'
-import { encodeEvent } from '../sse/encode.ts'
 import type { MessageChannel, OpenChannel } from './channel.ts'
 import { messageEvent, singleAnswer, UpstreamEvents, type UpstreamAnswer } from './events.ts'
-import type { Upstream, UpstreamHttpResponse, UpstreamKind, UpstreamSend, UpstreamStreamRequest } from './types.ts'
+import type { Upstream, UpstreamKind, UpstreamSend, UpstreamSessionRequest } from './types.ts'
 
 export interface ChannelUpstreamOptions {
   name: string
@@ -53,12 +51,6 @@ export interface ChannelUpstreamOptions {
 }
 
 export const CHANNEL_DEFAULTS = { maxChannels: 100, maxQueued: 1000, idleMs: 3_600_000 } as const
-
-const SSE_TYPE = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }
-
-function httpError (status: number, code: number, message: string): UpstreamHttpResponse {
-  return { status, headers: { 'content-type': 'application/json' }, body: Readable.from([Buffer.from(JSON.stringify(errorResponse(null, code, message)))]) }
-}
 
 function progressToken (message: JsonRpcRequest): string | number | undefined {
   const meta = message.params?._meta as { progressToken?: unknown } | undefined
@@ -130,10 +122,10 @@ export class Answer {
   }
 }
 
-/** What arrives for a session outside any POST answer: its GET stream, or a queue until one opens. */
+/** What arrives for a session outside any answer: its open stream, or a queue until one opens. */
 class Outlet {
-  private stream: Readable | undefined
-  private queue: string[] = []
+  private events: UpstreamEvents | undefined
+  private queue: JsonRpcMessage[] = []
   private readonly maxQueued: number
   dropped = 0
 
@@ -142,39 +134,35 @@ class Outlet {
   }
 
   get open (): boolean {
-    return this.stream !== undefined
+    return this.events !== undefined
   }
 
   push (message: JsonRpcMessage): void {
-    const event = encodeEvent({ data: JSON.stringify(message) })
-    if (this.stream !== undefined) {
-      this.stream.push(event)
+    if (this.events !== undefined) {
+      this.events.push(messageEvent(message))
       return
     }
     if (this.queue.length >= this.maxQueued) {
       this.queue.shift()
       this.dropped++
     }
-    this.queue.push(event)
+    this.queue.push(message)
   }
 
-  attach (): Readable {
-    const stream = new Readable({
-      read () {},
-      destroy: (err, callback) => {
-        if (this.stream === stream) this.stream = undefined
-        callback(err)
-      }
+  /** The session's stream: what waited first, then what comes, until the reader stops or it ends. */
+  attach (): UpstreamEvents {
+    const events: UpstreamEvents = new UpstreamEvents({
+      stop: () => { if (this.events === events) this.events = undefined }
     })
-    for (const event of this.queue) stream.push(event)
+    for (const message of this.queue) events.push(messageEvent(message))
     this.queue = []
-    this.stream = stream
-    return stream
+    this.events = events
+    return events
   }
 
   end (): void {
-    this.stream?.push(null)
-    this.stream = undefined
+    this.events?.end()
+    this.events = undefined
     this.queue = []
   }
 }
@@ -305,19 +293,33 @@ export class ChannelUpstream implements Upstream {
     }
   }
 
-  /** The session's GET stream, or its end (DELETE). POST goes through `send`. */
-  async request (req: UpstreamStreamRequest): Promise<UpstreamHttpResponse> {
-    const sessionId = req.headers[HEADER.sessionId]
-    if (sessionId === undefined) return httpError(400, -32000, 'Bad Request: Mcp-Session-Id header is required')
-    const session = this.sessions.get(sessionId)
-    if (session === undefined) return httpError(404, -32001, 'Session not found')
-    session.lastUsed = Date.now()
-    if (req.method === 'DELETE') {
-      this.endSession(session, new GatewayErrors.UPSTREAM_EXITED(this.name, 'the session was deleted'))
-      return { status: 200, headers: {}, body: Readable.from([]) }
+  /** The session's own stream: what the upstream sends outside any answer. */
+  async listen (req: UpstreamSessionRequest): Promise<UpstreamEvents> {
+    const session = this.find(req)
+    if (session.outlet.open) throw new GatewayErrors.STREAM_CONFLICT()
+    const events = session.outlet.attach()
+    const signal = req.signal
+    if (signal !== undefined) {
+      const onAbort = (): void => { events.destroy() }
+      if ('addEventListener' in signal) signal.addEventListener('abort', onAbort, { once: true })
+      else signal.once('abort', onAbort)
     }
-    if (session.outlet.open) return httpError(409, -32000, 'Conflict: only one SSE stream is allowed per session')
-    return { status: 200, headers: { ...SSE_TYPE }, body: session.outlet.attach() }
+    return events
+  }
+
+  /** Ends the session: its channel is closed (per-session mode), or it leaves the shared one. */
+  async end (req: UpstreamSessionRequest): Promise<void> {
+    this.endSession(this.find(req), new GatewayErrors.UPSTREAM_EXITED(this.name, 'the session was deleted'))
+  }
+
+  /** The session a request names; one it does not name, or that is gone, is a coded error. */
+  private find (req: UpstreamSessionRequest): ChannelSession {
+    const sessionId = req.headers[HEADER.sessionId]
+    if (sessionId === undefined) throw new GatewayErrors.UPSTREAM_NEEDS_SESSION(this.name, this.kind)
+    const session = this.sessions.get(sessionId)
+    if (session === undefined) throw new GatewayErrors.UPSTREAM_SESSION_GONE()
+    session.lastUsed = Date.now()
+    return session
   }
 
   async send (req: UpstreamSend): Promise<UpstreamAnswer> {

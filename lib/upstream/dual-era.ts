@@ -13,18 +13,16 @@
  * makes it modern; anything else (an error, a 4xx, silence past the probe timeout) makes it a
  * 2025-era upstream. The verdict is kept (a timeout's for a minute, then asked again).
  */
-import { Readable } from 'node:stream'
 import type { Logger } from '../logger.ts'
-import { readBounded } from '../relay/body.ts'
 import { isRequest } from '../jsonrpc.ts'
 import { HEADER, STATELESS_VERSION } from '../protocol.ts'
 import { ChannelUpstream } from './channel-upstream.ts'
 import { ModernUpstreamForLegacyClient, modernRequest, readAnswer, type DiscoverResult } from './modern-upstream-for-legacy-clients.ts'
 import { LegacyUpstreamForModernClients } from './legacy-upstream-for-modern-clients.ts'
 import type { StreamableHttpUpstream } from './streamable-http.ts'
-import type { UpstreamAnswer } from './events.ts'
+import type { UpstreamAnswer, UpstreamEvents } from './events.ts'
 import { refusedReply } from './http-answer.ts'
-import type { Upstream, UpstreamHttpResponse, UpstreamSend, UpstreamStreamRequest } from './types.ts'
+import type { Upstream, UpstreamSend, UpstreamSessionRequest } from './types.ts'
 import { GatewayErrors } from '../errors.ts'
 
 export type ProtocolEra = '2025' | '2026'
@@ -138,16 +136,19 @@ export class DualEraUpstream implements Upstream {
     const known = this.setting === 'auto' ? this.known : this.setting
     // The common case, on every request: no extra promise on the way.
     if (known !== undefined) return this.routeSend(req, known)
-    return this.firstSends(req)
+    return this.guessed(sessionful(req) ? '2025' : '2026', (era) => this.routeSend(req, era))
   }
 
-  /** `firstRequests` for messages: a refusal in the other era's words waits for the verdict. */
-  private async firstSends (req: UpstreamSend): Promise<UpstreamAnswer> {
+  /**
+   * Era not known yet: the probe starts, and meanwhile the request goes where its own era points
+   * (no waiting on the probe). Only a refusal that speaks of the other era waits for the verdict
+   * and, if it says so, sends the request the other way.
+   */
+  private async guessed<T> (guess: ProtocolEra, attempt: (era: ProtocolEra) => Promise<T>): Promise<T> {
     const probing = this.findOutEra()
     probing.catch(() => {})
-    const guess: ProtocolEra = sessionful(req) ? '2025' : '2026'
     try {
-      return await this.routeSend(req, guess)
+      return await attempt(guess)
     } catch (err) {
       const reply = refusedReply(err)
       if (reply === undefined || !speaksOtherEra(reply.body, guess)) throw err
@@ -158,7 +159,7 @@ export class DualEraUpstream implements Upstream {
         throw err
       }
       if (era === guess) throw err
-      return await this.routeSend(req, era)
+      return await attempt(era)
     }
   }
 
@@ -167,34 +168,18 @@ export class DualEraUpstream implements Upstream {
     return sessionful(req) ? this.bridge.send(req) : this.raw.send(req)
   }
 
-  /** GET (the server's stream) and DELETE, in Streamable HTTP terms. POST goes through `send`. */
-  request (req: UpstreamStreamRequest): Promise<UpstreamHttpResponse> {
-    const known = this.setting === 'auto' ? this.known : this.setting
-    // The common case, on every request: no extra promise on the way.
-    if (known !== undefined) return this.route(req, known)
-    return this.firstRequests(req)
+  /** A session's own stream: with a 2026 upstream, sessions are the bridge's. */
+  listen (req: UpstreamSessionRequest): Promise<UpstreamEvents> {
+    const known = this.era
+    // A session is 2025's until the verdict says otherwise.
+    if (known === undefined) return this.guessed('2025', (era) => era === '2026' ? this.bridge.listen(req) : this.raw.listen(req))
+    return known === '2026' ? this.bridge.listen(req) : this.raw.listen(req)
   }
 
-  private async firstRequests (req: UpstreamStreamRequest): Promise<UpstreamHttpResponse> {
-    // Era not known yet: the probe starts, and meanwhile the request goes where its own era
-    // points (no waiting on the probe). Only a refusal that speaks of the other era waits for
-    // the verdict and, if it says so, sends the request the other way.
-    const probing = this.findOutEra()
-    probing.catch(() => {})
-    // A GET or DELETE is a session's, and sessions are 2025's.
-    const guess: ProtocolEra = '2025'
-    const res = await this.route(req, guess)
-    if (res.status !== 400 && res.status !== 404 && res.status !== 405) return res
-    const raw = await readBounded(res.body, 64 * 1024).catch(() => Buffer.alloc(0))
-    const replay = (): UpstreamHttpResponse => ({ ...res, body: Readable.from([raw]) })
-    if (!speaksOtherEra(raw, guess)) return replay()
-    let era: ProtocolEra
-    try {
-      era = await probing
-    } catch {
-      return replay()
-    }
-    return era === guess ? replay() : await this.route(req, era)
+  end (req: UpstreamSessionRequest): Promise<void> {
+    const known = this.era
+    if (known === undefined) return this.guessed('2025', (era) => era === '2026' ? this.bridge.end(req) : this.raw.end(req))
+    return known === '2026' ? this.bridge.end(req) : this.raw.end(req)
   }
 
   private known: ProtocolEra | undefined
@@ -202,11 +187,6 @@ export class DualEraUpstream implements Upstream {
   /** The upstream's era as far as it is known (configured, or found). */
   get era (): ProtocolEra | undefined {
     return this.setting === 'auto' ? this.known : this.setting
-  }
-
-  private route (req: UpstreamStreamRequest, era: ProtocolEra): Promise<UpstreamHttpResponse> {
-    // A GET or DELETE is a session's: with a 2026 upstream, sessions are the bridge's.
-    return era === '2026' ? this.bridge.request(req) : this.raw.request(req)
   }
 
   async probe (): Promise<void> {

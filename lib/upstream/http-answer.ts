@@ -13,7 +13,7 @@ import { HEADER } from '../protocol.ts'
 import { BodyTooLargeError, drain, readBounded } from '../relay/body.ts'
 import { SseParser } from '../sse/parser.ts'
 import { UpstreamEvents, type UpstreamAnswer } from './events.ts'
-import type { UpstreamHttpRequest, UpstreamHttpResponse, UpstreamSend } from './types.ts'
+import type { UpstreamHttpRequest, UpstreamHttpResponse, UpstreamSend, UpstreamSessionRequest } from './types.ts'
 
 const ERROR_BODY_LIMIT = 64 * 1024
 /** The spec: visible ASCII only. Anything else would be copied into our upstream requests. */
@@ -154,8 +154,32 @@ export async function answerFromHttp (name: string, res: UpstreamHttpResponse, r
   return { kind: 'accepted', sessionId }
 }
 
+/** A Streamable HTTP server, as the three functions below use it. */
+export interface HttpPeer {
+  readonly name: string
+  request (req: UpstreamHttpRequest): Promise<UpstreamHttpResponse>
+}
+
 /** `send` for an upstream that speaks Streamable HTTP: one POST, its answer read as messages. */
-export async function sendOverHttp (upstream: { name: string, request: (req: UpstreamHttpRequest) => Promise<UpstreamHttpResponse> }, req: UpstreamSend): Promise<UpstreamAnswer> {
+export async function sendOverHttp (upstream: HttpPeer, req: UpstreamSend): Promise<UpstreamAnswer> {
   const res = await upstream.request({ method: 'POST', headers: req.headers, body: req.body, signal: req.signal })
   return await answerFromHttp(upstream.name, res, req)
+}
+
+/** `listen` over Streamable HTTP: a GET, which may stay idle for hours (no body timeout). */
+export async function listenOverHttp (upstream: HttpPeer, req: UpstreamSessionRequest): Promise<UpstreamEvents> {
+  const res = await upstream.request({ method: 'GET', headers: req.headers, signal: req.signal, longLived: true })
+  if (res.status >= 300) throw await httpFailure(upstream.name, res, req.headers[HEADER.sessionId] !== undefined)
+  if (mediaType(res.headers) !== 'text/event-stream') {
+    drain(res.body)
+    throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(upstream.name, 'GET stream is not text/event-stream')
+  }
+  return sseEvents(res.body)
+}
+
+/** `end` over Streamable HTTP: a DELETE. */
+export async function endOverHttp (upstream: HttpPeer, req: UpstreamSessionRequest): Promise<void> {
+  const res = await upstream.request({ method: 'DELETE', headers: req.headers, signal: req.signal })
+  if (res.status >= 300) throw await httpFailure(upstream.name, res, req.headers[HEADER.sessionId] !== undefined)
+  drain(res.body)
 }

@@ -4,9 +4,9 @@
  */
 import { Pool } from 'undici'
 import { GatewayErrors } from '../errors.ts'
-import type { UpstreamAnswer } from './events.ts'
-import { sendOverHttp } from './http-answer.ts'
-import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse, UpstreamSend } from './types.ts'
+import type { UpstreamAnswer, UpstreamEvents } from './events.ts'
+import { endOverHttp, listenOverHttp, sendOverHttp } from './http-answer.ts'
+import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse, UpstreamSend, UpstreamSessionRequest } from './types.ts'
 
 export type { UpstreamHttpRequest, UpstreamHttpResponse } from './types.ts'
 
@@ -113,6 +113,16 @@ export class StreamableHttpUpstream implements Upstream {
   /** A client's messages as one POST; the HTTP answer read into messages. */
   send (req: UpstreamSend): Promise<UpstreamAnswer> {
     return sendOverHttp(this, req)
+  }
+
+  /** The session's GET stream, as events. */
+  listen (req: UpstreamSessionRequest): Promise<UpstreamEvents> {
+    return listenOverHttp(this, req)
+  }
+
+  /** DELETE of the session. */
+  end (req: UpstreamSessionRequest): Promise<void> {
+    return endOverHttp(this, req)
   }
 
   /** Sends one HTTP request upstream. Rejects with a gateway error, or with the abort reason. */

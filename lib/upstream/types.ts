@@ -1,15 +1,16 @@
 /**
- * The one interface every upstream kind implements. A client's messages go out with `send` and
- * come back as messages (`UpstreamAnswer`): a channel upstream (stdio, legacy HTTP+SSE) answers
- * them itself, with no HTTP in between, and a Streamable HTTP upstream reads its HTTP answer into
- * messages (`http-answer.ts`). The server's own stream (GET) and the end of a session (DELETE)
- * still go through `request`, in Streamable HTTP terms.
+ * The one interface every upstream kind implements, at the message level: a client's messages go
+ * out with `send` and come back as messages (`UpstreamAnswer`), a session's own stream opens with
+ * `listen` as events, and `end` ends a session. A channel upstream (stdio, legacy HTTP+SSE, the
+ * era bridges) does all three with no HTTP in between; a Streamable HTTP upstream maps them to
+ * POST, GET and DELETE and reads the answers into messages (`http-answer.ts`). Failures come out
+ * as coded gateway errors, once.
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { AbortLike } from '../abort.ts'
 import type { JsonRpcMessage } from '../jsonrpc.ts'
-import type { UpstreamAnswer } from './events.ts'
+import type { UpstreamAnswer, UpstreamEvents } from './events.ts'
 
 export type UpstreamKind = 'streamable-http' | 'stdio' | 'sse'
 
@@ -24,8 +25,15 @@ export interface UpstreamHttpRequest {
   longLived?: boolean
 }
 
-/** What `Upstream.request` still takes: a session's own stream (GET) and its end (DELETE). */
-export type UpstreamStreamRequest = UpstreamHttpRequest & { method: 'GET' | 'DELETE' }
+/**
+ * A session's own stream, or its end. Addressed as a Streamable HTTP server is (the headers:
+ * `Mcp-Session-Id`, `MCP-Protocol-Version`, `Last-Event-ID` to resume after an upstream event id);
+ * a channel reads the session id and nothing else.
+ */
+export interface UpstreamSessionRequest {
+  headers: Record<string, string>
+  signal?: AbortLike
+}
 
 /** A client's messages for one exchange (one POST body), already filtered and parsed. */
 export interface UpstreamSend {
@@ -61,8 +69,14 @@ export interface Upstream {
    * `UPSTREAM_SESSION_GONE`), or with the abort reason.
    */
   send (req: UpstreamSend): Promise<UpstreamAnswer>
-  /** GET (the server's stream) and DELETE (end a session). Rejects with a gateway error, or with the abort reason. */
-  request (req: UpstreamStreamRequest): Promise<UpstreamHttpResponse>
+  /**
+   * Opens the server's own stream of a session (the 2025 GET stream), as events, until the signal
+   * aborts or the stream ends. Rejects as `send` does; a server that offers no such stream refuses
+   * (`UPSTREAM_REFUSED`, HTTP 405 for a Streamable HTTP one).
+   */
+  listen (req: UpstreamSessionRequest): Promise<UpstreamEvents>
+  /** Ends a session upstream. Rejects as `send` does. */
+  end (req: UpstreamSessionRequest): Promise<void>
   /** Resolves when the upstream can serve (for `/readyz`); rejects with the reason otherwise. */
   probe (): Promise<void>
   /** Frees everything once the exchanges in flight are over (graceful). */

@@ -8,7 +8,6 @@ import { ChannelUpstream } from '../../lib/upstream/channel-upstream.ts'
 import { LineSplitter, type MessageChannel } from '../../lib/upstream/channel.ts'
 import { GatewayErrors } from '../../lib/errors.ts'
 import type { JsonRpcMessage } from '../../lib/jsonrpc.ts'
-import type { UpstreamHttpResponse } from '../../lib/upstream/types.ts'
 import type { UpstreamAnswer } from '../../lib/upstream/events.ts'
 
 const silent = { debug () {}, info () {}, warn () {}, error () {} }
@@ -52,12 +51,6 @@ function setup (options: { shared?: boolean, maxQueued?: number, idleMs?: number
 }
 
 const INIT = { jsonrpc: '2.0' as const, id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }
-
-async function text (res: UpstreamHttpResponse): Promise<string> {
-  let out = ''
-  for await (const chunk of res.body) out += String(chunk)
-  return out
-}
 
 /** An answer as a test sees it: its kind, the session it opened, and all its messages, read to the end. */
 interface Seen {
@@ -117,24 +110,39 @@ t.test('JSON when the first message completes the answer, SSE otherwise', async 
   t.same(channel.sent.map((m) => 'method' in m ? m.method : 'response'), ['initialize', 'ping', 'tools/call', 'notifications/initialized'])
 })
 
-t.test('GET: one stream per session, queued messages first; 404 and 400 like an SDK server', async (t) => {
+t.test('the session\'s own stream: one per session, queued messages first; unknown sessions refused', async (t) => {
   const { upstream, channels } = setup({ maxQueued: 2 })
   const id = await initialize(t, upstream, channels)
   const channel = channels[0] as MemoryChannel
   for (const n of [1, 2, 3]) channel.onmessage({ jsonrpc: '2.0', method: 'notifications/message', params: { n } })
-  const get = await upstream.request({ method: 'GET', headers: { 'mcp-session-id': id } })
-  t.equal(get.status, 200)
-  t.equal((await upstream.request({ method: 'GET', headers: { 'mcp-session-id': id } })).status, 409)
+  const get = seen({ kind: 'stream', sessionId: undefined, events: await upstream.listen({ headers: { 'mcp-session-id': id } }) })
+  await t.rejects(upstream.listen({ headers: { 'mcp-session-id': id } }), { code: 'MCP_GW_STREAM_CONFLICT', statusCode: 409 })
   channel.onmessage({ jsonrpc: '2.0', method: 'notifications/message', params: { n: 4 } })
-  t.equal((await upstream.request({ method: 'GET', headers: { 'mcp-session-id': 'nope' } })).status, 404)
-  t.equal((await upstream.request({ method: 'GET', headers: {} })).status, 400)
+  await t.rejects(upstream.listen({ headers: { 'mcp-session-id': 'nope' } }), { code: 'MCP_GW_UPSTREAM_SESSION_GONE' })
+  await t.rejects(upstream.listen({ headers: {} }), { code: 'MCP_GW_UPSTREAM_NEEDS_SESSION' })
   await t.rejects(post(upstream, { 'mcp-session-id': 'nope' }, [{ jsonrpc: '2.0', id: 1, method: 'ping' }]), { code: 'MCP_GW_UPSTREAM_SESSION_GONE' })
   await t.rejects(post(upstream, {}, [{ jsonrpc: '2.0', id: 1, method: 'tools/list' }]), { code: 'MCP_GW_UPSTREAM_NEEDS_SESSION', statusCode: 400, message: /serves sessions only/ })
   // The channel goes away: the GET stream ends, and what it held was the newest two queued and the live one.
   channel.onclose(new GatewayErrors.UPSTREAM_EXITED('mem', 'gone'))
-  const events = (await text(get)).split('\n\n').filter((e) => e.length > 0).map((e) => JSON.parse(e.slice('data: '.length)).params.n)
+  const events = (await get).messages.map((m) => (m as unknown as { params: { n: number } }).params.n)
   t.same(events, [2, 3, 4], 'the oldest queued message was dropped past maxQueued')
-  t.equal((await upstream.request({ method: 'DELETE', headers: { 'mcp-session-id': id } })).status, 404)
+  await t.rejects(upstream.end({ headers: { 'mcp-session-id': id } }), { code: 'MCP_GW_UPSTREAM_SESSION_GONE' })
+})
+
+t.test('the session\'s own stream stops when its signal aborts: the session can open it again', async (t) => {
+  const { upstream, channels } = setup()
+  t.teardown(() => upstream.close())
+  const id = await initialize(t, upstream, channels)
+  const abort = new AbortController()
+  const first = await upstream.listen({ headers: { 'mcp-session-id': id }, signal: abort.signal })
+  const ended = new Promise<Error | undefined>((resolve) => first.read(() => {}, resolve))
+  abort.abort()
+  t.match(await ended, { message: 'upstream stream closed' }, 'the reader hears the stream stopped')
+  const again = await upstream.listen({ headers: { 'mcp-session-id': id } })
+  const seenAgain = seen({ kind: 'stream', sessionId: undefined, events: again })
+  ;(channels[0] as MemoryChannel).onmessage({ jsonrpc: '2.0', method: 'notifications/message', params: { n: 1 } })
+  ;(channels[0] as MemoryChannel).onclose(new GatewayErrors.UPSTREAM_EXITED('mem', 'gone'))
+  t.equal((await seenAgain).messages.length, 1, 'a new stream gets what comes next')
 })
 
 t.test('a pending request when the channel goes: a JSON-RPC error with the reason', async (t) => {
@@ -158,7 +166,7 @@ t.test('an aborted request is forgotten: its late answer goes nowhere', async (t
   abort.abort()
   await t.rejects(pending)
   ;(channels[0] as MemoryChannel).onmessage({ jsonrpc: '2.0', id: 5, result: {} })
-  t.equal((await upstream.request({ method: 'DELETE', headers: { 'mcp-session-id': id } })).status, 200)
+  await upstream.end({ headers: { 'mcp-session-id': id } })
   t.ok((channels[0] as MemoryChannel).closed, 'DELETE closes the channel')
 })
 
@@ -192,8 +200,8 @@ t.test('a session no one uses past idleMs has its channel closed; one with a GET
   t.teardown(() => upstream.close())
   await initialize(t, upstream, channels)
   const listening = await initialize(t, upstream, channels)
-  const get = await upstream.request({ method: 'GET', headers: { 'mcp-session-id': listening } })
-  t.equal(get.status, 200)
+  const get = await upstream.listen({ headers: { 'mcp-session-id': listening } })
+  t.teardown(() => { get.destroy() })
   await new Promise((resolve) => setTimeout(resolve, 120))
   t.ok((channels[0] as MemoryChannel).closed, 'the forgotten session\'s channel is closed')
   t.notOk((channels[1] as MemoryChannel).closed, 'a session with its GET stream open is in use')
@@ -243,6 +251,6 @@ t.test('shared: request ids and progress tokens are freed on the answer, on canc
   left.catch(() => {})
   await new Promise((resolve) => setImmediate(resolve))
   t.same(maps(), [1, 1])
-  t.equal((await upstream.request({ method: 'DELETE', headers })).status, 200)
+  await upstream.end({ headers })
   t.same(maps(), [0, 0], 'freed when the session ends')
 })

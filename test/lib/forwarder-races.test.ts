@@ -9,9 +9,9 @@ import { Forwarder, resolveSession, type ParsedBody } from '../../lib/forwarder.
 import { SessionManager } from '../../lib/session/manager.ts'
 import { MemorySessionStore } from '../../lib/session/memory-store.ts'
 import { checkTimeouts } from '../../lib/upstream/options.ts'
-import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse, UpstreamSend } from '../../lib/upstream/types.ts'
-import type { UpstreamAnswer } from '../../lib/upstream/events.ts'
-import { sendOverHttp } from '../../lib/upstream/http-answer.ts'
+import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse, UpstreamSend, UpstreamSessionRequest } from '../../lib/upstream/types.ts'
+import type { UpstreamAnswer, UpstreamEvents } from '../../lib/upstream/events.ts'
+import { endOverHttp, listenOverHttp, sendOverHttp } from '../../lib/upstream/http-answer.ts'
 import type { Logger } from '../../lib/logger.ts'
 
 const quiet: Logger = { debug () {}, info () {}, warn () {}, error () {} }
@@ -30,6 +30,14 @@ class RecordingUpstream implements Upstream {
 
   async send (req: UpstreamSend): Promise<UpstreamAnswer> {
     return await sendOverHttp(this, req)
+  }
+
+  async listen (req: UpstreamSessionRequest): Promise<UpstreamEvents> {
+    return await listenOverHttp(this, req)
+  }
+
+  async end (req: UpstreamSessionRequest): Promise<void> {
+    await endOverHttp(this, req)
   }
 
   async request (req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
