@@ -17,7 +17,7 @@ import { relayFrames, relaySse } from './relay/sse-relay.ts'
 import { PendingRequests, type DropReason } from './relay/pending.ts'
 import type { SessionEndReason, SessionManager } from './session/manager.ts'
 import type { SessionRecord } from './session/store.ts'
-import type { Upstream, UpstreamHttpResponse } from './upstream/types.ts'
+import type { Upstream } from './upstream/types.ts'
 import { releaseAnswer, type UpstreamAnswer, type UpstreamEvents } from './upstream/events.ts'
 import { refusedReply } from './upstream/http-answer.ts'
 import type { StreamHub } from './streams/hub.ts'
@@ -67,6 +67,12 @@ export interface ExchangeContext {
    * is over, with no body of their own.
    */
   sendFrame?: (text: string) => void
+  /**
+   * Called once an `initialize` opened a gateway session, before any of its answer reaches the
+   * client: a WebSocket connection holds its session from then on, since the client may go on as
+   * soon as it reads the answer, while the upstream's stream is still open.
+   */
+  onSessionOpened?: (session: SessionRecord) => void
   /** Interceptors for this exchange (the gateway's, then the route's); none when empty. */
   interceptors?: InterceptorChain
   /** The route's `config.mcp`, for interceptors. */
@@ -219,7 +225,8 @@ export class Forwarder {
 
   private async counted (ctx: ExchangeContext, original: ParsedBody, place: Place | undefined): Promise<OutboundResponse | undefined> {
     const hub = this.resumable?.hub
-    if (hub === undefined) return await this.exchange(ctx, original, place)
+    // A WebSocket's answers are its connection's to wait for at shutdown (it drains on its own).
+    if (hub === undefined || ctx.sendFrame !== undefined) return await this.exchange(ctx, original, place)
     // Shutdown waits for this too: its answer may turn into a stream after the wait began.
     return await hub.track(this.exchange(ctx, original, place))
   }
@@ -415,6 +422,7 @@ export class Forwarder {
       place?.release()
       headers[HEADER.sessionId] = opened.id
       ctx.log.info({ sessionId: opened.id, upstream: this.upstream.name }, 'session opened')
+      ctx.onSessionOpened?.(opened)
     }
     const watcher = opened === undefined ? undefined : this.negotiationWatcher(opened, initialize as JsonRpcRequest, ctx.log)
     const observe = this.observers.length > 0 ? this.observeUpstream : undefined

@@ -308,6 +308,8 @@ export class ResumableStreams {
           failures++
           next = await this.upstreamGet(session, lastUpstreamEventId, log, controller.signal)
         }
+        // Stopped while it reconnected: a stream opened meanwhile is nobody's.
+        if (stopped && next !== undefined && next !== 'gone') next.destroy()
         if (next === undefined || next === 'gone' || stopped) {
           if (!stopped) {
             log.warn({ upstream: this.upstream.name }, 'upstream GET stream lost')

@@ -296,13 +296,20 @@ export class ChannelUpstream implements Upstream {
   /** The session's own stream: what the upstream sends outside any answer. */
   async listen (req: UpstreamSessionRequest): Promise<UpstreamEvents> {
     const session = this.find(req)
+    const signal = req.signal
+    // Stopped before it opened (a reader stopped while it waited to reconnect): nothing to attach.
+    if (signal?.aborted === true) throw Object.assign(new Error('the stream was stopped before it opened'), { name: 'AbortError' })
     if (session.outlet.open) throw new GatewayErrors.STREAM_CONFLICT()
     const events = session.outlet.attach()
-    const signal = req.signal
     if (signal !== undefined) {
       const onAbort = (): void => { events.destroy() }
-      if ('addEventListener' in signal) signal.addEventListener('abort', onAbort, { once: true })
-      else signal.once('abort', onAbort)
+      if ('addEventListener' in signal) {
+        signal.addEventListener('abort', onAbort, { once: true })
+        events.onFinish(() => { signal.removeEventListener('abort', onAbort) })
+      } else {
+        signal.once('abort', onAbort)
+        events.onFinish(() => { signal.off('abort', onAbort) })
+      }
     }
     return events
   }

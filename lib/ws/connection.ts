@@ -18,6 +18,7 @@ import { INVALID_REQUEST, MAX_DEPTH, MAX_TOOL_NAME_LENGTH, POISONING_DEFAULTS, e
 import type { Logger } from '../logger.ts'
 import { HEADER } from '../protocol.ts'
 import type { SessionManager } from '../session/manager.ts'
+import type { SessionRecord } from '../session/store.ts'
 
 /** Close codes the gateway uses (README, WebSocket transport). */
 export const WS_CLOSE = {
@@ -73,7 +74,8 @@ const ACCEPT = 'application/json, text/event-stream'
 
 export class WsConnection {
   sessionId: string | undefined
-  private protocolVersion: string | undefined
+  /** The session's record as opened (its protocol version is updated in place when negotiated). */
+  private session: SessionRecord | undefined
   private inFlight = 0
   private closed = false
   private draining = false
@@ -136,7 +138,7 @@ export class WsConnection {
     try {
       // Keys the policy removed must not reach the upstream in the original text either.
       const raw = Buffer.from(parsed.removed === true ? JSON.stringify(message) : text)
-      await this.exchange({ raw, messages: parsed.messages, batch: false }, id, abort, initialize)
+      await this.exchange({ raw, messages: parsed.messages, batch: false }, id, abort)
     } catch (err) {
       this.fail(err as Error, id)
     } finally {
@@ -149,7 +151,7 @@ export class WsConnection {
   private headers (): IncomingHttpHeaders {
     const headers: IncomingHttpHeaders = { ...this.options.headers, accept: ACCEPT, 'content-type': 'application/json' }
     if (this.sessionId !== undefined) headers[HEADER.sessionId] = this.sessionId
-    if (this.protocolVersion !== undefined) headers[HEADER.protocolVersion] = this.protocolVersion
+    if (this.session !== undefined) headers[HEADER.protocolVersion] = this.session.protocolVersion
     return headers
   }
 
@@ -160,32 +162,35 @@ export class WsConnection {
       signal: abort,
       log: this.options.log,
       sendFrame: this.sendFrame,
+      onSessionOpened: this.opened,
       interceptors: this.options.interceptors?.(),
       routeConfig: this.options.routeConfig,
       principal: this.options.principal
     }
   }
 
-  private async exchange (body: ParsedBody, id: JsonRpcId | null, abort: Abort, initialize: boolean): Promise<void> {
+  private async exchange (body: ParsedBody, id: JsonRpcId | null, abort: Abort): Promise<void> {
     const { forwarder, sessions } = this.options
     const headers = this.headers()
     const resolution = await resolveSession(sessions, headers, body, { upstream: this.options.upstream, principal: this.options.principal?.id })
     const out = await forwarder.post(this.context(headers, resolution, abort), body) as OutboundResponse
-    if (initialize) {
-      const opened = out.headers[HEADER.sessionId]
-      if (opened !== undefined && !this.closed) {
-        this.sessionId = opened
-        const record = await sessions.store.get(opened)
-        this.protocolVersion = record?.protocolVersion
-        this.options.onSession?.(opened)
-      } else if (opened !== undefined) {
-        // The client left while the session was being opened: it is nobody's.
-        await sessions.end(opened, 'deleted')
-      }
-    }
     this.deliver(out, id)
     const message = body.messages[0] as { method?: string }
     if (message.method === 'notifications/initialized' && !this.listening) void this.openGetStream()
+  }
+
+  /** An `initialize` of this connection opened its session: it is the connection's from now on. */
+  private readonly opened = (session: SessionRecord): void => {
+    if (this.closed) {
+      // The client left while the session was being opened: it is nobody's.
+      this.options.sessions.end(session.id, 'deleted').catch((err: unknown) => {
+        this.options.log.warn({ err, sessionId: session.id }, 'WebSocket: ending the session failed')
+      })
+      return
+    }
+    this.sessionId = session.id
+    this.session = session
+    this.options.onSession?.(session.id)
   }
 
   /** The exchange's WebSocket sink: one message, one frame. */
@@ -259,6 +264,7 @@ export class WsConnection {
   /** The session ended at the gateway: tell the client and close. */
   sessionEnded (reason: string): void {
     this.sessionId = undefined
+    this.session = undefined
     this.options.onSession?.(undefined)
     this.close(WS_CLOSE.SESSION_ENDED, `session ended: ${reason}`.slice(0, 120))
   }
@@ -278,6 +284,7 @@ export class WsConnection {
     const id = this.sessionId
     if (id === undefined) return
     this.sessionId = undefined
+    this.session = undefined
     this.options.onSession?.(undefined)
     try {
       const headers = { [HEADER.sessionId]: id }

@@ -131,6 +131,21 @@ t.test('a streamed answer cut short: the WebSocket client gets the progress, the
   socket.close()
 })
 
+t.test('an initialize answered on a stream that stays open: the session is the connection\'s as soon as its answer is sent', async (t) => {
+  const up = await badUpstream(t, 'init-sse-lingers')
+  const g = await gw(t, { upstream: up.url })
+  const { socket, frames } = await rawSocket(wsUrl(g.url))
+  socket.send(JSON.stringify(INITIALIZE))
+  await eventually(() => frames.length === 1)
+  t.match(frames[0], { id: 1, result: { serverInfo: { name: 'bad' } } })
+  // The upstream's stream is still open: a client may go on at once.
+  socket.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }))
+  await eventually(() => frames.length === 2)
+  t.same(frames[1], { jsonrpc: '2.0', id: 2, result: { tools: [] } }, 'answered on the session, not refused for want of one')
+  for (const release of up.held.splice(0)) release()
+  socket.close()
+})
+
 t.test('the upgrade: subprotocol, Origin and auth are checked', async (t) => {
   const up = await upstream(t)
   const key = 'ws-key-0123456789abcdef'

@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-export type BadMode = 'odd-session-id' | 'sse-long-line' | 'garbage-json' | 'html' | 'sse-end-early' | 'sse-reset' | 'sse-garbage' | 'sse-stray' | 'json-stray' | 'json-duplicate' | 'json-missing' | 'json-batch-missing' | 'http-500' | 'http-401' | 'http-404' | 'huge-json' | 'hang' | 'sse-held' | 'sse-id-end-early'
+export type BadMode = 'odd-session-id' | 'sse-long-line' | 'garbage-json' | 'html' | 'sse-end-early' | 'sse-reset' | 'sse-garbage' | 'sse-stray' | 'json-stray' | 'json-duplicate' | 'json-missing' | 'json-batch-missing' | 'http-500' | 'http-401' | 'http-404' | 'huge-json' | 'hang' | 'sse-held' | 'sse-id-end-early' | 'init-sse-lingers'
 
 export interface BadUpstream {
   url: string
@@ -43,6 +43,13 @@ export async function badUpstream (t: { teardown (fn: () => unknown): void }, mo
     req.on('data', (chunk: string) => { body += chunk })
     req.on('end', () => {
       if (req.method === 'POST') state.seen.push(body)
+      if (body.includes('"initialize"') && state.mode === 'init-sse-lingers') {
+        // The answer as an SSE event, and the stream kept open after it until the test lets go.
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': 'upstream-session-1' })
+        res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', id: idOf(body), result: { protocolVersion: versionOf(body), capabilities: {}, serverInfo: { name: 'bad', version: '0' } } })}\n\n`)
+        state.held.push(() => res.end())
+        return
+      }
       if (body.includes('"initialize"')) {
         res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': state.mode === 'odd-session-id' ? 'has spaces, and é' : 'upstream-session-1' })
         res.end(JSON.stringify({ jsonrpc: '2.0', id: idOf(body), result: { protocolVersion: versionOf(body), capabilities: {}, serverInfo: { name: 'bad', version: '0' } } }))
@@ -147,6 +154,10 @@ export async function badUpstream (t: { teardown (fn: () => unknown): void }, mo
           res.end(JSON.stringify({ jsonrpc: '2.0', id, result: { pad: 'x'.repeat(4096) } }))
           return
         case 'hang':
+          return
+        case 'init-sse-lingers':
+          res.writeHead(200, { 'content-type': 'application/json' })
+          res.end(JSON.stringify({ jsonrpc: '2.0', id, result: { tools: [] } }))
           return
         case 'sse-held':
           if (body.includes('"server/discover"')) {

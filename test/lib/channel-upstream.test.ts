@@ -145,6 +145,18 @@ t.test('the session\'s own stream stops when its signal aborts: the session can 
   t.equal((await seenAgain).messages.length, 1, 'a new stream gets what comes next')
 })
 
+t.test('a stream asked for with a signal already aborted is not opened: the outlet stays free', async (t) => {
+  const { upstream, channels } = setup()
+  t.teardown(() => upstream.close())
+  const id = await initialize(t, upstream, channels)
+  const abort = new AbortController()
+  abort.abort()
+  await t.rejects(upstream.listen({ headers: { 'mcp-session-id': id }, signal: abort.signal }), { name: 'AbortError' })
+  const open = await upstream.listen({ headers: { 'mcp-session-id': id } })
+  t.ok(open, 'not refused as a second stream')
+  open.destroy()
+})
+
 t.test('a pending request when the channel goes: a JSON-RPC error with the reason', async (t) => {
   const { upstream, channels } = setup()
   const id = await initialize(t, upstream, channels)
