@@ -4,10 +4,11 @@
  * Targets are measured in interleaved rounds (this machine is shared and noisy) and medians are
  * reported, with each proxy's CPU time per forwarded call.
  *
- * Then the stream benchmarks (replay of 10,000 events, memory per idle SSE stream).
+ * Then the stream benchmarks (replay of 10,000 events, memory per idle SSE stream), 1 MiB results
+ * and a 10,000-notification stream (payload.ts, the independent harness's two heavy scenarios).
  *
  * Options (env): BENCH_ROUNDS (default 5), BENCH_REQUESTS (per round and concurrency, default 2000),
- * BENCH_ONLY (`calls`, `streams`, `stdio`, `ws` or `input`: input bounds, in process, see input-bounds.ts),
+ * BENCH_ONLY (`calls`, `streams`, `payload`, `stdio`, `ws` or `input`: input bounds, in process, see input-bounds.ts),
  * BENCH_CORES: `own` (default: no pinning, each server may get a core of its own) or `shared`, the
  * arrangement of ../shared/bench: the load generator on core 0, the upstream and the proxy under
  * test together on core 1, so a proxy's CPU comes out of the upstream's throughput.
@@ -17,6 +18,7 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { McpLoadClient, median, type LoadResult } from './load.ts'
 import { benchIdleStreams, benchReplay } from './streams.ts'
+import { benchPayloads } from './payload.ts'
 import { benchStdio } from './stdio.ts'
 import { benchWebSocket } from './websocket.ts'
 import { benchInputBounds } from './input-bounds.ts'
@@ -136,12 +138,28 @@ async function benchStreams (): Promise<void> {
   }
 }
 
+async function benchHeavy (): Promise<void> {
+  const upstream = await startServer('upstream')
+  const forwarder = await startServer('forwarder', upstream.url)
+  const gateway = await startServer('gateway', upstream.url)
+  await benchPayloads([
+    { name: 'direct', server: upstream },
+    { name: 'http-proxy', server: forwarder },
+    { name: 'gateway', server: gateway }
+  ], Math.min(ROUNDS, 3))
+  for (const server of [gateway, forwarder, upstream]) {
+    server.child.send('exit')
+    await once(server.child, 'exit')
+  }
+}
+
 const only = process.env.BENCH_ONLY
 if (only === undefined || only === 'calls') {
   await benchMode('upstream')
   await benchMode('upstream-json')
 }
 if (only === undefined || only === 'streams') await benchStreams()
+if (only === undefined || only === 'payload') await benchHeavy()
 if (only === undefined || only === 'stdio') await benchStdio(SERVERS, ROUNDS, REQUESTS)
 if (only === undefined || only === 'ws') await benchWebSocket(SERVERS, ROUNDS, REQUESTS)
 if (only === undefined || only === 'input') benchInputBounds()

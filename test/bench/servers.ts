@@ -28,6 +28,10 @@ async function start (kind: Kind, target: string | undefined): Promise<string> {
           }
           return { content: [{ type: 'text', text: 'flooded' }] }
         })
+        // For the 1 MiB results benchmark (the independent harness's `payload` scenario).
+        server.registerTool('payload', { inputSchema: { kib: z.number().int().min(1).max(16 * 1024) } }, async ({ kib }) => {
+          return { content: [{ type: 'text', text: 'x'.repeat(kib * 1024) }] }
+        })
       }
     })
     return up.url
