@@ -191,3 +191,11 @@ t.test('many data: lines of one event in small chunks: linear too', async (t) =>
   t.equal(events[0]?.data.length, 4096 * 1018 - 1)
   t.ok(ms < 400, `${ms.toFixed(0)} ms`)
 })
+
+t.test('one leading byte order mark is dropped, as the spec says, not two', async (t) => {
+  const one = parseChunks([new TextEncoder().encode('\uFEFFdata: x\n\n')])
+  t.same(one.events.map((e) => e.data), ['x'])
+  // A second BOM is part of the first line: its field name is then "\uFEFFdata", which is no field.
+  const two = parseChunks([new TextEncoder().encode('\uFEFF\uFEFFdata: x\n\ndata: y\n\n')])
+  t.same(two.events.map((e) => e.data), ['y'])
+})
