@@ -10,6 +10,7 @@ import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { Pool } from 'undici'
 import { median } from './load.ts'
+import { openSession } from './streams.ts'
 
 interface Server {
   child: ChildProcess
@@ -21,7 +22,6 @@ export interface PayloadTarget {
   server: Server
 }
 
-const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }
 const KIB = 1024
 const NOTIFICATIONS = 10_000
 
@@ -29,20 +29,6 @@ async function cpuOf (server: Server): Promise<number> {
   server.child.send('cpu')
   const [message] = await once(server.child, 'message') as [{ cpu: number }]
   return message.cpu
-}
-
-async function session (pool: Pool, path: string): Promise<Record<string, string>> {
-  const res = await pool.request({
-    path,
-    method: 'POST',
-    headers: HEADERS,
-    body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } })
-  })
-  await res.body.text()
-  const headers = { ...HEADERS, 'mcp-session-id': res.headers['mcp-session-id'] as string, 'mcp-protocol-version': '2025-11-25' }
-  const ack = await pool.request({ path, method: 'POST', headers, body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' })
-  await ack.body.text()
-  return headers
 }
 
 interface Sample {
@@ -57,7 +43,7 @@ interface Sample {
 async function payload (target: PayloadTarget, calls: number, concurrency: number): Promise<Sample> {
   const url = new URL(target.server.url)
   const pool = new Pool(url.origin, { connections: concurrency })
-  const headers = await session(pool, url.pathname)
+  const headers = await openSession(pool, url.pathname)
   let id = 1
   let bad = 0
   const one = async (): Promise<void> => {
@@ -85,7 +71,7 @@ async function payload (target: PayloadTarget, calls: number, concurrency: numbe
 async function stream (target: PayloadTarget): Promise<Sample> {
   const url = new URL(target.server.url)
   const pool = new Pool(url.origin, { connections: 1 })
-  const headers = await session(pool, url.pathname)
+  const headers = await openSession(pool, url.pathname)
   const before = await cpuOf(target.server)
   const started = process.hrtime.bigint()
   const res = await pool.request({ path: url.pathname, method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'flood', arguments: { count: NOTIFICATIONS }, _meta: { progressToken: 'p' } } }) })

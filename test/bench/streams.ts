@@ -14,7 +14,8 @@ interface Server {
 
 const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }
 
-async function openSession (pool: Pool, path: string): Promise<Record<string, string>> {
+/** A 2025 session on `pool` (initialize, then initialized): the headers its requests carry. */
+export async function openSession (pool: Pool, path: string): Promise<Record<string, string>> {
   const res = await pool.request({
     path,
     method: 'POST',
