@@ -10,42 +10,16 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { markUpgraded } from '../lib/connections.ts'
 import { GatewayErrors } from '../lib/errors.ts'
-import { REGISTER_OPTION_KEYS, invalid, isPlainObject, knownKeys, optionalInteger, optionalString } from '../lib/options.ts'
+import { invalid } from '../lib/options.ts'
 import { WS_CLOSE, WsConnection } from '../lib/ws/connection.ts'
-import { drainFor } from './streaming.ts'
+import { checkWebSocketOptions, type McpWebSocketOptions } from './websocket-options.ts'
 
-export interface McpWebSocketOptions {
-  /**
-   * Path of each endpoint's WebSocket, appended to the endpoint's own path.
-   * @default '/ws'
-   */
-  suffix?: string
-  /** Interval of WebSocket pings; a peer that has not answered the last one is dropped. 0: off. @default 30000 ms */
-  pingIntervalMs?: number
-  /** Bytes waiting to be sent past which a slow reader is closed with 4001. @default 8 MiB */
-  highWaterMark?: number
-  /**
-   * At shutdown, longest wait for in-flight calls before closing with 1001. Like the streaming
-   * plugin's drain it must fit in the host's `pluginTimeout` with `DRAIN_MARGIN_MS` to spare.
-   * @default 10000 ms, or less to fit (8000 with Fastify's default pluginTimeout of 10 s)
-   */
-  drainTimeoutMs?: number
-}
-
-/** The drain's default comes from `drainFor` (it depends on the host's pluginTimeout). */
-export const WEBSOCKET_DEFAULTS = { suffix: '/ws', pingIntervalMs: 30_000, highWaterMark: 8 * 1024 * 1024 } as const
+export { WEBSOCKET_DEFAULTS, type McpWebSocketOptions } from './websocket-options.ts'
 
 const SUBPROTOCOL = 'mcp'
 
 async function mcpWebSocket (fastify: FastifyInstance, options: McpWebSocketOptions): Promise<void> {
-  if (!isPlainObject(options as unknown)) throw invalid('websocket', 'must be an object')
-  knownKeys('websocket', options as unknown as Record<string, unknown>, [...REGISTER_OPTION_KEYS, 'suffix', 'pingIntervalMs', 'highWaterMark', 'drainTimeoutMs'])
-  const suffix = optionalString('websocket.suffix', options.suffix, WEBSOCKET_DEFAULTS.suffix)
-  if (!suffix.startsWith('/')) throw invalid('websocket.suffix', 'must start with "/"')
-  const pingIntervalMs = optionalInteger('websocket.pingIntervalMs', options.pingIntervalMs, 0, WEBSOCKET_DEFAULTS.pingIntervalMs)
-  const highWaterMark = optionalInteger('websocket.highWaterMark', options.highWaterMark, 1024, WEBSOCKET_DEFAULTS.highWaterMark)
-  // Its drain runs in the core plugin's preClose hook, which Fastify cuts at pluginTimeout: fit it.
-  const drainTimeoutMs = drainFor('websocket.drainTimeoutMs', options.drainTimeoutMs, fastify.initialConfig.pluginTimeout ?? 10_000)
+  const { suffix, pingIntervalMs, highWaterMark, drainTimeoutMs } = checkWebSocketOptions(options, fastify.initialConfig.pluginTimeout ?? 10_000)
   const endpoints = [...fastify.mcpEndpoints.values()]
   if (endpoints.length === 0) throw invalid('websocket', 'needs an MCP endpoint (the proxy plugin) registered first')
 
