@@ -11,7 +11,7 @@ import { Abort } from '../lib/abort.ts'
 import type { ExchangeObserver } from '../lib/observer.ts'
 import { Heartbeat } from '../lib/heartbeat.ts'
 import { GatewayErrors, toJsonRpcError } from '../lib/errors.ts'
-import { Forwarder, type ExchangeContext } from '../lib/forwarder.ts'
+import { Forwarder, type ClientAnswer, type ExchangeContext } from '../lib/forwarder.ts'
 import { bodyMethod, resolveSession, type ParsedBody, type SessionResolution } from '../lib/session/resolve.ts'
 import { MAX_DEPTH, MAX_TOOL_NAME_LENGTH, PARSE_ERROR, POISONING_DEFAULTS, hasOversizedToolName, nestsDeeperThan, parseMessages, type JsonRpcId, type JsonRpcMessage, type PoisoningPolicy } from '../lib/jsonrpc.ts'
 import { invalid } from '../lib/options.ts'
@@ -117,6 +117,34 @@ function errorHandler (upstream: string, observers: ExchangeObserver[]) {
 
 /** Levels at which the gateway's error and warning lines are written (a child logger pays off). */
 const LOGGING_LEVELS = new Set(['error', 'warn', 'info', 'debug', 'trace'])
+
+/**
+ * The adapter's half of an exchange: its answer on this reply. A logged stream takes the response
+ * over (hijacked, so Fastify writes nothing more); everything else goes out through `reply.send`,
+ * through the route's onSend hooks.
+ */
+async function deliver (reply: FastifyReply, answer: ClientAnswer, streams: Set<Readable>): Promise<FastifyReply> {
+  const raw = reply.raw
+  if (answer.kind === 'logged') {
+    // What the host's hooks set on the reply so far (CORS, rate-limit, tracing headers) goes out
+    // on the stream too: a hijacked reply would otherwise drop it.
+    const kept = reply.getHeaders() as Record<string, string | number | string[]>
+    reply.hijack()
+    // Headers leave with the first write (`retry:` and priming follow at once).
+    raw.writeHead(200, { ...kept, ...answer.headers })
+    await answer.attach(raw)
+    return reply
+  }
+  if (answer.kind === 'framed') throw new TypeError('an HTTP exchange was answered as WebSocket frames')
+  if (answer.kind === 'whole') return reply.code(answer.status).headers(answer.headers).send(answer.body ?? undefined)
+  const body = answer.body
+  streams.add(body)
+  body.once('close', () => streams.delete(body))
+  // The server's stream may be quiet for hours: its client learns it is open as soon as it flows.
+  // (HTTP/2 responses have no flushHeaders: their headers leave with the first event.)
+  if (answer.live) body.once('resume', () => { if (!raw.headersSent && typeof raw.flushHeaders === 'function') raw.flushHeaders() })
+  return reply.code(200).headers(answer.headers).send(body)
+}
 
 const kResolution = Symbol('mcpResolution')
 type ResolvedRequest = FastifyRequest & { [kResolution]?: SessionResolution }
@@ -248,21 +276,7 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
           log: request.log,
           interceptors: interceptorsFor(config.interceptors),
           principal: request.mcpPrincipal ?? undefined,
-          routeConfig: config as unknown as Record<string, unknown>,
-          // HTTP/2 responses have no flushHeaders: their headers leave with the first event.
-          onStreamStart: request.method === 'GET' ? () => { if (!raw.headersSent && typeof raw.flushHeaders === 'function') raw.flushHeaders() } : undefined,
-          openStream: streaming === undefined
-            ? undefined
-            : (status, headers) => {
-                takenOver = true
-                // What the host's hooks set on the reply so far (CORS, rate-limit, tracing headers)
-                // goes out on the stream too: a hijacked reply would otherwise drop it.
-                const kept = reply.getHeaders() as Record<string, string | number | string[]>
-                reply.hijack()
-                // Headers leave with the first write (`retry:` and priming follow at once).
-                raw.writeHead(status, { ...kept, ...headers })
-                return raw
-              }
+          routeConfig: config as unknown as Record<string, unknown>
         }
         let parsed = request.body as ParsedBody
         const messages = request.mcpMessages
@@ -274,14 +288,8 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
         const out = request.method === 'POST'
           ? await forwarder.post(ctx, parsed)
           : request.method === 'GET' ? await forwarder.get(ctx) : await forwarder.delete(ctx)
-        if (out === undefined) return reply
-        reply.code(out.status).headers(out.headers)
-        const body = out.body
-        if (body instanceof Readable) {
-          streams.add(body)
-          body.once('close', () => streams.delete(body))
-        }
-        return reply.send(body ?? undefined)
+        if (out.kind === 'logged') takenOver = true
+        return await deliver(reply, out, streams)
       }
     })
 

@@ -25,8 +25,11 @@ export interface JsonAnswerOptions {
   log: Logger
 }
 
-/** The client's body, or undefined when nothing is left for it (all strays, nothing asked). */
-export async function jsonAnswer (options: JsonAnswerOptions): Promise<Buffer | undefined> {
+/**
+ * The messages for the client (none when nothing is left: all strays, nothing asked), and the
+ * upstream's own bytes when they can go out as they came.
+ */
+export async function jsonAnswer (options: JsonAnswerOptions): Promise<{ messages: JsonRpcMessage[], raw: Buffer | undefined }> {
   const { answer, pending, filter, local, onMessage } = options
   const cleaned = dropUnasked(answer.messages, pending)
   let messages = cleaned.messages
@@ -48,8 +51,6 @@ export async function jsonAnswer (options: JsonAnswerOptions): Promise<Buffer | 
   }
   pending.clear()
   if (local.length > 0) messages = [...local, ...messages]
-  if (messages.length === 0) return undefined
   if (onMessage !== undefined) for (const message of messages) onMessage(message)
-  if (!changed && local.length === 0 && answer.raw !== undefined) return answer.raw
-  return Buffer.from(JSON.stringify(answer.batch || messages.length !== 1 ? messages : messages[0]))
+  return { messages, raw: !changed && local.length === 0 && messages.length > 0 ? answer.raw : undefined }
 }

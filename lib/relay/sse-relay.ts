@@ -25,11 +25,6 @@ export interface SseRelayOptions {
   pending?: PendingRequests
   /** Sees each valid message before it is written. */
   onMessage?: (message: JsonRpcMessage) => void
-  /**
-   * Called when the client side starts reading: the moment to flush response headers, so a client
-   * sees the stream open before its first event.
-   */
-  onStart?: () => void
   /** Called once when the relay is over, whichever way it ended. */
   onDone?: (error: Error | undefined) => void
   /** Builds the error for requests left unanswered. */
@@ -107,13 +102,8 @@ function relayInto (options: SseRelayOptions, sink: RelaySink): () => void {
 /** The unlogged SSE sink: a readable SSE body for the client. */
 export function relaySse (options: SseRelayOptions): Readable {
   const { source } = options
-  let started = false
   const out: Readable = new Readable({
     read () {
-      if (!started) {
-        started = true
-        options.onStart?.()
-      }
       source.resume()
     },
     destroy (err, callback) {
@@ -135,7 +125,7 @@ export function relaySse (options: SseRelayOptions): Readable {
  * alone and named events are not sent. The connection drops a reader that falls too far behind,
  * so the relay does not pause for it.
  */
-export function relayFrames (options: Omit<SseRelayOptions, 'onStart'> & { send: (text: string) => void, signal: Abort }): Promise<void> {
+export function relayFrames (options: SseRelayOptions & { send: (text: string) => void, signal: Abort }): Promise<void> {
   return new Promise((resolve) => {
     const { signal, onDone } = options
     let stop: (() => void) | undefined

@@ -17,18 +17,8 @@ import { GET_STREAM_ID, type StreamHub } from './hub.ts'
 import type { LiveStream } from './live-stream.ts'
 import { pumpEvents, type PumpResult } from './pump.ts'
 import type { UpstreamEvents } from '../upstream/events.ts'
+import { SSE_HEADERS, whole, type LoggedAnswer, type WholeAnswer } from '../exchange/answer.ts'
 
-/** An answer that is not a stream: an HTTP error with a JSON-RPC body. */
-export interface PlainResponse {
-  status: number
-  headers: Record<string, string>
-  body: Buffer | null
-}
-
-/** Opens the client's SSE response (status and headers sent) and hands over its sink. */
-export type OpenStream = (status: number, headers: Record<string, string>) => Sink
-
-export const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' } as const
 
 /** Priming events (an id with empty data) arrived with 2025-11-25; older clients may choke on them. */
 function primes (session: SessionRecord): boolean {
@@ -45,7 +35,6 @@ export interface PostStreamOptions {
   headers: Record<string, string>
   pending: PendingRequests
   onMessage: ((message: JsonRpcMessage) => void) | undefined
-  open: OpenStream
   /** The client left before holding any resume point: cancel its requests upstream. */
   abandon: () => void
   /** Called once the answer is complete (logged and delivered, or failed). */
@@ -61,7 +50,7 @@ export class ResumableStreams {
   readonly hub: StreamHub
   private readonly upstream: Upstream
   /** An upstream's refusal, as the client gets it (a session it forgot ends ours and throws). */
-  private readonly failure: (err: unknown, session: SessionRecord) => Promise<PlainResponse>
+  private readonly failure: (err: unknown, session: SessionRecord) => Promise<WholeAnswer>
 
   /** Sees each message of a session's GET stream (metrics). */
   private readonly observe: ((message: JsonRpcMessage) => void) | undefined
@@ -77,11 +66,21 @@ export class ResumableStreams {
     this.observe = observe
   }
 
-  /** Relays a POST's SSE answer through the log to the client. */
-  post (options: PostStreamOptions): void {
+  /**
+   * A POST's SSE answer, through the log: the stream is registered now (shutdown waits for it),
+   * fed once the client's response is attached.
+   */
+  post (options: PostStreamOptions): LoggedAnswer {
+    const stream = this.hub.openPostStream(options.session.id, options.log, options.pending)
+    return {
+      kind: 'logged',
+      headers: { ...SSE_HEADERS, ...options.headers },
+      attach: async (sink) => { this.feedPost(stream, sink, options) }
+    }
+  }
+
+  private feedPost (stream: LiveStream, sink: Sink, options: PostStreamOptions): void {
     const { session, log } = options
-    const stream = this.hub.openPostStream(session.id, log, options.pending)
-    const sink = options.open(200, { ...SSE_HEADERS, ...options.headers })
     const writer = this.hub.writer(sink, stream.id, 0, (w, why) => {
       stream.detach(w)
       if (why === 'client' && !w.hasResumePoint && !stream.done) options.abandon()
@@ -173,12 +172,12 @@ export class ResumableStreams {
     const shared = this.hub.store.shared as SharedLog
     if (!await shared.claim(session.id, GET_STREAM_ID, this.hub.instanceId, this.hub.options.leaseMs)) return
     stream.own(status.lastSeq)
-    let refused: PlainResponse | undefined
+    let refused: WholeAnswer | undefined
     try {
       refused = await this.startUpstreamGet(session, stream, {}, log, status.upstreamEventId)
     } catch (err) {
       log.warn({ err }, 'could not re-open the upstream GET stream')
-      refused = { status: 502, headers: {}, body: null }
+      refused = whole(502)
     }
     if (refused !== undefined) {
       await stream.release(false)
@@ -187,19 +186,26 @@ export class ResumableStreams {
   }
 
   /** A fresh GET: the session's server-to-client stream, from now on. */
-  async get (session: SessionRecord, clientHeaders: Record<string, string | string[] | undefined>, open: OpenStream, log: Logger, filter?: LiveStream['filter']): Promise<PlainResponse | undefined> {
+  async get (session: SessionRecord, clientHeaders: Record<string, string | string[] | undefined>, log: Logger, filter?: LiveStream['filter']): Promise<WholeAnswer | LoggedAnswer> {
     const stream = await this.hub.getStream(session.id, log)
     if (filter !== undefined) stream.filter = filter
     const refused = await this.feedGet(session, stream, clientHeaders, log)
     if (refused !== undefined) return refused
-    const writer = this.hub.writer(open(200, { ...SSE_HEADERS }), GET_STREAM_ID, stream.lastSeq, (w) => stream.detach(w))
-    writer.start(this.hub.options.retryMs, primes(session), Date.now())
-    await stream.attach(writer)
-    return undefined
+    // From here on: what the upstream sends before the client's response is attached is its too.
+    const from = stream.lastSeq
+    return {
+      kind: 'logged',
+      headers: { ...SSE_HEADERS },
+      attach: async (sink) => {
+        const writer = this.hub.writer(sink, GET_STREAM_ID, from, (w) => stream.detach(w))
+        writer.start(this.hub.options.retryMs, primes(session), Date.now())
+        await stream.attach(writer)
+      }
+    }
   }
 
   /** A GET with `Last-Event-ID`: replays that stream after the id, then continues live. */
-  async resume (session: SessionRecord, lastEventId: string, clientHeaders: Record<string, string | string[] | undefined>, open: OpenStream, log: Logger, filter?: LiveStream['filter']): Promise<PlainResponse | undefined> {
+  async resume (session: SessionRecord, lastEventId: string, clientHeaders: Record<string, string | string[] | undefined>, log: Logger, filter?: LiveStream['filter']): Promise<WholeAnswer | LoggedAnswer> {
     const parsed = parseEventId(lastEventId)
     if (parsed === undefined) throw new GatewayErrors.UNKNOWN_EVENT_ID(JSON.stringify(lastEventId))
     const { streamId, seq } = parsed
@@ -229,33 +235,37 @@ export class ResumableStreams {
         stream = remote
       }
     }
-    const sink = open(200, { ...SSE_HEADERS })
-    if (stream === undefined) {
-      // A finished stream: the log is all there is.
-      const writer = this.hub.writer(sink, streamId, seq)
-      writer.start(this.hub.options.retryMs, false, Date.now())
-      this.hub.counts.replayed += await writer.replay(check.events, Date.now)
-      writer.end('done')
-      return undefined
-    }
     const live = stream
-    const writer = this.hub.writer(sink, streamId, seq, (w) => live.detach(w))
-    writer.hasResumePoint = true
-    writer.start(this.hub.options.retryMs, false, Date.now())
-    const attached = await live.attach(writer)
-    if (attached !== 'ok') writer.end('done')
-    if (orphan !== undefined && live.takeOver !== undefined) {
-      live.takeOver(orphan).catch((err: unknown) => { log.warn({ stream: streamId, err }, 'stream take-over failed') })
+    return {
+      kind: 'logged',
+      headers: { ...SSE_HEADERS },
+      attach: async (sink) => {
+        if (live === undefined) {
+          // A finished stream: the log is all there is.
+          const writer = this.hub.writer(sink, streamId, seq)
+          writer.start(this.hub.options.retryMs, false, Date.now())
+          this.hub.counts.replayed += await writer.replay(check.events, Date.now)
+          writer.end('done')
+          return
+        }
+        const writer = this.hub.writer(sink, streamId, seq, (w) => live.detach(w))
+        writer.hasResumePoint = true
+        writer.start(this.hub.options.retryMs, false, Date.now())
+        const attached = await live.attach(writer)
+        if (attached !== 'ok') writer.end('done')
+        if (orphan !== undefined && live.takeOver !== undefined) {
+          live.takeOver(orphan).catch((err: unknown) => { log.warn({ stream: streamId, err }, 'stream take-over failed') })
+        }
+        log.debug({ stream: streamId, after: formatEventId(streamId, seq) }, 'stream resumed')
+      }
     }
-    log.debug({ stream: streamId, after: formatEventId(streamId, seq) }, 'stream resumed')
-    return undefined
   }
 
   /**
    * Makes sure something feeds the session's GET stream: this instance's upstream reader, or
    * (shared log) the instance that holds it, which this one follows and takes over if it dies.
    */
-  private async feedGet (session: SessionRecord, stream: LiveStream, clientHeaders: Record<string, string | string[] | undefined>, log: Logger): Promise<PlainResponse | undefined> {
+  private async feedGet (session: SessionRecord, stream: LiveStream, clientHeaders: Record<string, string | string[] | undefined>, log: Logger): Promise<WholeAnswer | undefined> {
     if (stream.remote) {
       stream.takeOver ??= (status) => this.takeOverGet(session, stream, status, log)
       return undefined
@@ -276,7 +286,7 @@ export class ResumableStreams {
    * is away (so nothing sent meanwhile is lost) and re-opens the upstream stream when it drops,
    * from the upstream's own last event id when it gave one.
    */
-  private async startUpstreamGet (session: SessionRecord, stream: LiveStream, clientHeaders: Record<string, string | string[] | undefined>, log: Logger, from?: string): Promise<PlainResponse | undefined> {
+  private async startUpstreamGet (session: SessionRecord, stream: LiveStream, clientHeaders: Record<string, string | string[] | undefined>, log: Logger, from?: string): Promise<WholeAnswer | undefined> {
     const controller = new AbortController()
     const headers = this.getHeaders(session, from)
     const accept = clientHeaders.accept

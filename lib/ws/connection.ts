@@ -12,7 +12,8 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { Abort } from '../abort.ts'
 import type { Principal } from '../auth/principal.ts'
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
-import type { ExchangeContext, Forwarder, OutboundResponse } from '../forwarder.ts'
+import type { ClientAnswer, ExchangeContext, Forwarder } from '../forwarder.ts'
+import type { FrameSink } from '../exchange/answer.ts'
 import { resolveSession, type ParsedBody } from '../session/resolve.ts'
 import type { InterceptorChain } from '../interceptors/chain.ts'
 import { INVALID_REQUEST, MAX_DEPTH, MAX_TOOL_NAME_LENGTH, POISONING_DEFAULTS, errorResponse, hasOversizedToolName, isRequest, nestsDeeperThan, parseMessages, type JsonRpcId, type PoisoningPolicy } from '../jsonrpc.ts'
@@ -162,8 +163,7 @@ export class WsConnection {
       resolution,
       signal: abort,
       log: this.options.log,
-      sendFrame: this.sendFrame,
-      onSessionOpened: this.opened,
+      frames: this.frames,
       interceptors: this.options.interceptors?.(),
       routeConfig: this.options.routeConfig,
       principal: this.options.principal
@@ -174,14 +174,14 @@ export class WsConnection {
     const { forwarder, sessions } = this.options
     const headers = this.headers()
     const resolution = await resolveSession(sessions, headers, body, { upstream: this.options.upstream, principal: this.options.principal?.id })
-    const out = await forwarder.post(this.context(headers, resolution, abort), body) as OutboundResponse
+    const out = await forwarder.post(this.context(headers, resolution, abort), body)
     this.deliver(out, id)
     const message = body.messages[0] as { method?: string }
     if (message.method === 'notifications/initialized' && !this.listening) void this.openGetStream()
   }
 
   /** An `initialize` of this connection opened its session: it is the connection's from now on. */
-  private readonly opened = (session: SessionRecord): void => {
+  private opened (session: SessionRecord): void {
     if (this.closed) {
       // The client left while the session was being opened: it is nobody's.
       this.options.sessions.end(session.id, 'deleted').catch((err: unknown) => {
@@ -195,14 +195,20 @@ export class WsConnection {
   }
 
   /** The exchange's WebSocket sink: one message, one frame. */
-  private readonly sendFrame = (text: string): void => { this.send(text) }
+  private readonly frames: FrameSink = {
+    send: (text) => { this.send(text) },
+    sessionOpened: (session) => { this.opened(session) }
+  }
 
-  /** Sends a whole answer, message by message (a streamed one went out as it came). */
-  private deliver (out: OutboundResponse, id: JsonRpcId | null): void {
+  /**
+   * What the exchange did not send as frames itself: a refusal (the upstream's own 4xx, a JSON-RPC
+   * error body), or nothing at all.
+   */
+  private deliver (out: ClientAnswer, id: JsonRpcId | null): void {
+    if (out.kind === 'framed') return
+    if (out.kind !== 'whole') throw new TypeError(`a WebSocket exchange was answered as ${out.kind} SSE`)
     const body = out.body
     if (body === null) return
-    // Without the SSE body a stream would have had (the sink was given): never one here.
-    if (!Buffer.isBuffer(body)) throw new TypeError('a WebSocket exchange answered with a stream body')
     let text = body.toString('utf8')
     if (out.status >= 400 || text.startsWith('[')) {
       const value = JSON.parse(text) as unknown

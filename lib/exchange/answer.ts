@@ -1,0 +1,70 @@
+/**
+ * What an exchange gives its client adapter to deliver: lib decides the answer, the adapter (the
+ * Fastify route, the WebSocket connection) owns the reply and writes it. Nothing here calls back
+ * into a framework.
+ */
+import type { Readable } from 'node:stream'
+import type { Sink } from '../streams/client-writer.ts'
+import type { SessionRecord } from '../session/store.ts'
+
+export const JSON_HEADERS = { 'content-type': 'application/json' } as const
+export const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' } as const
+
+/** A whole answer: a status, headers and a JSON body or none (202, a refusal, a timed-out call). */
+export interface WholeAnswer {
+  kind: 'whole'
+  status: number
+  headers: Record<string, string>
+  body: Buffer | null
+}
+
+/** An unlogged SSE answer: its body relays the upstream's events as they come. */
+export interface SseAnswer {
+  kind: 'sse'
+  headers: Record<string, string>
+  body: Readable
+  /**
+   * The server's own stream (GET): its headers should leave as soon as the body is read, since
+   * its first event may be hours away. A POST's headers leave with its first event.
+   */
+  live: boolean
+}
+
+/**
+ * A logged SSE answer: the adapter sends status 200 with `headers`, then hands over the raw
+ * response as a sink; from then the event log writes to it (and a client cut off resumes).
+ */
+export interface LoggedAnswer {
+  kind: 'logged'
+  headers: Record<string, string>
+  attach: (sink: Sink) => Promise<void>
+}
+
+/** Delivered already, as WebSocket frames through the exchange's frame sink. */
+export interface FramedAnswer {
+  kind: 'framed'
+}
+
+export type ClientAnswer = WholeAnswer | SseAnswer | LoggedAnswer | FramedAnswer
+
+/**
+ * The WebSocket client's sink: each message of an answer (whole or streamed) and of the server's
+ * stream goes out as one text frame, as it comes.
+ */
+export interface FrameSink {
+  send: (text: string) => void
+  /**
+   * Called once an `initialize` opened a gateway session, before any of its answer reaches the
+   * client: the connection holds its session from then on, since the client may go on as soon as
+   * it reads the answer, while the upstream's stream is still open.
+   */
+  sessionOpened: (session: SessionRecord) => void
+}
+
+export function whole (status: number, headers: Record<string, string> = {}, body: Buffer | null = null): WholeAnswer {
+  return { kind: 'whole', status, headers, body }
+}
+
+export function jsonWhole (value: unknown, headers: Record<string, string> = {}): WholeAnswer {
+  return whole(200, { ...JSON_HEADERS, ...headers }, Buffer.from(JSON.stringify(value)))
+}
