@@ -71,6 +71,7 @@ export class Forwarder implements ExchangeDeps {
     this.onDrop = (reason) => {
       for (const observer of observers) observer.dropped?.(name, reason)
     }
+    options.upstream.watchDrops?.(this.onDrop)
     this.resumable = options.streams === undefined
       ? undefined
       : new ResumableStreams(options.streams, options.upstream, async (err, session) => await this.refused(err, session), async (session) => { await this.sessions.end(session.id, 'upstream-gone') }, this.observeUpstream)
@@ -97,6 +98,26 @@ export class Forwarder implements ExchangeDeps {
     if (hub === undefined || ctx.frames !== undefined) return await exchange.run()
     // Shutdown waits for this too: its answer may turn into a stream after the wait began.
     return await hub.track(exchange.run())
+  }
+
+  /** Exchanges answering their clients themselves (not through the log), by session. */
+  private readonly answering = new Map<string, Set<Exchange>>()
+
+  live (sessionId: string, exchange: Exchange, answering: boolean): void {
+    const set = this.answering.get(sessionId)
+    if (answering) {
+      if (set === undefined) this.answering.set(sessionId, new Set([exchange]))
+      else set.add(exchange)
+      return
+    }
+    if (set === undefined || !set.delete(exchange)) return
+    if (set.size === 0) this.answering.delete(sessionId)
+  }
+
+  cancelRequest (sessionId: string, requestId: JsonRpcId): void {
+    this.resumable?.hub.cancelRequest(sessionId, requestId)
+    const set = this.answering.get(sessionId)
+    if (set !== undefined) for (const exchange of [...set]) exchange.cancelled(requestId)
   }
 
   interceptorBase (ctx: ExchangeContext, session: SessionRecord | undefined): BaseContext {

@@ -18,6 +18,7 @@ import type { SessionRecord } from '../session/store.ts'
 import type { ResumableStreams } from '../streams/resumable.ts'
 import type { Upstream } from '../upstream/types.ts'
 import type { FrameSink, WholeAnswer } from './answer.ts'
+import type { Exchange } from './exchange.ts'
 
 /** A place under the session cap, held from the check until the session opened or failed. */
 export interface Place { release: () => void }
@@ -55,6 +56,10 @@ export interface ExchangeDeps {
   readonly onDrop: (reason: DropReason) => void
   interceptorBase: (ctx: ExchangeContext, session: SessionRecord | undefined) => BaseContext
   cancelUpstream: (session: SessionRecord, ids: JsonRpcId[], log: Logger, reason?: string) => void
+  /** An exchange of the session is answering the client itself (true), or no longer (false). */
+  live: (sessionId: string, exchange: Exchange, answering: boolean) => void
+  /** The client cancelled a request of the session: whichever exchange answers it stops owing that. */
+  cancelRequest: (sessionId: string, requestId: JsonRpcId) => void
   /** The client's answer when the upstream refused (throws what is not the client's to see). */
   refused: (err: unknown, session: SessionRecord | undefined) => Promise<WholeAnswer>
 }

@@ -4,7 +4,8 @@
  * gets exactly one answer), the deadline, the trace and observers, and then the sink the answer
  * goes to. The endpoint (forwarder.ts) makes one per request; sinks.ts delivers its answer.
  */
-import { isRequest, type JsonRpcMessage } from '../jsonrpc.ts'
+import { Abort } from '../abort.ts'
+import { isRequest, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
 import { Deadline, timeoutFor } from '../deadline.ts'
 import { methodLabel, type ExchangeTrace } from '../observer.ts'
 import { upstreamRequestHeaders } from '../relay/headers.ts'
@@ -43,6 +44,13 @@ export class Exchange {
   /** The upstream's streamed answer, once there: an expired deadline ends it. */
   private source: UpstreamEvents | undefined
   private trace: ExchangeTrace | undefined
+  /**
+   * Stops the upstream request: fired when the client leaves, or cancels every request of the
+   * exchange. (With a deadline, the deadline's own abort is the request's signal.)
+   */
+  private readonly stop: Abort | undefined
+  /** Every request was cancelled by the client: nothing is owed to it. */
+  private cancelledAll = false
   private started = 0
   /** The outcome, as observers count it: an HTTP status or an error code. */
   private status: number | string = 0
@@ -55,6 +63,8 @@ export class Exchange {
     this.place = place
     this.session = ctx.resolution.kind === 'session' ? ctx.resolution.session : undefined
     this.pending = new PendingRequests(undefined, deps.onDrop)
+    // Only a session's requests can be cancelled by a later message (2026 ones by their stream).
+    this.stop = this.session === undefined ? undefined : new Abort()
   }
 
   get watched (): boolean {
@@ -73,6 +83,7 @@ export class Exchange {
       throw Object.assign(new Error('the client went away before its request was sent'), { name: 'AbortError' })
     }
     this.ctx.signal.once('abort', this.onAbort)
+    if (this.session !== undefined && this.pending.size > 0) this.deps.live(this.session.id, this, true)
     let answer: UpstreamAnswer
     try {
       answer = await this.send()
@@ -82,13 +93,10 @@ export class Exchange {
     this.status = answer.kind === 'accepted' ? 202 : 200
     if (this.watched) this.observeRequest()
     const deadline = this.deadline
+    if (answer.kind === 'stream') this.source = answer.events
     if (deadline !== undefined) {
-      if (answer.kind === 'stream') {
-        this.source = answer.events
-        this.source.onFinish(() => deadline.clear())
-      } else {
-        deadline.clear()
-      }
+      if (answer.kind === 'stream') answer.events.onFinish(() => deadline.clear())
+      else deadline.clear()
     }
     try {
       return await deliverAnswer(this, answer)
@@ -130,7 +138,7 @@ export class Exchange {
         this.pending.add(message.id)
       } else if (this.session !== undefined && 'method' in message && message.method === 'notifications/cancelled') {
         const requestId = message.params?.requestId
-        if (typeof requestId === 'string' || typeof requestId === 'number') this.deps.resumable?.hub.cancelRequest(this.session.id, requestId)
+        if (typeof requestId === 'string' || typeof requestId === 'number') this.deps.cancelRequest(this.session.id, requestId)
       }
     }
   }
@@ -155,7 +163,25 @@ export class Exchange {
   private readonly onAbort = (): void => {
     this.deadline?.clear()
     this.deadline?.abort.abort()
+    this.stop?.abort()
     this.cancelPending()
+  }
+
+  /**
+   * The client cancelled one of this exchange's requests (`notifications/cancelled`, sent on): no
+   * answer is owed for it, and once none is owed at all the exchange ends, its sink closed
+   * without an error for anyone.
+   */
+  cancelled (requestId: JsonRpcId): void {
+    if (!this.pending.cancel(requestId) || this.pending.size > 0) return
+    this.cancelledAll = true
+    this.deadline?.clear()
+    if (this.source !== undefined) {
+      this.source.destroy()
+      return
+    }
+    this.deadline?.abort.abort()
+    this.stop?.abort()
   }
 
   cancelPending (reason?: string): void {
@@ -165,6 +191,7 @@ export class Exchange {
   /** The answer no longer depends on the client's connection (it is complete, or logged). */
   settle (): void {
     this.ctx.signal.off('abort', this.onAbort)
+    if (this.session !== undefined) this.deps.live(this.session.id, this, false)
   }
 
   /** The trace ends with the answer: for a logged SSE stream, when the stream is complete. */
@@ -200,7 +227,7 @@ export class Exchange {
       body: raw,
       messages: body.messages,
       opensSession: ctx.resolution.kind === 'initialize',
-      signal: this.deadline?.abort ?? ctx.signal,
+      signal: this.deadline?.abort ?? this.stop ?? ctx.signal,
       principal: ctx.principal?.id,
       maxBytes: this.deps.maxResponseBytes
     })
@@ -213,6 +240,7 @@ export class Exchange {
     this.done()
     if (this.watched) this.observeRequest()
     if (expired) return timedOut(this)
+    if (this.cancelledAll) return deliverMessages(this.ctx, [], this.body.batch, undefined, {})
     return await this.deps.refused(err, this.session)
   }
 

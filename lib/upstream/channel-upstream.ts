@@ -25,6 +25,7 @@ import { HEADER } from '../protocol.ts'
 import type { MessageChannel, OpenChannel } from './channel.ts'
 import { messageEvent, singleAnswer, UpstreamEvents, type UpstreamAnswer } from './events.ts'
 import type { Upstream, UpstreamKind, UpstreamSend, UpstreamSessionRequest } from './types.ts'
+import type { DropReason } from '../relay/pending.ts'
 
 export interface ChannelUpstreamOptions {
   name: string
@@ -193,11 +194,12 @@ class ChannelSession {
   }
 
   /** A message from the upstream for this session, with the client's own ids. */
-  route (message: JsonRpcMessage, log: Logger, upstream: string): void {
+  route (message: JsonRpcMessage, log: Logger, upstream: string, onDrop: ((reason: DropReason) => void) | undefined): void {
     if (isResponse(message)) {
       const answer = message.id === null ? undefined : this.answers.get(message.id)
       if (answer === undefined) {
         log.debug({ upstream, upstreamSessionId: this.id, id: message.id }, 'dropped an upstream response to no pending request')
+        onDrop?.('stray')
         return
       }
       this.answers.delete(message.id as JsonRpcId)
@@ -262,6 +264,7 @@ export class ChannelUpstream implements Upstream {
   private shared: SharedChannel | undefined
   private opening = 0
   private closing = false
+  private onDrop: ((reason: DropReason) => void) | undefined
 
   constructor (options: ChannelUpstreamOptions) {
     this.name = options.name
@@ -275,6 +278,10 @@ export class ChannelUpstream implements Upstream {
       this.reaper = setInterval(() => { this.reap(idleMs) }, Math.min(idleMs / 4, 60_000))
       this.reaper.unref()
     }
+  }
+
+  watchDrops (onDrop: (reason: DropReason) => void): void {
+    this.onDrop = onDrop
   }
 
   /** Upstream sessions open now (each with its own channel, unless shared). */
@@ -463,9 +470,12 @@ export class ChannelUpstream implements Upstream {
   private fromShared (shared: SharedChannel, message: JsonRpcMessage): void {
     if (isResponse(message)) {
       const entry = typeof message.id === 'string' ? shared.requests.get(message.id) : undefined
-      if (entry === undefined) return
+      if (entry === undefined) {
+        this.onDrop?.('stray')
+        return
+      }
       forgetShared(shared, message.id as string)
-      entry.session.route({ ...message, id: entry.id } as JsonRpcMessage, this.log, this.name)
+      entry.session.route({ ...message, id: entry.id } as JsonRpcMessage, this.log, this.name, this.onDrop)
       return
     }
     if (isRequest(message)) {
@@ -477,7 +487,7 @@ export class ChannelUpstream implements Upstream {
       const own = message.params?.progressToken
       const entry = typeof own === 'string' ? shared.tokens.get(own) : undefined
       if (entry !== undefined) {
-        entry.session.route({ ...message, params: { ...message.params, progressToken: entry.token } }, this.log, this.name)
+        entry.session.route({ ...message, params: { ...message.params, progressToken: entry.token } }, this.log, this.name, this.onDrop)
       }
       return
     }
@@ -503,7 +513,7 @@ export class ChannelUpstream implements Upstream {
       this.opening--
     }
     const session = new ChannelSession(id, channel, this.maxQueued)
-    channel.onmessage = (message) => session.route(message, this.log, this.name)
+    channel.onmessage = (message) => { session.route(message, this.log, this.name, this.onDrop) }
     channel.onclose = (reason) => { this.dropSession(session, reason) }
     this.sessions.set(id, session)
     return session

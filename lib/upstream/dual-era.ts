@@ -13,6 +13,7 @@
  * makes it modern; anything else (an error, a 4xx, silence past the probe timeout) makes it a
  * 2025-era upstream. The verdict is kept (a timeout's for a minute, then asked again).
  */
+import type { DropReason } from '../relay/pending.ts'
 import type { Logger } from '../logger.ts'
 import { isRequest } from '../jsonrpc.ts'
 import { HEADER, STATELESS_VERSION } from '../protocol.ts'
@@ -65,6 +66,11 @@ export class DualEraUpstream implements Upstream {
       probe: async () => await raw.probe()
     })
     this.legacy = new LegacyUpstreamForModernClients(raw, log)
+  }
+
+  watchDrops (onDrop: (reason: DropReason) => void): void {
+    // Only the bridge is a channel: the upstream's own answers are checked by each exchange.
+    this.bridge.watchDrops(onDrop)
   }
 
   /** The upstream's era, as configured or as found out. */

@@ -6,6 +6,7 @@
  * POST, GET and DELETE and reads the answers into messages (`http-answer.ts`). Failures come out
  * as coded gateway errors, once.
  */
+import type { DropReason } from '../relay/pending.ts'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { AbortLike } from '../abort.ts'
@@ -77,6 +78,11 @@ export interface Upstream {
   listen (req: UpstreamSessionRequest): Promise<UpstreamEvents>
   /** Ends a session upstream. Rejects as `send` does. */
   end (req: UpstreamSessionRequest): Promise<void>
+  /**
+   * Counts responses dropped below any exchange (a channel's reply to no request it carries: a
+   * stray, or a duplicate after the answer was complete). The endpoint serving it watches.
+   */
+  watchDrops? (onDrop: (reason: DropReason) => void): void
   /** Resolves when the upstream can serve (for `/readyz`); rejects with the reason otherwise. */
   probe (): Promise<void>
   /** Frees everything once the exchanges in flight are over (graceful). */
