@@ -5,7 +5,7 @@
  */
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
 import { formatEventId, parseEventId, type SharedLog, type StreamStatus } from '../events/store.ts'
-import { errorResponse, type JsonRpcId, type JsonRpcMessage } from '../jsonrpc.ts'
+import { errorResponse, type JsonRpcMessage } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { HEADER } from '../protocol.ts'
 import { acceptEventData } from '../relay/messages.ts'
