@@ -129,10 +129,22 @@ async function deliver (reply: FastifyReply, answer: ClientAnswer, streams: Set<
     // What the host's hooks set on the reply so far (CORS, rate-limit, tracing headers) goes out
     // on the stream too: a hijacked reply would otherwise drop it.
     const kept = reply.getHeaders() as Record<string, string | number | string[]>
+    try {
+      // Headers leave with the first write (`retry:` and priming follow at once).
+      raw.writeHead(200, { ...kept, ...answer.headers })
+    } catch (err) {
+      // A header a host hook set that Node refuses: the client gets the error, the stream goes.
+      answer.release()
+      throw err
+    }
     reply.hijack()
-    // Headers leave with the first write (`retry:` and priming follow at once).
-    raw.writeHead(200, { ...kept, ...answer.headers })
-    await answer.attach(raw)
+    try {
+      await answer.attach(raw)
+    } catch (err) {
+      // Past the hijack Fastify cannot answer: the response is cut, the client resumes or retries.
+      reply.log.error({ err }, 'attaching the client to its stream failed')
+      raw.destroy()
+    }
     return reply
   }
   if (answer.kind === 'framed') throw new TypeError('an HTTP exchange was answered as WebSocket frames')

@@ -38,6 +38,11 @@ export interface LoggedAnswer {
   kind: 'logged'
   headers: Record<string, string>
   attach: (sink: Sink) => Promise<void>
+  /**
+   * The adapter could not open the response (its head failed): the stream is given up, its
+   * upstream answer let go, its requests cancelled upstream. Not called once attached.
+   */
+  release: () => void
 }
 
 /** Delivered already, as WebSocket frames through the exchange's frame sink. */

@@ -48,7 +48,7 @@ export class Exchange {
    * Stops the upstream request: fired when the client leaves, or cancels every request of the
    * exchange. (With a deadline, the deadline's own abort is the request's signal.)
    */
-  private readonly stop: Abort | undefined
+  private stop: Abort | undefined
   /** Every request was cancelled by the client: nothing is owed to it. */
   private cancelledAll = false
   private started = 0
@@ -63,8 +63,6 @@ export class Exchange {
     this.place = place
     this.session = ctx.resolution.kind === 'session' ? ctx.resolution.session : undefined
     this.pending = new PendingRequests(undefined, deps.onDrop)
-    // Only a session's requests can be cancelled by a later message (2026 ones by their stream).
-    this.stop = this.session === undefined ? undefined : new Abort()
   }
 
   get watched (): boolean {
@@ -72,10 +70,16 @@ export class Exchange {
   }
 
   async run (): Promise<ClientAnswer> {
-    const early = await this.interceptClient()
-    if (early !== undefined) return early
+    const chain = this.ctx.interceptors
+    if (chain !== undefined && chain.watches('client_to_upstream')) {
+      const early = await this.interceptClient()
+      if (early !== undefined) return early
+    }
     this.track()
     this.arm()
+    // Only a session's requests can be cancelled by a later message (2026 ones by their stream);
+    // with a deadline, its abort is the request's signal already.
+    if (this.session !== undefined && this.deadline === undefined) this.stop = new Abort()
     // A client gone before this point (while interceptors or the store were awaited) fired its
     // abort already: a listener added now would never run, and nothing may be sent for it.
     if (this.ctx.signal.aborted) {
@@ -113,8 +117,7 @@ export class Exchange {
 
   /** The client's messages through the interceptors; an answer when none is left for the upstream. */
   private async interceptClient (): Promise<ClientAnswer | undefined> {
-    const chain = this.ctx.interceptors
-    if (chain === undefined || !chain.watches('client_to_upstream')) return undefined
+    const chain = this.ctx.interceptors as NonNullable<ExchangeContext['interceptors']>
     // The client's own messages: a delay on them is cancelled when the client leaves. (Upstream
     // messages of a logged stream must not be: they are logged for the client to resume.)
     const intercepted = interceptClient(chain, this.body.messages, { ...this.deps.interceptorBase(this.ctx, this.session), signal: this.ctx.signal })
@@ -236,7 +239,8 @@ export class Exchange {
   private async failed (err: unknown): Promise<ClientAnswer> {
     const expired = this.deadline?.expired === true
     this.deadline?.clear()
-    this.status = expired ? (this.deadline as Deadline).error.code : outcomeOf(err)
+    // A client's own cancellation is no upstream failure: not counted as one.
+    this.status = expired ? (this.deadline as Deadline).error.code : this.cancelledAll ? 202 : outcomeOf(err)
     this.done()
     if (this.watched) this.observeRequest()
     if (expired) return timedOut(this)

@@ -49,7 +49,7 @@ export function timedOut (exchange: Exchange): ClientAnswer {
 export async function deliverAnswer (exchange: Exchange, answer: UpstreamAnswer): Promise<ClientAnswer> {
   const { ctx, deps } = exchange
   const headers: Record<string, string> = {}
-  const opened = await openSession(exchange, answer)
+  const opened = ctx.resolution.kind === 'initialize' ? await openSession(exchange, answer) : undefined
   if (opened !== undefined) headers[HEADER.sessionId] = opened.session.id
   const onMessage = messageWatcher(exchange, opened)
   const streamSession = exchange.session ?? opened?.session

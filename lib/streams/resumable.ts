@@ -72,10 +72,19 @@ export class ResumableStreams {
    */
   post (options: PostStreamOptions): LoggedAnswer {
     const stream = this.hub.openPostStream(options.session.id, options.log, options.pending)
+    // Owned by the stream from now, so a cancellation or shutdown before the attach stops it too.
+    stream.pending = options.pending
+    stream.filter = options.filter
+    stream.stopUpstream = () => options.source.destroy()
     return {
       kind: 'logged',
       headers: { ...SSE_HEADERS, ...options.headers },
-      attach: async (sink) => { this.feedPost(stream, sink, options) }
+      attach: async (sink) => { this.feedPost(stream, sink, options) },
+      release: () => {
+        options.abandon()
+        options.pending.clear()
+        void stream.finish().finally(options.onDone)
+      }
     }
   }
 
@@ -95,9 +104,6 @@ export class ResumableStreams {
       return
     }
     stream.writer = writer
-    stream.pending = options.pending
-    stream.filter = options.filter
-    stream.stopUpstream = () => source.destroy()
     stream.after(() => writer.start(this.hub.options.retryMs, primes(session), Date.now()))
     for (const message of options.prelude ?? []) stream.publish(JSON.stringify(message))
     pumpEvents({ source, stream, pending: options.pending, onMessage: options.onMessage, log, filter: options.filter })
@@ -196,6 +202,8 @@ export class ResumableStreams {
     return {
       kind: 'logged',
       headers: { ...SSE_HEADERS },
+      // The session's GET stream lives on without a client: nothing to give up.
+      release: () => {},
       attach: async (sink) => {
         const writer = this.hub.writer(sink, GET_STREAM_ID, from, (w) => stream.detach(w))
         writer.start(this.hub.options.retryMs, primes(session), Date.now())
@@ -239,6 +247,8 @@ export class ResumableStreams {
     return {
       kind: 'logged',
       headers: { ...SSE_HEADERS },
+      // Nothing was attached yet: the stream, if live, goes on for the next resume.
+      release: () => {},
       attach: async (sink) => {
         if (live === undefined) {
           // A finished stream: the log is all there is.
