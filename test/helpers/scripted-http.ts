@@ -71,7 +71,7 @@ export async function scriptedStreamableHttp (answers: 'sse' | 'json'): Promise<
   const scriptedPeer = await factory()
   const ears = new Ears()
   /** Open answers: request id -> what its messages go to. */
-  const open = new Map<unknown, { res: ServerResponse, queued: Message[] }>()
+  const open = new Map<unknown, { res: ServerResponse, queued: Message[], closing: boolean }>()
   const peer = scriptedPeer((message, forId) => {
     const answer = open.get(forId)
     if (answer === undefined) return
@@ -81,15 +81,18 @@ export async function scriptedStreamableHttp (answers: 'sse' | 'json'): Promise<
     } else {
       answer.queued.push(message)
     }
-    if (!done || open.get(forId) !== answer) return
-    open.delete(forId)
-    if (answers === 'json') {
+    if (!done || answer.closing) return
+    answer.closing = true
+    // A duplicate sent right after the result goes in the same body, or on the same stream.
+    setImmediate(() => {
+      if (open.get(forId) === answer) open.delete(forId)
+      if (answers === 'sse') {
+        answer.res.end()
+        return
+      }
       const out = answer.queued.length === 1 ? answer.queued[0] : answer.queued
       answer.res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(out))
-    } else {
-      // A duplicate sent after the result goes on the same stream before it ends.
-      setImmediate(() => answer.res.end())
-    }
+    })
   }, () => {
     for (const { res } of open.values()) res.socket?.destroy()
     open.clear()
@@ -109,7 +112,7 @@ export async function scriptedStreamableHttp (answers: 'sse' | 'json'): Promise<
         return
       }
       if (answers === 'sse') res.writeHead(200, { 'content-type': 'text/event-stream' })
-      open.set(message.id, { res, queued: [] })
+      open.set(message.id, { res, queued: [], closing: false })
       peer.handle(message)
     })()
   })
