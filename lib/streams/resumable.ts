@@ -25,9 +25,19 @@ function primes (session: SessionRecord): boolean {
   return session.protocolVersion >= '2025-11-25'
 }
 
-/** How often the gateway re-opens an upstream stream that dropped, and how long it waits between. */
-const UPSTREAM_RETRIES = 5
+/**
+ * How often the gateway re-opens an upstream stream that dropped, and how long it waits between:
+ * doubling from 100 ms, at most 1 s apart. The cap bounds the hand-off gap when another instance
+ * takes a stream over: an SDK upstream refuses the resume (409) until it has seen the old
+ * connection close, and uncapped doubling turned a moment's delay into a 3 s wait.
+ */
+const UPSTREAM_RETRIES = 8
 const UPSTREAM_RETRY_BASE_MS = 100
+const UPSTREAM_RETRY_MAX_MS = 1000
+
+function retryDelay (attempt: number): number {
+  return Math.min(UPSTREAM_RETRY_BASE_MS * 2 ** attempt, UPSTREAM_RETRY_MAX_MS)
+}
 
 export interface PostStreamOptions {
   session: SessionRecord
@@ -127,7 +137,7 @@ export class ResumableStreams {
       const res = await this.upstreamGet(session, result.lastUpstreamEventId, log)
       if (res === 'gone') break
       if (res === undefined) {
-        await delay(UPSTREAM_RETRY_BASE_MS * 2 ** attempts)
+        await delay(retryDelay(attempts))
         continue
       }
       const source = res
@@ -324,7 +334,7 @@ export class ResumableStreams {
         if (stopped) return
         let next: UpstreamEvents | undefined | 'gone'
         while (next === undefined && failures < UPSTREAM_RETRIES && !stopped) {
-          await delay(UPSTREAM_RETRY_BASE_MS * 2 ** failures)
+          await delay(retryDelay(failures))
           failures++
           next = await this.upstreamGet(session, lastUpstreamEventId, log, controller.signal)
         }
