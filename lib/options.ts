@@ -46,7 +46,11 @@ function distance (a: string, b: string): number {
  */
 export const REGISTER_OPTION_KEYS = ['prefix', 'logLevel', 'logSerializers'] as const
 
-/** Why `key` is refused among `known`: the nearest known key, when it is a plausible near miss. */
+/**
+ * Why `key` is refused among `known`: a misspelt option (`requestTimout`) would otherwise fall
+ * back to its default without a word, so the error names the nearest known one, when it is a
+ * plausible near miss, and lists them all.
+ */
 function unknownKeyReason (key: string, known: readonly string[]): string {
   let nearest: string | undefined
   let best = Infinity
@@ -60,17 +64,6 @@ function unknownKeyReason (key: string, known: readonly string[]): string {
   // Only a plausible near miss is suggested: past half the name, it is another word.
   const hint = nearest !== undefined && best <= Math.max(2, Math.floor(nearest.length / 2)) ? ` (did you mean "${nearest}"?)` : ''
   return `is not a known option${hint}; known: ${known.join(', ')}`
-}
-
-/**
- * Refuses a key of `value` that is not in `known`: a misspelt option (`requestTimout`) would
- * otherwise fall back to its default without a word. The error names the key and the nearest
- * known one. `at` is the path of `value` ('' at the top).
- */
-export function knownKeys (at: string, value: Record<string, unknown>, known: readonly string[]): void {
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) throw invalid(at === '' ? key : `${at}.${key}`, unknownKeyReason(key, known))
-  }
 }
 
 // ---- Building blocks of the option schemas -------------------------------------------------
