@@ -5,21 +5,9 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { REGISTER_OPTION_KEYS, invalid, isPlainObject, knownKeys, optionalInteger, optionalString } from '../lib/options.ts'
+import { checkHealthOptions, type McpHealthOptions } from './health-options.ts'
 
-export interface McpHealthOptions {
-  /** @default '/healthz' */
-  livenessPath?: string
-  /** @default '/readyz' */
-  readinessPath?: string
-  /**
-   * How long each readiness check may take.
-   * @default 2000
-   */
-  timeoutMs?: number
-}
-
-export const HEALTH_DEFAULTS = { livenessPath: '/healthz', readinessPath: '/readyz', timeoutMs: 2000 } as const
+export { HEALTH_DEFAULTS, type McpHealthOptions } from './health-options.ts'
 
 function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
@@ -31,11 +19,7 @@ function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 async function mcpHealth (fastify: FastifyInstance, options: McpHealthOptions): Promise<void> {
-  if (!isPlainObject(options)) throw invalid('options', 'must be an object')
-  knownKeys('health', options, [...REGISTER_OPTION_KEYS, 'livenessPath', 'readinessPath', 'timeoutMs'])
-  const livenessPath = optionalString('livenessPath', options.livenessPath, HEALTH_DEFAULTS.livenessPath)
-  const readinessPath = optionalString('readinessPath', options.readinessPath, HEALTH_DEFAULTS.readinessPath)
-  const timeoutMs = optionalInteger('timeoutMs', options.timeoutMs, 1, HEALTH_DEFAULTS.timeoutMs)
+  const { livenessPath, readinessPath, timeoutMs } = checkHealthOptions(options)
 
   fastify.get(livenessPath, { logLevel: 'warn' }, async () => ({ status: 'ok' }))
 

@@ -8,74 +8,19 @@ import { invalid, isPlainObject } from '../lib/options.ts'
 import type { UpstreamConfig } from '../lib/upstream/create.ts'
 import mcpProxy, { type McpProxyOptions } from './proxy.ts'
 import mcpSessions, { type McpSessionsOptions } from './sessions.ts'
-import mcpHealth, { type McpHealthOptions } from './health.ts'
-import mcpMetrics, { type McpMetricsOptions } from './metrics.ts'
-import mcpTracing, { type McpTracingOptions } from './tracing.ts'
+import mcpHealth from './health.ts'
+import mcpMetrics from './metrics.ts'
+import mcpTracing from './tracing.ts'
 import mcpCore from './core.ts'
 import mcpStreaming, { type McpStreamingOptions } from './streaming.ts'
 import mcpStore, { type McpStoreOptions } from './store.ts'
-import mcpInterceptors, { type McpInterceptorsOptions } from './interceptors.ts'
-import mcpAuth, { type McpAuthOptions } from './auth.ts'
-import mcpRateLimit, { type McpRateLimitOptions } from './rate-limit.ts'
-import mcpWebSocket, { type McpWebSocketOptions } from './websocket.ts'
+import mcpInterceptors from './interceptors.ts'
+import mcpAuth from './auth.ts'
+import mcpRateLimit from './rate-limit.ts'
+import mcpWebSocket from './websocket.ts'
+import type { McpGatewayOptions } from './gateway-options.ts'
 
-/** One of several upstreams, each on its own MCP endpoint. */
-export type NamedUpstream = UpstreamConfig & {
-  /** Names the upstream in logs, metrics, health checks and sessions. */
-  name: string
-  /**
-   * Path of this upstream's MCP endpoint.
-   * @default `/mcp/<name>`
-   */
-  path?: string
-}
-
-export interface McpGatewayOptions extends Omit<McpProxyOptions, 'upstream'> {
-  /** The one upstream, on `path` (default `/mcp`). Give this or `upstreams`. */
-  upstream?: McpProxyOptions['upstream']
-  /**
-   * Several upstreams, each of any kind, each on its own path. The other endpoint options
-   * (`bodyLimit`, `allowedOrigins`, `heartbeat`, `route`, ...) apply to every one of them.
-   */
-  upstreams?: NamedUpstream[]
-  /**
-   * Where sessions and the event log live: `{ type: 'memory' }` (one process, no setup) or
-   * `{ type: 'redis', url }` (shared by every instance on the same Redis and key prefix). A
-   * `store` given to `sessions` or `streaming` takes precedence for that plugin.
-   * @default { type: 'memory' }
-   */
-  store?: McpStoreOptions
-  /**
-   * The gateway-wide interceptor chain (`fastify.mcpInterceptors`): declarative `rules`, then
-   * `interceptors`, and the error policy.
-   */
-  interceptors?: McpInterceptorsOptions
-  /**
-   * Inbound auth on the MCP endpoints: `{ apiKeys }` or `{ jwt }`, scopes, protected resource
-   * metadata and per-tool rules. Off by default (see SECURITY.md).
-   */
-  auth?: McpAuthOptions
-  /** Rate limits on the MCP endpoints (per principal, or per IP without auth). Off by default. */
-  rateLimit?: McpRateLimitOptions
-  /**
-   * The WebSocket transport for clients at `<endpoint path>/ws` (subprotocol `mcp`): `true` or its
-   * options. Off by default.
-   */
-  websocket?: McpWebSocketOptions | boolean
-  /** Options of the sessions plugin. */
-  sessions?: McpSessionsOptions
-  /** Options of the streaming plugin (resumable streams); `false` relays streams without a log. */
-  streaming?: McpStreamingOptions | false
-  /** Options of the health plugin (`/healthz`, `/readyz`); `false` leaves it out. */
-  health?: McpHealthOptions | false
-  /** Options of the metrics plugin (`/metrics`); `false` leaves it out. */
-  metrics?: McpMetricsOptions | false
-  /**
-   * OpenTelemetry spans per MCP exchange, to the tracer provider the application registered.
-   * Off by default (`true` or options to turn it on).
-   */
-  tracing?: McpTracingOptions | boolean
-}
+export type { McpGatewayOptions, NamedUpstream } from './gateway-options.ts'
 
 async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions): Promise<void> {
   if (!isPlainObject(options as unknown)) throw invalid('options', 'must be an object')

@@ -18,55 +18,16 @@ const metricsPlugin = ((fastifyMetrics as unknown as { default?: typeof fastifyM
 import type { Registry } from 'prom-client'
 import type { IFastifyMetrics } from 'fastify-metrics'
 import { methodLabel, type ExchangeObserver } from '../lib/observer.ts'
-import { invalid, isPlainObject, optionalString } from '../lib/options.ts'
+import { invalid } from '../lib/options.ts'
+import { checkMetricsOptions, type McpMetricsOptions } from './metrics-options.ts'
 
-export interface McpMetricsOptions {
-  /**
-   * Path serving the metrics.
-   * @default '/metrics'
-   */
-  endpoint?: string
-  /**
-   * Tool names that may appear as a label of `mcp_gateway_tool_calls_total`; other tools count as
-   * "other". Keep it short: every name is a time series per upstream.
-   * @default []
-   */
-  toolNames?: string[]
-  /**
-   * Node.js process metrics (CPU, memory, event loop lag) from prom-client.
-   * @default true
-   */
-  defaultMetrics?: boolean
-  /**
-   * fastify-metrics' per-route HTTP request histograms (`http_request_duration_seconds`). Off by
-   * default: they cost ~20 µs of CPU per request (measured: `npm run bench`), and the MCP series
-   * (`mcp_gateway_refused_total` for error statuses) already cover the MCP endpoint.
-   * @default false
-   */
-  routeMetrics?: boolean
-}
+export type { McpMetricsOptions } from './metrics-options.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** The registry holding this gateway's metrics. */
     mcpMetricsRegistry: Registry
   }
-}
-
-function checkOptions (options: McpMetricsOptions, hostMetrics: boolean): Required<McpMetricsOptions> {
-  if (!isPlainObject(options)) throw invalid('options', 'must be an object')
-  if (hostMetrics) {
-    for (const key of ['endpoint', 'defaultMetrics', 'routeMetrics'] as const) {
-      if (options[key] !== undefined) throw invalid(key, 'belongs to the host\'s own fastify-metrics registration (it was registered before this plugin)')
-    }
-  }
-  const toolNames = options.toolNames ?? []
-  if (!Array.isArray(toolNames) || !toolNames.every((name) => typeof name === 'string')) throw invalid('toolNames', 'must be an array of strings')
-  const defaultMetrics = options.defaultMetrics ?? true
-  if (typeof defaultMetrics !== 'boolean') throw invalid('defaultMetrics', 'must be a boolean')
-  const routeMetrics = options.routeMetrics ?? false
-  if (typeof routeMetrics !== 'boolean') throw invalid('routeMetrics', 'must be a boolean')
-  return { endpoint: optionalString('endpoint', options.endpoint, '/metrics'), toolNames, defaultMetrics, routeMetrics }
 }
 
 /** The host's fastify-metrics, when it registered the plugin before this one. */
@@ -79,7 +40,7 @@ function hostMetrics (fastify: FastifyInstance): IFastifyMetrics | undefined {
 
 async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions): Promise<void> {
   const host = hostMetrics(fastify)
-  const checked = checkOptions(options, host !== undefined)
+  const checked = checkMetricsOptions(options, host !== undefined)
   let client: IFastifyMetrics['client']
   let registry: Registry
   if (host !== undefined) {

@@ -1,63 +1,15 @@
 /**
- * The proxy plugin's options: their types, defaults and the check that runs once at register.
+ * The proxy plugin's options: one schema gives their type, their defaults, the check that runs
+ * once at register and their part of the config file's JSON Schema.
  */
 import type { onSendAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify'
 import type { Interceptor } from '../lib/interceptors/chain.ts'
 import { HEARTBEAT_DEFAULTS, type HeartbeatOptions } from '../lib/heartbeat.ts'
-import { REGISTER_OPTION_KEYS, invalid, isPlainObject, knownKeys, optionalInteger, optionalString } from '../lib/options.ts'
+import { codeOnly, codeValue, int, parseOptions, pluginSchema, reportAs, routePath, z, type SectionInput } from '../lib/options.ts'
 import type { OriginPolicy } from '../lib/origin.ts'
-import type { UpstreamConfig, UpstreamOptions } from '../lib/upstream/create.ts'
-import { checkTimeouts, checkUpstreamOptions } from '../lib/upstream/options.ts'
+import type { UpstreamOptions } from '../lib/upstream/create.ts'
+import { timeoutsOf, upstreamOptionsOf, upstreamSchema } from '../lib/upstream/options.ts'
 import type { CheckedTimeouts } from '../lib/deadline.ts'
-
-export interface McpProxyOptions {
-  /**
-   * The upstream: a Streamable HTTP endpoint URL, or options with a `kind`: `streamable-http`
-   * (the default; `url`), `stdio` (`command`, `args`, `env`, `cwd`) or `sse` (a legacy
-   * 2024-11-05 HTTP+SSE server; `url` of its SSE endpoint). See the README's Upstreams section.
-   */
-  upstream: string | UpstreamConfig
-  /**
-   * Path of the MCP endpoint on this server.
-   * @default '/mcp'
-   */
-  path?: string
-  /**
-   * Largest POST body accepted; larger ones get 413 with a JSON-RPC error.
-   * @default 4 MiB
-   */
-  bodyLimit?: number
-  /**
-   * Largest JSON response accepted from the upstream (SSE streams are never buffered).
-   * @default 64 MiB
-   */
-  maxResponseBytes?: number
-  /**
-   * Browser origins allowed to call the endpoint: exact origins, `"loopback"`, `"*"`, or a
-   * function. A request whose `Origin` is not allowed gets 403 (DNS rebinding protection).
-   * @default loopback origins only
-   */
-  allowedOrigins?: OriginPolicy
-  /**
-   * Most POSTs one session may have in flight at once (per gateway instance); past it, 429 with
-   * `Retry-After` and JSON-RPC -32069. One client cannot tie up the upstream for everyone.
-   * @default 64
-   */
-  maxInFlightPerSession?: number
-  /** Pings to the upstream sessions of idle gateway sessions (see README, Session lifecycle). */
-  heartbeat?: Partial<HeartbeatOptions>
-  /**
-   * Route-level additions to the MCP endpoint: interceptors of this route only (kept in
-   * `config.mcp.interceptors`, after the gateway-wide ones), and Fastify route hooks, which run
-   * after session resolution and see `request.mcpSession` and `request.mcpMessages` (assign a new
-   * array to change what is sent; `reply.send()` answers early).
-   */
-  route?: {
-    interceptors?: Interceptor[]
-    preHandler?: preHandlerAsyncHookHandler | preHandlerAsyncHookHandler[]
-    onSend?: onSendAsyncHookHandler | onSendAsyncHookHandler[]
-  }
-}
 
 export const PROXY_DEFAULTS = {
   path: '/mcp',
@@ -66,6 +18,83 @@ export const PROXY_DEFAULTS = {
   maxInFlightPerSession: 64,
   upstreamName: 'default'
 } as const
+
+const isFunction = (value: unknown): boolean => typeof value === 'function'
+const hooks = <T>() => codeValue<T | T[]>((value) =>
+  isFunction(value) || (Array.isArray(value) && value.every(isFunction)) ? undefined : 'must be a function or an array of functions')
+
+/** The endpoint's options, shared by the umbrella plugin (every endpoint takes them). */
+export const endpointShape = {
+  /**
+   * Path of the MCP endpoint on this server.
+   * @default '/mcp'
+   */
+  path: routePath().default(PROXY_DEFAULTS.path).meta({ description: 'Path of the MCP endpoint (with upstream).' }),
+  /**
+   * Largest POST body accepted; larger ones get 413 with a JSON-RPC error.
+   * @default 4 MiB
+   */
+  bodyLimit: int(1).default(PROXY_DEFAULTS.bodyLimit).meta({ description: 'Largest POST body (and WebSocket frame).' }),
+  /**
+   * Largest JSON response accepted from the upstream (SSE streams are never buffered).
+   * @default 64 MiB
+   */
+  maxResponseBytes: int(1).default(PROXY_DEFAULTS.maxResponseBytes).meta({ description: 'Largest JSON response accepted from an upstream.' }),
+  /**
+   * Browser origins allowed to call the endpoint: exact origins, `"loopback"`, `"*"`, or a
+   * function. A request whose `Origin` is not allowed gets 403 (DNS rebinding protection).
+   * @default loopback origins only
+   */
+  allowedOrigins: reportAs(z.union([
+    z.array(z.string()),
+    codeValue<(origin: string) => boolean>((value) => isFunction(value) ? undefined : 'must be a function')
+  ]), 'must be an array of origin strings or a function').optional()
+    .meta({ description: 'Browser origins allowed: exact origins, "loopback", "*". Default: loopback origins.' }),
+  /**
+   * Most POSTs one session may have in flight at once (per gateway instance); past it, 429 with
+   * `Retry-After` and JSON-RPC -32069. One client cannot tie up the upstream for everyone.
+   * @default 64
+   */
+  maxInFlightPerSession: int(1).default(PROXY_DEFAULTS.maxInFlightPerSession).meta({ description: 'POSTs one session may have in flight at once.' }),
+  /** Pings to the upstream sessions of idle gateway sessions (see README, Session lifecycle). */
+  heartbeat: z.strictObject({
+    /**
+     * Sessions idle this long are pinged, at most once per interval. 0 turns the heartbeat off.
+     * @default 120000
+     */
+    intervalMs: int(0).default(HEARTBEAT_DEFAULTS.intervalMs).meta({ description: 'Idle sessions get a ping to their upstream session this often; 0: off.' }),
+    /**
+     * Failed pings in a row that end a session (a 404 ends it at once).
+     * @default 3
+     */
+    maxFailures: int(1).default(HEARTBEAT_DEFAULTS.maxFailures).meta({ description: 'Failed pings in a row that end the session.' })
+  }).prefault({}),
+  /**
+   * Route-level additions to the MCP endpoint: interceptors of this route only (kept in
+   * `config.mcp.interceptors`, after the gateway-wide ones), and Fastify route hooks, which run
+   * after session resolution and see `request.mcpSession` and `request.mcpMessages` (assign a new
+   * array to change what is sent; `reply.send()` answers early). Code only.
+   */
+  route: codeOnly(z.strictObject({
+    interceptors: reportAs(z.array(codeValue<Interceptor>((value) => typeof value === 'object' && value !== null ? undefined : 'must be an interceptor')), 'must be an array of interceptors').optional(),
+    preHandler: hooks<preHandlerAsyncHookHandler>().optional(),
+    onSend: hooks<onSendAsyncHookHandler>().optional()
+  })).prefault({})
+}
+
+export const proxyShape = {
+  /**
+   * The upstream: a Streamable HTTP endpoint URL, or options with a `kind`: `streamable-http`
+   * (the default; `url`), `stdio` (`command`, `args`, `env`, `cwd`) or `sse` (a legacy
+   * 2024-11-05 HTTP+SSE server; `url` of its SSE endpoint). See the README's Upstreams section.
+   */
+  upstream: upstreamSchema,
+  ...endpointShape
+}
+
+export const proxySchema = pluginSchema(proxyShape)
+
+export type McpProxyOptions = SectionInput<typeof proxyShape>
 
 export interface CheckedProxyOptions {
   upstream: UpstreamOptions
@@ -80,35 +109,18 @@ export interface CheckedProxyOptions {
 }
 
 export function checkProxyOptions (options: McpProxyOptions): CheckedProxyOptions {
-  if (!isPlainObject(options)) throw invalid('options', 'must be an object')
   // With the umbrella plugin, a top-level key no plugin knows ends up here: refused either way.
-  knownKeys('', options, [...REGISTER_OPTION_KEYS, 'upstream', 'path', 'bodyLimit', 'maxResponseBytes', 'allowedOrigins', 'maxInFlightPerSession', 'heartbeat', 'route'])
-  const path = optionalString('path', options.path, PROXY_DEFAULTS.path)
-  if (!path.startsWith('/')) throw invalid('path', 'must start with "/"')
-  const allowedOrigins = options.allowedOrigins
-  if (allowedOrigins !== undefined && typeof allowedOrigins !== 'function' &&
-    !(Array.isArray(allowedOrigins) && allowedOrigins.every((entry) => typeof entry === 'string'))) {
-    throw invalid('allowedOrigins', 'must be an array of origin strings or a function')
-  }
-  const heartbeat = options.heartbeat ?? {}
-  if (!isPlainObject(heartbeat)) throw invalid('heartbeat', 'must be an object')
-  knownKeys('heartbeat', heartbeat, ['intervalMs', 'maxFailures'])
-  const route = options.route ?? {}
-  if (!isPlainObject(route)) throw invalid('route', 'must be an object')
-  knownKeys('route', route, ['interceptors', 'preHandler', 'onSend'])
-  if (route.interceptors !== undefined && !Array.isArray(route.interceptors)) throw invalid('route.interceptors', 'must be an array of interceptors')
+  const checked = parseOptions(proxySchema, '', options)
+  const upstream = upstreamOptionsOf(checked.upstream, PROXY_DEFAULTS.upstreamName)
   return {
-    route: route as NonNullable<McpProxyOptions['route']>,
-    heartbeat: {
-      intervalMs: optionalInteger('heartbeat.intervalMs', heartbeat.intervalMs, 0, HEARTBEAT_DEFAULTS.intervalMs),
-      maxFailures: optionalInteger('heartbeat.maxFailures', heartbeat.maxFailures, 1, HEARTBEAT_DEFAULTS.maxFailures)
-    },
-    upstream: checkUpstreamOptions('upstream', options.upstream, PROXY_DEFAULTS.upstreamName),
-    timeouts: checkTimeouts('upstream', options.upstream),
-    path,
-    bodyLimit: optionalInteger('bodyLimit', options.bodyLimit, 1, PROXY_DEFAULTS.bodyLimit),
-    maxResponseBytes: optionalInteger('maxResponseBytes', options.maxResponseBytes, 1, PROXY_DEFAULTS.maxResponseBytes),
-    maxInFlightPerSession: optionalInteger('maxInFlightPerSession', options.maxInFlightPerSession, 1, PROXY_DEFAULTS.maxInFlightPerSession),
-    allowedOrigins
+    route: checked.route,
+    heartbeat: checked.heartbeat,
+    upstream,
+    timeouts: timeoutsOf(upstream),
+    path: checked.path,
+    bodyLimit: checked.bodyLimit,
+    maxResponseBytes: checked.maxResponseBytes,
+    maxInFlightPerSession: checked.maxInFlightPerSession,
+    allowedOrigins: checked.allowedOrigins
   }
 }

@@ -8,30 +8,13 @@ import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { GatewayErrors } from '../lib/errors.ts'
-import { REGISTER_OPTION_KEYS, invalid, isPlainObject, knownKeys, optionalInteger } from '../lib/options.ts'
+import { checkRateLimitOptions, type McpRateLimitOptions } from './rate-limit-options.ts'
 
-export interface McpRateLimitOptions {
-  /** Requests allowed per key in each window. */
-  max: number
-  /** The window, in milliseconds. @default 60000 */
-  timeWindowMs?: number
-  /**
-   * What a budget belongs to: `principal` (needs the auth plugin) or `ip`.
-   * @default 'principal' when auth is on, else 'ip'
-   */
-  keyBy?: 'principal' | 'ip'
-}
+export type { McpRateLimitOptions } from './rate-limit-options.ts'
 
 async function mcpRateLimit (fastify: FastifyInstance, options: McpRateLimitOptions): Promise<void> {
-  if (!isPlainObject(options as unknown)) throw invalid('rateLimit', 'must be an object')
-  knownKeys('rateLimit', options as unknown as Record<string, unknown>, [...REGISTER_OPTION_KEYS, 'max', 'timeWindowMs', 'keyBy'])
-  const max = optionalInteger('rateLimit.max', options.max, 1, 0)
-  if (options.max === undefined) throw invalid('rateLimit.max', 'is required')
-  const timeWindow = optionalInteger('rateLimit.timeWindowMs', options.timeWindowMs, 1, 60_000)
   const auth = fastify.hasDecorator('mcpAuth')
-  const keyBy = options.keyBy ?? (auth ? 'principal' : 'ip')
-  if (keyBy !== 'principal' && keyBy !== 'ip') throw invalid('rateLimit.keyBy', 'must be "principal" or "ip"')
-  if (keyBy === 'principal' && !auth) throw invalid('rateLimit.keyBy', '"principal" needs the auth plugin registered first')
+  const { max, timeWindowMs: timeWindow, keyBy } = checkRateLimitOptions(options, auth)
   const stores = fastify.hasDecorator('mcpStores') ? fastify.mcpStores : undefined
   const redis = stores?.type === 'redis' && fastify.hasDecorator('redis') ? fastify.redis : undefined
 

@@ -8,47 +8,14 @@ import fp from 'fastify-plugin'
 import fastifyRedis from '@fastify/redis'
 import type { FastifyInstance } from 'fastify'
 import { Redis, type RedisOptions } from 'ioredis'
-import type { EventStore, Retention } from '../lib/events/store.ts'
-import { REGISTER_OPTION_KEYS, invalid, isPlainObject, knownKeys, optionalInteger, optionalString } from '../lib/options.ts'
+import type { EventStore } from '../lib/events/store.ts'
+import { invalid } from '../lib/options.ts'
 import { RedisEventStore } from '../lib/redis/event-store.ts'
 import { RedisSessionStore } from '../lib/redis/session-store.ts'
 import type { SessionStore } from '../lib/session/store.ts'
+import { checkStoreOptions, type McpStoreOptions } from './store-options.ts'
 
-export type McpStoreOptions =
-  | { type: 'memory' }
-  | {
-    type: 'redis'
-    /** `redis://` or `rediss://` URL; ignored when a client is given or `fastify.redis` exists. */
-    url?: string
-    /** An ioredis client the application owns (not closed by the gateway). */
-    client?: Redis
-    /**
-     * Prefix of every key; give each gateway deployment its own.
-     * @default 'mcp-gw:'
-     */
-    keyPrefix?: string
-    /**
-     * How long the first connection may take before start fails.
-     * @default 5000
-     */
-    connectTimeoutMs?: number
-    /**
-     * Longest a Redis command may take before the request needing it gets 503.
-     * @default 2000
-     */
-    commandTimeoutMs?: number
-    /**
-     * When Redis cannot be reached at start: `fail` (start fails) or `memory` (run on in-process
-     * stores with a loud warning: nothing is shared with other instances).
-     * @default 'fail'
-     */
-    fallback?: 'fail' | 'memory'
-    /**
-     * Retention of the Redis event log.
-     * @default the umbrella plugin passes `streaming.retention`
-     */
-    retention?: Partial<Retention>
-  }
+export type { McpStoreOptions } from './store-options.ts'
 
 export interface McpStores {
   type: 'memory' | 'redis'
@@ -99,25 +66,17 @@ async function connect (url: string, connectTimeoutMs: number, commandTimeoutMs:
 }
 
 async function mcpStore (fastify: FastifyInstance, options: McpStoreOptions): Promise<void> {
-  if (!isPlainObject(options) || (options.type !== 'memory' && options.type !== 'redis')) {
-    throw invalid('store', 'must be { type: "memory" } or { type: "redis", url | client, ... }')
-  }
-  knownKeys('store', options, options.type === 'memory' ? ['type', ...REGISTER_OPTION_KEYS] : [...REGISTER_OPTION_KEYS, 'type', 'url', 'client', 'keyPrefix', 'connectTimeoutMs', 'commandTimeoutMs', 'fallback', 'retention'])
-  if (options.type === 'memory') {
+  const checked = checkStoreOptions(options)
+  if (checked.type === 'memory') {
     fastify.decorate('mcpStores', { type: 'memory', sessions: undefined, events: undefined })
     return
   }
-  const keyPrefix = optionalString('store.keyPrefix', options.keyPrefix, 'mcp-gw:')
-  const connectTimeoutMs = optionalInteger('store.connectTimeoutMs', options.connectTimeoutMs, 1, 5000)
-  const commandTimeoutMs = optionalInteger('store.commandTimeoutMs', options.commandTimeoutMs, 1, 2000)
-  const fallback = options.fallback ?? 'fail'
-  if (fallback !== 'fail' && fallback !== 'memory') throw invalid('store.fallback', 'must be "fail" or "memory"')
-  if (options.client !== undefined && !(options.client instanceof Redis)) throw invalid('store.client', 'must be an ioredis client')
+  const { keyPrefix, connectTimeoutMs, commandTimeoutMs, fallback } = checked
 
-  let client = options.client ?? (fastify.hasDecorator('redis') ? (fastify as unknown as { redis: Redis }).redis : undefined)
+  let client = checked.client ?? (fastify.hasDecorator('redis') ? (fastify as unknown as { redis: Redis }).redis : undefined)
   if (client === undefined) {
-    const url = options.url
-    if (typeof url !== 'string' || !/^rediss?:\/\//.test(url)) throw invalid('store.url', 'must be a redis:// or rediss:// URL')
+    const url = checked.url
+    if (url === undefined) throw invalid('store.url', 'must be a redis:// or rediss:// URL')
     try {
       client = await connect(url, connectTimeoutMs, commandTimeoutMs)
     } catch (err) {
@@ -142,8 +101,7 @@ async function mcpStore (fastify: FastifyInstance, options: McpStoreOptions): Pr
     })
     await fastify.register(fastifyRedis, { client, closeClient: true })
   }
-  if (options.retention !== undefined && !isPlainObject(options.retention)) throw invalid('store.retention', 'must be an object')
-  const events = new RedisEventStore({ client, keyPrefix, retention: options.retention })
+  const events = new RedisEventStore({ client, keyPrefix, retention: checked.retention })
   const sessions = new RedisSessionStore({ client, keyPrefix })
   fastify.decorate('mcpStores', { type: 'redis', sessions, events, keyPrefix })
   // Their pub/sub connections are their own; the shared client is closed by its owner.

@@ -11,15 +11,9 @@ import type { FastifyInstance } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace, type TextMapGetter, type Tracer } from '@opentelemetry/api'
 import type { ExchangeObserver } from '../lib/observer.ts'
-import { invalid, isPlainObject, optionalString } from '../lib/options.ts'
+import { checkTracingOptions, type McpTracingOptions } from './tracing-options.ts'
 
-export interface McpTracingOptions {
-  /**
-   * Name of the tracer (instrumentation scope).
-   * @default 'fastify-mcp-gateway'
-   */
-  tracerName?: string
-}
+export type { McpTracingOptions } from './tracing-options.ts'
 
 /** Reads a Node header object for the registered propagators (a repeated header: its first value). */
 const headerGetter: TextMapGetter<IncomingHttpHeaders> = {
@@ -62,8 +56,7 @@ export function tracingObserver (tracer: Tracer): ExchangeObserver {
 }
 
 async function mcpTracing (fastify: FastifyInstance, options: McpTracingOptions): Promise<void> {
-  if (!isPlainObject(options)) throw invalid('options', 'must be an object')
-  const tracerName = optionalString('tracerName', options.tracerName, 'fastify-mcp-gateway')
+  const { tracerName } = checkTracingOptions(options)
   fastify.mcpObservers.push(tracingObserver(trace.getTracer(tracerName)))
 }
 

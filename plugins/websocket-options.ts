@@ -1,29 +1,34 @@
 /**
- * The WebSocket plugin's options: types, defaults and the check that runs once at register.
+ * The WebSocket plugin's options: one schema gives their type, their defaults, the check that runs
+ * once at register and their part of the config file's JSON Schema.
  */
-import { REGISTER_OPTION_KEYS, invalid, isPlainObject, knownKeys, optionalInteger, optionalString } from '../lib/options.ts'
-import { drainFor } from './streaming.ts'
+import { int, parseOptions, pluginSchema, routePath, type SectionInput } from '../lib/options.ts'
+import { DRAIN_TIMEOUT_MS, drainFor } from './streaming-options.ts'
 
-export interface McpWebSocketOptions {
+/** The drain's default comes from `drainFor` (it depends on the host's pluginTimeout). */
+export const WEBSOCKET_DEFAULTS = { suffix: '/ws', pingIntervalMs: 30_000, highWaterMark: 8 * 1024 * 1024 } as const
+
+export const websocketShape = {
   /**
    * Path of each endpoint's WebSocket, appended to the endpoint's own path.
    * @default '/ws'
    */
-  suffix?: string
+  suffix: routePath().default(WEBSOCKET_DEFAULTS.suffix),
   /** Interval of WebSocket pings; a peer that has not answered the last one is dropped. 0: off. @default 30000 ms */
-  pingIntervalMs?: number
+  pingIntervalMs: int(0).default(WEBSOCKET_DEFAULTS.pingIntervalMs).meta({ description: 'WebSocket pings; 0: off.' }),
   /** Bytes waiting to be sent past which a slow reader is closed with 4001. @default 8 MiB */
-  highWaterMark?: number
+  highWaterMark: int(1024).default(WEBSOCKET_DEFAULTS.highWaterMark).meta({ description: 'Unsent bytes before a slow reader is closed (4001).' }),
   /**
    * At shutdown, longest wait for in-flight calls before closing with 1001. Like the streaming
    * plugin's drain it must fit in the host's `pluginTimeout` with `DRAIN_MARGIN_MS` to spare.
    * @default 10000 ms, or less to fit (8000 with Fastify's default pluginTimeout of 10 s)
    */
-  drainTimeoutMs?: number
+  drainTimeoutMs: int(0).optional().meta({ description: 'At shutdown, longest wait for in-flight calls.', default: DRAIN_TIMEOUT_MS })
 }
 
-/** The drain's default comes from `drainFor` (it depends on the host's pluginTimeout). */
-export const WEBSOCKET_DEFAULTS = { suffix: '/ws', pingIntervalMs: 30_000, highWaterMark: 8 * 1024 * 1024 } as const
+export const websocketSchema = pluginSchema(websocketShape)
+
+export type McpWebSocketOptions = SectionInput<typeof websocketShape>
 
 export interface CheckedWebSocketOptions {
   suffix: string
@@ -34,13 +39,7 @@ export interface CheckedWebSocketOptions {
 
 /** `pluginTimeout` is the host's: the drain must fit in it. */
 export function checkWebSocketOptions (options: McpWebSocketOptions, pluginTimeout: number): CheckedWebSocketOptions {
-  if (!isPlainObject(options as unknown)) throw invalid('websocket', 'must be an object')
-  knownKeys('websocket', options as unknown as Record<string, unknown>, [...REGISTER_OPTION_KEYS, 'suffix', 'pingIntervalMs', 'highWaterMark', 'drainTimeoutMs'])
-  const suffix = optionalString('websocket.suffix', options.suffix, WEBSOCKET_DEFAULTS.suffix)
-  if (!suffix.startsWith('/')) throw invalid('websocket.suffix', 'must start with "/"')
-  const pingIntervalMs = optionalInteger('websocket.pingIntervalMs', options.pingIntervalMs, 0, WEBSOCKET_DEFAULTS.pingIntervalMs)
-  const highWaterMark = optionalInteger('websocket.highWaterMark', options.highWaterMark, 1024, WEBSOCKET_DEFAULTS.highWaterMark)
+  const { suffix, pingIntervalMs, highWaterMark, drainTimeoutMs } = parseOptions(websocketSchema, 'websocket', options)
   // Its drain runs in the core plugin's preClose hook, which Fastify cuts at pluginTimeout: fit it.
-  const drainTimeoutMs = drainFor('websocket.drainTimeoutMs', options.drainTimeoutMs, pluginTimeout)
-  return { suffix, pingIntervalMs, highWaterMark, drainTimeoutMs }
+  return { suffix, pingIntervalMs, highWaterMark, drainTimeoutMs: drainFor('websocket.drainTimeoutMs', drainTimeoutMs, pluginTimeout) }
 }

@@ -1,52 +1,32 @@
 /**
  * The preset's configuration: one JSON object (from a file, flags and environment) that says how
- * to listen and what to proxy. Plugin options are checked again by each plugin; this checks the
- * preset's own fields and the file's shape.
+ * to listen and what to proxy. Its type and the config file's JSON Schema (config.schema.json,
+ * made by schema.ts) come from one schema: the preset's own fields here and every plugin's
+ * section. At start this checks the preset's own fields; each plugin checks its section.
  */
 import { readFile } from 'node:fs/promises'
-import type { McpGatewayOptions } from '../../plugins/index.ts'
-import type { McpStoreOptions } from '../../plugins/store.ts'
-import { invalid, isPlainObject, optionalInteger, optionalString } from '../../lib/options.ts'
-import { DRAIN_MARGIN_MS, DRAIN_TIMEOUT_MS } from '../../plugins/streaming.ts'
+import { gatewayShape } from '../../plugins/gateway-options.ts'
+import { storeFileSchema, type StoreConfig } from '../../plugins/store-options.ts'
+import { int, invalid, isPlainObject, nonEmptyString, optionalInteger, parseOptions, reportAs, z, type SectionInput } from '../../lib/options.ts'
+import { DRAIN_MARGIN_MS, DRAIN_TIMEOUT_MS } from '../../plugins/streaming-options.ts'
 
-export interface GatewayConfig extends Omit<McpGatewayOptions, 'store'> {
+export type { StoreConfig }
+
+export const GATEWAY_DEFAULTS = { host: '127.0.0.1', port: 3000, logLevel: 'info', headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 } as const
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+/** The preset's own fields (how to listen, log and stop). */
+const presetShape = {
+  /** The file's JSON Schema, for editors; the gateway has no use for it. */
+  $schema: z.string().optional(),
   /**
    * Interface to listen on. Loopback by default: binding wider exposes the gateway to the network.
    * @default '127.0.0.1'
    */
-  host?: string
+  host: nonEmptyString().default(GATEWAY_DEFAULTS.host).meta({ description: 'Interface to listen on. Loopback by default.' }),
   /** @default 3000 */
-  port?: number
-  /**
-   * Serve HTTP/2: over TLS when `tls` is given (HTTP/1.1 clients still served, by ALPN), else
-   * cleartext h2c (for a front proxy that speaks h2c; browsers do not).
-   * @default false
-   */
-  http2?: boolean
-  /**
-   * Longest a client may take to send a request's headers (slow-loris defence).
-   * @default 10000 ms
-   */
-  headersTimeoutMs?: number
-  /**
-   * Longest a client may take to send a whole request, body included (responses, SSE streams
-   * among them, are not limited by this).
-   * @default 30000 ms
-   */
-  requestTimeoutMs?: number
-  /** Serve HTTPS with this key and certificate (PEM file paths). */
-  tls?: { key: string, cert: string }
-  /**
-   * Log level for pino, or false for no logs.
-   * @default 'info'
-   */
-  logLevel?: string | false
-  /**
-   * Where sessions and the event log live: in this process (`memory`) or in Redis, shared by every
-   * instance that names the same Redis and key prefix.
-   * @default { type: 'memory' }
-   */
-  store?: StoreConfig
+  port: int(0, 65535).default(GATEWAY_DEFAULTS.port),
   /**
    * The CLI's whole shutdown budget, from the signal to the exit: new requests refused, answers on
    * their way drained (`streaming.drainTimeoutMs` and `websocket.drainTimeoutMs`, together), leases
@@ -56,13 +36,52 @@ export interface GatewayConfig extends Omit<McpGatewayOptions, 'store'> {
    * for the drains is refused. Fastify's `pluginTimeout` is raised to fit it.
    * @default the longest drain + 2000 ms + 3000 ms (15 s with the default 10 s drains)
    */
-  shutdownTimeoutMs?: number
+  shutdownTimeoutMs: int(1).optional().meta({ description: 'CLI: the signal-to-exit shutdown budget; a value too small for the drains is refused. Default: the drains + 5000 ms (15000 with the defaults).' }),
+  /**
+   * Log level for pino, or false for no logs.
+   * @default 'info'
+   */
+  logLevel: z.union([z.enum(LOG_LEVELS), z.literal(false)], { error: `must be false or one of ${LOG_LEVELS.join(', ')}` }).default(GATEWAY_DEFAULTS.logLevel),
+  /**
+   * Serve HTTP/2: over TLS when `tls` is given (HTTP/1.1 clients still served, by ALPN), else
+   * cleartext h2c (for a front proxy that speaks h2c; browsers do not).
+   * @default false
+   */
+  http2: z.boolean().default(false).meta({ description: 'Serve HTTP/2 (h2c, or over TLS with HTTP/1.1 by ALPN when tls is given).' }),
+  /** Serve HTTPS with this key and certificate (PEM file paths). */
+  tls: reportAs(z.strictObject({
+    key: z.string().meta({ description: 'PEM key file.' }),
+    cert: z.string().meta({ description: 'PEM certificate file.' })
+  }), 'must be { "key": "<PEM file>", "cert": "<PEM file>" }').optional(),
+  /**
+   * Longest a client may take to send a request's headers (slow-loris defence).
+   * @default 10000 ms (or requestTimeoutMs, if shorter)
+   */
+  headersTimeoutMs: int(1).optional().meta({ description: 'Longest a client may take to send its request headers (slow-loris).', default: GATEWAY_DEFAULTS.headersTimeoutMs }),
+  /**
+   * Longest a client may take to send a whole request, body included (responses, SSE streams
+   * among them, are not limited by this).
+   * @default 30000 ms
+   */
+  requestTimeoutMs: int(1).default(GATEWAY_DEFAULTS.requestTimeoutMs).meta({ description: 'Longest a client may take to send a whole request.' })
 }
 
-/** The umbrella plugin's `store` option, as a config file can say it (a URL, not a client). */
-export type StoreConfig = { type: 'memory' } | (Omit<Extract<McpStoreOptions, { type: 'redis' }>, 'client'> & { url: string })
+/** The whole config: the preset's fields, then every plugin's section (a Redis store by `url`). */
+export const gatewayConfigShape = {
+  ...presetShape,
+  ...gatewayShape,
+  /**
+   * Where sessions and the event log live: in this process (`memory`) or in Redis, shared by every
+   * instance that names the same Redis and key prefix.
+   * @default { type: 'memory' }
+   */
+  store: storeFileSchema.optional()
+}
 
-export const GATEWAY_DEFAULTS = { host: '127.0.0.1', port: 3000, logLevel: 'info', headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 } as const
+export type GatewayConfig = SectionInput<typeof gatewayConfigShape>
+
+/** What the preset checks at start: its own fields; the other keys are the plugins' to check. */
+const presetSchema = z.looseObject({ ...presetShape, store: storeFileSchema.optional() })
 
 /**
  * What the shutdown needs besides the drains: `streamsMs` to stop upstream readers, release leases
@@ -110,39 +129,15 @@ export function shutdownPlan (config: GatewayConfig): ShutdownPlan {
   }
 }
 
-const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-
 export function checkGatewayConfig (value: unknown): GatewayConfig {
   if (!isPlainObject(value)) throw invalid('config', 'must be a JSON object')
-  const config = { ...value } as GatewayConfig & Record<string, unknown>
   // Editors read `$schema` (config.schema.json); the gateway has no use for it.
-  delete config.$schema
+  const { $schema: _schema, ...config } = parseOptions(presetSchema, '', value) as GatewayConfig & { headersTimeoutMs?: number, requestTimeoutMs: number }
   if (config.upstream === undefined && config.upstreams === undefined) throw invalid('upstream', 'is required (the upstream MCP endpoint URL, or "upstreams")')
-  config.host = optionalString('host', config.host, GATEWAY_DEFAULTS.host)
-  config.port = optionalInteger('port', config.port, 0, GATEWAY_DEFAULTS.port)
-  if (config.port > 65535) throw invalid('port', 'must be at most 65535')
-  const level = config.logLevel ?? GATEWAY_DEFAULTS.logLevel
-  if (level !== false && (typeof level !== 'string' || !LOG_LEVELS.has(level))) {
-    throw invalid('logLevel', `must be false or one of ${[...LOG_LEVELS].join(', ')}`)
-  }
-  config.logLevel = level
-  if (config.http2 !== undefined && typeof config.http2 !== 'boolean') throw invalid('http2', 'must be a boolean')
-  config.requestTimeoutMs = optionalInteger('requestTimeoutMs', config.requestTimeoutMs, 1, GATEWAY_DEFAULTS.requestTimeoutMs)
-  config.headersTimeoutMs = optionalInteger('headersTimeoutMs', config.headersTimeoutMs, 1, Math.min(GATEWAY_DEFAULTS.headersTimeoutMs, config.requestTimeoutMs))
+  // Its default follows requestTimeoutMs: the headers cannot take longer than the whole request.
+  config.headersTimeoutMs ??= Math.min(GATEWAY_DEFAULTS.headersTimeoutMs, config.requestTimeoutMs)
   if (config.headersTimeoutMs > config.requestTimeoutMs) throw invalid('headersTimeoutMs', 'must not be longer than requestTimeoutMs')
   shutdownPlan(config)
-  const tls = config.tls
-  if (tls !== undefined && (!isPlainObject(tls) || typeof tls.key !== 'string' || typeof tls.cert !== 'string')) {
-    throw invalid('tls', 'must be { "key": "<PEM file>", "cert": "<PEM file>" }')
-  }
-  const store = config.store
-  if (store !== undefined) {
-    if (!isPlainObject(store) || (store.type !== 'memory' && store.type !== 'redis')) throw invalid('store', 'must be { "type": "memory" } or { "type": "redis", "url": ... }')
-    if (store.type === 'redis') {
-      if (typeof store.url !== 'string' || !/^rediss?:\/\//.test(store.url)) throw invalid('store.url', 'must be a redis:// or rediss:// URL')
-      if ('client' in store) throw invalid('store.client', 'cannot come from a config file; give store.url')
-    }
-  }
   return config
 }
 

@@ -1,7 +1,7 @@
 /**
  * The config file's JSON Schema (examples/gateway/config.schema.json, for editors) agrees with
- * the gateway: every example config validates and is accepted, typos are caught, and the README's
- * config snippets validate too.
+ * the gateway: it is what the option schemas generate now (`npm run schema`), every example config
+ * validates and is accepted, typos are caught, and the README's config snippets validate too.
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -9,12 +9,18 @@ import t from 'tap'
 import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import { checkGatewayConfig } from '../../examples/gateway/config.ts'
+import { configJsonSchemaText } from '../../examples/gateway/schema.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const schema = JSON.parse(readFileSync(`${ROOT}examples/gateway/config.schema.json`, 'utf8')) as object
+const committed = readFileSync(`${ROOT}examples/gateway/config.schema.json`, 'utf8')
+const schema = JSON.parse(committed) as object
 const ajv = new Ajv({ allErrors: true, strict: false })
 ;(addFormats as unknown as (ajv: Ajv) => void)(ajv)
 const validate = ajv.compile(schema)
+
+t.test('the committed file is what the option schemas generate (run `npm run schema` after changing an option)', async (t) => {
+  t.equal(committed, configJsonSchemaText())
+})
 
 t.test('every example config validates and is accepted', async (t) => {
   const dir = `${ROOT}examples/gateway/configs/`
@@ -44,4 +50,14 @@ t.test('typos and wrong types are caught', async (t) => {
   t.notOk(validate({ upstreams: [{ url: 'http://x/mcp' }] }), 'a named upstream without a name')
   t.notOk(validate({ port: 3000 }), 'no upstream at all')
   t.notOk(validate({ upstream: 'http://x/mcp', store: { type: 'redis' } }), 'redis without a url')
+})
+
+t.test('what only code can give is not in the file, and the file refuses it', async (t) => {
+  const properties = (schema as { properties: Record<string, { properties?: Record<string, unknown> }> }).properties
+  t.notOk('route' in properties, 'route hooks')
+  t.notOk('prefix' in properties, 'Fastify\'s own register options')
+  t.notOk(JSON.stringify(properties.sessions).includes('"store"'), 'a session store object')
+  t.notOk(validate({ upstream: 'http://x/mcp', store: { type: 'redis', url: 'redis://x', client: {} } }), 'a Redis client')
+  t.notOk(validate({ upstream: 'http://x/mcp', interceptors: { interceptors: [] } }), 'interceptor objects')
+  t.notOk(validate({ upstream: 'http://x/mcp', interceptors: { rules: [{ block: { tool: 'x', resaon: 'typo' } }] } }), 'a misspelt key inside a rule')
 })

@@ -1,0 +1,76 @@
+/**
+ * The umbrella plugin's options: every plugin's section, composed from the plugins' own shapes, so
+ * its type and its part of the config file's JSON Schema follow them. At register, each section
+ * is checked by its own plugin (errors name the option as that plugin does); the umbrella checks
+ * only what is its own: one upstream or several, and their paths.
+ */
+import { section, z, type SectionInput } from '../lib/options.ts'
+import { namedUpstreamSchema, upstreamSchema } from '../lib/upstream/options.ts'
+import { authShape } from './auth-options.ts'
+import { healthShape } from './health-options.ts'
+import { interceptorsShape } from './interceptors-options.ts'
+import { metricsShape } from './metrics-options.ts'
+import { endpointShape } from './proxy-options.ts'
+import { rateLimitShape } from './rate-limit-options.ts'
+import { sessionsShape } from './sessions-options.ts'
+import { storeSchema } from './store-options.ts'
+import { streamingShape } from './streaming-options.ts'
+import { tracingShape } from './tracing-options.ts'
+import { websocketShape } from './websocket-options.ts'
+
+/** A section that may also be `false` (left out) or `true` (on, with its defaults). */
+const orFalse = <T extends z.ZodType>(schema: T) => z.union([z.literal(false), schema])
+const orBoolean = <T extends z.ZodType>(schema: T) => z.union([z.boolean(), schema])
+
+export const gatewayShape = {
+  /** The one upstream, on `path` (default `/mcp`). Give this or `upstreams`. */
+  upstream: upstreamSchema.optional(),
+  /**
+   * Several upstreams, each of any kind, each on its own path. The other endpoint options
+   * (`bodyLimit`, `allowedOrigins`, `heartbeat`, `route`, ...) apply to every one of them.
+   */
+  upstreams: z.array(namedUpstreamSchema).min(1).optional(),
+  ...endpointShape,
+  /**
+   * Where sessions and the event log live: `{ type: 'memory' }` (one process, no setup) or
+   * `{ type: 'redis', url }` (shared by every instance on the same Redis and key prefix). A
+   * `store` given to `sessions` or `streaming` takes precedence for that plugin.
+   * @default { type: 'memory' }
+   */
+  store: storeSchema.optional(),
+  /**
+   * The gateway-wide interceptor chain (`fastify.mcpInterceptors`): declarative `rules`, then
+   * `interceptors`, and the error policy.
+   */
+  interceptors: section(interceptorsShape).optional(),
+  /**
+   * Inbound auth on the MCP endpoints: `{ apiKeys }` or `{ jwt }`, scopes, protected resource
+   * metadata and per-tool rules. Off by default (see SECURITY.md).
+   */
+  auth: section(authShape).optional(),
+  /** Rate limits on the MCP endpoints (per principal, or per IP without auth). Off by default. */
+  rateLimit: section(rateLimitShape).optional(),
+  /**
+   * The WebSocket transport for clients at `<endpoint path>/ws` (subprotocol `mcp`): `true` or its
+   * options. Off by default.
+   */
+  websocket: orBoolean(section(websocketShape)).optional(),
+  /** Options of the sessions plugin. */
+  sessions: section(sessionsShape).optional(),
+  /** Options of the streaming plugin (resumable streams); `false` relays streams without a log. */
+  streaming: orFalse(section(streamingShape)).optional(),
+  /** Options of the health plugin (`/healthz`, `/readyz`); `false` leaves it out. */
+  health: orFalse(section(healthShape)).optional(),
+  /** Options of the metrics plugin (`/metrics`); `false` leaves it out. */
+  metrics: orFalse(section(metricsShape)).optional(),
+  /**
+   * OpenTelemetry spans per MCP exchange, to the tracer provider the application registered.
+   * Off by default (`true` or options to turn it on).
+   */
+  tracing: orBoolean(section(tracingShape)).optional()
+}
+
+export type McpGatewayOptions = SectionInput<typeof gatewayShape>
+
+/** One of several upstreams, each on its own MCP endpoint. */
+export type NamedUpstream = z.input<typeof namedUpstreamSchema>
