@@ -23,7 +23,7 @@ import type { StreamHub } from './streams/hub.ts'
 import { ResumableStreams } from './streams/resumable.ts'
 import type { CheckedTimeouts } from './deadline.ts'
 import { upstreamFilter, type BaseContext, type MessageFilter } from './interceptors/apply.ts'
-import { SSE_HEADERS, whole, type ClientAnswer, type WholeAnswer } from './exchange/answer.ts'
+import { SSE_HEADERS, noAnswer, type ClientAnswer, type MessagesAnswer, type RefusedAnswer } from './exchange/answer.ts'
 import type { ExchangeContext, ExchangeDeps, Place } from './exchange/context.ts'
 import { Exchange } from './exchange/exchange.ts'
 
@@ -135,14 +135,14 @@ export class Forwarder implements ExchangeDeps {
    * What the client gets when the upstream refused: a session it forgot ends ours (the client
    * re-initialises); its own 4xx goes back as it is; anything else is thrown as it came.
    */
-  async refused (err: unknown, session: SessionRecord | undefined): Promise<WholeAnswer> {
+  async refused (err: unknown, session: SessionRecord | undefined): Promise<RefusedAnswer> {
     const code = (err as { code?: string }).code
     if (code === 'MCP_GW_UPSTREAM_SESSION_GONE') {
       if (session !== undefined) await this.sessions.end(session.id, 'upstream-gone')
       throw new GatewayErrors.SESSION_NOT_FOUND()
     }
     const reply = refusedReply(err)
-    if (reply !== undefined) return whole(reply.status, reply.headers, reply.body)
+    if (reply !== undefined) return { kind: 'refused', reply }
     throw err
   }
 
@@ -170,20 +170,20 @@ export class Forwarder implements ExchangeDeps {
   }
 
   /** Ends a session: upstream first (best effort), then in the store, whatever the upstream said. */
-  async delete (ctx: ExchangeContext): Promise<WholeAnswer> {
+  async delete (ctx: ExchangeContext): Promise<MessagesAnswer | RefusedAnswer> {
     if (ctx.resolution.kind !== 'session') {
       try {
         await this.upstream.end({ headers: upstreamRequestHeaders(ctx.headers, null), signal: ctx.signal })
       } catch (err) {
         return await this.refused(err, undefined)
       }
-      return whole(200)
+      return noAnswer()
     }
     const session = ctx.resolution.session
     await this.endUpstream(session, ctx.log)
     await this.sessions.end(session.id, 'deleted')
     ctx.log.info({ sessionId: session.id, upstream: this.upstream.name }, 'session deleted')
-    return whole(200)
+    return noAnswer()
   }
 
   /** Frees what this upstream's exchanges hold for a session that ended (any reason). */

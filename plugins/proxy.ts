@@ -148,7 +148,14 @@ async function deliver (reply: FastifyReply, answer: ClientAnswer, streams: Set<
     return reply
   }
   if (answer.kind === 'framed') throw new TypeError('an HTTP exchange was answered as WebSocket frames')
-  if (answer.kind === 'whole') return reply.code(answer.status).headers(answer.headers).send(answer.body ?? undefined)
+  if (answer.kind === 'refused') return reply.code(answer.reply.status).headers(answer.reply.headers).send(answer.reply.body)
+  if (answer.kind === 'messages') {
+    const { messages, headers } = answer
+    // Nothing to say: a POST was accepted, a DELETE done.
+    if (messages.length === 0) return reply.code(reply.request.method === 'DELETE' ? 200 : 202).headers(headers).send()
+    const body = answer.raw ?? Buffer.from(JSON.stringify(answer.batch || messages.length !== 1 ? messages : messages[0]))
+    return reply.code(200).headers(headers).header('content-type', 'application/json').send(body)
+  }
   const body = answer.body
   streams.add(body)
   body.once('close', () => streams.delete(body))

@@ -1,21 +1,33 @@
 /**
- * What an exchange gives its client adapter to deliver: lib decides the answer, the adapter (the
- * Fastify route, the WebSocket connection) owns the reply and writes it. Nothing here calls back
- * into a framework.
+ * What an exchange gives its client adapter to deliver: lib decides the answer in messages, the
+ * adapter (the Fastify route, the WebSocket connection) owns the reply and writes it in its own
+ * terms (HTTP statuses and bodies, frames). Nothing here calls back into a framework.
  */
 import type { Readable } from 'node:stream'
 import type { Sink } from '../streams/client-writer.ts'
+import type { JsonRpcMessage } from '../jsonrpc.ts'
 import type { SessionRecord } from '../session/store.ts'
+import type { RefusedReply } from '../upstream/http-answer.ts'
 
-export const JSON_HEADERS = { 'content-type': 'application/json' } as const
 export const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' } as const
 
-/** A whole answer: a status, headers and a JSON body or none (202, a refusal, a timed-out call). */
-export interface WholeAnswer {
-  kind: 'whole'
-  status: number
+/**
+ * Whole messages for the client: a JSON body over HTTP, one frame each over a WebSocket. None is
+ * nothing to say (HTTP: 202 to a POST, 200 to a DELETE). `raw` is the upstream's own bytes for
+ * them, when nothing changed them.
+ */
+export interface MessagesAnswer {
+  kind: 'messages'
+  messages: JsonRpcMessage[]
+  batch: boolean
+  raw: Buffer | undefined
   headers: Record<string, string>
-  body: Buffer | null
+}
+
+/** The upstream's own refusal (a 4xx), for the client as the upstream sent it. */
+export interface RefusedAnswer {
+  kind: 'refused'
+  reply: RefusedReply
 }
 
 /** An unlogged SSE answer: its body relays the upstream's events as they come. */
@@ -50,7 +62,7 @@ export interface FramedAnswer {
   kind: 'framed'
 }
 
-export type ClientAnswer = WholeAnswer | SseAnswer | LoggedAnswer | FramedAnswer
+export type ClientAnswer = MessagesAnswer | RefusedAnswer | SseAnswer | LoggedAnswer | FramedAnswer
 
 /**
  * The WebSocket client's sink: each message of an answer (whole or streamed) and of the server's
@@ -66,10 +78,11 @@ export interface FrameSink {
   sessionOpened: (session: SessionRecord) => void
 }
 
-export function whole (status: number, headers: Record<string, string> = {}, body: Buffer | null = null): WholeAnswer {
-  return { kind: 'whole', status, headers, body }
+export function messagesAnswer (messages: JsonRpcMessage[], batch: boolean, raw: Buffer | undefined = undefined, headers: Record<string, string> = {}): MessagesAnswer {
+  return { kind: 'messages', messages, batch, raw, headers }
 }
 
-export function jsonWhole (value: unknown, headers: Record<string, string> = {}): WholeAnswer {
-  return whole(200, { ...JSON_HEADERS, ...headers }, Buffer.from(JSON.stringify(value)))
+/** Nothing to say: the request was taken. */
+export function noAnswer (headers: Record<string, string> = {}): MessagesAnswer {
+  return messagesAnswer([], false, undefined, headers)
 }

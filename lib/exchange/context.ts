@@ -17,7 +17,7 @@ import type { SessionResolution } from '../session/resolve.ts'
 import type { SessionRecord } from '../session/store.ts'
 import type { ResumableStreams } from '../streams/resumable.ts'
 import type { Upstream } from '../upstream/types.ts'
-import type { FrameSink, WholeAnswer } from './answer.ts'
+import type { FrameSink, RefusedAnswer } from './answer.ts'
 import type { Exchange } from './exchange.ts'
 
 /** A place under the session cap, held from the check until the session opened or failed. */
@@ -61,5 +61,5 @@ export interface ExchangeDeps {
   /** The client cancelled a request of the session: whichever exchange answers it stops owing that. */
   cancelRequest: (sessionId: string, requestId: JsonRpcId) => void
   /** The client's answer when the upstream refused (throws what is not the client's to see). */
-  refused: (err: unknown, session: SessionRecord | undefined) => Promise<WholeAnswer>
+  refused: (err: unknown, session: SessionRecord | undefined) => Promise<RefusedAnswer>
 }

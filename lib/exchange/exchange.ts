@@ -14,9 +14,9 @@ import { interceptClient } from '../interceptors/apply.ts'
 import { bodyMethod, type ParsedBody } from '../session/resolve.ts'
 import type { SessionRecord } from '../session/store.ts'
 import { releaseAnswer, type UpstreamAnswer, type UpstreamEvents } from '../upstream/events.ts'
-import type { ClientAnswer } from './answer.ts'
+import { messagesAnswer, noAnswer, type ClientAnswer } from './answer.ts'
 import type { ExchangeContext, ExchangeDeps, Place } from './context.ts'
-import { deliverAnswer, deliverMessages, timedOut } from './sinks.ts'
+import { deliverAnswer, timedOut } from './sinks.ts'
 
 /** How a failed exchange is counted: the upstream's HTTP status when it gave one, else the error's code. */
 function outcomeOf (err: unknown): number | string {
@@ -125,7 +125,7 @@ export class Exchange {
     this.local = out.answers
     if (out.forward.length === 0) {
       // Nothing left for the upstream: blocked or mocked requests are answered here.
-      return deliverMessages(this.ctx, this.local, this.body.batch, undefined, {})
+      return messagesAnswer(this.local, this.body.batch)
     }
     if (out.changed) {
       const messages = out.forward
@@ -244,7 +244,7 @@ export class Exchange {
     this.done()
     if (this.watched) this.observeRequest()
     if (expired) return timedOut(this)
-    if (this.cancelledAll) return deliverMessages(this.ctx, [], this.body.batch, undefined, {})
+    if (this.cancelledAll) return noAnswer()
     return await this.deps.refused(err, this.session)
   }
 

@@ -1,7 +1,8 @@
 /**
- * Where an exchange's answer goes, by the client's transport and the upstream's answer: a JSON
- * body, a logged SSE stream (the event log; the client may resume), an unlogged SSE stream, or
- * WebSocket frames. Every sink gives each pending request exactly one answer.
+ * Where an exchange's answer goes, by the client's transport and the upstream's answer: whole
+ * messages (a JSON body, or frames, as the adapter writes them), a logged SSE stream (the event
+ * log; the client may resume), an unlogged SSE stream, or WebSocket frames as they come. Every
+ * sink gives each pending request exactly one answer.
  */
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
 import { errorResponse, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../jsonrpc.ts'
@@ -12,28 +13,11 @@ import { relayFrames, relaySse } from '../relay/sse-relay.ts'
 import { findInitialize } from '../session/resolve.ts'
 import type { SessionRecord } from '../session/store.ts'
 import type { UpstreamAnswer } from '../upstream/events.ts'
-import { JSON_HEADERS, SSE_HEADERS, whole, type ClientAnswer } from './answer.ts'
-import type { ExchangeContext } from './context.ts'
+import { SSE_HEADERS, messagesAnswer, noAnswer, type ClientAnswer } from './answer.ts'
 import type { Deadline } from '../deadline.ts'
 import type { Exchange } from './exchange.ts'
 
 type OnMessage = ((message: JsonRpcMessage) => void) | undefined
-
-/**
- * Whole messages for the client: a JSON body over HTTP (the upstream's own bytes when given and
- * unchanged), one frame each over a WebSocket.
- */
-export function deliverMessages (ctx: ExchangeContext, messages: JsonRpcMessage[], batch: boolean, raw: Buffer | undefined, headers: Record<string, string>): ClientAnswer {
-  const frames = ctx.frames
-  if (frames !== undefined) {
-    if (raw !== undefined && messages.length === 1 && !batch) frames.send(raw.toString('utf8'))
-    else for (const message of messages) frames.send(JSON.stringify(message))
-    return { kind: 'framed' }
-  }
-  if (messages.length === 0) return whole(202, headers)
-  const body = raw ?? Buffer.from(JSON.stringify(batch || messages.length !== 1 ? messages : messages[0]))
-  return whole(200, { ...JSON_HEADERS, ...headers }, body)
-}
 
 /**
  * A timed-out request is answered, not failed: the session is fine, only the call is over, so the
@@ -42,7 +26,7 @@ export function deliverMessages (ctx: ExchangeContext, messages: JsonRpcMessage[
 export function timedOut (exchange: Exchange): ClientAnswer {
   const { code, message } = toJsonRpcError((exchange.deadline as Deadline).error).body.error
   const errors = [...exchange.pending].map((id) => errorResponse(id, code, message))
-  return deliverMessages(exchange.ctx, errors, exchange.body.batch, undefined, {})
+  return messagesAnswer(errors, exchange.body.batch)
 }
 
 /** The upstream's answer to the client: the session opened first when it was an initialize. */
@@ -58,7 +42,7 @@ export async function deliverAnswer (exchange: Exchange, answer: UpstreamAnswer)
   const filter = chain === undefined ? undefined : upstreamFilter(chain, deps.interceptorBase(ctx, streamSession) as BaseContext, requestsById(exchange.body.messages))
   if (answer.kind === 'accepted') {
     exchange.done()
-    return ctx.frames === undefined ? whole(202, headers) : { kind: 'framed' }
+    return noAnswer(headers)
   }
   if (answer.kind === 'single') {
     exchange.done()
@@ -66,7 +50,7 @@ export async function deliverAnswer (exchange: Exchange, answer: UpstreamAnswer)
     // Progress the upstream sent on the GET stream before this answer goes out first.
     const settled = exchange.session === undefined ? undefined : deps.resumable?.hub.settle(exchange.session.id)
     if (settled !== undefined) await settled
-    return deliverMessages(ctx, out.messages, answer.batch, out.raw, headers)
+    return messagesAnswer(out.messages, answer.batch, out.raw, headers)
   }
   const events = answer.events
   const resumable = deps.resumable

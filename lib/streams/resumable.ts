@@ -17,7 +17,7 @@ import { GET_STREAM_ID, type StreamHub } from './hub.ts'
 import type { LiveStream } from './live-stream.ts'
 import { pumpEvents, type PumpResult } from './pump.ts'
 import type { UpstreamEvents } from '../upstream/events.ts'
-import { SSE_HEADERS, whole, type LoggedAnswer, type WholeAnswer } from '../exchange/answer.ts'
+import { SSE_HEADERS, type LoggedAnswer, type RefusedAnswer } from '../exchange/answer.ts'
 
 
 /** Priming events (an id with empty data) arrived with 2025-11-25; older clients may choke on them. */
@@ -29,9 +29,12 @@ function primes (session: SessionRecord): boolean {
  * How often the gateway re-opens an upstream stream that dropped, and how long it waits between:
  * doubling from 100 ms, at most 1 s apart. The cap bounds the hand-off gap when another instance
  * takes a stream over: an SDK upstream refuses the resume (409) until it has seen the old
- * connection close, and uncapped doubling turned a moment's delay into a 3 s wait.
+ * connection close, and uncapped doubling turned a moment's delay into a 3 s wait. A POST answer
+ * still owed is worth about 7 s of tries; a GET stream nobody waits on gives up after about 2.5 s
+ * (the client re-opens it), so its client hears of a dead upstream soon.
  */
-const UPSTREAM_RETRIES = 8
+const POST_RESUME_TRIES = 10
+const GET_REOPEN_TRIES = 5
 const UPSTREAM_RETRY_BASE_MS = 100
 const UPSTREAM_RETRY_MAX_MS = 1000
 
@@ -60,7 +63,7 @@ export class ResumableStreams {
   readonly hub: StreamHub
   private readonly upstream: Upstream
   /** An upstream's refusal, as the client gets it (a session it forgot ends ours and throws). */
-  private readonly failure: (err: unknown, session: SessionRecord) => Promise<WholeAnswer>
+  private readonly failure: (err: unknown, session: SessionRecord) => Promise<RefusedAnswer>
 
   /** Sees each message of a session's GET stream (metrics). */
   private readonly observe: ((message: JsonRpcMessage) => void) | undefined
@@ -132,7 +135,7 @@ export class ResumableStreams {
     let attempts = 0
     // A request that timed out is over: resuming its stream would only wait again.
     const timedOut = (): boolean => (result.error as { code?: string } | undefined)?.code === 'MCP_GW_UPSTREAM_TIMEOUT'
-    while (pending.size > 0 && result.lastUpstreamEventId !== undefined && attempts < UPSTREAM_RETRIES && !stream.stopping && !stream.closed && !timedOut()) {
+    while (pending.size > 0 && result.lastUpstreamEventId !== undefined && attempts < POST_RESUME_TRIES && !stream.stopping && !stream.closed && !timedOut()) {
       attempts++
       const res = await this.upstreamGet(session, result.lastUpstreamEventId, log)
       if (res === 'gone') break
@@ -188,21 +191,21 @@ export class ResumableStreams {
     const shared = this.hub.store.shared as SharedLog
     if (!await shared.claim(session.id, GET_STREAM_ID, this.hub.instanceId, this.hub.options.leaseMs)) return
     stream.own(status.lastSeq)
-    let refused: WholeAnswer | undefined
+    let refused: boolean
     try {
-      refused = await this.startUpstreamGet(session, stream, {}, log, status.upstreamEventId)
+      refused = await this.startUpstreamGet(session, stream, {}, log, status.upstreamEventId) !== undefined
     } catch (err) {
       log.warn({ err }, 'could not re-open the upstream GET stream')
-      refused = whole(502)
+      refused = true
     }
-    if (refused !== undefined) {
+    if (refused) {
       await stream.release(false)
       stream.writer?.end('done', this.hub.options.retryMs)
     }
   }
 
   /** A fresh GET: the session's server-to-client stream, from now on. */
-  async get (session: SessionRecord, clientHeaders: Record<string, string | string[] | undefined>, log: Logger, filter?: LiveStream['filter']): Promise<WholeAnswer | LoggedAnswer> {
+  async get (session: SessionRecord, clientHeaders: Record<string, string | string[] | undefined>, log: Logger, filter?: LiveStream['filter']): Promise<RefusedAnswer | LoggedAnswer> {
     const stream = await this.hub.getStream(session.id, log)
     if (filter !== undefined) stream.filter = filter
     const refused = await this.feedGet(session, stream, clientHeaders, log)
@@ -223,7 +226,7 @@ export class ResumableStreams {
   }
 
   /** A GET with `Last-Event-ID`: replays that stream after the id, then continues live. */
-  async resume (session: SessionRecord, lastEventId: string, clientHeaders: Record<string, string | string[] | undefined>, log: Logger, filter?: LiveStream['filter']): Promise<WholeAnswer | LoggedAnswer> {
+  async resume (session: SessionRecord, lastEventId: string, clientHeaders: Record<string, string | string[] | undefined>, log: Logger, filter?: LiveStream['filter']): Promise<RefusedAnswer | LoggedAnswer> {
     const parsed = parseEventId(lastEventId)
     if (parsed === undefined) throw new GatewayErrors.UNKNOWN_EVENT_ID(JSON.stringify(lastEventId))
     const { streamId, seq } = parsed
@@ -285,7 +288,7 @@ export class ResumableStreams {
    * Makes sure something feeds the session's GET stream: this instance's upstream reader, or
    * (shared log) the instance that holds it, which this one follows and takes over if it dies.
    */
-  private async feedGet (session: SessionRecord, stream: LiveStream, clientHeaders: Record<string, string | string[] | undefined>, log: Logger): Promise<WholeAnswer | undefined> {
+  private async feedGet (session: SessionRecord, stream: LiveStream, clientHeaders: Record<string, string | string[] | undefined>, log: Logger): Promise<RefusedAnswer | undefined> {
     if (stream.remote) {
       stream.takeOver ??= (status) => this.takeOverGet(session, stream, status, log)
       return undefined
@@ -306,7 +309,7 @@ export class ResumableStreams {
    * is away (so nothing sent meanwhile is lost) and re-opens the upstream stream when it drops,
    * from the upstream's own last event id when it gave one.
    */
-  private async startUpstreamGet (session: SessionRecord, stream: LiveStream, clientHeaders: Record<string, string | string[] | undefined>, log: Logger, from?: string): Promise<WholeAnswer | undefined> {
+  private async startUpstreamGet (session: SessionRecord, stream: LiveStream, clientHeaders: Record<string, string | string[] | undefined>, log: Logger, from?: string): Promise<RefusedAnswer | undefined> {
     const controller = new AbortController()
     const headers = this.getHeaders(session, from)
     const accept = clientHeaders.accept
@@ -333,7 +336,7 @@ export class ResumableStreams {
         lastUpstreamEventId = result.lastUpstreamEventId ?? lastUpstreamEventId
         if (stopped) return
         let next: UpstreamEvents | undefined | 'gone'
-        while (next === undefined && failures < UPSTREAM_RETRIES && !stopped) {
+        while (next === undefined && failures < GET_REOPEN_TRIES && !stopped) {
           await delay(retryDelay(failures))
           failures++
           next = await this.upstreamGet(session, lastUpstreamEventId, log, controller.signal)

@@ -201,25 +201,25 @@ export class WsConnection {
   }
 
   /**
-   * What the exchange did not send as frames itself: a refusal (the upstream's own 4xx, a JSON-RPC
-   * error body), or nothing at all.
+   * An answer the exchange did not send as frames itself: whole messages (one frame each), an
+   * upstream's refusal (its JSON-RPC error, with this request's id when it had none), or nothing.
    */
   private deliver (out: ClientAnswer, id: JsonRpcId | null): void {
     if (out.kind === 'framed') return
-    if (out.kind !== 'whole') throw new TypeError(`a WebSocket exchange was answered as ${out.kind} SSE`)
-    const body = out.body
-    if (body === null) return
-    let text = body.toString('utf8')
-    if (out.status >= 400 || text.startsWith('[')) {
-      const value = JSON.parse(text) as unknown
-      if (Array.isArray(value)) {
-        for (const item of value) this.send(JSON.stringify(item))
-        return
-      }
-      // An error about this request carries its id, so the client can match it.
-      if (out.status >= 400 && (value as { id?: unknown }).id === null && id !== null) text = JSON.stringify({ ...(value as object), id })
+    if (out.kind === 'messages') {
+      if (out.raw !== undefined && out.messages.length === 1 && !out.batch) this.send(out.raw.toString('utf8'))
+      else for (const message of out.messages) this.send(JSON.stringify(message))
+      return
     }
-    this.send(text)
+    if (out.kind !== 'refused') throw new TypeError(`a WebSocket exchange was answered as ${out.kind} SSE`)
+    const value = JSON.parse(out.reply.body.toString('utf8')) as unknown
+    if (Array.isArray(value)) {
+      for (const item of value) this.send(JSON.stringify(item))
+      return
+    }
+    // An error about this request carries its id, so the client can match it.
+    const matched = (value as { id?: unknown }).id === null && id !== null ? { ...(value as object), id } : value
+    this.send(JSON.stringify(matched))
   }
 
   /** The session's server-to-client stream, for as long as the socket is open. */

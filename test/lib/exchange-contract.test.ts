@@ -122,12 +122,13 @@ async function clientOf (t: Test, sink: SinkKind, kind: UpstreamKind, toolTimeou
       return received
     }
     routes.add(answer.kind)
-    if (answer.kind === 'whole') {
+    if (answer.kind === 'messages') {
+      // Whole messages: the JSON body over HTTP, one frame each over a WebSocket.
       if (answer.headers['mcp-session-id'] !== undefined) sessionId = answer.headers['mcp-session-id']
-      if (answer.body !== null) {
-        const value = JSON.parse(answer.body.toString('utf8')) as Message | Message[]
-        for (const m of Array.isArray(value) ? value : [value]) see(m)
-      }
+      for (const m of answer.messages) see(m as Message)
+      if (answer.raw !== undefined) t.same(JSON.parse(answer.raw.toString('utf8')), answer.batch ? answer.messages : answer.messages[0], 'the upstream\'s own bytes say the same')
+    } else if (answer.kind === 'refused') {
+      see(JSON.parse(answer.reply.body.toString('utf8')) as Message)
     } else if (answer.kind === 'sse') {
       if (answer.headers['mcp-session-id'] !== undefined) sessionId = answer.headers['mcp-session-id']
       await readSse(answer.body, see)
@@ -244,9 +245,9 @@ for (const sink of SINKS) {
 
 t.test('every sink was exercised', async (t) => {
   t.ok(seen.get('logged')?.has('logged'), 'logged SSE')
-  t.ok(seen.get('logged')?.has('whole') === true && seen.get('unlogged')?.has('whole') === true, 'JSON bodies')
+  t.ok(seen.get('logged')?.has('messages') === true && seen.get('unlogged')?.has('messages') === true, 'JSON bodies')
   t.ok(seen.get('unlogged')?.has('sse'), 'unlogged SSE')
   t.ok(seen.get('frames')?.has('framed'), 'WebSocket frames')
-  // A thrown failure is sent by the WebSocket adapter as the request's error: not a sink of its own.
-  t.same([...seen.get('frames') ?? []].filter((route) => route !== 'framed' && !route.startsWith('thrown ')), [], 'frames only, for a WebSocket client')
+  // Whole messages go out as one frame each; a thrown failure as the request's error.
+  t.same([...seen.get('frames') ?? []].filter((route) => route !== 'framed' && route !== 'messages' && !route.startsWith('thrown ')), [], 'never an SSE stream for a WebSocket client')
 })
