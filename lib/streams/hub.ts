@@ -4,13 +4,14 @@
  * finished streams (no timer per stream).
  */
 import { randomBytes } from 'node:crypto'
-import type { EventStore, SharedLog, StreamRef } from '../events/store.ts'
+import type { EventStore, SharedLog } from '../events/store.ts'
 import type { JsonRpcId } from '../jsonrpc.ts'
 import { GatewayErrors } from '../errors.ts'
 import type { Logger } from '../logger.ts'
 import { ClientWriter, type Sink, type WriterEnd } from './client-writer.ts'
 import { LiveStream, type LiveStreamContext } from './live-stream.ts'
 import { GET_STREAM_ID, type StreamingOptions } from './options.ts'
+import { coordinate } from './coordinate.ts'
 
 export { GET_STREAM_ID, STREAMING_DEFAULTS, type StreamingOptions } from './options.ts'
 
@@ -29,12 +30,13 @@ export interface SessionStreams {
 export class StreamHub {
   readonly store: EventStore
   readonly options: StreamingOptions
-  private readonly sessions = new Map<string, SessionStreams>()
+  /** Read by coordinate.ts too. */
+  readonly sessions = new Map<string, SessionStreams>()
   private readonly writers = new Set<ClientWriter>()
   /** Events written to clients from the log (resumptions), since start. */
   readonly counts = { replayed: 0 }
-  private readonly now: () => number
-  private readonly log: Logger
+  readonly now: () => number
+  readonly log: Logger
   private readonly tag = randomBytes(3).toString('hex')
   /** This instance's id in a shared log's stream leases. */
   readonly instanceId = randomBytes(8).toString('hex')
@@ -43,7 +45,7 @@ export class StreamHub {
   /** The running round of lease renewals and follower checks (shared log), if any. */
   private coordinating: Promise<void> | undefined
   /** Detached GET streams past their TTL, to stop unless a client follows them elsewhere. */
-  private readonly expiredGets = new Set<string>()
+  readonly expiredGets = new Set<string>()
   /**
    * Sessions ended here lately, oldest first: an answer that starts after its session's DELETE
    * (the upstream was slow to answer) must not create the session's log again. Bounded: past
@@ -365,57 +367,16 @@ export class StreamHub {
     }
     if (active.size > 0) this.onActiveSessions?.(active)
     if (this.store.shared !== undefined && this.coordinating === undefined) {
-      this.coordinating = this.coordinate(this.store.shared)
+      this.coordinating = coordinate(this, this.store.shared)
         .catch((err: unknown) => { this.log.warn({ err }, 'stream coordination failed (event store unreachable?)') })
         .finally(() => { this.coordinating = undefined })
     }
   }
 
-  private stopGet (sessionId: string, streams: SessionStreams): void {
+  stopGet (sessionId: string, streams: SessionStreams): void {
     this.log.debug({ sessionId }, 'stopped reading an abandoned upstream GET stream')
     streams.stopUpstreamGet?.()
     streams.stopUpstreamGet = undefined
     void streams.get?.release(false)
-  }
-
-  /**
-   * Shared log: renews the leases of the streams this instance feeds, tells the log which remote
-   * streams have a client here, brings followers up to date (in case a notification was lost),
-   * takes over streams whose owner is gone, and stops detached GET readers nobody follows.
-   */
-  private async coordinate (shared: SharedLog): Promise<void> {
-    const owned: StreamRef[] = []
-    const followed: LiveStream[] = []
-    for (const [sessionId, streams] of this.sessions) {
-      for (const stream of [streams.get, ...streams.posts.values()]) {
-        if (stream === undefined) continue
-        if (stream.owned && !stream.done) owned.push([sessionId, stream.id])
-        if (stream.remote && stream.writer !== undefined) followed.push(stream)
-      }
-    }
-    await shared.renew(this.instanceId, this.options.leaseMs, owned, followed.map((s) => [s.sessionId, s.id] as const))
-    for (const stream of followed) {
-      const status = await shared.status(stream.sessionId, stream.id)
-      if (status === undefined) {
-        stream.writer?.end('session')
-        continue
-      }
-      stream.follow(status.lastSeq, status.done)
-      if (!status.done && status.owner === undefined && stream.remote && stream.takeOver !== undefined && !stream.takingOver) {
-        this.log.info({ sessionId: stream.sessionId, stream: stream.id }, 'taking over a stream whose instance is gone')
-        // Not awaited: feeding the stream lasts as long as the stream, and this round must end.
-        stream.takingOver = true
-        stream.takeOver(status)
-          .catch((err: unknown) => { this.log.warn({ sessionId: stream.sessionId, stream: stream.id, err }, 'stream take-over failed') })
-          .finally(() => { stream.takingOver = false })
-      }
-    }
-    for (const sessionId of this.expiredGets) {
-      this.expiredGets.delete(sessionId)
-      const streams = this.sessions.get(sessionId)
-      if (streams === undefined || streams.get?.writer !== undefined || streams.stopUpstreamGet === undefined) continue
-      if (await shared.followed(sessionId, GET_STREAM_ID)) streams.getDetachedAt = this.now()
-      else this.stopGet(sessionId, streams)
-    }
   }
 }

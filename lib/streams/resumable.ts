@@ -16,6 +16,7 @@ import type { Sink } from './client-writer.ts'
 import { GET_STREAM_ID, type StreamHub } from './hub.ts'
 import type { LiveStream } from './live-stream.ts'
 import { pumpEvents, type PumpResult } from './pump.ts'
+import { delay, GET_REOPEN_TRIES, POST_RESUME_TRIES, retryDelay } from './retry.ts'
 import type { UpstreamEvents } from '../upstream/events.ts'
 import { SSE_HEADERS, type LoggedAnswer, type RefusedAnswer } from '../exchange/answer.ts'
 
@@ -23,23 +24,6 @@ import { SSE_HEADERS, type LoggedAnswer, type RefusedAnswer } from '../exchange/
 /** Priming events (an id with empty data) arrived with 2025-11-25; older clients may choke on them. */
 function primes (session: SessionRecord): boolean {
   return session.protocolVersion >= '2025-11-25'
-}
-
-/**
- * How often the gateway re-opens an upstream stream that dropped, and how long it waits between:
- * doubling from 100 ms, at most 1 s apart. The cap bounds the hand-off gap when another instance
- * takes a stream over: an SDK upstream refuses the resume (409) until it has seen the old
- * connection close, and uncapped doubling turned a moment's delay into a 3 s wait. A POST answer
- * still owed is worth about 7 s of tries; a GET stream nobody waits on gives up after about 2.5 s
- * (the client re-opens it), so its client hears of a dead upstream soon.
- */
-const POST_RESUME_TRIES = 10
-const GET_REOPEN_TRIES = 5
-const UPSTREAM_RETRY_BASE_MS = 100
-const UPSTREAM_RETRY_MAX_MS = 1000
-
-function retryDelay (attempt: number): number {
-  return Math.min(UPSTREAM_RETRY_BASE_MS * 2 ** attempt, UPSTREAM_RETRY_MAX_MS)
 }
 
 export interface PostStreamOptions {
@@ -399,8 +383,4 @@ export class ResumableStreams {
     }
     return undefined
   }
-}
-
-function delay (ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref())
 }
