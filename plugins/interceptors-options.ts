@@ -28,7 +28,7 @@ export const interceptorsShape = {
   /** Declarative rules, run first, in order (see README). */
   rules: z.array(ruleSchema).optional(),
   /** Interceptors run after the rules, in order. Code only. */
-  interceptors: codeOnly(reportAs(z.array(codeValue<Interceptor>((value) => isPlainObject(value) ? undefined : 'must be an interceptor')), 'must be an array')).optional(),
+  interceptors: codeOnly(reportAs(z.array(codeValue<Interceptor>((value) => isPlainObject(value) ? undefined : 'must be an interceptor')), 'must be an array of interceptors')).optional(),
   /**
    * A handler that throws or times out: `closed` blocks its message, `open` lets it through.
    * @default 'closed'

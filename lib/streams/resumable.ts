@@ -123,15 +123,18 @@ export class ResumableStreams {
       attempts++
       const res = await this.upstreamGet(session, result.lastUpstreamEventId, log)
       if (res === 'gone') break
-      if (res === undefined) {
-        await delay(retryDelay(attempts))
-        continue
+      if (res !== undefined) {
+        const source = res
+        stream.stopUpstream = () => source.destroy()
+        const owed = pending.size
+        const next = await pumpEvents({ source, stream, pending, onMessage, log, filter: stream.filter, untilAnswered: true })
+        result = { error: next.error, lastUpstreamEventId: next.lastUpstreamEventId ?? result.lastUpstreamEventId }
+        // Only an answer counts as progress: an upstream that re-opens the stream and ends it
+        // again without one must not get a fresh round of tries (nor tries with no wait).
+        if (pending.size < owed) attempts = 0
       }
-      const source = res
-      stream.stopUpstream = () => source.destroy()
-      const next = await pumpEvents({ source, stream, pending, onMessage, log, filter: stream.filter, untilAnswered: true })
-      result = { error: next.error, lastUpstreamEventId: next.lastUpstreamEventId ?? result.lastUpstreamEventId }
-      if (result.error === undefined) attempts = 0
+      // No wait after the last try: the requests get their errors at once.
+      if (pending.size > 0 && attempts > 0 && attempts < POST_RESUME_TRIES) await delay(retryDelay(attempts - 1))
     }
     // Shutting down on a shared log: the lease is released, another instance answers.
     if (stream.stopping && pending.size > 0 && this.hub.store.shared !== undefined) return

@@ -3,7 +3,7 @@
  * doubling from 100 ms, at most 1 s apart. The cap bounds the hand-off gap when another instance
  * takes a stream over: an SDK upstream refuses the resume (409) until it has seen the old
  * connection close, and uncapped doubling turned a moment's delay into a 3 s wait. A POST answer
- * still owed is worth about 7 s of tries; a GET stream nobody waits on gives up after about 2.5 s
+ * still owed is worth 10 tries over about 7.5 s; a GET stream nobody waits on gives up after about 2.5 s
  * (the client re-opens it), so its client hears of a dead upstream soon.
  */
 export const POST_RESUME_TRIES = 10

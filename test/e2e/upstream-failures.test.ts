@@ -92,6 +92,18 @@ t.test('an SSE answer that ends or breaks before the response yields an error ev
   }
 })
 
+t.test('an upstream that resumes a stream and ends it again with nothing: a bounded number of tries, then an error', async (t) => {
+  const bad = await badUpstream(t, 'sse-resume-empty')
+  const gw = await gateway(t, { upstream: bad.url })
+  const sessionId = await openSession(gw.url)
+  const res = await fetch(gw.url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': sessionId }), body: call('req-2', 'countdown', { from: 3 }) })
+  const last = (await sseMessages(res)).at(-1) as { id: string, error: { code: number } }
+  t.equal(last.id, 'req-2')
+  t.equal(last.error.code, -32060, 'upstream unavailable: it never answered')
+  // Each empty resume is no progress: the tries are not renewed (they were, one after another, until the deadline).
+  t.equal(bad.resumes, 10, 'ten resumes, no more')
+})
+
 t.test('SSE events that are not JSON-RPC are dropped; the rest passes', async (t) => {
   const bad = await badUpstream(t, 'sse-garbage')
   const gw = await gateway(t, { upstream: bad.url })

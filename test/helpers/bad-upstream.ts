@@ -5,13 +5,15 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-export type BadMode = 'odd-session-id' | 'sse-long-line' | 'garbage-json' | 'html' | 'sse-end-early' | 'sse-reset' | 'sse-garbage' | 'sse-stray' | 'json-stray' | 'json-duplicate' | 'json-missing' | 'json-batch-missing' | 'http-500' | 'http-401' | 'http-404' | 'huge-json' | 'hang' | 'sse-held' | 'sse-id-end-early' | 'init-sse-lingers'
+export type BadMode = 'odd-session-id' | 'sse-long-line' | 'garbage-json' | 'html' | 'sse-end-early' | 'sse-reset' | 'sse-garbage' | 'sse-stray' | 'json-stray' | 'json-duplicate' | 'json-missing' | 'json-batch-missing' | 'http-500' | 'http-401' | 'http-404' | 'huge-json' | 'hang' | 'sse-held' | 'sse-id-end-early' | 'sse-resume-empty' | 'init-sse-lingers'
 
 export interface BadUpstream {
   url: string
   mode: BadMode
   /** The bodies of the POSTs it received, in order. */
   seen: string[]
+  /** `sse-resume-empty`: GETs that asked to resume a stream (`Last-Event-ID`). */
+  resumes: number
   /** `sse-held`: answers waiting to be sent (each starts its SSE answer when called). */
   held: Array<() => void>
   close: () => Promise<void>
@@ -36,7 +38,7 @@ function versionOf (body: string): string {
 }
 
 export async function badUpstream (t: { teardown (fn: () => unknown): void }, mode: BadMode): Promise<BadUpstream> {
-  const state: BadUpstream = { url: '', mode, seen: [], held: [], close: async () => {} }
+  const state: BadUpstream = { url: '', mode, seen: [], resumes: 0, held: [], close: async () => {} }
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let body = ''
     req.setEncoding('utf8')
@@ -53,6 +55,13 @@ export async function badUpstream (t: { teardown (fn: () => unknown): void }, mo
       if (body.includes('"initialize"')) {
         res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': state.mode === 'odd-session-id' ? 'has spaces, and é' : 'upstream-session-1' })
         res.end(JSON.stringify({ jsonrpc: '2.0', id: idOf(body), result: { protocolVersion: versionOf(body), capabilities: {}, serverInfo: { name: 'bad', version: '0' } } }))
+        return
+      }
+      if (req.method === 'GET' && state.mode === 'sse-resume-empty' && req.headers['last-event-id'] !== undefined) {
+        // Resumes every time, and every time ends at once with nothing more.
+        state.resumes++
+        res.writeHead(200, { 'content-type': 'text/event-stream' })
+        res.end()
         return
       }
       if (req.method !== 'POST' || !body.includes('"id"')) {
@@ -93,6 +102,7 @@ export async function badUpstream (t: { teardown (fn: () => unknown): void }, mo
           res.writeHead(200, { 'content-type': 'text/event-stream' })
           res.end(progress)
           return
+        case 'sse-resume-empty':
         case 'sse-id-end-early':
           // A resume point, then the end with nothing answered (a server that expects a resume).
           res.writeHead(200, { 'content-type': 'text/event-stream' })
