@@ -7,7 +7,7 @@
  * conditions only a gateway has.
  */
 import createError from '@fastify/error'
-import { INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, errorResponse, type JsonRpcError, type JsonRpcId } from './jsonrpc.ts'
+import { INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, errorResponse, type JsonRpcError, type JsonRpcId } from './jsonrpc.ts'
 
 interface ErrorSpec {
   code: string
@@ -61,6 +61,12 @@ export const GatewayErrors = {
   UNKNOWN_EVENT_ID: define('MCP_GW_UNKNOWN_EVENT_ID', 'Last-Event-ID %s does not name a stream of this session', 400, -32066),
   EVENTS_TRIMMED: define('MCP_GW_EVENTS_TRIMMED', 'Events after Last-Event-ID %s are no longer retained', 410, -32067),
   METHOD_NOT_ALLOWED: define('MCP_GW_METHOD_NOT_ALLOWED', 'Method Not Allowed: the MCP endpoint takes POST, GET and DELETE', 405, -32000),
+  MEMBER_DOWN: define('MCP_GW_MEMBER_DOWN', 'Upstream %s of virtual server %s is unavailable: %s', 502, -32071),
+  MEMBER_SESSION_REOPENED: define('MCP_GW_MEMBER_SESSION_REOPENED', 'Upstream %s of virtual server %s had forgotten its session; a new one is open and the request was not made: send it again', 502, -32072),
+  NO_MEMBER_OPEN: define('MCP_GW_NO_MEMBER_OPEN', 'Service Unavailable: no upstream of virtual server %s could be opened (%s)', 503, -32073),
+  VIRTUAL_UNKNOWN: define('MCP_GW_VIRTUAL_UNKNOWN', 'Invalid params: virtual server %s has no %s %s', 400, INVALID_PARAMS),
+  VIRTUAL_NOT_ROUTED: define('MCP_GW_VIRTUAL_NOT_ROUTED', 'Method not found: virtual server %s does not route %s', 400, METHOD_NOT_FOUND),
+  INVALID_CURSOR: define('MCP_GW_INVALID_CURSOR', 'Invalid params: this cursor is not one the gateway gave for %s', 400, INVALID_PARAMS),
   INVALID_OPTION: define('MCP_GW_INVALID_OPTION', 'Invalid option "%s": %s', 500, INTERNAL_ERROR)
 } as const
 

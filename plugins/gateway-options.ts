@@ -5,7 +5,7 @@
  * only what is its own: one upstream or several, and their paths.
  */
 import { section, z, type SectionInput } from '../lib/options.ts'
-import { namedUpstreamSchema, upstreamSchema } from '../lib/upstream/options.ts'
+import { endpointUpstreamSchema, namedUpstreamSchema } from '../lib/upstream/endpoint-options.ts'
 import { authShape } from './auth-options.ts'
 import { healthShape } from './health-options.ts'
 import { interceptorsShape } from './interceptors-options.ts'
@@ -24,7 +24,7 @@ const orBoolean = <T extends z.ZodType>(schema: T) => z.union([z.boolean(), sche
 
 export const gatewayShape = {
   /** The one upstream, on `path` (default `/mcp`). Give this or `upstreams`. */
-  upstream: upstreamSchema.optional(),
+  upstream: endpointUpstreamSchema.optional(),
   /**
    * Several upstreams, each of any kind, each on its own path. The other endpoint options
    * (`bodyLimit`, `allowedOrigins`, `heartbeat`, `route`, ...) apply to every one of them.

@@ -8,7 +8,8 @@ import { HEARTBEAT_DEFAULTS, type HeartbeatOptions } from '../lib/heartbeat.ts'
 import { codeOnly, codeValue, int, parseOptions, pluginSchema, reportAs, routePath, z, type SectionInput } from '../lib/options.ts'
 import type { OriginPolicy } from '../lib/origin.ts'
 import type { UpstreamOptions } from '../lib/upstream/create.ts'
-import { timeoutsOf, upstreamOptionsOf, upstreamSchema } from '../lib/upstream/options.ts'
+import { timeoutsOf, upstreamOptionsOf } from '../lib/upstream/options.ts'
+import { endpointUpstreamSchema } from '../lib/upstream/endpoint-options.ts'
 import type { CheckedTimeouts } from '../lib/deadline.ts'
 
 export const PROXY_DEFAULTS = {
@@ -86,9 +87,10 @@ export const proxyShape = {
   /**
    * The upstream: a Streamable HTTP endpoint URL, or options with a `kind`: `streamable-http`
    * (the default; `url`), `stdio` (`command`, `args`, `env`, `cwd`) or `sse` (a legacy
-   * 2024-11-05 HTTP+SSE server; `url` of its SSE endpoint). See the README's Upstreams section.
+   * 2024-11-05 HTTP+SSE server; `url` of its SSE endpoint) or `virtual` (several upstreams behind
+   * this one endpoint, `members`). See the README's Upstreams and Federation sections.
    */
-  upstream: upstreamSchema,
+  upstream: endpointUpstreamSchema,
   ...endpointShape
 }
 

@@ -180,11 +180,19 @@ function expandUpstream (at: string, value: unknown, env: NodeJS.ProcessEnv): un
   const out = { ...value }
   if (out.headers !== undefined) out.headers = expandRecord(`${at}.headers`, out.headers, env)
   if (out.env !== undefined) out.env = expandRecord(`${at}.env`, out.env, env)
+  if (Array.isArray(out.args)) out.args = out.args.map((arg: unknown, index) => typeof arg === 'string' ? expand(`${at}.args[${index}]`, arg, env) : arg)
+  // A virtual server's members are upstreams too.
+  if (out.kind === 'virtual' && Array.isArray(out.members)) {
+    out.members = out.members.map((member: unknown, index) => isPlainObject(member)
+      ? { ...member, upstream: expandUpstream(`${at}.members[${index}].upstream`, member.upstream, env) }
+      : member)
+  }
   return out
 }
 
 /**
- * Secrets stay out of config files: `${NAME}` in an upstream's `headers` and `env` values, and in
+ * Secrets stay out of config files: `${NAME}` in an upstream's `headers`, `env` and `args` values (a
+ * virtual server's members' too), and in
  * `auth.apiKeys.keys[].key`, is replaced with the gateway's environment variable NAME (an unset one
  * refuses to start). The client never supplies them.
  */

@@ -7,6 +7,8 @@ import { StreamableHttpUpstream, type StreamableHttpUpstreamOptions } from './st
 import type { Upstream } from './types.ts'
 import type { TimeoutOptions } from '../deadline.ts'
 import { DualEraUpstream, type ProtocolSetting } from './dual-era.ts'
+import type { VirtualUpstreamOptions } from '../federation/options.ts'
+import { createVirtualUpstream } from '../federation/virtual-upstream.ts'
 
 /** What channel upstreams (stdio, legacy SSE) share. */
 export interface ChannelLimits {
@@ -35,7 +37,7 @@ export type HttpUpstreamOptions = { kind?: 'streamable-http' } & StreamableHttpU
    */
   protocol?: ProtocolSetting
 }
-export type UpstreamOptions = HttpUpstreamOptions | StdioUpstreamOptions | SseUpstreamOptions
+export type UpstreamOptions = HttpUpstreamOptions | StdioUpstreamOptions | SseUpstreamOptions | VirtualUpstreamOptions
 
 /** The options every channel upstream takes from its config, whatever carries its messages. */
 function channelOptions (options: StdioUpstreamOptions | SseUpstreamOptions, log: Logger) {
@@ -51,6 +53,7 @@ function channelOptions (options: StdioUpstreamOptions | SseUpstreamOptions, log
 }
 
 export function createUpstream (options: UpstreamOptions, log: Logger): Upstream {
+  if (options.kind === 'virtual') return createVirtualUpstream(options, log)
   if (options.kind === 'stdio') {
     let spawnError: Error | undefined
     return new ChannelUpstream({

@@ -4,13 +4,13 @@
  */
 import { headerRecord, httpUrl, int, isPlainObject, nonEmptyString, parseOptions, stringList, z } from '../options.ts'
 import { CHANNEL_DEFAULTS } from './channel-upstream.ts'
-import type { UpstreamOptions } from './create.ts'
+import type { UpstreamConfig, UpstreamOptions } from './create.ts'
 import { STDIO_DEFAULTS } from './stdio.ts'
 import { UPSTREAM_DEFAULTS } from './streamable-http.ts'
 import { TIMEOUT_DEFAULTS, type CheckedTimeouts } from '../deadline.ts'
 
 /** Request timeouts, every kind. */
-const timeoutShape = {
+export const timeoutShape = {
   /**
    * Longest wait for a request's answer with no progress from the upstream; each progress
    * notification for the request restarts it. 0 turns request timeouts off.
@@ -26,7 +26,7 @@ const timeoutShape = {
   toolTimeouts: z.record(z.string(), int(0), { error: 'must be an object of tool names to milliseconds' }).optional().meta({ description: 'requestTimeout per tool name.' })
 }
 
-const nameField = nonEmptyString().optional().meta({ description: 'Name in logs, metrics, health checks and sessions.' })
+export const nameField = nonEmptyString().optional().meta({ description: 'Name in logs, metrics, health checks and sessions.' })
 
 /** Stdio and legacy SSE upstreams: one process or connection per session unless `shared`. */
 const channelShape = {
@@ -142,7 +142,7 @@ export const upstreamSchema = z.union([
 ], { error: UPSTREAM_SHAPE_MESSAGE })
 
 /** One of several upstreams: named, each on its own path. */
-const namedShape = {
+export const namedShape = {
   /** Names the upstream in logs, metrics, health checks and sessions. */
   name: nonEmptyString('is required (a non-empty string)').meta({ description: 'Names the upstream; its endpoint is /mcp/<name> unless path says otherwise.' }),
   /**
@@ -151,19 +151,12 @@ const namedShape = {
    */
   path: nonEmptyString().regex(/^\//, { error: 'must start with "/"' }).optional().meta({ description: 'Path of this upstream\'s MCP endpoint.' })
 }
-export const namedUpstreamSchema = z.discriminatedUnion('kind', [
-  httpUpstreamSchema.extend(namedShape).meta({ id: 'namedHttpUpstream', description: 'A Streamable HTTP upstream.' }),
-  stdioUpstreamSchema.extend(namedShape).meta({ id: 'namedStdioUpstream', description: 'A stdio upstream: a program speaking MCP on stdin/stdout, one process per session by default.' }),
-  sseUpstreamSchema.extend(namedShape).meta({ id: 'namedSseUpstream', description: 'A legacy HTTP+SSE upstream (protocol 2024-11-05).' })
-])
-
 export type UpstreamConfigInput = z.input<typeof upstreamSchema>
-export type NamedUpstreamInput = z.input<typeof namedUpstreamSchema>
 
 /** What the upstream schema gave, as `createUpstream` takes it (a URL string has every default). */
-export function upstreamOptionsOf (parsed: z.output<typeof upstreamSchema>, defaultName: string): UpstreamOptions {
+export function upstreamOptionsOf (parsed: string | UpstreamConfig, defaultName: string): UpstreamOptions {
   const options = typeof parsed === 'string' ? httpUpstreamSchema.parse({ url: parsed }) : parsed
-  return { ...options, name: options.name ?? defaultName }
+  return { ...options, name: options.name ?? defaultName } as UpstreamOptions
 }
 
 /** `value` is a URL string (a Streamable HTTP upstream) or an object with a `kind`. */

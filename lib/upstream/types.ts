@@ -13,7 +13,7 @@ import type { AbortLike } from '../abort.ts'
 import type { JsonRpcMessage } from '../jsonrpc.ts'
 import type { UpstreamAnswer, UpstreamEvents } from './events.ts'
 
-export type UpstreamKind = 'streamable-http' | 'stdio' | 'sse'
+export type UpstreamKind = 'streamable-http' | 'stdio' | 'sse' | 'virtual'
 
 /** One HTTP request to a Streamable HTTP server (the gateway's own, and its bridges' to theirs). */
 export interface UpstreamHttpRequest {

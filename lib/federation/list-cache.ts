@@ -1,0 +1,46 @@
+/**
+ * Members' lists, kept across the virtual server's sessions: until the member says the list
+ * changed (`list_changed` from any of its sessions), or `cacheTtl` passes. What is kept is the
+ * member's own list, before any principal's filtering: the gateway's auth rules apply to the
+ * merged answer on its way out, never to what is stored here.
+ */
+import type { Item, ListKind } from './catalog.ts'
+
+interface Kept {
+  items: Item[]
+  until: number
+}
+
+export class ListCache {
+  private readonly ttl: number
+  private readonly kept = new Map<string, Kept>()
+  /** Bumped by each invalidation: a fetch that started before one is not kept. */
+  private readonly generations = new Map<string, number>()
+  /** Lists fetched from members (a miss) and served from here (a hit). */
+  hits = 0
+  misses = 0
+
+  constructor (ttl: number) {
+    this.ttl = ttl
+  }
+
+  async get (member: string, kind: ListKind, fetch: () => Promise<Item[]>): Promise<Item[]> {
+    const key = `${member}\u0000${kind}`
+    const kept = this.kept.get(key)
+    if (kept !== undefined && kept.until > Date.now()) {
+      this.hits++
+      return kept.items
+    }
+    this.misses++
+    const generation = this.generations.get(member) ?? 0
+    const items = await fetch()
+    if (this.ttl > 0 && (this.generations.get(member) ?? 0) === generation) this.kept.set(key, { items, until: Date.now() + this.ttl })
+    return items
+  }
+
+  /** A member's lists of these kinds changed (or the member went away): fetch them again. */
+  invalidate (member: string, kinds: readonly ListKind[]): void {
+    this.generations.set(member, (this.generations.get(member) ?? 0) + 1)
+    for (const kind of kinds) this.kept.delete(`${member}\u0000${kind}`)
+  }
+}

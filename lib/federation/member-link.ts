@@ -1,0 +1,323 @@
+/**
+ * One member upstream's session inside one virtual session: opening it (`initialize`, then
+ * `notifications/initialized`), sending it requests under ids of its own and reading their
+ * answers, answering its server-to-client requests, and listening to its own stream (2025 GET
+ * stream; the era bridge makes a 2026 upstream's `subscriptions/listen` look the same). Whatever
+ * the member's kind, this speaks the message-level `Upstream` interface only.
+ */
+import { setTimeout as delay } from 'node:timers/promises'
+import { GatewayErrors } from '../errors.ts'
+import { isResponse, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from '../jsonrpc.ts'
+import type { Logger } from '../logger.ts'
+import { HEADER } from '../protocol.ts'
+import type { UpstreamAnswer, UpstreamEvent, UpstreamEvents } from '../upstream/events.ts'
+import { refusedReply } from '../upstream/http-answer.ts'
+import type { Upstream } from '../upstream/types.ts'
+import type { CompiledFilter, ListKind } from './catalog.ts'
+
+/** A member as configured: its upstream, namespace, timeout and filters. */
+export interface MemberSpec {
+  index: number
+  name: string
+  /** The virtual server's name, for errors. */
+  server: string
+  namespace: string
+  /** Longest wait to open its session or answer a list. */
+  timeout: number
+  upstream: Upstream
+  filters: Record<ListKind, CompiledFilter>
+}
+
+/** What a member said when its session opened. */
+export interface MemberInit {
+  protocolVersion: string
+  capabilities: Record<string, unknown>
+  serverInfo?: { name?: string, version?: string }
+  instructions?: string
+}
+
+/** The client's side of `initialize`, sent on to every member. */
+export interface ClientHello {
+  protocolVersion: string
+  capabilities: Record<string, unknown>
+  clientInfo: Record<string, unknown>
+}
+
+export interface LinkWatcher {
+  /** A notification or server-to-client request from the member. */
+  message (link: MemberLink, message: JsonRpcNotification | JsonRpcRequest): void
+  /** The member's session is gone (it exited, forgot it, or cannot be reached). */
+  lost (link: MemberLink, reason: Error): void
+}
+
+interface Waiter {
+  resolve: (response: JsonRpcResponse) => void
+  reject: (reason: Error) => void
+}
+
+const ACCEPT = 'application/json, text/event-stream'
+/** Streams of its own that ended within this long of opening count as a failure (no hot loop). */
+const SHORT_STREAM_MS = 1000
+const MAX_SHORT_STREAMS = 5
+
+export class MemberLink {
+  readonly spec: MemberSpec
+  state: 'new' | 'opening' | 'open' | 'down' | 'closed' = 'new'
+  init: MemberInit | undefined
+  /** Why it is down, for the coded error its callers get. */
+  reason: Error | undefined
+  private readonly hello: ClientHello
+  private readonly watcher: LinkWatcher
+  private readonly log: Logger
+  private readonly maxBytes: number
+  private sessionId: string | undefined
+  private version: string | undefined
+  private nextId = 0
+  private readonly waiting = new Map<string, Waiter>()
+  private opening: Promise<void> | undefined
+  /** Ends this session's own stream, and every wait, at close. */
+  private readonly closing = new AbortController()
+  private generation = 0
+
+  constructor (spec: MemberSpec, hello: ClientHello, watcher: LinkWatcher, log: Logger, maxBytes: number) {
+    this.spec = spec
+    this.hello = hello
+    this.watcher = watcher
+    this.log = log
+    this.maxBytes = maxBytes
+  }
+
+  get name (): string {
+    return this.spec.name
+  }
+
+  /** Opens (or re-opens) the member's session; one attempt at a time, bounded by its timeout. */
+  open (): Promise<void> {
+    this.opening ??= this.openOnce().finally(() => { this.opening = undefined })
+    return this.opening
+  }
+
+  private async openOnce (): Promise<void> {
+    if (this.state === 'closed') throw this.downError(new Error('the virtual session ended'))
+    this.state = 'opening'
+    if (this.sessionId !== undefined) this.endQuietly(this.sessionId)
+    this.sessionId = undefined
+    this.version = undefined
+    const generation = ++this.generation
+    const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(this.spec.timeout)])
+    try {
+      const request: JsonRpcRequest = { jsonrpc: '2.0', id: this.newId(), method: 'initialize', params: { ...this.hello } }
+      const response = await this.exchange(request, signal, true)
+      if (!('result' in response)) throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.name, `initialize failed: ${response.error.message}`)
+      const init = response.result as unknown as MemberInit
+      this.init = { ...init, capabilities: typeof init.capabilities === 'object' && init.capabilities !== null ? init.capabilities : {} }
+      this.version = typeof init.protocolVersion === 'string' ? init.protocolVersion : this.hello.protocolVersion
+      await this.notify({ jsonrpc: '2.0', method: 'notifications/initialized' })
+    } catch (err) {
+      if (!this.closing.signal.aborted) this.state = 'down'
+      this.reason = signal.aborted && !this.closing.signal.aborted ? new Error(`no answer to initialize within ${this.spec.timeout} ms`) : err as Error
+      throw this.downError(this.reason)
+    }
+    if (this.closing.signal.aborted) return
+    this.state = 'open'
+    this.reason = undefined
+    void this.listen(generation)
+  }
+
+  /** Whether the member offers a kind of list (per its initialize answer). */
+  offers (capability: string): boolean {
+    return this.state === 'open' && this.init?.capabilities[capability] !== undefined
+  }
+
+  /**
+   * Sends a request under an id of the member session's own and resolves with its response
+   * (with that id). Rejects with a coded error: the session gone (`UPSTREAM_SESSION_GONE`), the
+   * member unreachable, or the stream ended unanswered.
+   */
+  async request (method: string, params: Record<string, unknown> | undefined, signal?: AbortSignal): Promise<JsonRpcResponse> {
+    const request: JsonRpcRequest = { jsonrpc: '2.0', id: this.newId(), method }
+    if (params !== undefined) request.params = params
+    return await this.exchange(request, signal === undefined ? this.closing.signal : AbortSignal.any([signal, this.closing.signal]), false)
+  }
+
+  /** A client's request, sent under the member's own id (`onSent` learns it, for cancellation). */
+  async forward (message: JsonRpcRequest, onSent: (id: string) => void): Promise<JsonRpcResponse> {
+    const request: JsonRpcRequest = { ...message, id: this.newId() }
+    onSent(request.id as string)
+    return await this.exchange(request, this.closing.signal, false)
+  }
+
+  /** A notification (or the client's answer to one of the member's requests): no answer expected. */
+  async notify (message: JsonRpcMessage): Promise<void> {
+    const answer = await this.spec.upstream.send({ headers: this.headers(), body: JSON.stringify(message), messages: [message], maxBytes: this.maxBytes })
+    if (answer.kind === 'stream') answer.events.destroy()
+  }
+
+  /** Stops waiting for a request's answer (the client cancelled it): whatever comes is dropped. */
+  abandon (id: string): void {
+    this.waiting.get(id)?.reject(Object.assign(new Error('cancelled'), { name: 'AbortError' }))
+    this.waiting.delete(id)
+  }
+
+  /** Ends the member's session (best effort) and everything waiting on it. */
+  close (): void {
+    if (this.state === 'closed') return
+    this.state = 'closed'
+    this.closing.abort()
+    const reason = this.downError(new Error('the virtual session ended'))
+    for (const waiter of this.waiting.values()) waiter.reject(reason)
+    this.waiting.clear()
+    if (this.sessionId !== undefined) this.endQuietly(this.sessionId)
+  }
+
+  private downError (reason: Error): Error {
+    return Object.assign(new GatewayErrors.MEMBER_DOWN(this.name, this.spec.server, reason.message), { member: this.name })
+  }
+
+  private newId (): string {
+    return `vm${++this.nextId}`
+  }
+
+  private headers (): Record<string, string> {
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept: ACCEPT }
+    if (this.sessionId !== undefined) headers[HEADER.sessionId] = this.sessionId
+    if (this.version !== undefined) headers[HEADER.protocolVersion] = this.version
+    return headers
+  }
+
+  private async exchange (request: JsonRpcRequest, signal: AbortSignal, opensSession: boolean): Promise<JsonRpcResponse> {
+    const id = request.id as string
+    let stop: (() => void) | undefined
+    const answered = new Promise<JsonRpcResponse>((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject })
+      const onAbort = (): void => {
+        this.waiting.delete(id)
+        stop?.()
+        reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
+      }
+      if (signal.aborted) onAbort()
+      else signal.addEventListener('abort', onAbort, { once: true })
+    })
+    let answer: UpstreamAnswer
+    try {
+      answer = await this.spec.upstream.send({ headers: this.headers(), body: JSON.stringify(request), messages: [request], opensSession, signal, maxBytes: this.maxBytes })
+    } catch (err) {
+      this.waiting.get(id)?.reject(err as Error)
+      this.waiting.delete(id)
+      return await answered
+    }
+    if (opensSession) this.sessionId = answer.sessionId
+    if (answer.kind === 'stream') {
+      const events = answer.events
+      stop = () => { events.destroy() }
+      this.read(events, id)
+      return await answered
+    }
+    if (answer.kind === 'single') for (const message of answer.messages) this.receive(message)
+    // A whole answer without the response (or none at all) is the member's fault.
+    const waiter = this.waiting.get(id)
+    if (waiter !== undefined) {
+      this.waiting.delete(id)
+      waiter.reject(new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.name, `${request.method} was answered without its response`))
+    }
+    return await answered
+  }
+
+  private read (events: UpstreamEvents, id: string): void {
+    events.read((event) => {
+      this.receiveEvent(event)
+      // The answer is in: nothing more belongs to this request.
+      if (!this.waiting.has(id)) events.destroy()
+    }, (error) => {
+      const waiter = this.waiting.get(id)
+      if (waiter === undefined) return
+      this.waiting.delete(id)
+      const code = (error as { code?: string } | undefined)?.code
+      waiter.reject(code !== undefined ? error as Error : new GatewayErrors.UPSTREAM_STREAM_ENDED(this.name))
+    })
+  }
+
+  private receiveEvent (event: UpstreamEvent): void {
+    if (event.event !== undefined && event.event !== 'message') return
+    let messages: JsonRpcMessage[]
+    if (event.parsed !== undefined) {
+      messages = event.parsed.messages
+    } else {
+      try {
+        const value = JSON.parse(event.data) as JsonRpcMessage | JsonRpcMessage[]
+        messages = Array.isArray(value) ? value : [value]
+      } catch {
+        this.log.debug({ upstream: this.name }, 'virtual server: dropped a member event that is not JSON')
+        return
+      }
+    }
+    for (const message of messages) this.receive(message)
+  }
+
+  private receive (message: JsonRpcMessage): void {
+    if (typeof message !== 'object' || message === null) return
+    if (isResponse(message)) {
+      const id = String(message.id)
+      const waiter = this.waiting.get(id)
+      if (waiter === undefined) return
+      this.waiting.delete(id)
+      waiter.resolve(message)
+      return
+    }
+    if (typeof (message as { method?: unknown }).method !== 'string') return
+    this.watcher.message(this, message)
+  }
+
+  /**
+   * The member session's own stream, for as long as the session lasts: re-opened when it ends,
+   * and the session counted lost when it cannot be (gone, unreachable). A member that offers no
+   * such stream (405) is left without one.
+   */
+  private async listen (generation: number): Promise<void> {
+    let short = 0
+    while (this.generation === generation && this.state === 'open') {
+      let events: UpstreamEvents
+      try {
+        events = await this.spec.upstream.listen({ headers: this.headers(), signal: this.closing.signal })
+      } catch (err) {
+        if (this.generation !== generation || this.state !== 'open') return
+        if (refusedReply(err) !== undefined || (err as { code?: string }).code === 'MCP_GW_STREAM_CONFLICT') return
+        this.lose(err as Error)
+        return
+      }
+      const opened = Date.now()
+      await new Promise<void>((resolve) => { events.read((event) => { this.receiveEvent(event) }, () => { resolve() }) })
+      if (this.generation !== generation || this.state !== 'open') return
+      if (Date.now() - opened < SHORT_STREAM_MS) {
+        if (++short >= MAX_SHORT_STREAMS) {
+          this.log.warn({ upstream: this.name }, 'virtual server: a member keeps ending its own stream at once; listening stopped')
+          return
+        }
+        try {
+          await delay(SHORT_STREAM_MS, undefined, { signal: this.closing.signal })
+        } catch {
+          return
+        }
+      } else {
+        short = 0
+      }
+    }
+  }
+
+  private lose (reason: Error): void {
+    this.state = 'down'
+    this.reason = reason
+    const gone = this.downError(reason)
+    for (const waiter of this.waiting.values()) waiter.reject(gone)
+    this.waiting.clear()
+    this.watcher.lost(this, reason)
+  }
+
+  private endQuietly (sessionId: string): void {
+    const headers: Record<string, string> = { [HEADER.sessionId]: sessionId }
+    if (this.version !== undefined) headers[HEADER.protocolVersion] = this.version
+    this.spec.upstream.end({ headers }).catch((err: unknown) => {
+      this.log.debug({ upstream: this.name, err }, 'virtual server: ending a member session failed')
+    })
+  }
+}

@@ -1,0 +1,442 @@
+/**
+ * One virtual session: the message channel a client's session talks to, holding one session with
+ * each member (member-link.ts). `initialize` opens them all at once, each bounded by its own
+ * timeout; lists are fanned out in parallel and merged (catalog.ts); calls, reads and completions
+ * go to the member that has the name or URI, under its own name and an id of its own; member
+ * notifications and requests come back with the client's names and ids. A member that is down is
+ * left out of lists and retried in the background; the client hears `list_changed` when it goes
+ * and when it comes back.
+ */
+import { GatewayErrors, toJsonRpcError } from '../errors.ts'
+import { isRequest, isResponse, type JsonRpcId, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from '../jsonrpc.ts'
+import type { Logger } from '../logger.ts'
+import type { MessageChannel } from '../upstream/channel.ts'
+import { decodeCursor, KIND, LIST_KINDS, mergeLists, page, type Item, type ListKind, type Merged } from './catalog.ts'
+import { negotiatedVersion, mergedInitialize } from './initialize.ts'
+import { MemberLink, type ClientHello, type LinkWatcher } from './member-link.ts'
+import { exposeUri, resolveUri } from './resource-routing.ts'
+import type { VirtualServer } from './virtual-server.ts'
+
+/** Most pages read from one member for one list. */
+const MAX_MEMBER_PAGES = 100
+
+type Result = Record<string, unknown>
+
+function isSessionGone (err: unknown): boolean {
+  return (err as { code?: string }).code === 'MCP_GW_UPSTREAM_SESSION_GONE'
+}
+
+/** Failures that mean the member cannot serve now: one coded error naming it. */
+const DOWN_CODES = new Set(['MCP_GW_UPSTREAM_UNAVAILABLE', 'MCP_GW_UPSTREAM_EXITED', 'MCP_GW_UPSTREAM_STREAM_ENDED', 'MCP_GW_UPSTREAM_TIMEOUT', 'MCP_GW_UPSTREAM_FULL', 'MCP_GW_UPSTREAM_BACKLOG'])
+
+export class VirtualChannel implements MessageChannel, LinkWatcher {
+  onmessage: (message: JsonRpcMessage) => void = () => {}
+  onclose: (reason: Error) => void = () => {}
+  readonly server: VirtualServer
+  links: MemberLink[] = []
+  private readonly log: Logger
+  private opened: Promise<void> | undefined
+  /** The last merged list of each kind, what names and URIs are routed by. */
+  readonly merged = new Map<ListKind, Merged>()
+  /** Every exposed name seen this session, by kind: a call to a name whose member is down says so. */
+  private readonly known = new Map<string, number>()
+  /** Client request id -> the member and the id it was sent under (for cancellation). */
+  private readonly forwarded = new Map<JsonRpcId, { link: MemberLink, id: string }>()
+  private readonly cancelled = new Set<JsonRpcId>()
+  /** The gateway's id for a member's server-to-client request -> the member and its own id. */
+  private readonly asked = new Map<string, { link: MemberLink, id: JsonRpcId }>()
+  private nextAsk = 0
+  private readonly retries = new Map<MemberLink, { timer: NodeJS.Timeout | undefined, failures: number, trying: boolean, last: number }>()
+  private closed = false
+  /** No member could be opened: the session ends once `initialize` is answered. */
+  private failed = false
+
+  constructor (server: VirtualServer, log: Logger) {
+    this.server = server
+    this.log = log
+  }
+
+  send (message: JsonRpcMessage): void {
+    if (this.closed) throw new GatewayErrors.UPSTREAM_EXITED(this.server.name, 'the virtual session ended')
+    void this.handle(message).catch((err: unknown) => {
+      this.log.warn({ upstream: this.server.name, err }, 'virtual server: a message could not be handled')
+    })
+  }
+
+  async close (): Promise<void> {
+    this.shutdown()
+  }
+
+  kill (): void {
+    this.shutdown()
+  }
+
+  private shutdown (): void {
+    if (this.closed) return
+    this.closed = true
+    for (const retry of this.retries.values()) clearTimeout(retry.timer)
+    this.retries.clear()
+    for (const link of this.links) link.close()
+    this.onclose(new GatewayErrors.UPSTREAM_EXITED(this.server.name, 'the virtual session ended'))
+  }
+
+  private emit (message: JsonRpcMessage): void {
+    if (!this.closed) this.onmessage(message)
+  }
+
+  private async handle (message: JsonRpcMessage): Promise<void> {
+    if (isResponse(message)) return await this.answerMember(message)
+    if (!isRequest(message)) return await this.clientNotification(message)
+    let response: JsonRpcResponse
+    try {
+      response = await this.answer(message)
+    } catch (err) {
+      const coded = (err as { code?: string }).code?.startsWith('MCP_GW_') === true
+      if (!coded && (err as Error).name !== 'AbortError') this.log.warn({ upstream: this.server.name, method: message.method, err }, 'virtual server: request failed')
+      response = toJsonRpcError(err as Error, message.id).body
+    }
+    // A cancelled request gets no answer (the spec).
+    if (this.cancelled.delete(message.id)) return
+    this.emit(response)
+    if (this.failed) this.shutdown()
+  }
+
+  private async answer (request: JsonRpcRequest): Promise<JsonRpcResponse> {
+    const result = (value: Result): JsonRpcResponse => ({ jsonrpc: '2.0', id: request.id, result: value })
+    if (request.method === 'initialize') return result(await this.initialize(request))
+    await this.opened
+    const params = request.params ?? {}
+    switch (request.method) {
+      case 'ping': return result({})
+      case 'tools/list': return result(await this.listPage('tools', params.cursor))
+      case 'prompts/list': return result(await this.listPage('prompts', params.cursor))
+      case 'resources/list': return result(await this.listPage('resources', params.cursor))
+      case 'resources/templates/list': return result(await this.listPage('resourceTemplates', params.cursor))
+      case 'tools/call': return await this.byName('tools', request, false)
+      case 'prompts/get': return await this.byName('prompts', request, true)
+      case 'resources/read':
+      case 'resources/subscribe':
+      case 'resources/unsubscribe': return await this.byUri(request)
+      case 'completion/complete': return await this.complete(request)
+      case 'logging/setLevel': return result(await this.fanOut(request, 'logging'))
+      default: throw new GatewayErrors.VIRTUAL_NOT_ROUTED(this.server.name, request.method)
+    }
+  }
+
+  private async initialize (request: JsonRpcRequest): Promise<Result> {
+    if (this.opened !== undefined) throw new GatewayErrors.ALREADY_INITIALIZED()
+    const params = request.params ?? {}
+    const hello: ClientHello = {
+      protocolVersion: negotiatedVersion(params.protocolVersion),
+      capabilities: typeof params.capabilities === 'object' && params.capabilities !== null ? params.capabilities as Result : {},
+      clientInfo: typeof params.clientInfo === 'object' && params.clientInfo !== null ? params.clientInfo as Result : { name: 'unknown', version: '0' }
+    }
+    this.links = this.server.members.map((spec) => new MemberLink(spec, hello, this, this.log, this.server.maxBytes))
+    this.opened = Promise.allSettled(this.links.map(async (link) => { await link.open() })).then(() => {})
+    await this.opened
+    const open = this.links.filter((link) => link.state === 'open')
+    if (open.length === 0) {
+      // Closed once the client has its answer (closing first would fail the answer instead).
+      this.failed = true
+      throw new GatewayErrors.NO_MEMBER_OPEN(this.server.name, this.links.map((link) => `${link.name}: ${link.reason?.message ?? 'closed'}`).join('; '))
+    }
+    for (const link of this.links) {
+      if (link.state !== 'open') {
+        this.log.warn({ upstream: this.server.name, member: link.name, reason: link.reason?.message }, 'virtual server: a member is left out for now')
+        this.scheduleRetry(link)
+      }
+    }
+    return mergedInitialize(this.server.name, hello.protocolVersion, open)
+  }
+
+  // --- lists -------------------------------------------------------------------------------
+
+  private async listPage (kind: ListKind, cursor: unknown): Promise<Result> {
+    let offset = 0
+    if (cursor !== undefined) {
+      const decoded = decodeCursor(kind, cursor)
+      if (decoded === undefined) throw new GatewayErrors.INVALID_CURSOR(KIND[kind].method)
+      offset = decoded
+    }
+    // Later pages read the list the first page came from, when this instance has it.
+    const merged = offset > 0 ? this.merged.get(kind) ?? await this.mergedList(kind) : await this.mergedList(kind)
+    return page(kind, merged, offset, this.server.pageSize)
+  }
+
+  async mergedList (kind: ListKind): Promise<Merged> {
+    const lists = await Promise.all(this.links.map(async (link) => await this.memberList(link, kind)))
+    const merged = mergeLists(kind, this.server.rules, this.server.catalog[kind], lists)
+    this.merged.set(kind, merged)
+    for (const entry of merged.byExposed.values()) this.known.set(`${kind}\u0000${entry.exposed}`, entry.member)
+    return merged
+  }
+
+  private async memberList (link: MemberLink, kind: ListKind): Promise<Item[] | undefined> {
+    if (link.state === 'down') {
+      this.kick(link)
+      return undefined
+    }
+    if (link.state === 'opening') await link.open().catch(() => {})
+    if (!link.offers(KIND[kind].capability)) return undefined
+    const fetch = async (): Promise<Item[]> => await this.fetchAll(link, kind)
+    try {
+      return await this.server.cache.get(link.name, kind, fetch)
+    } catch (err) {
+      if (isSessionGone(err)) {
+        try {
+          await link.open()
+          return await this.server.cache.get(link.name, kind, fetch)
+        } catch (again) {
+          err = again
+        }
+      }
+      this.log.warn({ upstream: this.server.name, member: link.name, kind, err }, 'virtual server: a member\'s list is left out')
+      return undefined
+    }
+  }
+
+  private async fetchAll (link: MemberLink, kind: ListKind): Promise<Item[]> {
+    const items: Item[] = []
+    const signal = AbortSignal.timeout(link.spec.timeout)
+    let cursor: string | undefined
+    for (let pages = 0; pages < MAX_MEMBER_PAGES; pages++) {
+      let response: JsonRpcResponse
+      try {
+        response = await link.request(KIND[kind].method, cursor === undefined ? undefined : { cursor }, signal)
+      } catch (err) {
+        if (signal.aborted) throw new GatewayErrors.UPSTREAM_TIMEOUT(link.name)
+        throw err
+      }
+      if (!('result' in response)) throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(link.name, `${KIND[kind].method} failed: ${response.error.message}`)
+      const list = response.result[kind]
+      if (!Array.isArray(list)) throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(link.name, `${KIND[kind].method} has no ${kind} array`)
+      for (const item of list) if (typeof item === 'object' && item !== null && !Array.isArray(item)) items.push(item as Item)
+      const next = response.result.nextCursor
+      if (typeof next !== 'string' || next.length === 0) return items
+      cursor = next
+    }
+    this.log.warn({ upstream: this.server.name, member: link.name, kind }, `virtual server: a member's list has more than ${MAX_MEMBER_PAGES} pages; the rest is left out`)
+    return items
+  }
+
+  // --- routing -----------------------------------------------------------------------------
+
+  /** The entry an exposed name stands for, from the last merged list or a fresh one. */
+  async find (kind: ListKind, exposed: string): Promise<{ link: MemberLink, own: string }> {
+    const entry = this.merged.get(kind)?.byExposed.get(exposed) ?? (await this.mergedList(kind)).byExposed.get(exposed)
+    if (entry !== undefined) return { link: this.links[entry.member] as MemberLink, own: entry.own }
+    // A name of a member that is down now: say that, not "unknown".
+    const member = this.known.get(`${kind}\u0000${exposed}`)
+    const link = member === undefined ? undefined : this.links[member]
+    if (link !== undefined && link.state !== 'open') throw new GatewayErrors.MEMBER_DOWN(link.name, this.server.name, link.reason?.message ?? 'not open')
+    throw new GatewayErrors.VIRTUAL_UNKNOWN(this.server.name, kind === 'tools' ? 'tool' : kind === 'prompts' ? 'prompt' : 'resource template', exposed)
+  }
+
+  private async byName (kind: 'tools' | 'prompts', request: JsonRpcRequest, idempotent: boolean): Promise<JsonRpcResponse> {
+    const params = request.params ?? {}
+    if (typeof params.name !== 'string') throw new GatewayErrors.VIRTUAL_UNKNOWN(this.server.name, kind === 'tools' ? 'tool' : 'prompt', 'without a name')
+    const { link, own } = await this.find(kind, params.name)
+    return await this.forward(link, { ...request, params: { ...params, name: own } }, idempotent)
+  }
+
+  private async byUri (request: JsonRpcRequest): Promise<JsonRpcResponse> {
+    const params = request.params ?? {}
+    if (typeof params.uri !== 'string') throw new GatewayErrors.VIRTUAL_UNKNOWN(this.server.name, 'resource', 'without a uri')
+    const { link, own } = await resolveUri(this, params.uri)
+    const response = await this.forward(link, { ...request, params: { ...params, uri: own } }, true)
+    if (request.method !== 'resources/read' || !('result' in response) || !Array.isArray(response.result.contents)) return response
+    const contents = (response.result.contents as Item[]).map((content) => typeof content.uri === 'string' ? { ...content, uri: exposeUri(this, link, content.uri) } : content)
+    return { ...response, result: { ...response.result, contents } }
+  }
+
+  private async complete (request: JsonRpcRequest): Promise<JsonRpcResponse> {
+    const params = request.params ?? {}
+    const ref = params.ref as { type?: unknown, name?: unknown, uri?: unknown } | undefined
+    if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
+      const { link, own } = await this.find('prompts', ref.name)
+      return await this.forward(link, { ...request, params: { ...params, ref: { ...ref, name: own } } }, true)
+    }
+    if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
+      const listed = (this.merged.get('resourceTemplates') ?? await this.mergedList('resourceTemplates')).byExposed.get(ref.uri)
+      const { link, own } = listed !== undefined ? { link: this.links[listed.member] as MemberLink, own: listed.own } : await resolveUri(this, ref.uri)
+      return await this.forward(link, { ...request, params: { ...params, ref: { ...ref, uri: own } } }, true)
+    }
+    throw new GatewayErrors.VIRTUAL_UNKNOWN(this.server.name, 'completion reference', JSON.stringify(ref ?? null).slice(0, 200))
+  }
+
+  /** A request every member that offers `capability` gets; the client gets an empty result. */
+  private async fanOut (request: JsonRpcRequest, capability: string): Promise<Result> {
+    await Promise.all(this.links.filter((link) => link.offers(capability)).map(async (link) => {
+      try {
+        await link.request(request.method, request.params, AbortSignal.timeout(link.spec.timeout))
+      } catch (err) {
+        this.log.warn({ upstream: this.server.name, member: link.name, method: request.method, err }, 'virtual server: a member did not take a fanned-out request')
+      }
+    }))
+    return {}
+  }
+
+  /**
+   * Sends a client's request to one member. A member that forgot its session gets a new one at
+   * once; requests that are safe to repeat are sent again, others are answered with a coded error
+   * saying they were not made.
+   */
+  private async forward (link: MemberLink, request: JsonRpcRequest, idempotent: boolean): Promise<JsonRpcResponse> {
+    if (link.state !== 'open') await this.usable(link)
+    try {
+      return await this.sendTo(link, request)
+    } catch (err) {
+      if (!isSessionGone(err)) throw this.memberError(link, err)
+      await link.open()
+      if (!idempotent) throw new GatewayErrors.MEMBER_SESSION_REOPENED(link.name, this.server.name)
+      try {
+        return await this.sendTo(link, request)
+      } catch (again) {
+        throw this.memberError(link, again)
+      }
+    }
+  }
+
+  private async sendTo (link: MemberLink, request: JsonRpcRequest): Promise<JsonRpcResponse> {
+    const clientId = request.id
+    try {
+      const response = await link.forward(request, (id) => { this.forwarded.set(clientId, { link, id }) })
+      return { ...response, id: clientId }
+    } finally {
+      this.forwarded.delete(clientId)
+    }
+  }
+
+  private async usable (link: MemberLink): Promise<void> {
+    if (link.state === 'opening') {
+      await link.open()
+      return
+    }
+    this.kick(link)
+    throw new GatewayErrors.MEMBER_DOWN(link.name, this.server.name, link.reason?.message ?? 'not open')
+  }
+
+  private memberError (link: MemberLink, err: unknown): unknown {
+    const code = (err as { code?: string }).code
+    if (code !== undefined && DOWN_CODES.has(code)) return new GatewayErrors.MEMBER_DOWN(link.name, this.server.name, (err as Error).message)
+    return err
+  }
+
+  // --- the client's notifications and answers ------------------------------------------------
+
+  private async clientNotification (message: JsonRpcNotification): Promise<void> {
+    if (message.method === 'notifications/initialized') return
+    await this.opened
+    if (message.method === 'notifications/cancelled') {
+      const requestId = message.params?.requestId as JsonRpcId | undefined
+      const target = requestId === undefined ? undefined : this.forwarded.get(requestId)
+      if (target === undefined || requestId === undefined) return
+      this.cancelled.add(requestId)
+      target.link.abandon(target.id)
+      await target.link.notify({ ...message, params: { ...message.params, requestId: target.id } }).catch(() => {})
+      return
+    }
+    // roots/list_changed and the like: every member may care.
+    await Promise.all(this.links.filter((link) => link.state === 'open').map(async (link) => { await link.notify(message).catch(() => {}) }))
+  }
+
+  private async answerMember (response: JsonRpcResponse): Promise<void> {
+    const entry = this.asked.get(String(response.id))
+    if (entry === undefined) return
+    this.asked.delete(String(response.id))
+    await entry.link.notify({ ...response, id: entry.id }).catch((err: unknown) => {
+      this.log.debug({ upstream: this.server.name, member: entry.link.name, err }, 'virtual server: an answer to a member\'s request was lost')
+    })
+  }
+
+  // --- what members send, and members coming and going ---------------------------------------
+
+  message (link: MemberLink, message: JsonRpcNotification | JsonRpcRequest): void {
+    if (isRequest(message)) {
+      if (message.method === 'ping') {
+        void link.notify({ jsonrpc: '2.0', id: message.id, result: {} }).catch(() => {})
+        return
+      }
+      const id = `vs${++this.nextAsk}`
+      this.asked.set(id, { link, id: message.id })
+      this.emit({ ...message, id })
+      return
+    }
+    const changed = LIST_KINDS.filter((kind) => KIND[kind].changed === message.method)
+    if (changed.length > 0) {
+      this.server.cache.invalidate(link.name, changed)
+      for (const kind of changed) this.merged.delete(kind)
+      this.emit(message)
+      return
+    }
+    if (message.method === 'notifications/resources/updated' && typeof message.params?.uri === 'string') {
+      this.emit({ ...message, params: { ...message.params, uri: exposeUri(this, link, message.params.uri) } })
+      return
+    }
+    if (message.method === 'notifications/cancelled') {
+      // The member gave up one of its own requests to the client: under the id the client knows.
+      for (const [id, entry] of this.asked) {
+        if (entry.link === link && entry.id === message.params?.requestId) {
+          this.asked.delete(id)
+          this.emit({ ...message, params: { ...message.params, requestId: id } })
+        }
+      }
+      return
+    }
+    this.emit(message)
+  }
+
+  lost (link: MemberLink, reason: Error): void {
+    if (this.closed) return
+    this.log.warn({ upstream: this.server.name, member: link.name, reason: reason.message }, 'virtual server: a member is gone; retrying in the background')
+    this.changed(link)
+    this.scheduleRetry(link)
+  }
+
+  /** The member's part of the merged lists changed (it went, or came back): the client re-lists. */
+  private changed (link: MemberLink): void {
+    const methods = new Set<string>()
+    for (const kind of LIST_KINDS) {
+      if (link.init?.capabilities[KIND[kind].capability] === undefined) continue
+      this.merged.delete(kind)
+      methods.add(KIND[kind].changed)
+    }
+    for (const method of methods) this.emit({ jsonrpc: '2.0', method })
+  }
+
+  /** Tries a member that is down again soon (now, unless it was tried within `retryMs`). */
+  private kick (link: MemberLink): void {
+    const retry = this.retries.get(link)
+    if (retry === undefined || retry.trying || Date.now() - retry.last < this.server.retryMs) return
+    clearTimeout(retry.timer)
+    this.retry(link)
+  }
+
+  private scheduleRetry (link: MemberLink): void {
+    if (this.closed) return
+    const retry = this.retries.get(link) ?? { timer: undefined, failures: 0, trying: false, last: Date.now() }
+    this.retries.set(link, retry)
+    clearTimeout(retry.timer)
+    const wait = Math.min(this.server.retryMs * 2 ** retry.failures, this.server.maxRetryMs)
+    retry.timer = setTimeout(() => { this.retry(link) }, wait)
+    // A session's retries never keep the process alive; close() clears them.
+    retry.timer.unref()
+  }
+
+  private retry (link: MemberLink): void {
+    const retry = this.retries.get(link)
+    if (retry === undefined || this.closed) return
+    retry.trying = true
+    retry.timer = undefined
+    link.open().then(() => {
+      this.retries.delete(link)
+      this.log.info({ upstream: this.server.name, member: link.name }, 'virtual server: a member is back')
+      this.changed(link)
+    }, () => {
+      retry.trying = false
+      retry.last = Date.now()
+      retry.failures++
+      this.scheduleRetry(link)
+    })
+  }
+}

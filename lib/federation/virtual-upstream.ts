@@ -1,0 +1,111 @@
+/**
+ * A virtual server as an `Upstream`: a channel upstream whose channels are virtual sessions
+ * (virtual-channel.ts), so the endpoint in front of it (sessions, resumable streams, interceptors,
+ * auth, WebSocket) is the same as for any other upstream. Its members are upstreams of any kind,
+ * built as they would be alone and shared by every virtual session.
+ */
+import { invalid } from '../options.ts'
+import type { Logger } from '../logger.ts'
+import { ChannelUpstream } from '../upstream/channel-upstream.ts'
+import { createUpstream, type UpstreamOptions } from '../upstream/create.ts'
+import { upstreamOptionsOf } from '../upstream/options.ts'
+import type { Upstream } from '../upstream/types.ts'
+import { compileFilter, LIST_KINDS, type CatalogMember, type ListKind } from './catalog.ts'
+import { ListCache } from './list-cache.ts'
+import type { MemberSpec } from './member-link.ts'
+import { FEDERATION_DEFAULTS, type VirtualUpstreamOptions } from './options.ts'
+import { VirtualChannel } from './virtual-channel.ts'
+import type { VirtualServer } from './virtual-server.ts'
+
+const FILTER_OF: Record<ListKind, 'tools' | 'prompts' | 'resources'> = { tools: 'tools', prompts: 'prompts', resources: 'resources', resourceTemplates: 'resources' }
+const MAX_MEMBER_BYTES = 64 * 1024 * 1024
+
+/** Member specs, checked for what one member alone cannot see: names and namespaces unique. */
+function memberSpecs (options: VirtualUpstreamOptions, log: Logger): MemberSpec[] {
+  const names = new Map<string, number>()
+  const namespaces = new Map<string, number>()
+  const specs: MemberSpec[] = []
+  options.members.forEach((member, index) => {
+    const upstreamOptions: UpstreamOptions = upstreamOptionsOf(member.upstream, `${options.name}-${index + 1}`)
+    const at = `upstream.members[${index}]`
+    const name = upstreamOptions.name
+    const namespace = member.namespace ?? name
+    const sameName = names.get(name)
+    if (sameName !== undefined) throw invalid(`${at}.upstream.name`, `"${name}" is also members[${sameName}]'s: give each member its own name`)
+    const sameSpace = namespaces.get(namespace)
+    if (sameSpace !== undefined) throw invalid(`${at}.namespace`, `"${namespace}" is also members[${sameSpace}]'s: give each member its own namespace`)
+    names.set(name, index)
+    namespaces.set(namespace, index)
+    specs.push({
+      index,
+      name,
+      server: options.name,
+      namespace,
+      timeout: member.timeout,
+      // Built once the whole list is checked (below): a stdio member spawns nothing until used.
+      upstream: undefined as unknown as Upstream,
+      filters: {
+        tools: compileFilter(member.tools),
+        prompts: compileFilter(member.prompts),
+        resources: compileFilter(member.resources),
+        resourceTemplates: compileFilter(member.resources)
+      }
+    })
+  })
+  options.members.forEach((member, index) => {
+    (specs[index] as MemberSpec).upstream = createUpstream(upstreamOptionsOf(member.upstream, `${options.name}-${index + 1}`), log)
+  })
+  return specs
+}
+
+export function createVirtualUpstream (options: VirtualUpstreamOptions, log: Logger): Upstream {
+  const members = memberSpecs(options, log)
+  const catalog = {} as Record<ListKind, CatalogMember[]>
+  for (const kind of LIST_KINDS) catalog[kind] = members.map((spec) => ({ index: spec.index, namespace: spec.namespace, filter: spec.filters[FILTER_OF[kind]] }))
+  const server: VirtualServer = {
+    name: options.name,
+    members,
+    rules: { naming: options.naming, separator: options.separator },
+    catalog,
+    cache: new ListCache(options.cacheTtl),
+    pageSize: options.pageSize,
+    retryMs: FEDERATION_DEFAULTS.retryMs,
+    maxRetryMs: FEDERATION_DEFAULTS.maxRetryMs,
+    maxBytes: MAX_MEMBER_BYTES
+  }
+  return new VirtualUpstream(server, log)
+}
+
+/** The channel upstream of virtual sessions, which also owns (probes, closes) its members. */
+export class VirtualUpstream extends ChannelUpstream {
+  readonly server: VirtualServer
+
+  constructor (server: VirtualServer, log: Logger) {
+    super({
+      name: server.name,
+      kind: 'virtual',
+      // A virtual session costs the gateway a little memory; its members keep their own caps.
+      maxChannels: Number.MAX_SAFE_INTEGER,
+      log,
+      open: async () => new VirtualChannel(server, log),
+      // Ready while some member is: the others are left out of lists until they are back.
+      probe: async () => { await Promise.any(server.members.map(async (member) => { await member.upstream.probe() })) },
+      release: async (force) => {
+        await Promise.all(server.members.map(async (member) => { await (force ? member.upstream.destroy() : member.upstream.close()) }))
+      }
+    })
+    this.server = server
+  }
+
+  /** Each member's readiness, for `/readyz`: which one is down, and why. */
+  async members (): Promise<Array<{ name: string, ok: boolean, error?: string }>> {
+    return await Promise.all(this.server.members.map(async (member) => {
+      try {
+        await member.upstream.probe()
+        return { name: member.name, ok: true }
+      } catch (err) {
+        return { name: member.name, ok: false, error: (err as Error).message }
+      }
+    }))
+  }
+}
