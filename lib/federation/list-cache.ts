@@ -24,8 +24,12 @@ export class ListCache {
     this.ttl = ttl
   }
 
-  async get (member: string, kind: ListKind, fetch: () => Promise<Item[]>): Promise<Item[]> {
-    const key = `${member}\u0000${kind}`
+  /**
+   * `audience`: what the member's lists may depend on besides the member (the client's declared
+   * capabilities: a server may offer a tool only to clients that can answer it).
+   */
+  async get (member: string, audience: string, kind: ListKind, fetch: () => Promise<Item[]>): Promise<Item[]> {
+    const key = `${member}\u0000${kind}\u0000${audience}`
     const kept = this.kept.get(key)
     if (kept !== undefined && kept.until > Date.now()) {
       this.hits++
@@ -41,6 +45,9 @@ export class ListCache {
   /** A member's lists of these kinds changed (or the member went away): fetch them again. */
   invalidate (member: string, kinds: readonly ListKind[]): void {
     this.generations.set(member, (this.generations.get(member) ?? 0) + 1)
-    for (const kind of kinds) this.kept.delete(`${member}\u0000${kind}`)
+    for (const kind of kinds) {
+      const head = `${member}\u0000${kind}\u0000`
+      for (const key of this.kept.keys()) if (key.startsWith(head)) this.kept.delete(key)
+    }
   }
 }

@@ -77,7 +77,10 @@ export class MemberLink {
   private opening: Promise<void> | undefined
   /** Ends this session's own stream, and every wait, at close. */
   private readonly closing = new AbortController()
-  private generation = 0
+  /** Bumped by each open: which session of the member is the current one. */
+  private opened = 0
+  /** How to stop reading each request's answer (a cancelled one is not read on). */
+  private readonly stops = new Map<string, () => void>()
 
   constructor (spec: MemberSpec, hello: ClientHello, watcher: LinkWatcher, log: Logger, maxBytes: number) {
     this.spec = spec
@@ -91,10 +94,29 @@ export class MemberLink {
     return this.spec.name
   }
 
+  /** The client capabilities this session was opened with, as a cache key (list-cache.ts). */
+  get audience (): string {
+    return JSON.stringify(this.hello.capabilities)
+  }
+
   /** Opens (or re-opens) the member's session; one attempt at a time, bounded by its timeout. */
   open (): Promise<void> {
     this.opening ??= this.openOnce().finally(() => { this.opening = undefined })
     return this.opening
+  }
+
+  /** Which session the member is on: a request that met a forgotten session says which it was. */
+  get generation (): number {
+    return this.opened
+  }
+
+  /**
+   * Re-opens after the member forgot session `generation`; a no-op when another request already
+   * did (re-opening again would end the new session under the requests now on it).
+   */
+  async reopen (generation: number): Promise<void> {
+    if (this.opened !== generation && this.state === 'open') return
+    await this.open()
   }
 
   private async openOnce (): Promise<void> {
@@ -103,8 +125,8 @@ export class MemberLink {
     if (this.sessionId !== undefined) this.endQuietly(this.sessionId)
     this.sessionId = undefined
     this.version = undefined
-    const generation = ++this.generation
-    const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(this.spec.timeout)])
+    const generation = ++this.opened
+    const signal = AbortSignal.timeout(this.spec.timeout)
     try {
       const request: JsonRpcRequest = { jsonrpc: '2.0', id: this.newId(), method: 'initialize', params: { ...this.hello } }
       const response = await this.exchange(request, signal, true)
@@ -112,7 +134,7 @@ export class MemberLink {
       const init = response.result as unknown as MemberInit
       this.init = { ...init, capabilities: typeof init.capabilities === 'object' && init.capabilities !== null ? init.capabilities : {} }
       this.version = typeof init.protocolVersion === 'string' ? init.protocolVersion : this.hello.protocolVersion
-      await this.notify({ jsonrpc: '2.0', method: 'notifications/initialized' })
+      await this.notify({ jsonrpc: '2.0', method: 'notifications/initialized' }, signal)
     } catch (err) {
       if (!this.closing.signal.aborted) this.state = 'down'
       this.reason = signal.aborted && !this.closing.signal.aborted ? new Error(`no answer to initialize within ${this.spec.timeout} ms`) : err as Error
@@ -137,19 +159,19 @@ export class MemberLink {
   async request (method: string, params: Record<string, unknown> | undefined, signal?: AbortSignal): Promise<JsonRpcResponse> {
     const request: JsonRpcRequest = { jsonrpc: '2.0', id: this.newId(), method }
     if (params !== undefined) request.params = params
-    return await this.exchange(request, signal === undefined ? this.closing.signal : AbortSignal.any([signal, this.closing.signal]), false)
+    return await this.exchange(request, signal, false)
   }
 
   /** A client's request, sent under the member's own id (`onSent` learns it, for cancellation). */
   async forward (message: JsonRpcRequest, onSent: (id: string) => void): Promise<JsonRpcResponse> {
     const request: JsonRpcRequest = { ...message, id: this.newId() }
     onSent(request.id as string)
-    return await this.exchange(request, this.closing.signal, false)
+    return await this.exchange(request, undefined, false)
   }
 
   /** A notification (or the client's answer to one of the member's requests): no answer expected. */
-  async notify (message: JsonRpcMessage): Promise<void> {
-    const answer = await this.spec.upstream.send({ headers: this.headers(), body: JSON.stringify(message), messages: [message], maxBytes: this.maxBytes })
+  async notify (message: JsonRpcMessage, signal?: AbortSignal): Promise<void> {
+    const answer = await this.spec.upstream.send({ headers: this.headers(), body: JSON.stringify(message), messages: [message], signal, maxBytes: this.maxBytes })
     if (answer.kind === 'stream') answer.events.destroy()
   }
 
@@ -157,6 +179,12 @@ export class MemberLink {
   abandon (id: string): void {
     this.waiting.get(id)?.reject(Object.assign(new Error('cancelled'), { name: 'AbortError' }))
     this.waiting.delete(id)
+    this.stops.get(id)?.()
+  }
+
+  /** The member cannot serve (a call found it unreachable): down, until a retry re-opens it. */
+  markDown (reason: Error): void {
+    if (this.state === 'open') this.lose(reason)
   }
 
   /** Ends the member's session (best effort) and everything waiting on it. */
@@ -167,6 +195,7 @@ export class MemberLink {
     const reason = this.downError(new Error('the virtual session ended'))
     for (const waiter of this.waiting.values()) waiter.reject(reason)
     this.waiting.clear()
+    for (const stop of [...this.stops.values()]) stop()
     if (this.sessionId !== undefined) this.endQuietly(this.sessionId)
   }
 
@@ -185,42 +214,59 @@ export class MemberLink {
     return headers
   }
 
-  private async exchange (request: JsonRpcRequest, signal: AbortSignal, opensSession: boolean): Promise<JsonRpcResponse> {
+  /**
+   * Sends one request and waits for its response. `signal` (the caller's) and the link's own close
+   * both stop it; each request gets its own signal for the upstream, and its listeners are removed
+   * when it settles (on a session-long signal they would pile up, one per request).
+   */
+  private async exchange (request: JsonRpcRequest, signal: AbortSignal | undefined, opensSession: boolean): Promise<JsonRpcResponse> {
+    if (this.state === 'closed') throw this.downError(new Error('the virtual session ended'))
     const id = request.id as string
-    let stop: (() => void) | undefined
-    const answered = new Promise<JsonRpcResponse>((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject })
-      const onAbort = (): void => {
-        this.waiting.delete(id)
-        stop?.()
-        reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
-      }
-      if (signal.aborted) onAbort()
-      else signal.addEventListener('abort', onAbort, { once: true })
-    })
-    let answer: UpstreamAnswer
+    // Aborted by the caller's signal, by abandon() (a cancel) and by close() (through `stops`).
+    const local = new AbortController()
+    this.stops.set(id, () => { local.abort() })
+    const onAbort = (): void => {
+      const waiter = this.waiting.get(id)
+      this.waiting.delete(id)
+      local.abort()
+      waiter?.reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'))
+    }
+    const answered = new Promise<JsonRpcResponse>((resolve, reject) => { this.waiting.set(id, { resolve, reject }) })
+    if (signal?.aborted === true) onAbort()
+    signal?.addEventListener('abort', onAbort, { once: true })
     try {
-      answer = await this.spec.upstream.send({ headers: this.headers(), body: JSON.stringify(request), messages: [request], opensSession, signal, maxBytes: this.maxBytes })
-    } catch (err) {
-      this.waiting.get(id)?.reject(err as Error)
-      this.waiting.delete(id)
+      let answer: UpstreamAnswer
+      try {
+        answer = await this.spec.upstream.send({ headers: this.headers(), body: JSON.stringify(request), messages: [request], opensSession, signal: local.signal, maxBytes: this.maxBytes })
+      } catch (err) {
+        this.waiting.get(id)?.reject(err as Error)
+        this.waiting.delete(id)
+        return await answered
+      }
+      if (opensSession) {
+        this.sessionId = answer.sessionId
+        // Closed while the session opened: it is ended here, since close() could not see it.
+        if (this.closing.signal.aborted && answer.sessionId !== undefined) this.endQuietly(answer.sessionId)
+      }
+      if (answer.kind === 'stream') {
+        const events = answer.events
+        if (local.signal.aborted) events.destroy()
+        else local.signal.addEventListener('abort', () => { events.destroy() }, { once: true })
+        this.read(events, id)
+        return await answered
+      }
+      if (answer.kind === 'single') for (const message of answer.messages) this.receive(message)
+      // A whole answer without the response (or none at all) is the member's fault.
+      const waiter = this.waiting.get(id)
+      if (waiter !== undefined) {
+        this.waiting.delete(id)
+        waiter.reject(new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.name, `${request.method} was answered without its response`))
+      }
       return await answered
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+      this.stops.delete(id)
     }
-    if (opensSession) this.sessionId = answer.sessionId
-    if (answer.kind === 'stream') {
-      const events = answer.events
-      stop = () => { events.destroy() }
-      this.read(events, id)
-      return await answered
-    }
-    if (answer.kind === 'single') for (const message of answer.messages) this.receive(message)
-    // A whole answer without the response (or none at all) is the member's fault.
-    const waiter = this.waiting.get(id)
-    if (waiter !== undefined) {
-      this.waiting.delete(id)
-      waiter.reject(new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.name, `${request.method} was answered without its response`))
-    }
-    return await answered
   }
 
   private read (events: UpstreamEvents, id: string): void {
@@ -275,19 +321,24 @@ export class MemberLink {
    */
   private async listen (generation: number): Promise<void> {
     let short = 0
-    while (this.generation === generation && this.state === 'open') {
+    while (this.opened === generation && this.state === 'open') {
       let events: UpstreamEvents
       try {
         events = await this.spec.upstream.listen({ headers: this.headers(), signal: this.closing.signal })
       } catch (err) {
-        if (this.generation !== generation || this.state !== 'open') return
+        if (this.opened !== generation || this.state !== 'open') return
         if (refusedReply(err) !== undefined || (err as { code?: string }).code === 'MCP_GW_STREAM_CONFLICT') return
+        // Forgotten (expired, restarted): a new session at once; lost only if that fails.
+        if ((err as { code?: string }).code === 'MCP_GW_UPSTREAM_SESSION_GONE') {
+          this.reopen(generation).catch((failed: unknown) => { if (this.state !== 'closed') this.lose(failed as Error) })
+          return
+        }
         this.lose(err as Error)
         return
       }
       const opened = Date.now()
       await new Promise<void>((resolve) => { events.read((event) => { this.receiveEvent(event) }, () => { resolve() }) })
-      if (this.generation !== generation || this.state !== 'open') return
+      if (this.opened !== generation || this.state !== 'open') return
       if (Date.now() - opened < SHORT_STREAM_MS) {
         if (++short >= MAX_SHORT_STREAMS) {
           this.log.warn({ upstream: this.name }, 'virtual server: a member keeps ending its own stream at once; listening stopped')

@@ -17,6 +17,10 @@ export const FEDERATION_DEFAULTS = {
   maxRetryMs: 30_000
 } as const
 
+/** A namespace is also a URI scheme's first part (`<namespace>+<uri>`): a letter, then letters, digits, "." or "-". */
+export const NAMESPACE = /^[A-Za-z][A-Za-z0-9.-]*$/
+export const NAMESPACE_RULE = 'must be a letter, then letters, digits, "." or "-" (it prefixes names and URI schemes)'
+
 /** What a member shows of one kind (tools, prompts, resources). Globs match the upstream's own names. */
 const kindFilterSchema = z.strictObject({
   /** Only these (globs on the upstream's own names); all when absent. */
@@ -42,7 +46,7 @@ export const memberSchema = z.strictObject({
    * Prefix of this member's tool and prompt names (`<namespace><separator><name>`) and resource
    * URIs (`<namespace>+<uri>`), when the naming mode calls for one. @default the upstream's name
    */
-  namespace: nonEmptyString().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { error: 'must be letters, digits, "_", "." or "-", starting with a letter or digit' }).optional()
+  namespace: nonEmptyString().regex(NAMESPACE, { error: NAMESPACE_RULE }).optional()
     .meta({ description: 'Prefix of this member\'s names and URIs. Default: the upstream\'s name.' }),
   /** Longest wait for this member to open a session or answer a list; past it, it is left out for now. @default 10000 ms */
   timeout: int(1).default(FEDERATION_DEFAULTS.memberTimeout).meta({ description: 'Longest wait for this member to open or answer a list; past it the member is left out for now.' }),

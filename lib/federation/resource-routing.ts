@@ -9,7 +9,20 @@ import { exposedName, prefixed, templateGlob } from './catalog.ts'
 import type { MemberLink } from './member-link.ts'
 import type { VirtualChannel } from './virtual-channel.ts'
 
+/** Whether the member's resource filter lets this URI (its own form) through. */
+function shown (link: MemberLink, own: string): boolean {
+  const { include, exclude } = link.spec.filters.resources
+  return (include === undefined || include.test(own)) && !exclude.test(own)
+}
+
 export async function resolveUri (channel: VirtualChannel, uri: string): Promise<{ link: MemberLink, own: string }> {
+  const found = await findUri(channel, uri)
+  // Filters hold for URIs nobody listed too: an excluded member's resources stay out of reach.
+  if (found === undefined || !shown(found.link, found.own)) throw new GatewayErrors.VIRTUAL_UNKNOWN(channel.server.name, 'resource', uri)
+  return found
+}
+
+async function findUri (channel: VirtualChannel, uri: string): Promise<{ link: MemberLink, own: string } | undefined> {
   const { links, server } = channel
   const listed = (channel.merged.get('resources') ?? await channel.mergedList('resources')).byExposed.get(uri)
   if (listed !== undefined) return { link: links[listed.member] as MemberLink, own: listed.own }
@@ -25,7 +38,7 @@ export async function resolveUri (channel: VirtualChannel, uri: string): Promise
   }
   const offering = links.filter((link) => link.init?.capabilities.resources !== undefined)
   if (offering.length === 1) return { link: offering[0] as MemberLink, own: uri }
-  throw new GatewayErrors.VIRTUAL_UNKNOWN(server.name, 'resource', uri)
+  return undefined
 }
 
 /** A member's own URI as the client sees it (as listed, else namespaced when naming prefixes all). */

@@ -8,7 +8,7 @@
  * and when it comes back.
  */
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
-import { isRequest, isResponse, type JsonRpcId, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from '../jsonrpc.ts'
+import { errorResponse, INTERNAL_ERROR, isRequest, isResponse, type JsonRpcId, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import type { MessageChannel } from '../upstream/channel.ts'
 import { decodeCursor, KIND, LIST_KINDS, mergeLists, page, type Item, type ListKind, type Merged } from './catalog.ts'
@@ -19,6 +19,8 @@ import type { VirtualServer } from './virtual-server.ts'
 
 /** Most pages read from one member for one list. */
 const MAX_MEMBER_PAGES = 100
+/** Most server-to-client requests (from all members) waiting for the client's answer. */
+const MAX_ASKED = 1000
 
 type Result = Record<string, unknown>
 
@@ -179,13 +181,14 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     if (link.state === 'opening') await link.open().catch(() => {})
     if (!link.offers(KIND[kind].capability)) return undefined
     const fetch = async (): Promise<Item[]> => await this.fetchAll(link, kind)
+    const generation = link.generation
     try {
-      return await this.server.cache.get(link.name, kind, fetch)
+      return await this.server.cache.get(link.name, link.audience, kind, fetch)
     } catch (err) {
       if (isSessionGone(err)) {
         try {
-          await link.open()
-          return await this.server.cache.get(link.name, kind, fetch)
+          await this.reopen(link, generation)
+          return await this.server.cache.get(link.name, link.audience, kind, fetch)
         } catch (again) {
           err = again
         }
@@ -223,7 +226,8 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
 
   /** The entry an exposed name stands for, from the last merged list or a fresh one. */
   async find (kind: ListKind, exposed: string): Promise<{ link: MemberLink, own: string }> {
-    const entry = this.merged.get(kind)?.byExposed.get(exposed) ?? (await this.mergedList(kind)).byExposed.get(exposed)
+    // The last merged list is good until a member says it changed (which drops it).
+    const entry = (this.merged.get(kind) ?? await this.mergedList(kind)).byExposed.get(exposed)
     if (entry !== undefined) return { link: this.links[entry.member] as MemberLink, own: entry.own }
     // A name of a member that is down now: say that, not "unknown".
     const member = this.known.get(`${kind}\u0000${exposed}`)
@@ -283,11 +287,12 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
    */
   private async forward (link: MemberLink, request: JsonRpcRequest, idempotent: boolean): Promise<JsonRpcResponse> {
     if (link.state !== 'open') await this.usable(link)
+    const generation = link.generation
     try {
       return await this.sendTo(link, request)
     } catch (err) {
       if (!isSessionGone(err)) throw this.memberError(link, err)
-      await link.open()
+      await this.reopen(link, generation)
       if (!idempotent) throw new GatewayErrors.MEMBER_SESSION_REOPENED(link.name, this.server.name)
       try {
         return await this.sendTo(link, request)
@@ -307,6 +312,16 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     }
   }
 
+  /** A new member session after the old one was forgotten; a failure makes the member lost. */
+  private async reopen (link: MemberLink, generation: number): Promise<void> {
+    try {
+      await link.reopen(generation)
+    } catch (err) {
+      this.lost(link, link.reason ?? err as Error)
+      throw err
+    }
+  }
+
   private async usable (link: MemberLink): Promise<void> {
     if (link.state === 'opening') {
       await link.open()
@@ -318,8 +333,10 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
 
   private memberError (link: MemberLink, err: unknown): unknown {
     const code = (err as { code?: string }).code
-    if (code !== undefined && DOWN_CODES.has(code)) return new GatewayErrors.MEMBER_DOWN(link.name, this.server.name, (err as Error).message)
-    return err
+    if (code === undefined || !DOWN_CODES.has(code)) return err
+    // Unreachable or gone: down until a retry re-opens it (a slow answer is only that call's).
+    if (code === 'MCP_GW_UPSTREAM_UNAVAILABLE' || code === 'MCP_GW_UPSTREAM_EXITED') link.markDown(err as Error)
+    return new GatewayErrors.MEMBER_DOWN(link.name, this.server.name, (err as Error).message)
   }
 
   // --- the client's notifications and answers ------------------------------------------------
@@ -357,6 +374,10 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
         void link.notify({ jsonrpc: '2.0', id: message.id, result: {} }).catch(() => {})
         return
       }
+      if (this.asked.size >= MAX_ASKED) {
+        void link.notify(errorResponse(message.id, INTERNAL_ERROR, `the client of virtual server ${this.server.name} has ${MAX_ASKED} requests unanswered`)).catch(() => {})
+        return
+      }
       const id = `vs${++this.nextAsk}`
       this.asked.set(id, { link, id: message.id })
       this.emit({ ...message, id })
@@ -388,6 +409,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
 
   lost (link: MemberLink, reason: Error): void {
     if (this.closed) return
+    if (this.retries.has(link)) return
     this.log.warn({ upstream: this.server.name, member: link.name, reason: reason.message }, 'virtual server: a member is gone; retrying in the background')
     this.changed(link)
     this.scheduleRetry(link)
@@ -395,12 +417,18 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
 
   /** The member's part of the merged lists changed (it went, or came back): the client re-lists. */
   private changed (link: MemberLink): void {
+    // What it had asked the client is moot now: its session is another.
+    for (const [id, entry] of this.asked) if (entry.link === link) this.asked.delete(id)
     const methods = new Set<string>()
+    const kinds: ListKind[] = []
     for (const kind of LIST_KINDS) {
       if (link.init?.capabilities[KIND[kind].capability] === undefined) continue
       this.merged.delete(kind)
+      kinds.push(kind)
       methods.add(KIND[kind].changed)
     }
+    // A member that went (or came back) may list other things now than what was kept.
+    this.server.cache.invalidate(link.name, kinds)
     for (const method of methods) this.emit({ jsonrpc: '2.0', method })
   }
 

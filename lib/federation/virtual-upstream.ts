@@ -13,7 +13,7 @@ import type { Upstream } from '../upstream/types.ts'
 import { compileFilter, LIST_KINDS, type CatalogMember, type ListKind } from './catalog.ts'
 import { ListCache } from './list-cache.ts'
 import type { MemberSpec } from './member-link.ts'
-import { FEDERATION_DEFAULTS, type VirtualUpstreamOptions } from './options.ts'
+import { FEDERATION_DEFAULTS, NAMESPACE, NAMESPACE_RULE, type VirtualUpstreamOptions } from './options.ts'
 import { VirtualChannel } from './virtual-channel.ts'
 import type { VirtualServer } from './virtual-server.ts'
 
@@ -30,6 +30,7 @@ function memberSpecs (options: VirtualUpstreamOptions, log: Logger): MemberSpec[
     const at = `upstream.members[${index}]`
     const name = upstreamOptions.name
     const namespace = member.namespace ?? name
+    if (member.namespace === undefined && !NAMESPACE.test(namespace)) throw invalid(`${at}.namespace`, `is not given, and the upstream's name "${name}" cannot stand for it: it ${NAMESPACE_RULE}`)
     const sameName = names.get(name)
     if (sameName !== undefined) throw invalid(`${at}.upstream.name`, `"${name}" is also members[${sameName}]'s: give each member its own name`)
     const sameSpace = namespaces.get(namespace)
@@ -95,17 +96,5 @@ export class VirtualUpstream extends ChannelUpstream {
       }
     })
     this.server = server
-  }
-
-  /** Each member's readiness, for `/readyz`: which one is down, and why. */
-  async members (): Promise<Array<{ name: string, ok: boolean, error?: string }>> {
-    return await Promise.all(this.server.members.map(async (member) => {
-      try {
-        await member.upstream.probe()
-        return { name: member.name, ok: true }
-      } catch (err) {
-        return { name: member.name, ok: false, error: (err as Error).message }
-      }
-    }))
   }
 }

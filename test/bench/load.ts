@@ -18,11 +18,14 @@ export class McpLoadClient {
   private readonly path: string
   private headers: Record<string, string> = { ...HEADERS }
   private nextId = 1
+  private readonly tool: string
 
-  constructor (url: string, connections: number) {
+  /** `tool`: the echo tool's name at this endpoint (a virtual server's is namespaced). */
+  constructor (url: string, connections: number, tool = 'echo') {
     const parsed = new URL(url)
     this.path = parsed.pathname
     this.pool = new Pool(parsed.origin, { connections, pipelining: 1 })
+    this.tool = tool
   }
 
   async initialize (): Promise<void> {
@@ -46,10 +49,17 @@ export class McpLoadClient {
       path: this.path,
       method: 'POST',
       headers: this.headers,
-      body: `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"echo","arguments":{"text":"benchmark payload"}}}`
+      body: `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"${this.tool}","arguments":{"text":"benchmark payload"}}}`
     })
     const text = await res.body.text()
     return res.statusCode === 200 && text.includes('benchmark payload')
+  }
+
+  /** One tools/list; true when the answer names the echo tool. */
+  async list (): Promise<boolean> {
+    const res = await this.pool.request({ path: this.path, method: 'POST', headers: this.headers, body: `{"jsonrpc":"2.0","id":${this.nextId++},"method":"tools/list"}` })
+    const text = await res.body.text()
+    return res.statusCode === 200 && text.includes(`"${this.tool}"`)
   }
 
   async run (requests: number, concurrency: number): Promise<LoadResult> {

@@ -132,5 +132,58 @@ t.test('virtual server configs are checked at start, errors naming the entry', a
   t.match(await refused({ upstream: { kind: 'virtual', members: [{ upstream: { url }, tools: { include: 'a*' } }] } }), /"upstream\.members\[0\]\.tools\.include"/)
   t.match(await refused({ upstream: { kind: 'virtual', members: [{ upstream: { url }, tool: {} }] } }), /"upstream\.members\[0\]\.tool": is not a known option/)
   t.match(await refused({ upstream: { kind: 'virtual', members: [{ upstream: { kind: 'virtual', members: [] } }] } }), /"upstream\.members\[0\]\.upstream/)
-  t.match(await refused({ upstream: { kind: 'virtual', members: [{ upstream: url, namespace: 'bad space' }] } }), /"upstream\.members\[0\]\.namespace": must be letters, digits/)
+  t.match(await refused({ upstream: { kind: 'virtual', members: [{ upstream: url, namespace: 'bad space' }] } }), /"upstream\.members\[0\]\.namespace": must be a letter, then letters, digits/)
+  t.match(await refused({ upstream: { kind: 'virtual', members: [{ upstream: { name: 'my_server', url } }] } }), /"upstream\.members\[0\]\.namespace": is not given, and the upstream's name "my_server" cannot stand for it/)
+})
+
+t.test('merged lists are paged with the gateway\'s own cursors', async (t) => {
+  const a = await upstream(t)
+  const b = await upstream(t)
+  const gw = await gateway(t, { upstream: { kind: 'virtual', name: 'paged', pageSize: 5, members: [{ namespace: 'a', upstream: { name: 'a', url: a.url } }, { namespace: 'b', upstream: { name: 'b', url: b.url } }] } })
+  const { client } = await connect(t, gw.url)
+  const names: string[] = []
+  let cursor: string | undefined
+  let pages = 0
+  do {
+    const page = await client.listTools(cursor === undefined ? {} : { cursor })
+    t.ok(page.tools.length <= 5, 'at most pageSize per page')
+    names.push(...page.tools.map((tool) => tool.name))
+    cursor = page.nextCursor
+    pages++
+  } while (cursor !== undefined && pages < 20)
+  t.ok(pages >= 2, `${pages} pages`)
+  t.equal(new Set(names).size, names.length, 'no tool twice')
+  t.ok(names.includes('a_echo') && names.includes('b_grow'), 'every member\'s tools, across the pages')
+  // Another gateway instance (any instance) continues a cursor: it encodes where it is.
+  const other = await gateway(t, { upstream: { kind: 'virtual', name: 'paged', pageSize: 5, members: [{ namespace: 'a', upstream: { name: 'a', url: a.url } }, { namespace: 'b', upstream: { name: 'b', url: b.url } }] } })
+  const second = await connect(t, other.url)
+  const first = await client.listTools({})
+  const continued = await second.client.listTools({ cursor: first.nextCursor as string })
+  t.same(continued.tools.map((tool) => tool.name), names.slice(5, 10), 'another instance serves the next page')
+  const bad = await client.listTools({ cursor: 'not-ours' }).then(() => undefined, (err: { code?: number }) => err)
+  t.equal(bad?.code, -32602, 'a cursor the gateway did not give is invalid params')
+})
+
+t.test('a cancelled call reaches the member it went to, and is not answered', async (t) => {
+  const a = await upstream(t)
+  const b = await upstream(t)
+  const gw = await gateway(t, { upstream: { kind: 'virtual', name: 'cancels', members: [{ namespace: 'a', upstream: { name: 'a', url: a.url } }, { namespace: 'b', upstream: { name: 'b', url: b.url } }] } })
+  const { client } = await connect(t, gw.url)
+  const abort = new AbortController()
+  const call = client.callTool({ name: 'b_wait', arguments: { ms: 60_000 } }, undefined, { signal: abort.signal })
+  await eventually(() => posted(b, 'tools/call') === 1, 10_000)
+  abort.abort('changed my mind')
+  await t.rejects(call, 'the client gave up')
+  await eventually(() => b.record.cancelled.length === 1, 10_000)
+  t.equal(a.record.cancelled.length, 0, 'the other member heard nothing')
+  t.equal(textOf(await client.callTool({ name: 'b_echo', arguments: { text: 'after' } })), 'after', 'the session goes on')
+})
+
+t.test('a member\'s excluded resources stay out of reach', async (t) => {
+  const a = await upstream(t)
+  const gw = await gateway(t, { upstream: { kind: 'virtual', name: 'filtered', members: [{ namespace: 'a', upstream: { name: 'a', url: a.url }, resources: { exclude: ['*'] } }] } })
+  const { client } = await connect(t, gw.url)
+  const read = await client.readResource({ uri: 'a+demo://anything' }).then(() => undefined, (err: { code?: number, message?: string }) => err)
+  t.equal(read?.code, -32602, 'a namespaced URI of an excluded resource is unknown')
+  t.equal(posted(a, 'resources/read'), 0, 'and never reached the member')
 })

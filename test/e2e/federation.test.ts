@@ -35,6 +35,15 @@ async function legacyClient (t: Teardown, url: string) {
   return { client, seen }
 }
 
+/** Lists tools until `ok` holds for the names (at most 100 tries, 100 ms apart). */
+async function listedSoon (client: Client, ok: (names: string[]) => boolean): Promise<boolean> {
+  for (let tries = 0; tries < 100; tries++) {
+    if (ok((await client.listTools()).tools.map((tool) => tool.name))) return true
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return false
+}
+
 async function modernSdkClient (t: Teardown, url: string): Promise<ModernClient> {
   const client = new ModernClient({ name: 'fed-test-2x', version: '2.0.0' }, { capabilities: {} })
   await client.connect(new ModernTransport(new URL(url)))
@@ -163,11 +172,12 @@ t.test('a member killed mid-session, then restarted', async (t) => {
   const { client, seen } = await legacyClient(t, gw.url)
   t.same((await client.listTools()).tools.map((tool) => tool.name).sort(), ['local_echo', 'remote_echo'])
 
-  // server-everything itself announces a change once its session opens: count from here.
   const opened = seen.toolsChanged
   await http.kill()
-  await eventually(() => seen.toolsChanged > opened, 10_000)
-  t.same((await client.listTools()).tools.map((tool) => tool.name), ['local_echo'], 'the list shrinks')
+  // server-everything itself may announce a change late after its session opened: wait (bounded)
+  // for the list to shrink, not for any announcement.
+  t.ok(await listedSoon(client, (names) => !names.includes('remote_echo')), 'the list shrinks')
+  t.ok(seen.toolsChanged > opened, 'and the client was told')
   const failed = await client.callTool({ name: 'remote_echo', arguments: { message: 'x' } }).then(() => undefined, (err: { code?: number, message?: string }) => err)
   t.equal(failed?.code, -32071, 'its calls get the coded error')
   t.match(failed?.message, /Upstream remote of virtual server pair is unavailable/, 'naming the upstream')
@@ -176,6 +186,6 @@ t.test('a member killed mid-session, then restarted', async (t) => {
   const before = seen.toolsChanged
   await http.start()
   await eventually(() => seen.toolsChanged > before, 20_000)
-  t.same((await client.listTools()).tools.map((tool) => tool.name).sort(), ['local_echo', 'remote_echo'], 'it comes back')
+  t.ok(await listedSoon(client, (names) => names.includes('remote_echo') && names.includes('local_echo')), 'it comes back')
   t.equal(textOf(await client.callTool({ name: 'remote_echo', arguments: { message: 'back' } })), 'Echo: back')
 })
