@@ -16,7 +16,7 @@ import type { DropReason } from './relay/pending.ts'
 import type { SessionEndReason, SessionManager } from './session/manager.ts'
 import type { SessionRecord } from './session/store.ts'
 import type { ParsedBody } from './session/resolve.ts'
-import type { Upstream } from './upstream/types.ts'
+import type { MemberName, Upstream } from './upstream/types.ts'
 import { releaseAnswer, type UpstreamEvents } from './upstream/events.ts'
 import { refusedReply } from './upstream/http-answer.ts'
 import type { StreamHub } from './streams/hub.ts'
@@ -57,6 +57,8 @@ export class Forwarder implements ExchangeDeps {
   readonly timeouts: CheckedTimeouts | undefined
   readonly observeUpstream: (message: JsonRpcMessage) => void
   readonly onDrop: (reason: DropReason) => void
+  /** A virtual server's member behind an exposed name, for interceptors (undefined elsewhere). */
+  readonly memberOf: ((kind: 'tools' | 'prompts', exposed: string) => MemberName | undefined) | undefined
 
   constructor (options: ForwarderOptions) {
     this.upstream = options.upstream
@@ -72,6 +74,7 @@ export class Forwarder implements ExchangeDeps {
       for (const observer of observers) observer.dropped?.(name, reason)
     }
     options.upstream.watchDrops?.(this.onDrop)
+    this.memberOf = options.upstream.memberOf?.bind(options.upstream)
     this.resumable = options.streams === undefined
       ? undefined
       : new ResumableStreams(options.streams, options.upstream, async (err, session) => await this.refused(err, session), async (session) => { await this.sessions.end(session.id, 'upstream-gone') }, this.observeUpstream)
@@ -121,7 +124,7 @@ export class Forwarder implements ExchangeDeps {
   }
 
   interceptorBase (ctx: ExchangeContext, session: SessionRecord | undefined): BaseContext {
-    return { session, principal: ctx.principal, upstream: this.upstream.name, config: ctx.routeConfig, log: ctx.log }
+    return { session, principal: ctx.principal, upstream: this.upstream.name, memberOf: this.memberOf, config: ctx.routeConfig, log: ctx.log }
   }
 
   /** The exchange's interceptors for messages from the upstream, if any may act on them. */

@@ -4,7 +4,7 @@
  * grants it; `tools/list` shows only those, and a call to any other tool is blocked before it
  * reaches the upstream. Built on the interceptor chain, so it applies whatever the upstream kind.
  */
-import type { Interceptor } from '../interceptors/chain.ts'
+import { toolMatches, type Interceptor, type InterceptorContext } from '../interceptors/chain.ts'
 import type { JsonRpcMessage, JsonRpcRequest } from '../jsonrpc.ts'
 import { globMatcher, type GlobMatcher } from '../glob.ts'
 import { invalid, isPlainObject } from '../options.ts'
@@ -17,7 +17,7 @@ export interface ToolRule {
   scopes?: string[]
   /** Upstream names the rule covers. Absent: every upstream. */
   upstreams?: string[]
-  /** Tool name globs granted. */
+  /** Tool name globs granted (behind a virtual server also `<member upstream>/<its own name>`). */
   tools: string[]
 }
 
@@ -53,13 +53,18 @@ export function checkToolRules (rules: unknown): CompiledRule[] {
   })
 }
 
-function allowed (rules: CompiledRule[], principal: Principal | undefined, upstream: string, tool: string): boolean {
+/**
+ * Behind a virtual server a rule's `upstreams` may name the virtual server or the tool's member,
+ * and its tool globs may match the exposed name or `<member>/<own name>` (toolMatches).
+ */
+function allowed (rules: CompiledRule[], principal: Principal | undefined, ctx: Pick<InterceptorContext, 'upstream' | 'memberOf'>, tool: string): boolean {
   if (principal === undefined) return false
+  const member = ctx.memberOf?.('tools', tool)
   return rules.some((rule) =>
     (rule.principals === undefined || rule.principals.test(principal.id)) &&
     (rule.scopes === undefined || rule.scopes.some((scope) => principal.scopes.includes(scope))) &&
-    (rule.upstreams === undefined || rule.upstreams.has(upstream)) &&
-    rule.tools.test(tool))
+    (rule.upstreams === undefined || rule.upstreams.has(ctx.upstream) || (member !== undefined && rule.upstreams.has(member.upstream))) &&
+    toolMatches(rule.tools, tool, ctx))
 }
 
 export function toolRuleInterceptors (rules: CompiledRule[]): Interceptor[] {
@@ -70,7 +75,7 @@ export function toolRuleInterceptors (rules: CompiledRule[]): Interceptor[] {
       handler: (message, ctx) => {
         const result = (message as { result: { tools?: Array<{ name: string }> } }).result
         if (!Array.isArray(result.tools)) return undefined
-        const tools = result.tools.filter((tool) => allowed(rules, ctx.principal, ctx.upstream, tool.name))
+        const tools = result.tools.filter((tool) => allowed(rules, ctx.principal, ctx, tool.name))
         if (tools.length === result.tools.length) return undefined
         return { action: 'modify', message: { ...message, result: { ...result, tools } } as JsonRpcMessage }
       }
@@ -80,7 +85,7 @@ export function toolRuleInterceptors (rules: CompiledRule[]): Interceptor[] {
       match: { direction: 'client_to_upstream', kind: 'request', method: 'tools/call' },
       handler: (message, ctx) => {
         const tool = (message as JsonRpcRequest).params?.name
-        if (typeof tool === 'string' && allowed(rules, ctx.principal, ctx.upstream, tool)) return undefined
+        if (typeof tool === 'string' && allowed(rules, ctx.principal, ctx, tool)) return undefined
         return { action: 'block', reason: `tool ${JSON.stringify(tool)} is not available to you` }
       }
     }

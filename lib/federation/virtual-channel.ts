@@ -170,6 +170,12 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     const merged = mergeLists(kind, this.server.rules, this.server.catalog[kind], lists)
     this.merged.set(kind, merged)
     for (const entry of merged.byExposed.values()) this.known.set(`${kind}\u0000${entry.exposed}`, entry.member)
+    if (kind === 'tools' || kind === 'prompts') {
+      // What interceptors and auth read (the last merge of any session: names are the server's).
+      const exposed = new Map<string, { upstream: string, name: string }>()
+      for (const entry of merged.byExposed.values()) exposed.set(entry.exposed, { upstream: (this.links[entry.member] as MemberLink).name, name: entry.own })
+      this.server.exposed[kind] = exposed
+    }
     return merged
   }
 

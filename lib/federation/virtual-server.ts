@@ -6,6 +6,7 @@
 import type { CatalogMember, ListKind, NamingRules } from './catalog.ts'
 import type { ListCache } from './list-cache.ts'
 import type { MemberSpec } from './member-link.ts'
+import type { MemberName } from '../upstream/types.ts'
 
 export interface VirtualServer {
   name: string
@@ -19,4 +20,6 @@ export interface VirtualServer {
   maxRetryMs: number
   /** Largest whole answer accepted from a member. */
   maxBytes: number
+  /** Exposed tool and prompt names as the sessions last merged them, for interceptors and auth. */
+  exposed: Record<'tools' | 'prompts', Map<string, MemberName>>
 }

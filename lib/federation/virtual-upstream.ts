@@ -9,7 +9,7 @@ import type { Logger } from '../logger.ts'
 import { ChannelUpstream } from '../upstream/channel-upstream.ts'
 import { createUpstream, type UpstreamOptions } from '../upstream/create.ts'
 import { upstreamOptionsOf } from '../upstream/options.ts'
-import type { Upstream } from '../upstream/types.ts'
+import type { MemberName, Upstream } from '../upstream/types.ts'
 import { compileFilter, LIST_KINDS, type CatalogMember, type ListKind } from './catalog.ts'
 import { ListCache } from './list-cache.ts'
 import type { MemberSpec } from './member-link.ts'
@@ -72,7 +72,8 @@ export function createVirtualUpstream (options: VirtualUpstreamOptions, log: Log
     pageSize: options.pageSize,
     retryMs: FEDERATION_DEFAULTS.retryMs,
     maxRetryMs: FEDERATION_DEFAULTS.maxRetryMs,
-    maxBytes: MAX_MEMBER_BYTES
+    maxBytes: MAX_MEMBER_BYTES,
+    exposed: { tools: new Map(), prompts: new Map() }
   }
   return new VirtualUpstream(server, log)
 }
@@ -96,5 +97,20 @@ export class VirtualUpstream extends ChannelUpstream {
       }
     })
     this.server = server
+  }
+
+  /**
+   * The member behind an exposed tool or prompt name, as the virtual sessions last merged it, or
+   * by its namespace prefix when naming prefixes all (a name no session listed yet).
+   */
+  memberOf (kind: 'tools' | 'prompts', exposed: string): MemberName | undefined {
+    const entry = this.server.exposed[kind].get(exposed)
+    if (entry !== undefined) return entry
+    if (this.server.rules.naming !== 'prefix') return undefined
+    for (const member of this.server.members) {
+      const head = `${member.namespace}${this.server.rules.separator}`
+      if (exposed.startsWith(head)) return { upstream: member.name, name: exposed.slice(head.length) }
+    }
+    return undefined
   }
 }

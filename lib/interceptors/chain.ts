@@ -4,6 +4,7 @@
  * respond (a mock), delay or drop. Framework-free; the proxy runs it on every message of a POST
  * body, of a JSON answer and of every SSE stream.
  */
+import type { MemberName } from '../upstream/types.ts'
 import type { Abort } from '../abort.ts'
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
 import { errorResponse, messageKind, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest, type MessageKind } from '../jsonrpc.ts'
@@ -36,6 +37,12 @@ export interface InterceptorContext {
   /** Who sent the request this message belongs to, when inbound auth is on. */
   principal?: Principal
   upstream: string
+  /**
+   * Behind a virtual server: the member upstream an exposed tool (or prompt) name stands for, and
+   * its own name there. Absent for other upstreams. Tool globs (`match.tool`, auth tool rules)
+   * match the exposed name, or `<member upstream>/<its own name>` (`memory/create_*`).
+   */
+  memberOf?: (kind: 'tools' | 'prompts', exposed: string) => MemberName | undefined
   /** The route's `config.mcp` (route-level settings), when there is one. */
   config: Record<string, unknown> | undefined
   log: Logger
@@ -47,6 +54,16 @@ export interface InterceptorContext {
    * handlers may watch it to stop their own work. Absent: the message always goes the whole way.
    */
   signal?: Abort
+}
+
+/**
+ * Whether a tool glob matches a tool: its exposed name, or behind a virtual server its member's
+ * `<upstream>/<own name>` (tool names cannot hold "/", so the two never mix up).
+ */
+export function toolMatches (glob: GlobMatcher, exposed: string, ctx: Pick<InterceptorContext, 'memberOf'>): boolean {
+  if (glob.test(exposed)) return true
+  const member = ctx.memberOf?.('tools', exposed)
+  return member !== undefined && glob.test(`${member.upstream}/${member.name}`)
 }
 
 export type InterceptorAction =
@@ -168,7 +185,7 @@ export class InterceptorChain {
     if (c.tool !== undefined) {
       const call = 'method' in message ? message : ctx.request
       const name = call?.method === 'tools/call' ? call.params?.name : undefined
-      if (typeof name !== 'string' || !c.tool.test(name)) return false
+      if (typeof name !== 'string' || !toolMatches(c.tool, name, ctx)) return false
     }
     if (c.interceptor.match?.session !== undefined && !c.interceptor.match.session(ctx.session)) return false
     return true

@@ -6,7 +6,7 @@
 import { invalid, isPlainObject } from '../options.ts'
 import { globMatcher } from '../glob.ts'
 import type { JsonRpcMessage, JsonRpcRequest } from '../jsonrpc.ts'
-import type { Interceptor, InterceptorMatch } from './chain.ts'
+import { toolMatches, type Interceptor, type InterceptorMatch } from './chain.ts'
 import type { Direction } from '../observer.ts'
 
 export type Rule =
@@ -101,18 +101,18 @@ function compileRule (rule: unknown, index: number): Interceptor[] {
       {
         name: `${name}:allowTools:list`,
         match: { direction: 'upstream_to_client', kind: 'response', method: 'tools/list' },
-        handler: (message) => {
+        handler: (message, ctx) => {
           const result = (message as { result: { tools?: Array<{ name: string }> } }).result
           if (!Array.isArray(result.tools)) return undefined
-          return { action: 'modify', message: { ...message, result: { ...result, tools: result.tools.filter((tool) => allowed.test(tool.name)) } } as JsonRpcMessage }
+          return { action: 'modify', message: { ...message, result: { ...result, tools: result.tools.filter((tool) => toolMatches(allowed, tool.name, ctx)) } } as JsonRpcMessage }
         }
       },
       {
         name: `${name}:allowTools:call`,
         match: { direction: 'client_to_upstream', kind: 'request', method: 'tools/call' },
-        handler: (message) => {
+        handler: (message, ctx) => {
           const tool = (message as JsonRpcRequest).params?.name
-          return typeof tool === 'string' && allowed.test(tool) ? undefined : { action: 'block', reason: `tool ${JSON.stringify(tool)} is not available` }
+          return typeof tool === 'string' && toolMatches(allowed, tool, ctx) ? undefined : { action: 'block', reason: `tool ${JSON.stringify(tool)} is not available` }
         }
       }
     ]

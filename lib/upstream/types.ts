@@ -13,6 +13,12 @@ import type { AbortLike } from '../abort.ts'
 import type { JsonRpcMessage } from '../jsonrpc.ts'
 import type { UpstreamAnswer, UpstreamEvents } from './events.ts'
 
+/** A name as a virtual server's member knows it: its upstream, and the name there. */
+export interface MemberName {
+  upstream: string
+  name: string
+}
+
 export type UpstreamKind = 'streamable-http' | 'stdio' | 'sse' | 'virtual'
 
 /** One HTTP request to a Streamable HTTP server (the gateway's own, and its bridges' to theirs). */
@@ -83,6 +89,11 @@ export interface Upstream {
    * stray, or a duplicate after the answer was complete). The endpoint serving it watches.
    */
   watchDrops? (onDrop: (reason: DropReason) => void): void
+  /**
+   * A virtual server's member behind an exposed tool or prompt name: which upstream it is for,
+   * and its name there (undefined for any other upstream, or a name no member has).
+   */
+  memberOf? (kind: 'tools' | 'prompts', exposed: string): MemberName | undefined
   /** Resolves when the upstream can serve (for `/readyz`); rejects with the reason otherwise. */
   probe (): Promise<void>
   /** Frees everything once the exchanges in flight are over (graceful). */
