@@ -11,6 +11,9 @@ interface Kept {
   until: number
 }
 
+/** Most lists kept (members x kinds x audiences); the oldest go first. */
+const MAX_KEPT = 1000
+
 export class ListCache {
   private readonly ttl: number
   private readonly kept = new Map<string, Kept>()
@@ -38,7 +41,11 @@ export class ListCache {
     this.misses++
     const generation = this.generations.get(member) ?? 0
     const items = await fetch()
-    if (this.ttl > 0 && (this.generations.get(member) ?? 0) === generation) this.kept.set(key, { items, until: Date.now() + this.ttl })
+    if (this.ttl > 0 && (this.generations.get(member) ?? 0) === generation) {
+      this.kept.delete(key)
+      this.kept.set(key, { items, until: Date.now() + this.ttl })
+      if (this.kept.size > MAX_KEPT) this.kept.delete(this.kept.keys().next().value as string)
+    }
     return items
   }
 

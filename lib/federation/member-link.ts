@@ -48,6 +48,8 @@ export interface LinkWatcher {
   message (link: MemberLink, message: JsonRpcNotification | JsonRpcRequest): void
   /** The member's session is gone (it exited, forgot it, or cannot be reached). */
   lost (link: MemberLink, reason: Error): void
+  /** The member has a new session (after it lost or forgot the old one). */
+  reopened (link: MemberLink): void
 }
 
 interface Waiter {
@@ -56,6 +58,25 @@ interface Waiter {
 }
 
 const ACCEPT = 'application/json, text/event-stream'
+
+/** Client capabilities a server may vary its lists by (others are not part of the cache key). */
+const LISTED_BY = ['elicitation', 'sampling', 'roots', 'tasks'] as const
+
+/**
+ * A bounded key for what a member's lists may depend on besides the member: the protocol version
+ * and which of the known capabilities (and their first-level parts) the client declared. The
+ * client's own JSON is never the key: it could be anything, of any size.
+ */
+function audienceOf (hello: ClientHello): string {
+  const parts = [hello.protocolVersion.slice(0, 16)]
+  for (const name of LISTED_BY) {
+    const value = hello.capabilities[name]
+    if (value === undefined) continue
+    const inner = typeof value === 'object' && value !== null ? Object.keys(value).filter((key) => key.length <= 32).sort().slice(0, 8) : []
+    parts.push(`${name}(${inner.join(',')})`)
+  }
+  return parts.join(';')
+}
 /** Streams of its own that ended within this long of opening count as a failure (no hot loop). */
 const SHORT_STREAM_MS = 1000
 const MAX_SHORT_STREAMS = 5
@@ -96,8 +117,11 @@ export class MemberLink {
 
   /** The client capabilities this session was opened with, as a cache key (list-cache.ts). */
   get audience (): string {
-    return JSON.stringify(this.hello.capabilities)
+    this.audienceKey ??= audienceOf(this.hello)
+    return this.audienceKey
   }
+
+  private audienceKey: string | undefined
 
   /** Opens (or re-opens) the member's session; one attempt at a time, bounded by its timeout. */
   open (): Promise<void> {
@@ -115,8 +139,16 @@ export class MemberLink {
    * did (re-opening again would end the new session under the requests now on it).
    */
   async reopen (generation: number): Promise<void> {
-    if (this.opened !== generation && this.state === 'open') return
-    await this.open()
+    if (this.state === 'opening') {
+      await this.open()
+      return
+    }
+    if (this.state === 'open') {
+      if (this.opened === generation) await this.open()
+      return
+    }
+    // Down (or closed): only the channel's retry brings it back, one attempt at a time.
+    throw this.downError(this.reason ?? new Error('not open'))
   }
 
   private async openOnce (): Promise<void> {
@@ -144,6 +176,8 @@ export class MemberLink {
     this.state = 'open'
     this.reason = undefined
     void this.listen(generation)
+    // A new session of a member that had one: what it lists may have changed (a restart).
+    if (generation > 1) this.watcher.reopened(this)
   }
 
   /** Whether the member offers a kind of list (per its initialize answer). */
@@ -183,8 +217,8 @@ export class MemberLink {
   }
 
   /** The member cannot serve (a call found it unreachable): down, until a retry re-opens it. */
-  markDown (reason: Error): void {
-    if (this.state === 'open') this.lose(reason)
+  markDown (reason: Error, generation: number): void {
+    if (this.state === 'open' && this.opened === generation) this.lose(reason)
   }
 
   /** Ends the member's session (best effort) and everything waiting on it. */
@@ -232,9 +266,14 @@ export class MemberLink {
       waiter?.reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'))
     }
     const answered = new Promise<JsonRpcResponse>((resolve, reject) => { this.waiting.set(id, { resolve, reject }) })
-    if (signal?.aborted === true) onAbort()
+    // Rejected early (lose(), close()) while the send is still out: awaited below, never unhandled.
+    answered.catch(() => {})
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
+      if (signal?.aborted === true) {
+        onAbort()
+        return await answered
+      }
       let answer: UpstreamAnswer
       try {
         answer = await this.spec.upstream.send({ headers: this.headers(), body: JSON.stringify(request), messages: [request], opensSession, signal: local.signal, maxBytes: this.maxBytes })
@@ -330,7 +369,7 @@ export class MemberLink {
         if (refusedReply(err) !== undefined || (err as { code?: string }).code === 'MCP_GW_STREAM_CONFLICT') return
         // Forgotten (expired, restarted): a new session at once; lost only if that fails.
         if ((err as { code?: string }).code === 'MCP_GW_UPSTREAM_SESSION_GONE') {
-          this.reopen(generation).catch((failed: unknown) => { if (this.state !== 'closed') this.lose(failed as Error) })
+          this.reopen(generation).catch((failed: unknown) => { if (this.state !== 'closed') this.lose(this.reason ?? failed as Error) })
           return
         }
         this.lose(err as Error)
@@ -361,6 +400,7 @@ export class MemberLink {
     const gone = this.downError(reason)
     for (const waiter of this.waiting.values()) waiter.reject(gone)
     this.waiting.clear()
+    for (const stop of [...this.stops.values()]) stop()
     this.watcher.lost(this, reason)
   }
 

@@ -166,9 +166,13 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   }
 
   async mergedList (kind: ListKind): Promise<Merged> {
-    const lists = await Promise.all(this.links.map(async (link) => await this.memberList(link, kind)))
+    const failed = { any: false }
+    const lists = await Promise.all(this.links.map(async (link) => await this.memberList(link, kind, failed)))
     const merged = mergeLists(kind, this.server.rules, this.server.catalog[kind], lists)
-    this.merged.set(kind, merged)
+    // A list a member failed to give (not one that is down: it says when it is back) is asked
+    // for again by the next lookup instead of routing the session by what is missing.
+    if (failed.any) this.merged.delete(kind)
+    else this.merged.set(kind, merged)
     for (const entry of merged.byExposed.values()) this.known.set(`${kind}\u0000${entry.exposed}`, entry.member)
     if (kind === 'tools' || kind === 'prompts') {
       // What interceptors and auth read (the last merge of any session: names are the server's).
@@ -179,7 +183,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     return merged
   }
 
-  private async memberList (link: MemberLink, kind: ListKind): Promise<Item[] | undefined> {
+  private async memberList (link: MemberLink, kind: ListKind, failed: { any: boolean }): Promise<Item[] | undefined> {
     if (link.state === 'down') {
       this.kick(link)
       return undefined
@@ -200,6 +204,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
         }
       }
       this.log.warn({ upstream: this.server.name, member: link.name, kind, err }, 'virtual server: a member\'s list is left out')
+      if (link.state === 'open') failed.any = true
       return undefined
     }
   }
@@ -297,13 +302,14 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     try {
       return await this.sendTo(link, request)
     } catch (err) {
-      if (!isSessionGone(err)) throw this.memberError(link, err)
+      if (!isSessionGone(err)) throw this.memberError(link, err, generation)
       await this.reopen(link, generation)
       if (!idempotent) throw new GatewayErrors.MEMBER_SESSION_REOPENED(link.name, this.server.name)
+      const reopened = link.generation
       try {
         return await this.sendTo(link, request)
       } catch (again) {
-        throw this.memberError(link, again)
+        throw this.memberError(link, again, reopened)
       }
     }
   }
@@ -337,11 +343,12 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     throw new GatewayErrors.MEMBER_DOWN(link.name, this.server.name, link.reason?.message ?? 'not open')
   }
 
-  private memberError (link: MemberLink, err: unknown): unknown {
+  private memberError (link: MemberLink, err: unknown, generation: number): unknown {
     const code = (err as { code?: string }).code
     if (code === undefined || !DOWN_CODES.has(code)) return err
-    // Unreachable or gone: down until a retry re-opens it (a slow answer is only that call's).
-    if (code === 'MCP_GW_UPSTREAM_UNAVAILABLE' || code === 'MCP_GW_UPSTREAM_EXITED') link.markDown(err as Error)
+    // Its process or connection is gone: down until a retry re-opens it. A reset socket or a
+    // slow answer is only that call's (the member's own stream tells when it is really gone).
+    if (code === 'MCP_GW_UPSTREAM_EXITED') link.markDown(err as Error, generation)
     return new GatewayErrors.MEMBER_DOWN(link.name, this.server.name, (err as Error).message)
   }
 
@@ -421,10 +428,19 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     this.scheduleRetry(link)
   }
 
+  reopened (link: MemberLink): void {
+    if (!this.closed) this.changed(link)
+  }
+
   /** The member's part of the merged lists changed (it went, or came back): the client re-lists. */
   private changed (link: MemberLink): void {
     // What it had asked the client is moot now: its session is another.
-    for (const [id, entry] of this.asked) if (entry.link === link) this.asked.delete(id)
+    for (const [id, entry] of this.asked) {
+      if (entry.link !== link) continue
+      this.asked.delete(id)
+      // Nobody will take the client's answer: it stops asking (an elicitation dialog closes).
+      this.emit({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: `upstream ${link.name} has a new session` } })
+    }
     const methods = new Set<string>()
     const kinds: ListKind[] = []
     for (const kind of LIST_KINDS) {
@@ -441,7 +457,11 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   /** Tries a member that is down again soon (now, unless it was tried within `retryMs`). */
   private kick (link: MemberLink): void {
     const retry = this.retries.get(link)
-    if (retry === undefined || retry.trying || Date.now() - retry.last < this.server.retryMs) return
+    if (retry === undefined) {
+      if (link.state === 'down') this.scheduleRetry(link)
+      return
+    }
+    if (retry.trying || Date.now() - retry.last < this.server.retryMs) return
     clearTimeout(retry.timer)
     this.retry(link)
   }
@@ -463,9 +483,16 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     retry.trying = true
     retry.timer = undefined
     link.open().then(() => {
+      if (link.state !== 'open') {
+        // Lost again before this ran: keep trying.
+        retry.trying = false
+        this.scheduleRetry(link)
+        return
+      }
       this.retries.delete(link)
       this.log.info({ upstream: this.server.name, member: link.name }, 'virtual server: a member is back')
-      this.changed(link)
+      // The member's first session never opened: nothing told the client about it yet.
+      if (link.generation === 1) this.changed(link)
     }, () => {
       retry.trying = false
       retry.last = Date.now()

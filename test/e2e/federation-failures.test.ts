@@ -62,9 +62,14 @@ t.test('a member that forgot its session is re-opened without the client noticin
   const res = await fetch(a.url, { method: 'DELETE', headers: { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' } })
   t.equal(res.status, 200)
   const initializes = posted(a, 'initialize')
-  const tools = (await client.listTools()).tools.map((tool) => tool.name)
-  t.ok(tools.includes('a_echo') && tools.includes('b_echo'), 'the list is whole: the idempotent request went through')
-  t.equal(posted(a, 'initialize'), initializes + 1, 'the member was given a new session')
+  // Several requests meet the forgotten session at once (as a client re-listing everything does):
+  // one new session serves them all; a second re-open would end the first under them.
+  const lists = await Promise.all([client.listTools(), client.listTools(), client.listTools()])
+  for (const list of lists) {
+    const tools = list.tools.map((tool) => tool.name)
+    t.ok(tools.includes('a_echo') && tools.includes('b_echo'), 'the list is whole: the idempotent request went through')
+  }
+  t.equal(posted(a, 'initialize'), initializes + 1, 'the member was given one new session')
   t.equal(textOf(await client.callTool({ name: 'a_echo', arguments: { text: 'after' } })), 'after', 'and calls reach it again')
 })
 
