@@ -8,9 +8,8 @@ import type { AddressInfo, Socket } from 'node:net'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
-import Fastify from 'fastify'
-import mcpGateway, { type McpGatewayOptions } from '../../plugins/index.ts'
 import { eventually, gateway, textOf, upstream } from '../helpers/peers.ts'
+import { refused } from '../helpers/refused.ts'
 import type { DemoUpstream } from '../../examples/demo-upstream/server.ts'
 
 type Teardown = { teardown (fn: () => unknown): void }
@@ -114,19 +113,6 @@ t.test('a session whose every member fails to open is refused, naming them', asy
   t.match(text, /-32073/, 'the coded error')
   t.match(text, /no upstream of virtual server empty could be opened \(gone: /)
 })
-
-async function refused (options: unknown): Promise<string> {
-  const app = Fastify({ logger: false })
-  try {
-    await app.register(mcpGateway, options as McpGatewayOptions)
-    await app.ready()
-    return 'accepted'
-  } catch (err) {
-    return (err as Error).message
-  } finally {
-    await app.close()
-  }
-}
 
 t.test('virtual server configs are checked at start, errors naming the entry', async (t) => {
   const url = 'http://127.0.0.1:9/mcp'

@@ -2,22 +2,8 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import Fastify from 'fastify'
-import mcpGateway, { type McpGatewayOptions } from '../../plugins/index.ts'
 import { gateway } from '../helpers/peers.ts'
-
-async function refused (options: unknown): Promise<string> {
-  const app = Fastify({ logger: false })
-  try {
-    await app.register(mcpGateway, options as McpGatewayOptions)
-    await app.ready()
-    return 'accepted'
-  } catch (err) {
-    return (err as Error).message
-  } finally {
-    await app.close()
-  }
-}
+import { refused } from '../helpers/refused.ts'
 
 const INITIALIZE = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } })
 const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }
