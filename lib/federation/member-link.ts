@@ -166,7 +166,11 @@ export class MemberLink {
       const init = response.result as unknown as MemberInit
       this.init = { ...init, capabilities: typeof init.capabilities === 'object' && init.capabilities !== null ? init.capabilities : {} }
       this.version = typeof init.protocolVersion === 'string' ? init.protocolVersion : this.hello.protocolVersion
-      await this.notify({ jsonrpc: '2.0', method: 'notifications/initialized' }, signal)
+      // Sent, not waited for: opening costs the member one round trip, not two. Over one channel
+      // (stdio, the bridges) it stays in order; an HTTP member that lost it is found by its stream.
+      this.notify({ jsonrpc: '2.0', method: 'notifications/initialized' }, signal).catch((err: unknown) => {
+        this.log.debug({ upstream: this.name, err }, 'virtual server: notifications/initialized was not taken')
+      })
     } catch (err) {
       if (!this.closing.signal.aborted) this.state = 'down'
       this.reason = signal.aborted && !this.closing.signal.aborted ? new Error(`no answer to initialize within ${this.spec.timeout} ms`) : err as Error

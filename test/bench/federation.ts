@@ -60,6 +60,7 @@ async function lists (url: string, tool: string, count: number): Promise<number[
 }
 
 const f = (value: number): string => value.toFixed(1)
+const signed = (value: number): string => `${value >= 0 ? '+' : ''}${value.toFixed(1)}`
 
 export async function benchFederation (servers: string, rounds: number, requests: number): Promise<void> {
   const upstreams = await start(servers, 'upstreams-federation')
@@ -77,9 +78,9 @@ export async function benchFederation (servers: string, rounds: number, requests
   }
   console.log('\nFederation: a virtual server over four upstreams, one 200 ms late (p50 ms)')
   const open = [median(samples.slowOpen), median(samples.virtualOpen)]
-  console.log(`  open a session: slow upstream's own initialize ${f(open[0] as number)}, virtual session ${f(open[1] as number)} (+${f((open[1] as number) - (open[0] as number))})`)
+  console.log(`  open a session: slow upstream's own (initialize + initialized) ${f(open[0] as number)}, virtual session ${f(open[1] as number)} (${signed((open[1] as number) - (open[0] as number))})`)
   const cold = [median(samples.slowList), median(samples.coldList)]
-  console.log(`  tools/list, no cache: slow upstream's own ${f(cold[0] as number)}, virtual ${f(cold[1] as number)} (+${f((cold[1] as number) - (cold[0] as number))})`)
+  console.log(`  tools/list, no cache: slow upstream's own ${f(cold[0] as number)}, virtual ${f(cold[1] as number)} (${signed((cold[1] as number) - (cold[0] as number))})`)
   const warm = [median(samples.directList), median(samples.warmList)]
   console.log(`  tools/list, warm cache: one upstream through the gateway ${f(warm[0] as number)}, virtual ${f(warm[1] as number)} (${((warm[1] as number) / (warm[0] as number)).toFixed(2)}x)`)
 
