@@ -5,10 +5,30 @@
  * merged answer on its way out, never to what is stored here.
  */
 import type { Item, ListKind } from './catalog.ts'
+import type { ClientHello } from './member-link.ts'
 
 interface Kept {
   items: Item[]
   until: number
+}
+
+/** Client capabilities a server may vary its lists by (others are not part of the cache key). */
+const LISTED_BY = ['elicitation', 'sampling', 'roots', 'tasks'] as const
+
+/**
+ * A bounded key for what a member's lists may depend on besides the member: the protocol version
+ * and which of the known capabilities (and their first-level parts) the client declared. The
+ * client's own JSON is never the key: it could be anything, of any size.
+ */
+export function audienceOf (hello: ClientHello): string {
+  const parts = [hello.protocolVersion.slice(0, 16)]
+  for (const name of LISTED_BY) {
+    const value = hello.capabilities[name]
+    if (value === undefined) continue
+    const inner = typeof value === 'object' && value !== null ? Object.keys(value).filter((key) => key.length <= 32).sort().slice(0, 8) : []
+    parts.push(`${name}(${inner.join(',')})`)
+  }
+  return parts.join(';')
 }
 
 /** Most lists kept (members x kinds x audiences); the oldest go first. */

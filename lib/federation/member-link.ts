@@ -14,6 +14,7 @@ import type { UpstreamAnswer, UpstreamEvent, UpstreamEvents } from '../upstream/
 import { refusedReply } from '../upstream/http-answer.ts'
 import type { Upstream } from '../upstream/types.ts'
 import type { CompiledFilter, ListKind } from './catalog.ts'
+import { audienceOf } from './list-cache.ts'
 
 /** A member as configured: its upstream, namespace, timeout and filters. */
 export interface MemberSpec {
@@ -59,24 +60,6 @@ interface Waiter {
 
 const ACCEPT = 'application/json, text/event-stream'
 
-/** Client capabilities a server may vary its lists by (others are not part of the cache key). */
-const LISTED_BY = ['elicitation', 'sampling', 'roots', 'tasks'] as const
-
-/**
- * A bounded key for what a member's lists may depend on besides the member: the protocol version
- * and which of the known capabilities (and their first-level parts) the client declared. The
- * client's own JSON is never the key: it could be anything, of any size.
- */
-function audienceOf (hello: ClientHello): string {
-  const parts = [hello.protocolVersion.slice(0, 16)]
-  for (const name of LISTED_BY) {
-    const value = hello.capabilities[name]
-    if (value === undefined) continue
-    const inner = typeof value === 'object' && value !== null ? Object.keys(value).filter((key) => key.length <= 32).sort().slice(0, 8) : []
-    parts.push(`${name}(${inner.join(',')})`)
-  }
-  return parts.join(';')
-}
 /** Streams of its own that ended within this long of opening count as a failure (no hot loop). */
 const SHORT_STREAM_MS = 1000
 const MAX_SHORT_STREAMS = 5
@@ -88,6 +71,7 @@ export class MemberLink {
   /** Why it is down, for the coded error its callers get. */
   reason: Error | undefined
   private readonly hello: ClientHello
+  private audienceKey: string | undefined
   private readonly watcher: LinkWatcher
   private readonly log: Logger
   private readonly maxBytes: number
@@ -120,8 +104,6 @@ export class MemberLink {
     this.audienceKey ??= audienceOf(this.hello)
     return this.audienceKey
   }
-
-  private audienceKey: string | undefined
 
   /** Opens (or re-opens) the member's session; one attempt at a time, bounded by its timeout. */
   open (): Promise<void> {

@@ -8,19 +8,17 @@
  * and when it comes back.
  */
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
-import { errorResponse, INTERNAL_ERROR, isRequest, isResponse, type JsonRpcId, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from '../jsonrpc.ts'
+import { isRequest, isResponse, type JsonRpcId, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import type { MessageChannel } from '../upstream/channel.ts'
 import { decodeCursor, KIND, LIST_KINDS, mergeLists, page, type Item, type ListKind, type Merged } from './catalog.ts'
 import { negotiatedVersion, mergedInitialize } from './initialize.ts'
 import { MemberLink, type ClientHello, type LinkWatcher } from './member-link.ts'
+import { MemberRetries } from './member-retries.ts'
+import { MemberAsks } from './member-asks.ts'
+import { fetchAll } from './member-lists.ts'
 import { exposeUri, resolveUri } from './resource-routing.ts'
 import type { VirtualServer } from './virtual-server.ts'
-
-/** Most pages read from one member for one list. */
-const MAX_MEMBER_PAGES = 100
-/** Most server-to-client requests (from all members) waiting for the client's answer. */
-const MAX_ASKED = 1000
 
 type Result = Record<string, unknown>
 
@@ -45,10 +43,9 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   /** Client request id -> the member and the id it was sent under (for cancellation). */
   private readonly forwarded = new Map<JsonRpcId, { link: MemberLink, id: string }>()
   private readonly cancelled = new Set<JsonRpcId>()
-  /** The gateway's id for a member's server-to-client request -> the member and its own id. */
-  private readonly asked = new Map<string, { link: MemberLink, id: JsonRpcId }>()
-  private nextAsk = 0
-  private readonly retries = new Map<MemberLink, { timer: NodeJS.Timeout | undefined, failures: number, trying: boolean, last: number }>()
+  /** Members' server-to-client requests waiting for the client's answer. */
+  private readonly asks: MemberAsks
+  private readonly retries: MemberRetries
   private closed = false
   /** No member could be opened: the session ends once `initialize` is answered. */
   private failed = false
@@ -56,6 +53,8 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   constructor (server: VirtualServer, log: Logger) {
     this.server = server
     this.log = log
+    this.retries = new MemberRetries(server, log)
+    this.asks = new MemberAsks(server.name, log, (message) => { this.emit(message) })
   }
 
   send (message: JsonRpcMessage): void {
@@ -76,8 +75,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   private shutdown (): void {
     if (this.closed) return
     this.closed = true
-    for (const retry of this.retries.values()) clearTimeout(retry.timer)
-    this.retries.clear()
+    this.retries.stop()
     for (const link of this.links) link.close()
     this.onclose(new GatewayErrors.UPSTREAM_EXITED(this.server.name, 'the virtual session ended'))
   }
@@ -87,7 +85,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   }
 
   private async handle (message: JsonRpcMessage): Promise<void> {
-    if (isResponse(message)) return await this.answerMember(message)
+    if (isResponse(message)) return await this.asks.answered(message)
     if (!isRequest(message)) return await this.clientNotification(message)
     let response: JsonRpcResponse
     try {
@@ -145,7 +143,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     for (const link of this.links) {
       if (link.state !== 'open') {
         this.log.warn({ upstream: this.server.name, member: link.name, reason: link.reason?.message }, 'virtual server: a member is left out for now')
-        this.scheduleRetry(link)
+        this.retries.schedule(link)
       }
     }
     return mergedInitialize(this.server.name, hello.protocolVersion, open)
@@ -185,12 +183,12 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
 
   private async memberList (link: MemberLink, kind: ListKind, failed: { any: boolean }): Promise<Item[] | undefined> {
     if (link.state === 'down') {
-      this.kick(link)
+      this.retries.kick(link)
       return undefined
     }
     if (link.state === 'opening') await link.open().catch(() => {})
     if (!link.offers(KIND[kind].capability)) return undefined
-    const fetch = async (): Promise<Item[]> => await this.fetchAll(link, kind)
+    const fetch = async (): Promise<Item[]> => await fetchAll(link, kind, this.log)
     const generation = link.generation
     try {
       return await this.server.cache.get(link.name, link.audience, kind, fetch)
@@ -207,30 +205,6 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
       if (link.state === 'open') failed.any = true
       return undefined
     }
-  }
-
-  private async fetchAll (link: MemberLink, kind: ListKind): Promise<Item[]> {
-    const items: Item[] = []
-    const signal = AbortSignal.timeout(link.spec.timeout)
-    let cursor: string | undefined
-    for (let pages = 0; pages < MAX_MEMBER_PAGES; pages++) {
-      let response: JsonRpcResponse
-      try {
-        response = await link.request(KIND[kind].method, cursor === undefined ? undefined : { cursor }, signal)
-      } catch (err) {
-        if (signal.aborted) throw new GatewayErrors.UPSTREAM_TIMEOUT(link.name)
-        throw err
-      }
-      if (!('result' in response)) throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(link.name, `${KIND[kind].method} failed: ${response.error.message}`)
-      const list = response.result[kind]
-      if (!Array.isArray(list)) throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(link.name, `${KIND[kind].method} has no ${kind} array`)
-      for (const item of list) if (typeof item === 'object' && item !== null && !Array.isArray(item)) items.push(item as Item)
-      const next = response.result.nextCursor
-      if (typeof next !== 'string' || next.length === 0) return items
-      cursor = next
-    }
-    this.log.warn({ upstream: this.server.name, member: link.name, kind }, `virtual server: a member's list has more than ${MAX_MEMBER_PAGES} pages; the rest is left out`)
-    return items
   }
 
   // --- routing -----------------------------------------------------------------------------
@@ -339,7 +313,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
       await link.open()
       return
     }
-    this.kick(link)
+    this.retries.kick(link)
     throw new GatewayErrors.MEMBER_DOWN(link.name, this.server.name, link.reason?.message ?? 'not open')
   }
 
@@ -370,30 +344,11 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     await Promise.all(this.links.filter((link) => link.state === 'open').map(async (link) => { await link.notify(message).catch(() => {}) }))
   }
 
-  private async answerMember (response: JsonRpcResponse): Promise<void> {
-    const entry = this.asked.get(String(response.id))
-    if (entry === undefined) return
-    this.asked.delete(String(response.id))
-    await entry.link.notify({ ...response, id: entry.id }).catch((err: unknown) => {
-      this.log.debug({ upstream: this.server.name, member: entry.link.name, err }, 'virtual server: an answer to a member\'s request was lost')
-    })
-  }
-
   // --- what members send, and members coming and going ---------------------------------------
 
   message (link: MemberLink, message: JsonRpcNotification | JsonRpcRequest): void {
     if (isRequest(message)) {
-      if (message.method === 'ping') {
-        void link.notify({ jsonrpc: '2.0', id: message.id, result: {} }).catch(() => {})
-        return
-      }
-      if (this.asked.size >= MAX_ASKED) {
-        void link.notify(errorResponse(message.id, INTERNAL_ERROR, `the client of virtual server ${this.server.name} has ${MAX_ASKED} requests unanswered`)).catch(() => {})
-        return
-      }
-      const id = `vs${++this.nextAsk}`
-      this.asked.set(id, { link, id: message.id })
-      this.emit({ ...message, id })
+      this.asks.ask(link, message)
       return
     }
     const changed = LIST_KINDS.filter((kind) => KIND[kind].changed === message.method)
@@ -408,13 +363,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
       return
     }
     if (message.method === 'notifications/cancelled') {
-      // The member gave up one of its own requests to the client: under the id the client knows.
-      for (const [id, entry] of this.asked) {
-        if (entry.link === link && entry.id === message.params?.requestId) {
-          this.asked.delete(id)
-          this.emit({ ...message, params: { ...message.params, requestId: id } })
-        }
-      }
+      this.asks.withdrawn(link, message)
       return
     }
     this.emit(message)
@@ -425,7 +374,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     if (this.retries.has(link)) return
     this.log.warn({ upstream: this.server.name, member: link.name, reason: reason.message }, 'virtual server: a member is gone; retrying in the background')
     this.changed(link)
-    this.scheduleRetry(link)
+    this.retries.schedule(link)
   }
 
   reopened (link: MemberLink): void {
@@ -435,12 +384,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   /** The member's part of the merged lists changed (it went, or came back): the client re-lists. */
   private changed (link: MemberLink): void {
     // What it had asked the client is moot now: its session is another.
-    for (const [id, entry] of this.asked) {
-      if (entry.link !== link) continue
-      this.asked.delete(id)
-      // Nobody will take the client's answer: it stops asking (an elicitation dialog closes).
-      this.emit({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: `upstream ${link.name} has a new session` } })
-    }
+    this.asks.forget(link)
     const methods = new Set<string>()
     const kinds: ListKind[] = []
     for (const kind of LIST_KINDS) {
@@ -452,52 +396,5 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     // A member that went (or came back) may list other things now than what was kept.
     this.server.cache.invalidate(link.name, kinds)
     for (const method of methods) this.emit({ jsonrpc: '2.0', method })
-  }
-
-  /** Tries a member that is down again soon (now, unless it was tried within `retryMs`). */
-  private kick (link: MemberLink): void {
-    const retry = this.retries.get(link)
-    if (retry === undefined) {
-      if (link.state === 'down') this.scheduleRetry(link)
-      return
-    }
-    if (retry.trying || Date.now() - retry.last < this.server.retryMs) return
-    clearTimeout(retry.timer)
-    this.retry(link)
-  }
-
-  private scheduleRetry (link: MemberLink): void {
-    if (this.closed) return
-    const retry = this.retries.get(link) ?? { timer: undefined, failures: 0, trying: false, last: Date.now() }
-    this.retries.set(link, retry)
-    clearTimeout(retry.timer)
-    const wait = Math.min(this.server.retryMs * 2 ** retry.failures, this.server.maxRetryMs)
-    retry.timer = setTimeout(() => { this.retry(link) }, wait)
-    // A session's retries never keep the process alive; close() clears them.
-    retry.timer.unref()
-  }
-
-  private retry (link: MemberLink): void {
-    const retry = this.retries.get(link)
-    if (retry === undefined || this.closed) return
-    retry.trying = true
-    retry.timer = undefined
-    link.open().then(() => {
-      if (link.state !== 'open') {
-        // Lost again before this ran: keep trying.
-        retry.trying = false
-        this.scheduleRetry(link)
-        return
-      }
-      this.retries.delete(link)
-      this.log.info({ upstream: this.server.name, member: link.name }, 'virtual server: a member is back')
-      // The member's first session never opened: nothing told the client about it yet.
-      if (link.generation === 1) this.changed(link)
-    }, () => {
-      retry.trying = false
-      retry.last = Date.now()
-      retry.failures++
-      this.scheduleRetry(link)
-    })
   }
 }
