@@ -20,15 +20,14 @@ import type { VirtualServer } from './virtual-server.ts'
 const FILTER_OF: Record<ListKind, 'tools' | 'prompts' | 'resources'> = { tools: 'tools', prompts: 'prompts', resources: 'resources', resourceTemplates: 'resources' }
 const MAX_MEMBER_BYTES = 64 * 1024 * 1024
 
-/** Member specs, checked for what one member alone cannot see: names and namespaces unique. */
-function memberSpecs (options: VirtualUpstreamOptions, log: Logger): MemberSpec[] {
+/** Members' upstream options, checked for what one member alone cannot see: names and namespaces unique. */
+function checkedMembers (options: VirtualUpstreamOptions): Array<{ upstream: UpstreamOptions, namespace: string }> {
   const names = new Map<string, number>()
   const namespaces = new Map<string, number>()
-  const specs: MemberSpec[] = []
-  options.members.forEach((member, index) => {
-    const upstreamOptions: UpstreamOptions = upstreamOptionsOf(member.upstream, `${options.name}-${index + 1}`)
+  return options.members.map((member, index) => {
+    const upstream = upstreamOptionsOf(member.upstream, `${options.name}-${index + 1}`)
     const at = `upstream.members[${index}]`
-    const name = upstreamOptions.name
+    const name = upstream.name
     const namespace = member.namespace ?? name
     if (member.namespace === undefined && !NAMESPACE.test(namespace)) throw invalid(`${at}.namespace`, `is not given, and the upstream's name "${name}" cannot stand for it: it ${NAMESPACE_RULE}`)
     const sameName = names.get(name)
@@ -37,26 +36,29 @@ function memberSpecs (options: VirtualUpstreamOptions, log: Logger): MemberSpec[
     if (sameSpace !== undefined) throw invalid(`${at}.namespace`, `"${namespace}" is also members[${sameSpace}]'s: give each member its own namespace`)
     names.set(name, index)
     namespaces.set(namespace, index)
-    specs.push({
+    return { upstream, namespace }
+  })
+}
+
+/** The members, built once the whole list is checked (a stdio member spawns nothing until used). */
+function memberSpecs (options: VirtualUpstreamOptions, log: Logger): MemberSpec[] {
+  return checkedMembers(options).map(({ upstream, namespace }, index) => {
+    const member = options.members[index] as VirtualUpstreamOptions['members'][number]
+    return {
       index,
-      name,
+      name: upstream.name,
       server: options.name,
       namespace,
       timeout: member.timeout,
-      // Built once the whole list is checked (below): a stdio member spawns nothing until used.
-      upstream: undefined as unknown as Upstream,
+      upstream: createUpstream(upstream, log),
       filters: {
         tools: compileFilter(member.tools),
         prompts: compileFilter(member.prompts),
         resources: compileFilter(member.resources),
         resourceTemplates: compileFilter(member.resources)
       }
-    })
+    }
   })
-  options.members.forEach((member, index) => {
-    (specs[index] as MemberSpec).upstream = createUpstream(upstreamOptionsOf(member.upstream, `${options.name}-${index + 1}`), log)
-  })
-  return specs
 }
 
 export function createVirtualUpstream (options: VirtualUpstreamOptions, log: Logger): Upstream {
