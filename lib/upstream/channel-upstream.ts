@@ -4,8 +4,10 @@
  * and the answer comes back as messages, and the session's own stream is a flow of messages too,
  * with no HTTP in between.
  *
- * Per-session mode (the default) opens one channel per upstream session: a stdio server serves one
- * client, and sharing it leaks one client's state into another's. Shared mode runs one channel
+ * A request with no session that opens none is a stateless (2026-07-28) client's: the era bridge
+ * (legacy-upstream-for-modern-clients.ts) holds sessions here on its behalf. Per-session mode
+ * (the default) opens one channel per upstream session: a stdio server serves one client, and
+ * sharing it leaks one client's state into another's. Shared mode runs one channel
  * for every session, for servers known to be stateless: request ids and progress tokens are
  * rewritten so sessions never see each other's answers, the first `initialize` is the channel's
  * and later ones are answered from its result, and server-to-client requests are refused (a
@@ -27,6 +29,7 @@ import { singleAnswer, UpstreamEvents, type UpstreamAnswer } from './events.ts'
 import type { Upstream, UpstreamKind, UpstreamSend, UpstreamSessionRequest } from './types.ts'
 import type { DropReason } from '../relay/pending.ts'
 import { Answer, ChannelSession, forgetShared, progressToken, type SharedChannel } from './channel-session.ts'
+import { LegacyUpstreamForModernClients } from './legacy-upstream-for-modern-clients.ts'
 
 export { Answer } from './channel-session.ts'
 
@@ -69,6 +72,7 @@ export class ChannelUpstream implements Upstream {
   private opening = 0
   private closing = false
   private onDrop: ((reason: DropReason) => void) | undefined
+  private stateless: LegacyUpstreamForModernClients | undefined
 
   constructor (options: ChannelUpstreamOptions) {
     this.name = options.name
@@ -147,7 +151,12 @@ export class ChannelUpstream implements Upstream {
     let opened: string | undefined
     if (sessionId === undefined) {
       const initialize = messages.find((message) => isRequest(message) && message.method === 'initialize') as JsonRpcRequest | undefined
-      if (initialize === undefined) throw new GatewayErrors.UPSTREAM_NEEDS_SESSION(this.name, this.kind)
+      if (initialize === undefined) {
+        // A stateless (2026-07-28) client: the bridge holds sessions here on its behalf.
+        if (this.closing) throw new GatewayErrors.UPSTREAM_UNAVAILABLE(this.name)
+        this.stateless ??= new LegacyUpstreamForModernClients(this, this.log)
+        return await this.stateless.send(req)
+      }
       session = await this.openSession()
       opened = session.id
       const shared = this.shared
@@ -368,6 +377,8 @@ export class ChannelUpstream implements Upstream {
   async close (): Promise<void> {
     this.closing = true
     clearInterval(this.reaper)
+    // Its sessions are this upstream's: ended (and their calls cancelled) before the channels close.
+    await this.stateless?.close()
     const reason = new GatewayErrors.UPSTREAM_EXITED(this.name, 'the gateway is shutting down')
     const channels = new Set<MessageChannel>()
     for (const session of this.sessions.values()) {

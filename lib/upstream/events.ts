@@ -6,6 +6,7 @@
  * directly, already parsed.
  */
 import type { JsonRpcMessage } from '../jsonrpc.ts'
+import { parseEventData } from '../relay/messages.ts'
 
 /** One unit of an upstream's answer: one message or a batch, and its resume point if any. */
 export interface UpstreamEvent {
@@ -179,4 +180,28 @@ export class UpstreamEvents implements Pausable {
     this.finished?.()
     this.onEnd?.(error)
   }
+}
+
+/** The JSON-RPC messages of one event (none for a non-message event or bytes that are not JSON-RPC). */
+export function eventMessages (event: UpstreamEvent): JsonRpcMessage[] {
+  if (event.event !== undefined && event.event !== 'message') return []
+  return (event.parsed ?? parseEventData(event.data))?.messages ?? []
+}
+
+/**
+ * Reads a whole answer, message by message, for a gateway component that is itself the client of
+ * an upstream (the era bridge's sessions): resolves when the answer is over, rejects when its
+ * flow broke.
+ */
+export async function readMessages (answer: UpstreamAnswer, onMessage: (message: JsonRpcMessage) => void): Promise<void> {
+  if (answer.kind === 'accepted') return
+  if (answer.kind === 'single') {
+    for (const message of answer.messages) onMessage(message)
+    return
+  }
+  await new Promise<void>((resolve, reject) => {
+    answer.events.read((event) => {
+      for (const message of eventMessages(event)) onMessage(message)
+    }, (error) => { if (error === undefined) resolve(); else reject(error) })
+  })
 }

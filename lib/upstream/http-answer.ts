@@ -120,7 +120,13 @@ export function refusedReply (err: unknown): RefusedReply | undefined {
 /** An HTTP answer to a POST, as messages; failures come out as coded errors. */
 export async function answerFromHttp (name: string, res: UpstreamHttpResponse, req: UpstreamSend): Promise<UpstreamAnswer> {
   const hadSession = req.headers[HEADER.sessionId] !== undefined
-  if (res.status >= 300) throw await httpFailure(name, res, hadSession)
+  if (res.status >= 300) {
+    const failure = await httpFailure(name, res, hadSession)
+    const named = res.headers[HEADER.sessionId]
+    // A session named in a failed answer is one the upstream holds for nobody: whoever opened it ends it.
+    if (req.opensSession === true && typeof named === 'string' && SESSION_ID.test(named)) Object.assign(failure, { upstreamSessionId: named })
+    throw failure
+  }
   let sessionId: string | undefined
   if (req.opensSession === true) {
     const id = res.headers[HEADER.sessionId]

@@ -23,15 +23,13 @@
 import { randomUUID } from 'node:crypto'
 import { errorResponse, isRequest, isResponse, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
+import { GatewayErrors } from '../errors.ts'
 import { STATELESS_VERSION } from '../protocol.ts'
-import { drain } from '../relay/body.ts'
-import { Answer } from './channel-upstream.ts'
-import { messageEvent, singleAnswer as single, UpstreamEvents, type UpstreamAnswer } from './events.ts'
-import { httpFailure } from './http-answer.ts'
-import { META, readAnswer } from './modern-upstream-for-legacy-clients.ts'
+import { Answer } from './channel-session.ts'
+import { messageEvent, readMessages, releaseAnswer, singleAnswer as single, UpstreamEvents, type UpstreamAnswer } from './events.ts'
+import { META } from './modern-upstream-for-legacy-clients.ts'
 import { LegacyUpstreamSessions, type LegacySession } from './legacy-upstream-sessions.ts'
-import type { StreamableHttpUpstream } from './streamable-http.ts'
-import type { UpstreamHttpResponse, UpstreamSend } from './types.ts'
+import type { Upstream, UpstreamSend } from './types.ts'
 
 /** Most resource URIs one `subscriptions/listen` may name (each is a round trip upstream). */
 const MAX_LISTEN_URIS = 256
@@ -95,12 +93,12 @@ function capabilityKey (value: unknown): string {
 }
 
 export class LegacyUpstreamForModernClients {
-  private readonly upstream: StreamableHttpUpstream
+  private readonly upstream: Upstream
   private readonly sessions: LegacyUpstreamSessions<Call>
   /** Calls waiting for the client's retry after an `input_required`, by `requestState` token. */
   private readonly pending = new Map<string, Call>()
 
-  constructor (upstream: StreamableHttpUpstream, log: Logger) {
+  constructor (upstream: Upstream, log: Logger) {
     this.upstream = upstream
     this.sessions = new LegacyUpstreamSessions(upstream, log, (call, message) => { this.fromUpstream(call, message) })
   }
@@ -141,26 +139,23 @@ export class LegacyUpstreamForModernClients {
     const abort = new AbortController()
     const call: Call = { session, principal: req.principal, method: message.method, upstreamId: message.id, answer: undefined, clientId: message.id, held: [], asked: new Map(), token: undefined, timer: undefined, done: false, abort }
     session.call = call
-    let res: UpstreamHttpResponse
+    let answer: UpstreamAnswer
     try {
-      res = await this.upstream.request({ method: 'POST', headers: this.sessions.headers(session), body: JSON.stringify(message), signal: abort.signal })
+      answer = await this.sessions.post(session, [message], abort.signal)
     } catch (err) {
+      if ((err as { code?: string }).code === 'MCP_GW_UPSTREAM_SESSION_GONE' && attempt === 0) {
+        // The upstream forgot this session: a fresh one, once.
+        this.sessions.forget(session)
+        return await this.call(key, meta, message, req, 1)
+      }
       this.sessions.release(session)
+      // A stateless client holds no session to lose: a 404 for it would be misread.
+      if ((err as { code?: string }).code === 'MCP_GW_UPSTREAM_SESSION_GONE') throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, 'it forgot a session it had just opened')
+      // Whatever else the upstream refused is the client's to see.
       throw err
     }
-    if (res.status === 404 && attempt === 0) {
-      // The upstream forgot this session: a fresh one, once.
-      drain(res.body)
-      this.sessions.forget(session)
-      return await this.call(key, meta, message, req, 1)
-    }
-    if (res.status >= 300) {
-      this.sessions.release(session)
-      // The client holds no session: whatever the upstream refused is the client's to see.
-      throw await httpFailure(this.upstream.name, res, false)
-    }
     const answered = this.attach(call, message.id, req)
-    void readAnswer(res as never, (upstreamMessage) => this.fromUpstream(call, upstreamMessage))
+    void readMessages(answer, (upstreamMessage) => { this.fromUpstream(call, upstreamMessage) })
       .catch((err: unknown) => this.fromUpstream(call, errorResponse(call.upstreamId, -32060, (err as Error).message)))
       .finally(() => {
         if (!call.done) this.fromUpstream(call, errorResponse(call.upstreamId, -32065, `Upstream ${this.upstream.name} ended the stream before answering this request`))
@@ -234,18 +229,14 @@ export class LegacyUpstreamForModernClients {
     }
     call.asked.clear()
     const answered = this.attach(call, message.id, req)
-    const res = await this.upstream.request({ method: 'POST', headers: this.sessions.headers(call.session), body: JSON.stringify(answers.length === 1 ? answers[0] : answers) })
-    drain(res.body)
+    if (answers.length > 0) releaseAnswer(await this.sessions.post(call.session, answers))
     return await answered
   }
 
   private cancel (call: Call): void {
     if (call.done) return
     call.done = true
-    const notification = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: call.upstreamId, reason: 'Client went away' } }
-    this.upstream.request({ method: 'POST', headers: this.sessions.headers(call.session), body: JSON.stringify(notification) })
-      .then((res) => drain(res.body))
-      .catch(() => {})
+    this.sessions.tell(call.session, [{ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: call.upstreamId, reason: 'Client went away' } }])
     this.finish(call)
   }
 
@@ -264,8 +255,7 @@ export class LegacyUpstreamForModernClients {
     const session = await this.sessions.checkout(key, meta)
     try {
       for (const uri of uris) {
-        const res = await this.upstream.request({ method: 'POST', headers: this.sessions.headers(session), body: JSON.stringify({ jsonrpc: '2.0', id: `gw-sub-${uri}`, method: 'resources/subscribe', params: { uri } }) })
-        drain(res.body)
+        await readMessages(await this.sessions.post(session, [{ jsonrpc: '2.0', id: `gw-sub-${uri}`, method: 'resources/subscribe', params: { uri } }]), () => {})
       }
     } catch (err) {
       // The session is given back (or ended, for an anonymous client), never left busy.

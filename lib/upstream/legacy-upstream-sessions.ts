@@ -8,12 +8,12 @@
  * lent to (`onRequest`), anything else to the session's listeners (`subscriptions/listen`).
  */
 import { GatewayErrors } from '../errors.ts'
-import { isRequest, type JsonRpcMessage } from '../jsonrpc.ts'
+import { isRequest, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { HEADER } from '../protocol.ts'
-import { drain } from '../relay/body.ts'
-import { META, readAnswer } from './modern-upstream-for-legacy-clients.ts'
-import type { StreamableHttpUpstream } from './streamable-http.ts'
+import { readMessages, releaseAnswer, type UpstreamAnswer } from './events.ts'
+import { META } from './modern-upstream-for-legacy-clients.ts'
+import type { Upstream } from './types.ts'
 
 const LEGACY_VERSION = '2025-11-25'
 /** Most upstream sessions held at once for one principal and capability set. */
@@ -23,6 +23,10 @@ export const MAX_BRIDGED_SESSIONS = 256
 const GATEWAY_INFO = { name: 'fastify-mcp-gateway', version: '0.1.0' }
 /** An upstream session held for stateless clients and unused this long is ended. */
 const IDLE_MS = 600_000
+/** Largest whole (JSON) answer read from the upstream for a bridged request. */
+const MAX_ANSWER_BYTES = 64 * 1024 * 1024
+/** Codes that mean the upstream offers the session no stream of its own (or forgot it). */
+const NO_STREAM = new Set(['MCP_GW_UPSTREAM_REFUSED', 'MCP_GW_UPSTREAM_SESSION_GONE'])
 
 export interface LegacySession<C> {
   /** The pool it belongs to; undefined: dedicated to one request (auth off), ended after it. */
@@ -41,7 +45,7 @@ export interface LegacySession<C> {
 }
 
 export class LegacyUpstreamSessions<C extends { done: boolean }> {
-  private readonly upstream: StreamableHttpUpstream
+  private readonly upstream: Upstream
   private readonly log: Logger
   /** A request the upstream sent on a session's GET stream, for the call the session is lent to. */
   private readonly onRequest: (call: C, message: JsonRpcMessage) => void
@@ -54,7 +58,7 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
   private readonly dedicated = new Set<LegacySession<C>>()
   private readonly sweeper: NodeJS.Timeout
 
-  constructor (upstream: StreamableHttpUpstream, log: Logger, onRequest: (call: C, message: JsonRpcMessage) => void) {
+  constructor (upstream: Upstream, log: Logger, onRequest: (call: C, message: JsonRpcMessage) => void) {
     this.upstream = upstream
     this.log = log
     this.onRequest = onRequest
@@ -69,6 +73,24 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
       [HEADER.sessionId]: session.upstreamSessionId,
       [HEADER.protocolVersion]: session.protocolVersion
     }
+  }
+
+  /** Sends messages on a session, as a client of the upstream would. */
+  post (session: Pick<LegacySession<C>, 'upstreamSessionId' | 'protocolVersion'>, messages: JsonRpcMessage[], signal?: AbortSignal): Promise<UpstreamAnswer> {
+    return this.upstream.send({
+      headers: this.headers(session),
+      body: JSON.stringify(messages.length === 1 ? messages[0] : messages),
+      messages,
+      signal,
+      maxBytes: MAX_ANSWER_BYTES
+    })
+  }
+
+  /** Sends a notification (or responses) whose answer nobody reads; a failure is only logged. */
+  tell (session: Pick<LegacySession<C>, 'upstreamSessionId' | 'protocolVersion'>, messages: JsonRpcMessage[]): void {
+    this.post(session, messages).then(releaseAnswer, (err: unknown) => {
+      this.log.debug({ upstream: this.upstream.name, err }, 'bridged session: a message to the upstream failed')
+    })
   }
 
   /**
@@ -141,7 +163,7 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
   }
 
   private deleteUpstream (session: Pick<LegacySession<C>, 'upstreamSessionId' | 'protocolVersion'>): void {
-    this.upstream.request({ method: 'DELETE', headers: this.headers(session) }).then((res) => drain(res.body), () => {})
+    this.upstream.end({ headers: this.headers(session) }).catch(() => {})
   }
 
   forget (session: LegacySession<C>): void {
@@ -163,23 +185,31 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
 
   /** Opens an upstream session with the client's capabilities, and its GET stream. */
   private async open (key: string | undefined, meta: Record<string, unknown>): Promise<LegacySession<C>> {
-    const initialize = {
+    const initialize: JsonRpcRequest = {
       jsonrpc: '2.0',
       id: 'gw-init',
       method: 'initialize',
       params: { protocolVersion: LEGACY_VERSION, capabilities: meta[META.clientCapabilities] ?? {}, clientInfo: meta[META.clientInfo] ?? GATEWAY_INFO }
     }
-    const res = await this.upstream.request({ method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(initialize) })
-    const upstreamSessionId = res.headers[HEADER.sessionId]
+    const body = JSON.stringify(initialize)
+    let answer: UpstreamAnswer
+    try {
+      answer = await this.upstream.send({ headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body, messages: [initialize], opensSession: true, maxBytes: MAX_ANSWER_BYTES })
+    } catch (err) {
+      const named = (err as { upstreamSessionId?: unknown }).upstreamSessionId
+      if (typeof named === 'string') this.deleteUpstream({ upstreamSessionId: named, protocolVersion: LEGACY_VERSION })
+      throw err
+    }
+    const upstreamSessionId = answer.sessionId
     let result: Record<string, unknown> | undefined
     try {
-      await readAnswer(res as never, (message) => { if ('result' in message) result = message.result })
-      if (res.status >= 300 || result === undefined || typeof upstreamSessionId !== 'string') {
-        throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, `initialize answered HTTP ${res.status}`)
+      await readMessages(answer, (message) => { if ('result' in message && message.id === initialize.id) result = message.result })
+      if (result === undefined || upstreamSessionId === undefined) {
+        throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, result === undefined ? 'initialize was answered without a result' : 'initialize was answered without a session')
       }
     } catch (err) {
       // A session id given with a bad answer is a session the upstream holds for nobody: end it.
-      if (typeof upstreamSessionId === 'string') this.deleteUpstream({ upstreamSessionId, protocolVersion: LEGACY_VERSION })
+      if (upstreamSessionId !== undefined) this.deleteUpstream({ upstreamSessionId, protocolVersion: LEGACY_VERSION })
       throw err
     }
     const session: LegacySession<C> = {
@@ -195,9 +225,8 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
       lastUsed: Date.now()
     }
     try {
-      const ack = await this.upstream.request({ method: 'POST', headers: this.headers(session), body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' })
-      drain(ack.body)
-      if (ack.status >= 300) throw new GatewayErrors.UPSTREAM_BAD_RESPONSE(this.upstream.name, `notifications/initialized answered HTTP ${ack.status}`)
+      const initialized: JsonRpcNotification = { jsonrpc: '2.0', method: 'notifications/initialized' }
+      releaseAnswer(await this.post(session, [initialized]))
     } catch (err) {
       // The upstream holds a session nobody will use: end it there, not only here.
       this.deleteUpstream(session)
@@ -215,21 +244,18 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
     let failures = 0
     while (!session.gone) {
       try {
-        const res = await this.upstream.request({ method: 'GET', headers: { ...this.headers(session), accept: 'text/event-stream' }, signal: session.get.signal, longLived: true })
-        if (res.status !== 200) {
-          // No GET stream (405) is a fine upstream: its requests come on the call's own stream. A
-          // 404 is taken the same way: servers without a GET route answer it too, and a session
-          // really gone shows on its next POST (404 there: a fresh session, once).
-          drain(res.body)
-          return
-        }
+        const events = await this.upstream.listen({ headers: { ...this.headers(session), accept: 'text/event-stream' }, signal: session.get.signal })
         failures = 0
-        await readAnswer(res as never, (message) => {
+        await readMessages({ kind: 'stream', sessionId: undefined, events }, (message) => {
           if (session.call !== undefined && !session.call.done && isRequest(message)) this.onRequest(session.call, message)
           else for (const listener of session.listeners) listener(message)
         })
       } catch (err) {
         if (session.get.signal.aborted) return
+        // No stream of its own (405) is a fine upstream: its requests come on the call's own
+        // stream. A forgotten session is taken the same way: servers without a GET route answer
+        // 404 too, and a session really gone shows on its next request (a fresh session, once).
+        if (NO_STREAM.has((err as { code?: string }).code ?? '')) return
         this.log.debug({ upstream: this.upstream.name, err }, 'bridged session GET stream lost')
       }
       failures++
@@ -253,8 +279,7 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
     clearInterval(this.sweeper)
     await Promise.allSettled([...this.pool.values()].flat().concat([...this.dedicated]).filter((session) => !session.gone).map(async (session) => {
       session.get.abort()
-      const res = await this.upstream.request({ method: 'DELETE', headers: this.headers(session) })
-      drain(res.body)
+      await this.upstream.end({ headers: this.headers(session) })
     }))
     this.pool.clear()
     this.dedicated.clear()

@@ -191,7 +191,7 @@ for (const fail of ['ack', 'init'] as const) {
     const as = { authorization: `Bearer ${keys[0]?.key as string}` }
     await statelessEcho(gw.url, 'probe', as)
     const failed = await statelessEcho(gw.url, 'fails', as)
-    t.equal(failed.body.error?.code, -32062, 'a bad upstream answer, coded')
+    t.equal(failed.body.error?.code, -32063, 'the upstream\'s HTTP 500, coded')
     // Sessions the upstream gave out: one per initialize it answered (ack case), or the one the front named.
     const opened = fail === 'init' ? 1 : up.record.requests.filter((r) => (r.body as { method?: string } | undefined)?.method === 'initialize').length
     t.ok(opened >= 1, 'a session was opened for it')

@@ -17,6 +17,8 @@ export interface ModernClientOptions {
   onElicit?: (message: string) => { ok: boolean }
   /** Called on every tools list change the client hears of. */
   onToolsChanged?: (names: string[]) => void
+  /** Sent with every request (an API key, say). */
+  headers?: Record<string, string>
 }
 
 /** A 2.x client pinned to 2026-07-28: stateless requests, MRTR fulfilled automatically. */
@@ -32,7 +34,7 @@ export async function modernClient (t: Teardown, url: string, options: ModernCli
   if (onElicit !== undefined) {
     client.setRequestHandler('elicitation/create', async (request) => ({ action: 'accept', content: onElicit((request.params as { message: string }).message) }))
   }
-  await client.connect(new ModernTransport(new URL(url)))
+  await client.connect(new ModernTransport(new URL(url), options.headers === undefined ? undefined : { requestInit: { headers: options.headers } }))
   t.teardown(() => client.close())
   return client
 }
