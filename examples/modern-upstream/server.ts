@@ -10,7 +10,7 @@
  */
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { McpServer, acceptedContent, createMcpHandler, inputRequired } from '@modelcontextprotocol/server'
+import { McpServer, acceptedContent, createMcpHandler, inputRequired, type McpServerOptions } from '@modelcontextprotocol/server'
 import { toNodeHandler } from '@modelcontextprotocol/node'
 import { z } from 'zod'
 
@@ -22,10 +22,15 @@ export interface ModernUpstream {
   close: () => Promise<void>
 }
 
-export async function startModernUpstream (): Promise<ModernUpstream> {
+export interface ModernUpstreamOptions {
+  /** How long its lists may be cached, and by whom (`ttlMs`, `cacheScope`); default: 0, private. */
+  cacheHints?: McpServerOptions['cacheHints']
+}
+
+export async function startModernUpstream (options: ModernUpstreamOptions = {}): Promise<ModernUpstream> {
   const extraTools = new Set<string>()
   const build = (): McpServer => {
-    const mcp = new McpServer({ name: 'modern-upstream', version: '2.0.0' }, { capabilities: { tools: { listChanged: true } } })
+    const mcp = new McpServer({ name: 'modern-upstream', version: '2.0.0' }, { capabilities: { tools: { listChanged: true } }, ...(options.cacheHints === undefined ? {} : { cacheHints: options.cacheHints }) })
     mcp.registerTool('echo', { description: 'Returns its text', inputSchema: z.object({ text: z.string() }) }, async ({ text }) => ({ content: [{ type: 'text', text }] }))
     mcp.registerTool('add', { description: 'Adds two numbers', inputSchema: z.object({ a: z.number(), b: z.number() }) }, async ({ a, b }) => ({ content: [{ type: 'text', text: String(a + b) }], structuredContent: { sum: a + b } }))
     mcp.registerTool('countdown', {

@@ -73,11 +73,13 @@ export function toolRuleInterceptors (rules: CompiledRule[]): Interceptor[] {
       name: 'auth:tools:list',
       match: { direction: 'upstream_to_client', kind: 'response', method: 'tools/list' },
       handler: (message, ctx) => {
-        const result = (message as { result: { tools?: Array<{ name: string }> } }).result
+        const result = (message as { result: { tools?: Array<{ name: string }>, cacheScope?: unknown } }).result
         if (!Array.isArray(result.tools)) return undefined
         const tools = result.tools.filter((tool) => allowed(rules, ctx.principal, ctx, tool.name))
-        if (tools.length === result.tools.length) return undefined
-        return { action: 'modify', message: { ...message, result: { ...result, tools } } as JsonRpcMessage }
+        // What this principal sees is not what another would: a list said to be public is not, now.
+        const scope = result.cacheScope === 'public' ? { cacheScope: 'private' } : {}
+        if (tools.length === result.tools.length && result.cacheScope !== 'public') return undefined
+        return { action: 'modify', message: { ...message, result: { ...result, tools, ...scope } } as JsonRpcMessage }
       }
     },
     {

@@ -59,6 +59,9 @@ export interface Merged {
   items: Item[]
   byExposed: Map<string, Entry>
   exposedOf: Map<string, string>
+  /** Until when the list is good, and for whom (what a 2026-07-28 client is told: `ttlMs`, `cacheScope`). */
+  until?: number
+  scope?: 'public' | 'private'
 }
 
 export interface NamingRules {
@@ -139,6 +142,10 @@ export function page (kind: ListKind, merged: Merged, offset: number, size: numb
   const items = merged.items.slice(offset, offset + size)
   const result: Item = { [kind]: items }
   if (offset + size < merged.items.length) result.nextCursor = encodeCursor(kind, offset + size)
+  if (merged.until !== undefined) {
+    result.ttlMs = Math.max(0, merged.until - Date.now())
+    result.cacheScope = merged.scope ?? 'private'
+  }
   return result
 }
 

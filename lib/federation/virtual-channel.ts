@@ -7,6 +7,7 @@
  * left out of lists and retried in the background; the client hears `list_changed` when it goes
  * and when it comes back.
  */
+import { randomUUID } from 'node:crypto'
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
 import { isRequest, isResponse, type JsonRpcId, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
@@ -17,6 +18,7 @@ import { MemberLink, type ClientHello, type LinkWatcher } from './member-link.ts
 import { MemberRetries } from './member-retries.ts'
 import { MemberAsks } from './member-asks.ts'
 import { fetchAll } from './member-lists.ts'
+import { mergedFreshness, NOTHING_LISTED, type Served } from './list-cache.ts'
 import { exposeUri, resolveUri } from './resource-routing.ts'
 import type { VirtualServer } from './virtual-server.ts'
 
@@ -50,9 +52,13 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   /** No member could be opened: the session ends once `initialize` is answered. */
   private failed = false
 
-  constructor (server: VirtualServer, log: Logger) {
+  /** Whose private lists this session may be served: its principal, else itself. */
+  private readonly viewer: string
+
+  constructor (server: VirtualServer, log: Logger, principal: string | undefined) {
     this.server = server
     this.log = log
+    this.viewer = principal === undefined ? `session:${randomUUID()}` : `principal:${principal}`
     this.retries = new MemberRetries(server, log)
     this.asks = new MemberAsks(server.name, log, (message) => { this.emit(message) })
   }
@@ -64,13 +70,8 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     })
   }
 
-  async close (): Promise<void> {
-    this.shutdown()
-  }
-
-  kill (): void {
-    this.shutdown()
-  }
+  async close (): Promise<void> { this.shutdown() }
+  kill (): void { this.shutdown() }
 
   private shutdown (): void {
     if (this.closed) return
@@ -80,9 +81,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     this.onclose(new GatewayErrors.UPSTREAM_EXITED(this.server.name, 'the virtual session ended'))
   }
 
-  private emit (message: JsonRpcMessage): void {
-    if (!this.closed) this.onmessage(message)
-  }
+  private emit (message: JsonRpcMessage): void { if (!this.closed) this.onmessage(message) }
 
   private async handle (message: JsonRpcMessage): Promise<void> {
     if (isResponse(message)) return await this.asks.answered(message)
@@ -166,7 +165,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   async mergedList (kind: ListKind): Promise<Merged> {
     const failed = { any: false }
     const lists = await Promise.all(this.links.map(async (link) => await this.memberList(link, kind, failed)))
-    const merged = mergeLists(kind, this.server.rules, this.server.catalog[kind], lists)
+    const merged = Object.assign(mergeLists(kind, this.server.rules, this.server.catalog[kind], lists.map((list) => list?.items)), mergedFreshness(lists))
     // A list a member failed to give (not one that is down: it says when it is back) is asked
     // for again by the next lookup instead of routing the session by what is missing.
     if (failed.any) this.merged.delete(kind)
@@ -181,26 +180,23 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     return merged
   }
 
-  private async memberList (link: MemberLink, kind: ListKind, failed: { any: boolean }): Promise<Item[] | undefined> {
+  private async memberList (link: MemberLink, kind: ListKind, failed: { any: boolean }): Promise<Served | undefined> {
     if (link.state === 'down') {
       this.retries.kick(link)
       return undefined
     }
     if (link.state === 'opening') await link.open().catch(() => {})
-    if (!link.offers(KIND[kind].capability)) return undefined
-    const fetch = async (): Promise<Item[]> => await fetchAll(link, kind, this.log)
+    if (!link.offers(KIND[kind].capability)) return NOTHING_LISTED
+    const cached = async (): Promise<Served> => await this.server.cache.get(link.name, link.audience, kind, this.viewer, async () => await fetchAll(link, kind, this.log))
     const generation = link.generation
     try {
-      return await this.server.cache.get(link.name, link.audience, kind, fetch)
+      return await cached().catch(async (err: unknown) => {
+        // The member forgot its session: a new one, and the list asked for once more.
+        if (!isSessionGone(err)) throw err
+        await this.reopen(link, generation)
+        return await cached()
+      })
     } catch (err) {
-      if (isSessionGone(err)) {
-        try {
-          await this.reopen(link, generation)
-          return await this.server.cache.get(link.name, link.audience, kind, fetch)
-        } catch (again) {
-          err = again
-        }
-      }
       this.log.warn({ upstream: this.server.name, member: link.name, kind, err }, 'virtual server: a member\'s list is left out')
       if (link.state === 'open') failed.any = true
       return undefined

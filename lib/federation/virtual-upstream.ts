@@ -91,7 +91,7 @@ export class VirtualUpstream extends ChannelUpstream {
       // A virtual session costs the gateway a little memory; its members keep their own caps.
       maxChannels: Number.MAX_SAFE_INTEGER,
       log,
-      open: async () => new VirtualChannel(server, log),
+      open: async (_label, principal) => new VirtualChannel(server, log, principal),
       // Ready while some member is: the others are left out of lists until they are back.
       probe: async () => { await Promise.any(server.members.map(async (member) => { await member.upstream.probe() })) },
       release: async (force) => {

@@ -157,7 +157,7 @@ export class ChannelUpstream implements Upstream {
         this.stateless ??= new LegacyUpstreamForModernClients(this, this.log)
         return await this.stateless.send(req)
       }
-      session = await this.openSession()
+      session = await this.openSession(req.principal)
       opened = session.id
       const shared = this.shared
       if (shared !== undefined && shared.initialize !== undefined) {
@@ -307,7 +307,7 @@ export class ChannelUpstream implements Upstream {
     for (const session of shared.sessions) session.outlet.push(message)
   }
 
-  private async openSession (): Promise<ChannelSession> {
+  private async openSession (principal: string | undefined): Promise<ChannelSession> {
     if (this.closing) throw new GatewayErrors.UPSTREAM_UNAVAILABLE(this.name)
     const id = randomUUID()
     if (this.options.shared === true) {
@@ -321,7 +321,7 @@ export class ChannelUpstream implements Upstream {
     this.opening++
     let channel: MessageChannel
     try {
-      channel = await this.options.open(id)
+      channel = await this.options.open(id, principal)
     } finally {
       this.opening--
     }

@@ -18,8 +18,11 @@ export interface MessageChannel {
   onclose: (reason: Error) => void
 }
 
-/** Opens one channel; `label` names it in logs (the upstream session it serves). */
-export type OpenChannel = (label: string) => Promise<MessageChannel>
+/**
+ * Opens one channel; `label` names it in logs (the upstream session it serves); `principal`: who
+ * opened it, when auth is on (a virtual server keeps private lists per principal).
+ */
+export type OpenChannel = (label: string, principal?: string) => Promise<MessageChannel>
 
 /**
  * Splits a byte stream into lines without decoding more than once per line. A line split across

@@ -97,7 +97,7 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
    * Lends an idle session of this key, opening one when none is free; with no key (auth off), a
    * new session for this request alone. Caps are checked and places taken before any await.
    */
-  async checkout (key: string | undefined, meta: Record<string, unknown>): Promise<LegacySession<C>> {
+  async checkout (key: string | undefined, meta: Record<string, unknown>, principal: string | undefined): Promise<LegacySession<C>> {
     const sessions = key === undefined ? undefined : this.pool.get(key)
     const idle = sessions?.find((session) => !session.busy && !session.gone)
     if (idle !== undefined) {
@@ -112,7 +112,7 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
     if (key !== undefined) this.opening.set(key, (this.opening.get(key) ?? 0) + 1)
     let session: LegacySession<C>
     try {
-      session = await this.open(key, meta)
+      session = await this.open(key, meta, principal)
     } catch (err) {
       this.held--
       throw err
@@ -184,7 +184,7 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
   }
 
   /** Opens an upstream session with the client's capabilities, and its GET stream. */
-  private async open (key: string | undefined, meta: Record<string, unknown>): Promise<LegacySession<C>> {
+  private async open (key: string | undefined, meta: Record<string, unknown>, principal: string | undefined): Promise<LegacySession<C>> {
     const initialize: JsonRpcRequest = {
       jsonrpc: '2.0',
       id: 'gw-init',
@@ -194,7 +194,7 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
     const body = JSON.stringify(initialize)
     let answer: UpstreamAnswer
     try {
-      answer = await this.upstream.send({ headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body, messages: [initialize], opensSession: true, maxBytes: MAX_ANSWER_BYTES })
+      answer = await this.upstream.send({ headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body, messages: [initialize], opensSession: true, principal, maxBytes: MAX_ANSWER_BYTES })
     } catch (err) {
       const named = (err as { upstreamSessionId?: unknown }).upstreamSessionId
       if (typeof named === 'string') this.deleteUpstream({ upstreamSessionId: named, protocolVersion: LEGACY_VERSION })

@@ -7,7 +7,7 @@ import t from 'tap'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { eventually, gateway, textOf, upstream } from '../helpers/peers.ts'
-import { modernClient } from '../helpers/eras.ts'
+import { modernClient, modernUpstream } from '../helpers/eras.ts'
 import { everythingStdio, memoryStdio } from '../helpers/published-servers.ts'
 
 const KEYS = [{ name: 'alice', key: 'alice-key-0123456789abcdef' }]
@@ -61,4 +61,45 @@ t.test('a 2026 client of a plain stdio upstream, with and without inbound auth',
     t.ok((await client.listTools()).tools.some((tool) => tool.name === 'echo'), `tools/list (auth ${auth ? 'on' : 'off'})`)
     t.equal(textOf(await client.callTool({ name: 'get-sum', arguments: { a: 2, b: 40 } })), 'The sum of 2 and 40 is 42.', `tools/call (auth ${auth ? 'on' : 'off'})`)
   }
+})
+
+/** How often an upstream was asked for its tools. */
+const listsAsked = (up: { requests: Array<{ body: unknown }> }): number => up.requests.filter((request) => (request.body as { method?: string } | undefined)?.method === 'tools/list').length
+
+t.test('honest list caching: members\' ttlMs and cacheScope are kept, and the merged list says what is true of it', async (t) => {
+  const lasting = await modernUpstream(t, { cacheHints: { 'tools/list': { ttlMs: 60_000, cacheScope: 'public' } } })
+  const brief = await modernUpstream(t, { cacheHints: { 'tools/list': { ttlMs: 0, cacheScope: 'public' } } })
+  const mine = await modernUpstream(t, { cacheHints: { 'tools/list': { ttlMs: 30_000, cacheScope: 'private' } } })
+  const member = (name: string, url: string) => ({ namespace: name, upstream: { name, url, protocol: '2026' as const }, tools: { include: ['echo'] } })
+
+  const shared = await gateway(t, { upstream: { kind: 'virtual', name: 'shared', members: [member('lasting', lasting.url)] }, auth: { apiKeys: { keys: KEYS } } })
+  const first = await (await modernClient(t, shared.url, { headers: AS_ALICE })).listTools()
+  t.equal(first.cacheScope, 'public', 'a list every member called public is public')
+  t.ok(typeof first.ttlMs === 'number' && first.ttlMs > 50_000 && first.ttlMs <= 60_000, `ttlMs is the member's (${String(first.ttlMs)})`)
+  await (await modernClient(t, shared.url, { headers: AS_ALICE })).listTools()
+  t.equal(listsAsked(lasting), 1, 'a list good for a minute is asked for once')
+
+  const mixed = await gateway(t, { upstream: { kind: 'virtual', name: 'mixed', members: [member('lasting', lasting.url), member('brief', brief.url), member('mine', mine.url)] }, auth: { apiKeys: { keys: KEYS } } })
+  const before = listsAsked(brief)
+  const merged = await (await modernClient(t, mixed.url, { headers: AS_ALICE })).listTools()
+  t.same(merged.tools.map((tool) => tool.name).sort(), ['brief_echo', 'lasting_echo', 'mine_echo'])
+  t.equal(merged.ttlMs, 0, 'the merged list lasts as long as its shortest-lived part')
+  t.equal(merged.cacheScope, 'private', 'and is as private as its most private part')
+  await (await modernClient(t, mixed.url, { headers: AS_ALICE })).listTools()
+  t.equal(listsAsked(brief) - before, 2, 'a member that says ttlMs 0 is asked every time')
+  const mineAsked = listsAsked(mine)
+  const BOB = { name: 'bob', key: 'bob-key-0123456789abcdef0' }
+  const mixedForBob = await gateway(t, { upstream: { kind: 'virtual', name: 'mixed', members: [member('mine', mine.url)] }, auth: { apiKeys: { keys: [...KEYS, BOB] } } })
+  await (await modernClient(t, mixedForBob.url, { headers: AS_ALICE })).listTools()
+  await (await modernClient(t, mixedForBob.url, { headers: AS_ALICE })).listTools()
+  t.equal(listsAsked(mine) - mineAsked, 1, 'a private list is kept for its principal')
+  await (await modernClient(t, mixedForBob.url, { headers: { authorization: `Bearer ${BOB.key}` } })).listTools()
+  t.equal(listsAsked(mine) - mineAsked, 2, 'and never served to another')
+
+  const ruled = await gateway(t, {
+    upstream: { kind: 'virtual', name: 'ruled', members: [member('lasting', lasting.url)] },
+    auth: { apiKeys: { keys: KEYS }, tools: [{ principals: ['alice'], tools: ['*'] }] }
+  })
+  const filtered = await (await modernClient(t, ruled.url, { headers: AS_ALICE })).listTools()
+  t.equal(filtered.cacheScope, 'private', 'a list filtered per principal is private, whatever its members said')
 })

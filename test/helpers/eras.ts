@@ -1,13 +1,13 @@
 /** Peers of both protocol eras for the era tests: 2.x SDK clients (2026-07-28) and 1.x ones (2025). */
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from '@modelcontextprotocol/client'
-import { startModernUpstream, type ModernUpstream } from '../../examples/modern-upstream/server.ts'
+import { startModernUpstream, type ModernUpstream, type ModernUpstreamOptions } from '../../examples/modern-upstream/server.ts'
 
 interface Teardown {
   teardown (fn: () => unknown): void
 }
 
-export async function modernUpstream (t: Teardown): Promise<ModernUpstream> {
-  const up = await startModernUpstream()
+export async function modernUpstream (t: Teardown, options: ModernUpstreamOptions = {}): Promise<ModernUpstream> {
+  const up = await startModernUpstream(options)
   t.teardown(() => up.close())
   return up
 }
