@@ -170,7 +170,9 @@ type ResolvedRequest = FastifyRequest & { [kResolution]?: SessionResolution }
 
 async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Promise<void> {
   const checked = checkProxyOptions(options)
-  const upstream = createUpstream(checked.upstream, fastify.log)
+  // Virtual sessions are served by any instance when their member sessions are in a shared store.
+  const shared = fastify.hasDecorator('mcpStores') ? fastify.mcpStores.shared : undefined
+  const upstream = createUpstream(checked.upstream, fastify.log, shared)
   // Resumable streams when the streaming plugin is registered; plain relaying otherwise.
   const streaming = fastify.hasDecorator('mcpStreams') ? fastify.mcpStreams : undefined
   const forwarder = new Forwarder({

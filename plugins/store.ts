@@ -5,6 +5,8 @@
  * plugin connects, checks and registers.
  */
 import fp from 'fastify-plugin'
+import type { SharedState } from '../lib/federation/virtual-state.ts'
+import { RedisSharedState } from '../lib/redis/shared-state.ts'
 import fastifyRedis from '@fastify/redis'
 import type { FastifyInstance } from 'fastify'
 import { Redis, type RedisOptions } from 'ioredis'
@@ -24,6 +26,8 @@ export interface McpStores {
   events: EventStore | undefined
   /** Redis: what every key of this gateway starts with (other plugins' keys too). */
   keyPrefix?: string
+  /** Redis: small values the instances share (a virtual session's member sessions). */
+  shared?: SharedState
 }
 
 declare module 'fastify' {
@@ -103,7 +107,7 @@ async function mcpStore (fastify: FastifyInstance, options: McpStoreOptions): Pr
   }
   const events = new RedisEventStore({ client, keyPrefix, retention: checked.retention })
   const sessions = new RedisSessionStore({ client, keyPrefix })
-  fastify.decorate('mcpStores', { type: 'redis', sessions, events, keyPrefix })
+  fastify.decorate('mcpStores', { type: 'redis', sessions, events, keyPrefix, shared: new RedisSharedState(client, keyPrefix) })
   // Their pub/sub connections are their own; the shared client is closed by its owner.
   fastify.addHook('onClose', async () => { await Promise.all([sessions.close(), events.close()]) })
 }

@@ -32,6 +32,17 @@ interface Kept {
   items: Item[]
   until: number
   scope: CacheScope
+  /** The member's change mark when it was fetched (several instances): another mark, another list. */
+  mark: string | undefined
+}
+
+/**
+ * Change marks in the instances' shared store: a member's list change seen by one instance (on
+ * the member stream it holds) makes every instance's kept lists of that member stale.
+ */
+export interface ChangeMarks {
+  read (member: string): Promise<string | undefined>
+  bump (member: string): Promise<void>
 }
 
 /** Client capabilities a server may vary its lists by (others are not part of the cache key). */
@@ -65,8 +76,11 @@ export class ListCache {
   hits = 0
   misses = 0
 
-  constructor (ttl: number) {
+  private readonly marks: ChangeMarks | undefined
+
+  constructor (ttl: number, marks?: ChangeMarks) {
     this.ttl = ttl
+    this.marks = marks
   }
 
   /**
@@ -77,8 +91,10 @@ export class ListCache {
   async get (member: string, audience: string, kind: ListKind, viewer: string, fetch: () => Promise<Fetched>): Promise<Served> {
     const shared = `${member}\u0000${kind}\u0000${audience}`
     const own = `${shared}\u0000${viewer}`
+    // Unreadable marks (the store away) keep nothing: a list is fetched, never served stale.
+    const mark = this.marks === undefined ? undefined : await this.marks.read(member).catch(() => null)
     const now = Date.now()
-    const kept = this.fresh(shared, now) ?? this.fresh(own, now)
+    const kept = mark === null ? undefined : this.fresh(shared, now, mark) ?? this.fresh(own, now, mark)
     if (kept !== undefined) {
       this.hits++
       return { items: kept.items, ttlMs: kept.until - now, scope: kept.scope }
@@ -88,22 +104,24 @@ export class ListCache {
     const fetched = await fetch()
     const scope = fetched.scope ?? 'private'
     const keep = Math.min(this.ttl, fetched.ttlMs ?? this.ttl)
-    if (keep <= 0 || (this.generations.get(member) ?? 0) !== generation) return { items: fetched.items, ttlMs: 0, scope }
+    if (keep <= 0 || mark === null || (this.generations.get(member) ?? 0) !== generation) return { items: fetched.items, ttlMs: 0, scope }
     const key = fetched.scope === 'private' ? own : shared
     this.kept.delete(key)
-    this.kept.set(key, { items: fetched.items, until: Date.now() + keep, scope })
+    this.kept.set(key, { items: fetched.items, until: Date.now() + keep, scope, mark })
     if (this.kept.size > MAX_KEPT) this.kept.delete(this.kept.keys().next().value as string)
     return { items: fetched.items, ttlMs: keep, scope }
   }
 
-  private fresh (key: string, now: number): Kept | undefined {
+  private fresh (key: string, now: number, mark: string | undefined): Kept | undefined {
     const kept = this.kept.get(key)
-    return kept !== undefined && kept.until > now ? kept : undefined
+    return kept !== undefined && kept.until > now && kept.mark === mark ? kept : undefined
   }
 
   /** A member's lists of these kinds changed (or the member went away): fetch them again. */
   invalidate (member: string, kinds: readonly ListKind[]): void {
     this.generations.set(member, (this.generations.get(member) ?? 0) + 1)
+    // Best effort: an instance that misses it still has `cacheTtl` as its bound.
+    this.marks?.bump(member).catch(() => {})
     for (const kind of kinds) {
       const head = `${member}\u0000${kind}\u0000`
       for (const key of this.kept.keys()) if (key.startsWith(head)) this.kept.delete(key)

@@ -5,16 +5,16 @@
  * stream; the era bridge makes a 2026 upstream's `subscriptions/listen` look the same). Whatever
  * the member's kind, this speaks the message-level `Upstream` interface only.
  */
-import { setTimeout as delay } from 'node:timers/promises'
 import { GatewayErrors } from '../errors.ts'
 import { isResponse, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { HEADER } from '../protocol.ts'
-import type { UpstreamAnswer, UpstreamEvent, UpstreamEvents } from '../upstream/events.ts'
-import { refusedReply } from '../upstream/http-answer.ts'
+import { eventMessages, type UpstreamAnswer, type UpstreamEvent, type UpstreamEvents } from '../upstream/events.ts'
 import type { Upstream } from '../upstream/types.ts'
 import type { CompiledFilter, ListKind } from './catalog.ts'
 import { audienceOf } from './list-cache.ts'
+import { holdStream } from './member-stream.ts'
+import type { MemberSession } from './virtual-state.ts'
 
 /** A member as configured: its upstream, namespace, timeout and filters. */
 export interface MemberSpec {
@@ -60,9 +60,6 @@ interface Waiter {
 
 const ACCEPT = 'application/json, text/event-stream'
 
-/** Streams of its own that ended within this long of opening count as a failure (no hot loop). */
-const SHORT_STREAM_MS = 1000
-const MAX_SHORT_STREAMS = 5
 
 export class MemberLink {
   readonly spec: MemberSpec
@@ -86,9 +83,17 @@ export class MemberLink {
   private opened = 0
   /** How to stop reading each request's answer (a cancelled one is not read on). */
   private readonly stops = new Map<string, () => void>()
+  /**
+   * Whether to hold the member's own stream: on one instance, always; on a shared store, while the
+   * virtual session's is here (a member takes one stream per session; whoever has the client's has it).
+   */
+  private wantStream: boolean
+  /** Stops the member stream being read now (and marks that one is). */
+  private streamStop: AbortController | undefined
 
-  constructor (spec: MemberSpec, hello: ClientHello, watcher: LinkWatcher, log: Logger, maxBytes: number) {
+  constructor (spec: MemberSpec, hello: ClientHello, watcher: LinkWatcher, log: Logger, maxBytes: number, wantStream = true) {
     this.spec = spec
+    this.wantStream = wantStream
     this.hello = hello
     this.watcher = watcher
     this.log = log
@@ -161,9 +166,38 @@ export class MemberLink {
     if (this.closing.signal.aborted) return
     this.state = 'open'
     this.reason = undefined
-    void this.listen(generation)
+    if (this.wantStream) void this.listen(generation)
     // A new session of a member that had one: what it lists may have changed (a restart).
     if (generation > 1) this.watcher.reopened(this)
+  }
+
+  /** Whether another instance can use its sessions (not a stdio child's, a connection's, a bridged 2026 one's). */
+  get portable (): boolean {
+    return this.spec.upstream.kind === 'streamable-http' && this.spec.upstream.era !== '2026'
+  }
+
+  /** Takes up a session of the member another instance opened (its id and answer from the store). */
+  adopt (session: MemberSession): void {
+    if (this.state !== 'new') return
+    this.sessionId = session.sessionId
+    this.version = session.protocolVersion
+    this.init = { ...session.init, capabilities: session.init.capabilities ?? {} }
+    this.opened++
+    this.state = 'open'
+    if (this.wantStream) void this.listen(this.opened)
+  }
+
+  /** The member session as another instance needs it, while there is one. */
+  get session (): MemberSession | undefined {
+    if (this.state !== 'open' || this.sessionId === undefined || this.init === undefined) return undefined
+    return { sessionId: this.sessionId, protocolVersion: this.version ?? this.hello.protocolVersion, init: this.init }
+  }
+
+  /** Holds the member's own stream (`true`) or lets it go (`false`): see `wantStream`. */
+  stream (wanted: boolean): void {
+    this.wantStream = wanted
+    if (!wanted) this.streamStop?.abort()
+    else if (this.state === 'open' && this.streamStop === undefined) void this.listen(this.opened)
   }
 
   /** Whether the member offers a kind of list (per its initialize answer). */
@@ -207,8 +241,8 @@ export class MemberLink {
     if (this.state === 'open' && this.opened === generation) this.lose(reason)
   }
 
-  /** Ends the member's session (best effort) and everything waiting on it. */
-  close (): void {
+  /** Ends everything waiting on the member, and its session when `end` (not when only this instance lets go). */
+  close (end = true): void {
     if (this.state === 'closed') return
     this.state = 'closed'
     this.closing.abort()
@@ -216,7 +250,7 @@ export class MemberLink {
     for (const waiter of this.waiting.values()) waiter.reject(reason)
     this.waiting.clear()
     for (const stop of [...this.stops.values()]) stop()
-    if (this.sessionId !== undefined) this.endQuietly(this.sessionId)
+    if (this.sessionId !== undefined && end) this.endQuietly(this.sessionId)
   }
 
   private downError (reason: Error): Error {
@@ -309,20 +343,7 @@ export class MemberLink {
   }
 
   private receiveEvent (event: UpstreamEvent): void {
-    if (event.event !== undefined && event.event !== 'message') return
-    let messages: JsonRpcMessage[]
-    if (event.parsed !== undefined) {
-      messages = event.parsed.messages
-    } else {
-      try {
-        const value = JSON.parse(event.data) as JsonRpcMessage | JsonRpcMessage[]
-        messages = Array.isArray(value) ? value : [value]
-      } catch {
-        this.log.debug({ upstream: this.name }, 'virtual server: dropped a member event that is not JSON')
-        return
-      }
-    }
-    for (const message of messages) this.receive(message)
+    for (const message of eventMessages(event)) this.receive(message)
   }
 
   private receive (message: JsonRpcMessage): void {
@@ -339,44 +360,23 @@ export class MemberLink {
     this.watcher.message(this, message)
   }
 
-  /**
-   * The member session's own stream, for as long as the session lasts: re-opened when it ends,
-   * and the session counted lost when it cannot be (gone, unreachable). A member that offers no
-   * such stream (405) is left without one.
-   */
+  /** The member session's own stream (member-stream.ts), until it is let go of or the session ends. */
   private async listen (generation: number): Promise<void> {
-    let short = 0
-    while (this.opened === generation && this.state === 'open') {
-      let events: UpstreamEvents
-      try {
-        events = await this.spec.upstream.listen({ headers: this.headers(), signal: this.closing.signal })
-      } catch (err) {
-        if (this.opened !== generation || this.state !== 'open') return
-        if (refusedReply(err) !== undefined || (err as { code?: string }).code === 'MCP_GW_STREAM_CONFLICT') return
-        // Forgotten (expired, restarted): a new session at once; lost only if that fails.
-        if ((err as { code?: string }).code === 'MCP_GW_UPSTREAM_SESSION_GONE') {
-          this.reopen(generation).catch((failed: unknown) => { if (this.state !== 'closed') this.lose(this.reason ?? failed as Error) })
-          return
-        }
-        this.lose(err as Error)
-        return
-      }
-      const opened = Date.now()
-      await new Promise<void>((resolve) => { events.read((event) => { this.receiveEvent(event) }, () => { resolve() }) })
-      if (this.opened !== generation || this.state !== 'open') return
-      if (Date.now() - opened < SHORT_STREAM_MS) {
-        if (++short >= MAX_SHORT_STREAMS) {
-          this.log.warn({ upstream: this.name }, 'virtual server: a member keeps ending its own stream at once; listening stopped')
-          return
-        }
-        try {
-          await delay(SHORT_STREAM_MS, undefined, { signal: this.closing.signal })
-        } catch {
-          return
-        }
-      } else {
-        short = 0
-      }
+    this.streamStop?.abort()
+    const stop = new AbortController()
+    this.streamStop = stop
+    try {
+      await holdStream({
+        name: this.name,
+        log: this.log,
+        current: () => this.opened === generation && this.state === 'open',
+        listen: async (signal) => await this.spec.upstream.listen({ headers: this.headers(), signal }),
+        receive: (event) => { this.receiveEvent(event) },
+        forgotten: () => { this.reopen(generation).catch((failed: unknown) => { if (this.state !== 'closed') this.lose(this.reason ?? failed as Error) }) },
+        lost: (err) => { this.lose(err) }
+      }, AbortSignal.any([this.closing.signal, stop.signal]))
+    } finally {
+      if (this.streamStop === stop) this.streamStop = undefined
     }
   }
 

@@ -12,21 +12,17 @@ import { GatewayErrors, toJsonRpcError } from '../errors.ts'
 import { isRequest, isResponse, type JsonRpcId, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import type { MessageChannel } from '../upstream/channel.ts'
-import { decodeCursor, KIND, LIST_KINDS, mergeLists, page, type Item, type ListKind, type Merged } from './catalog.ts'
+import { decodeCursor, KIND, LIST_KINDS, page, type Item, type ListKind, type Merged } from './catalog.ts'
 import { negotiatedVersion, mergedInitialize } from './initialize.ts'
-import { MemberLink, type ClientHello, type LinkWatcher } from './member-link.ts'
+import { MemberLink, type ClientHello, type LinkWatcher, type MemberSpec } from './member-link.ts'
 import { MemberRetries } from './member-retries.ts'
 import { MemberAsks } from './member-asks.ts'
-import { fetchAll } from './member-lists.ts'
-import { mergedFreshness, NOTHING_LISTED, type Served } from './list-cache.ts'
+import { isSessionGone, mergedList } from './member-lists.ts'
 import { exposeUri, resolveUri } from './resource-routing.ts'
 import type { VirtualServer } from './virtual-server.ts'
+import { sessionState, type VirtualSessionState } from './virtual-state.ts'
 
 type Result = Record<string, unknown>
-
-function isSessionGone (err: unknown): boolean {
-  return (err as { code?: string }).code === 'MCP_GW_UPSTREAM_SESSION_GONE'
-}
 
 /** Failures that mean the member cannot serve now: one coded error naming it. */
 const DOWN_CODES = new Set(['MCP_GW_UPSTREAM_UNAVAILABLE', 'MCP_GW_UPSTREAM_EXITED', 'MCP_GW_UPSTREAM_STREAM_ENDED', 'MCP_GW_UPSTREAM_TIMEOUT', 'MCP_GW_UPSTREAM_FULL', 'MCP_GW_UPSTREAM_BACKLOG'])
@@ -36,32 +32,68 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   onclose: (reason: Error) => void = () => {}
   readonly server: VirtualServer
   links: MemberLink[] = []
-  private readonly log: Logger
+  readonly log: Logger
   private opened: Promise<void> | undefined
   /** The last merged list of each kind, what names and URIs are routed by. */
   readonly merged = new Map<ListKind, Merged>()
   /** Every exposed name seen this session, by kind: a call to a name whose member is down says so. */
-  private readonly known = new Map<string, number>()
+  readonly known = new Map<string, number>()
   /** Client request id -> the member and the id it was sent under (for cancellation). */
   private readonly forwarded = new Map<JsonRpcId, { link: MemberLink, id: string }>()
   private readonly cancelled = new Set<JsonRpcId>()
   /** Members' server-to-client requests waiting for the client's answer. */
   private readonly asks: MemberAsks
-  private readonly retries: MemberRetries
+  readonly retries: MemberRetries
   private closed = false
   /** No member could be opened: the session ends once `initialize` is answered. */
   private failed = false
-
   /** Whose private lists this session may be served: its principal, else itself. */
-  private readonly viewer: string
+  readonly viewer: string
+  private readonly id: string
+  private hello: ClientHello | undefined
+  /** Ended for everyone (not only let go of here): members' sessions end, the shared state goes. */
+  private terminated = false
 
-  constructor (server: VirtualServer, log: Logger, principal: string | undefined) {
+  constructor (server: VirtualServer, log: Logger, id: string, principal: string | undefined, adopted?: VirtualSessionState) {
     this.server = server
     this.log = log
+    this.id = id
     this.viewer = principal === undefined ? `session:${randomUUID()}` : `principal:${principal}`
     this.retries = new MemberRetries(server, log)
     this.asks = new MemberAsks(server.name, log, (message) => { this.emit(message) })
+    if (adopted !== undefined) this.adopt(adopted)
   }
+
+  /** Members' sessions taken up from the store where they can be, opened here where not. */
+  private adopt (state: VirtualSessionState): void {
+    this.hello = state.hello
+    this.links = this.server.members.map((spec) => this.link(spec, state.hello))
+    this.opened = Promise.resolve()
+    for (const link of this.links) {
+      const session = state.members[link.name]
+      if (session !== undefined && link.portable) link.adopt(session)
+      else link.open().catch(() => { this.retries.schedule(link) })
+    }
+  }
+
+  /** On a shared store, member streams are held only while the session's own stream is here. */
+  private link (spec: MemberSpec, hello: ClientHello): MemberLink {
+    return new MemberLink(spec, hello, this, this.log, this.server.maxBytes, this.server.states === undefined)
+  }
+
+  /** What another instance needs to serve this session, written to the shared store (if any). */
+  private save (): void {
+    const states = this.server.states
+    if (states === undefined || this.hello === undefined || this.closed) return
+    const failed = (err: unknown): void => { this.log.warn({ upstream: this.server.name, err }, 'virtual server: the session\'s member sessions could not be shared') }
+    states.save(this.id, sessionState(this.hello, this.links)).catch(failed)
+  }
+
+  streaming (open: boolean): void {
+    if (this.server.states !== undefined) for (const link of this.links) link.stream(open)
+  }
+
+  terminate (): void { this.terminated = true }
 
   send (message: JsonRpcMessage): void {
     if (this.closed) throw new GatewayErrors.UPSTREAM_EXITED(this.server.name, 'the virtual session ended')
@@ -77,7 +109,10 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     if (this.closed) return
     this.closed = true
     this.retries.stop()
-    for (const link of this.links) link.close()
+    // On a shared store, a session let go of here lives on: its portable members' sessions stay.
+    const end = this.server.states === undefined || this.terminated
+    for (const link of this.links) link.close(end || !link.portable)
+    if (this.terminated) this.server.states?.remove(this.id).catch(() => {})
     this.onclose(new GatewayErrors.UPSTREAM_EXITED(this.server.name, 'the virtual session ended'))
   }
 
@@ -130,9 +165,11 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
       capabilities: typeof params.capabilities === 'object' && params.capabilities !== null ? params.capabilities as Result : {},
       clientInfo: typeof params.clientInfo === 'object' && params.clientInfo !== null ? params.clientInfo as Result : { name: 'unknown', version: '0' }
     }
-    this.links = this.server.members.map((spec) => new MemberLink(spec, hello, this, this.log, this.server.maxBytes))
+    this.hello = hello
+    this.links = this.server.members.map((spec) => this.link(spec, hello))
     this.opened = Promise.allSettled(this.links.map(async (link) => { await link.open() })).then(() => {})
     await this.opened
+    this.save()
     const open = this.links.filter((link) => link.state === 'open')
     if (open.length === 0) {
       // Closed once the client has its answer (closing first would fail the answer instead).
@@ -163,52 +200,17 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   }
 
   async mergedList (kind: ListKind): Promise<Merged> {
-    const failed = { any: false }
-    const lists = await Promise.all(this.links.map(async (link) => await this.memberList(link, kind, failed)))
-    const merged = Object.assign(mergeLists(kind, this.server.rules, this.server.catalog[kind], lists.map((list) => list?.items)), mergedFreshness(lists))
-    // A list a member failed to give (not one that is down: it says when it is back) is asked
-    // for again by the next lookup instead of routing the session by what is missing.
-    if (failed.any) this.merged.delete(kind)
-    else this.merged.set(kind, merged)
-    for (const entry of merged.byExposed.values()) this.known.set(`${kind}\u0000${entry.exposed}`, entry.member)
-    if (kind === 'tools' || kind === 'prompts') {
-      // What interceptors and auth read (the last merge of any session: names are the server's).
-      const exposed = new Map<string, { upstream: string, name: string }>()
-      for (const entry of merged.byExposed.values()) exposed.set(entry.exposed, { upstream: (this.links[entry.member] as MemberLink).name, name: entry.own })
-      this.server.exposed[kind] = exposed
-    }
-    return merged
-  }
-
-  private async memberList (link: MemberLink, kind: ListKind, failed: { any: boolean }): Promise<Served | undefined> {
-    if (link.state === 'down') {
-      this.retries.kick(link)
-      return undefined
-    }
-    if (link.state === 'opening') await link.open().catch(() => {})
-    if (!link.offers(KIND[kind].capability)) return NOTHING_LISTED
-    const cached = async (): Promise<Served> => await this.server.cache.get(link.name, link.audience, kind, this.viewer, async () => await fetchAll(link, kind, this.log))
-    const generation = link.generation
-    try {
-      return await cached().catch(async (err: unknown) => {
-        // The member forgot its session: a new one, and the list asked for once more.
-        if (!isSessionGone(err)) throw err
-        await this.reopen(link, generation)
-        return await cached()
-      })
-    } catch (err) {
-      this.log.warn({ upstream: this.server.name, member: link.name, kind, err }, 'virtual server: a member\'s list is left out')
-      if (link.state === 'open') failed.any = true
-      return undefined
-    }
+    return await mergedList(this, kind)
   }
 
   // --- routing -----------------------------------------------------------------------------
 
   /** The entry an exposed name stands for, from the last merged list or a fresh one. */
   async find (kind: ListKind, exposed: string): Promise<{ link: MemberLink, own: string }> {
-    // The last merged list is good until a member says it changed (which drops it).
-    const entry = (this.merged.get(kind) ?? await this.mergedList(kind)).byExposed.get(exposed)
+    // The last merged list is good until a member says it changed (which drops it); a name it
+    // lacks is looked for once more (the change may have been heard by another instance).
+    const last = this.merged.get(kind)
+    const entry = last?.byExposed.get(exposed) ?? (await this.mergedList(kind)).byExposed.get(exposed)
     if (entry !== undefined) return { link: this.links[entry.member] as MemberLink, own: entry.own }
     // A name of a member that is down now: say that, not "unknown".
     const member = this.known.get(`${kind}\u0000${exposed}`)
@@ -295,7 +297,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   }
 
   /** A new member session after the old one was forgotten; a failure makes the member lost. */
-  private async reopen (link: MemberLink, generation: number): Promise<void> {
+  async reopen (link: MemberLink, generation: number): Promise<void> {
     try {
       await link.reopen(generation)
     } catch (err) {
@@ -374,7 +376,9 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   }
 
   reopened (link: MemberLink): void {
-    if (!this.closed) this.changed(link)
+    if (this.closed) return
+    this.save()
+    this.changed(link)
   }
 
   /** The member's part of the merged lists changed (it went, or came back): the client re-lists. */

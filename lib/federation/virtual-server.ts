@@ -7,6 +7,7 @@ import type { CatalogMember, ListKind, NamingRules } from './catalog.ts'
 import type { ListCache } from './list-cache.ts'
 import type { MemberSpec } from './member-link.ts'
 import type { MemberName } from '../upstream/types.ts'
+import type { VirtualSessionStates } from './virtual-state.ts'
 
 export interface VirtualServer {
   name: string
@@ -22,4 +23,6 @@ export interface VirtualServer {
   maxBytes: number
   /** Exposed tool and prompt names as the sessions last merged them, for interceptors and auth. */
   exposed: Record<'tools' | 'prompts', Map<string, MemberName>>
+  /** Sessions' member sessions in the shared store (several instances); undefined on one. */
+  states: VirtualSessionStates | undefined
 }

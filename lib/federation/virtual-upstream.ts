@@ -15,6 +15,7 @@ import { ListCache } from './list-cache.ts'
 import type { MemberSpec } from './member-link.ts'
 import { FEDERATION_DEFAULTS, NAMESPACE, NAMESPACE_RULE, type VirtualUpstreamOptions } from './options.ts'
 import { VirtualChannel } from './virtual-channel.ts'
+import { changeMarks, VirtualSessionStates, type SharedState } from './virtual-state.ts'
 import type { VirtualServer } from './virtual-server.ts'
 
 const FILTER_OF: Record<ListKind, 'tools' | 'prompts' | 'resources'> = { tools: 'tools', prompts: 'prompts', resources: 'resources', resourceTemplates: 'resources' }
@@ -61,7 +62,8 @@ function memberSpecs (options: VirtualUpstreamOptions, log: Logger): MemberSpec[
   })
 }
 
-export function createVirtualUpstream (options: VirtualUpstreamOptions, log: Logger): Upstream {
+/** `shared`: the instances' shared store (Redis), where virtual sessions' member sessions are kept. */
+export function createVirtualUpstream (options: VirtualUpstreamOptions, log: Logger, shared?: SharedState): Upstream {
   const members = memberSpecs(options, log)
   const catalog = {} as Record<ListKind, CatalogMember[]>
   for (const kind of LIST_KINDS) catalog[kind] = members.map((spec) => ({ index: spec.index, namespace: spec.namespace, filter: spec.filters[FILTER_OF[kind]] }))
@@ -70,12 +72,13 @@ export function createVirtualUpstream (options: VirtualUpstreamOptions, log: Log
     members,
     rules: { naming: options.naming, separator: options.separator },
     catalog,
-    cache: new ListCache(options.cacheTtl),
+    cache: new ListCache(options.cacheTtl, shared === undefined ? undefined : changeMarks(shared, options.name)),
     pageSize: options.pageSize,
     retryMs: FEDERATION_DEFAULTS.retryMs,
     maxRetryMs: FEDERATION_DEFAULTS.maxRetryMs,
     maxBytes: MAX_MEMBER_BYTES,
-    exposed: { tools: new Map(), prompts: new Map() }
+    exposed: { tools: new Map(), prompts: new Map() },
+    states: shared === undefined ? undefined : new VirtualSessionStates(shared, options.name)
   }
   return new VirtualUpstream(server, log)
 }
@@ -91,7 +94,14 @@ export class VirtualUpstream extends ChannelUpstream {
       // A virtual session costs the gateway a little memory; its members keep their own caps.
       maxChannels: Number.MAX_SAFE_INTEGER,
       log,
-      open: async (_label, principal) => new VirtualChannel(server, log, principal),
+      open: async (id, principal) => new VirtualChannel(server, log, id, principal),
+      // Any instance serves any request of a session: what its members' sessions are is in the store.
+      adopt: server.states === undefined
+        ? undefined
+        : async (id, principal) => {
+          const state = await server.states?.load(id)
+          return state === undefined ? undefined : new VirtualChannel(server, log, id, principal, state)
+        },
       // Ready while some member is: the others are left out of lists until they are back.
       probe: async () => { await Promise.any(server.members.map(async (member) => { await member.upstream.probe() })) },
       release: async (force) => {

@@ -21,7 +21,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { GatewayErrors } from '../errors.ts'
-import { errorResponse, isRequest, isResponse, METHOD_NOT_FOUND, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../jsonrpc.ts'
+import { isRequest, isResponse, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { HEADER } from '../protocol.ts'
 import type { MessageChannel, OpenChannel } from './channel.ts'
@@ -29,6 +29,7 @@ import { singleAnswer, UpstreamEvents, type UpstreamAnswer } from './events.ts'
 import type { Upstream, UpstreamKind, UpstreamSend, UpstreamSessionRequest } from './types.ts'
 import type { DropReason } from '../relay/pending.ts'
 import { Answer, ChannelSession, forgetShared, progressToken, type SharedChannel } from './channel-session.ts'
+import { fromShared, toShared } from './shared-channel.ts'
 import { LegacyUpstreamForModernClients } from './legacy-upstream-for-modern-clients.ts'
 
 export { Answer } from './channel-session.ts'
@@ -50,6 +51,12 @@ export interface ChannelUpstreamOptions {
    * @default 3600000 ms
    */
   idleMs?: number
+  /**
+   * A session this instance does not hold, opened by another on a shared store: its channel, or
+   * undefined (the session is gone). Only virtual servers can (their members' sessions are in the
+   * store); a stdio child or a connection stays where it was opened.
+   */
+  adopt?: (id: string, principal: string | undefined) => Promise<MessageChannel | undefined>
   /** Resolves when the upstream can serve. */
   probe: () => Promise<void>
   /** Frees what the channels share (a connection pool), after every channel is closed. */
@@ -110,39 +117,59 @@ export class ChannelUpstream implements Upstream {
 
   /** The session's own stream: what the upstream sends outside any answer. */
   async listen (req: UpstreamSessionRequest): Promise<UpstreamEvents> {
-    const session = this.find(req)
+    const session = await this.find(req)
     const signal = req.signal
     // Stopped before it opened (a reader stopped while it waited to reconnect): nothing to attach.
     if (signal?.aborted === true) throw Object.assign(new Error('the stream was stopped before it opened'), { name: 'AbortError' })
     if (session.outlet.open) throw new GatewayErrors.STREAM_CONFLICT()
     const events = session.outlet.attach()
+    const channel = session.channel
+    channel.streaming?.(true)
+    const onAbort = (): void => { events.destroy() }
     if (signal !== undefined) {
-      const onAbort = (): void => { events.destroy() }
-      if ('addEventListener' in signal) {
-        signal.addEventListener('abort', onAbort, { once: true })
-        events.onFinish(() => { signal.removeEventListener('abort', onAbort) })
-      } else {
-        signal.once('abort', onAbort)
-        events.onFinish(() => { signal.off('abort', onAbort) })
-      }
+      if ('addEventListener' in signal) signal.addEventListener('abort', onAbort, { once: true })
+      else signal.once('abort', onAbort)
     }
+    events.onFinish(() => {
+      if (signal !== undefined && 'addEventListener' in signal) signal.removeEventListener('abort', onAbort)
+      else signal?.off('abort', onAbort)
+      channel.streaming?.(false)
+    })
     return events
   }
 
   /** Ends the session: its channel is closed (per-session mode), or it leaves the shared one. */
   async end (req: UpstreamSessionRequest): Promise<void> {
-    this.endSession(this.find(req), new GatewayErrors.UPSTREAM_EXITED(this.name, 'the session was deleted'))
+    const session = await this.find(req)
+    // Over for everyone, not only on this instance (a virtual session ends its members' sessions).
+    session.channel.terminate?.()
+    this.endSession(session, new GatewayErrors.UPSTREAM_EXITED(this.name, 'the session was deleted'))
   }
 
   /** The session a request names; one it does not name, or that is gone, is a coded error. */
-  private find (req: UpstreamSessionRequest): ChannelSession {
+  private async find (req: UpstreamSessionRequest, principal?: string): Promise<ChannelSession> {
     const sessionId = req.headers[HEADER.sessionId]
     if (sessionId === undefined) throw new GatewayErrors.UPSTREAM_NEEDS_SESSION(this.name, this.kind)
-    const session = this.sessions.get(sessionId)
+    const session = this.sessions.get(sessionId) ?? await this.adopt(sessionId, principal)
     if (session === undefined) throw new GatewayErrors.UPSTREAM_SESSION_GONE()
     session.lastUsed = Date.now()
     return session
   }
+
+  /** A session another instance opened (a virtual session on a shared store), taken up here. */
+  private async adopt (id: string, principal: string | undefined): Promise<ChannelSession | undefined> {
+    const adopt = this.options.adopt
+    if (adopt === undefined || this.closing) return undefined
+    let adopting = this.adopting.get(id)
+    if (adopting === undefined) {
+      adopting = adopt(id, principal).then((channel) => channel === undefined ? undefined : this.wire(id, channel))
+        .finally(() => this.adopting.delete(id))
+      this.adopting.set(id, adopting)
+    }
+    return await adopting
+  }
+
+  private readonly adopting = new Map<string, Promise<ChannelSession | undefined>>()
 
   async send (req: UpstreamSend): Promise<UpstreamAnswer> {
     const messages = req.messages
@@ -171,10 +198,10 @@ export class ChannelUpstream implements Upstream {
         }
       }
     } else {
-      const found = this.sessions.get(sessionId)
-      if (found === undefined) throw new GatewayErrors.UPSTREAM_SESSION_GONE()
-      session = found
-      session.lastUsed = Date.now()
+      // Held here (the common case): no await, so an abort right after the call is still heard.
+      const held = this.sessions.get(sessionId)
+      if (held !== undefined) held.lastUsed = Date.now()
+      session = held ?? await this.find(req, req.principal)
     }
 
     const ids: JsonRpcId[] = []
@@ -208,6 +235,8 @@ export class ChannelUpstream implements Upstream {
         }
         if ('addEventListener' in signal) signal.addEventListener('abort', onAbort, { once: true })
         else signal.once('abort', onAbort)
+        // Aborted while the session was being taken up from the store.
+        if (signal.aborted) onAbort()
       }
       const initialize = sessionId === undefined ? messages.find((message) => isRequest(message) && message.method === 'initialize') as JsonRpcRequest | undefined : undefined
       if (initialize !== undefined && this.shared !== undefined) this.shared.initialize = this.sharedInitialize(answer, initialize.id)
@@ -248,63 +277,7 @@ export class ChannelUpstream implements Upstream {
       await session.channel.send(message)
       return
     }
-    await shared.channel.send(this.toShared(shared, session, message))
-  }
-
-  /** Rewrites a client's message for the shared channel: its own request ids and progress tokens. */
-  private toShared (shared: SharedChannel, session: ChannelSession, message: JsonRpcMessage): JsonRpcMessage {
-    if (isRequest(message)) {
-      const id = `g${shared.next++}`
-      let params = message.params
-      const token = progressToken(message)
-      let own: string | undefined
-      if (token !== undefined) {
-        own = `g${shared.next++}`
-        shared.tokens.set(own, { session, token })
-        params = { ...params, _meta: { ...(params?._meta as Record<string, unknown>), progressToken: own } }
-      }
-      shared.requests.set(id, { session, id: message.id, token: own })
-      return { ...message, id, params }
-    }
-    if ('method' in message && message.method === 'notifications/cancelled') {
-      const target = message.params?.requestId
-      for (const [own, entry] of shared.requests) {
-        if (entry.session === session && entry.id === target) {
-          // A cancelled request gets no answer (the spec): nothing else would free its entries.
-          forgetShared(shared, own)
-          return { ...message, params: { ...message.params, requestId: own } }
-        }
-      }
-    }
-    return message
-  }
-
-  /** A message on the shared channel, sent back to the session it belongs to (or to all). */
-  private fromShared (shared: SharedChannel, message: JsonRpcMessage): void {
-    if (isResponse(message)) {
-      const entry = typeof message.id === 'string' ? shared.requests.get(message.id) : undefined
-      if (entry === undefined) {
-        this.onDrop?.('stray')
-        return
-      }
-      forgetShared(shared, message.id as string)
-      entry.session.route({ ...message, id: entry.id } as JsonRpcMessage, this.log, this.name, this.onDrop)
-      return
-    }
-    if (isRequest(message)) {
-      // No one client to ask: the request is refused on the channel's behalf.
-      void Promise.resolve(shared.channel.send(errorResponse(message.id, METHOD_NOT_FOUND, `Upstream ${this.name} is shared by several clients: server-to-client requests are not relayed`))).catch(() => {})
-      return
-    }
-    if (message.method === 'notifications/progress') {
-      const own = message.params?.progressToken
-      const entry = typeof own === 'string' ? shared.tokens.get(own) : undefined
-      if (entry !== undefined) {
-        entry.session.route({ ...message, params: { ...message.params, progressToken: entry.token } }, this.log, this.name, this.onDrop)
-      }
-      return
-    }
-    for (const session of shared.sessions) session.outlet.push(message)
+    await shared.channel.send(toShared(shared, session, message))
   }
 
   private async openSession (principal: string | undefined): Promise<ChannelSession> {
@@ -325,6 +298,10 @@ export class ChannelUpstream implements Upstream {
     } finally {
       this.opening--
     }
+    return this.wire(id, channel)
+  }
+
+  private wire (id: string, channel: MessageChannel): ChannelSession {
     const session = new ChannelSession(id, channel, this.maxQueued)
     channel.onmessage = (message) => { session.route(message, this.log, this.name, this.onDrop) }
     channel.onclose = (reason) => { this.dropSession(session, reason) }
@@ -337,7 +314,7 @@ export class ChannelUpstream implements Upstream {
   private async openShared (): Promise<SharedChannel> {
     this.opened ??= this.options.open('shared').then((channel) => {
       const shared: SharedChannel = { channel, sessions: new Set(), initialize: undefined, requests: new Map(), tokens: new Map(), next: 1 }
-      channel.onmessage = (message) => this.fromShared(shared, message)
+      channel.onmessage = (message) => { fromShared(shared, message, this.name, this.log, this.onDrop) }
       channel.onclose = (reason) => {
         if (this.shared === shared) this.shared = undefined
         this.opened = undefined

@@ -16,6 +16,10 @@ export interface MessageChannel {
   onmessage: (message: JsonRpcMessage) => void
   /** Called once when the channel is gone, with why (always an error: nothing else ends it). */
   onclose: (reason: Error) => void
+  /** The session's own stream opened (true) or closed (false) on this instance. */
+  streaming? (open: boolean): void
+  /** The session is over for everyone (deleted, expired), not only closed on this instance. */
+  terminate? (): void
 }
 
 /**

@@ -9,6 +9,7 @@ import type { TimeoutOptions } from '../deadline.ts'
 import { DualEraUpstream, type ProtocolSetting } from './dual-era.ts'
 import type { VirtualUpstreamOptions } from '../federation/options.ts'
 import { createVirtualUpstream } from '../federation/virtual-upstream.ts'
+import type { SharedState } from '../federation/virtual-state.ts'
 
 /** What channel upstreams (stdio, legacy SSE) share. */
 export interface ChannelLimits {
@@ -52,8 +53,9 @@ function channelOptions (options: StdioUpstreamOptions | SseUpstreamOptions, log
   }
 }
 
-export function createUpstream (options: UpstreamOptions, log: Logger): Upstream {
-  if (options.kind === 'virtual') return createVirtualUpstream(options, log)
+/** `shared`: the instances' shared store (Redis), for upstreams whose sessions any instance can serve. */
+export function createUpstream (options: UpstreamOptions, log: Logger, shared?: SharedState): Upstream {
+  if (options.kind === 'virtual') return createVirtualUpstream(options, log, shared)
   if (options.kind === 'stdio') {
     let spawnError: Error | undefined
     return new ChannelUpstream({
