@@ -37,12 +37,21 @@ async function mcpHealth (fastify: FastifyInstance, options: McpHealthOptions): 
     }
     const jobs = [check('sessionStore', () => fastify.mcpSessions.count())]
     const upstreams = fastify.mcpUpstreams
+    /** A virtual server's members that cannot serve: it is ready while one can, and says which. */
+    const degraded: string[] = []
     for (const [name, upstream] of upstreams) {
       jobs.push(check(`upstream:${name}`, () => upstream.probe()))
+      for (const member of upstream.members?.() ?? []) {
+        const key = `upstream:${name}/${member.name}`
+        jobs.push(within(member.upstream.probe(), timeoutMs, key).then(() => { checks[key] = 'ok' }, (err: unknown) => {
+          checks[key] = (err as Error).message
+          degraded.push(key)
+        }))
+      }
     }
     await Promise.all(jobs)
     if (!ready) request.log.warn({ checks }, 'not ready')
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks })
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks, ...(degraded.length > 0 ? { degraded: degraded.sort() } : {}) })
   })
 }
 

@@ -19,6 +19,9 @@ import type { Registry } from 'prom-client'
 import type { IFastifyMetrics } from 'fastify-metrics'
 import { methodLabel, type ExchangeObserver } from '../lib/observer.ts'
 import { invalid } from '../lib/options.ts'
+
+/** Longest wait for one virtual server member's probe at a scrape. */
+const MEMBER_PROBE_MS = 2000
 import { checkMetricsOptions, type McpMetricsOptions } from './metrics-options.ts'
 
 export type { McpMetricsOptions } from './metrics-options.ts'
@@ -70,6 +73,26 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
     help: 'Live gateway sessions',
     registers,
     async collect () { this.set(await sessions.count()) }
+  })
+  // Probed at scrape time, as `/readyz` does: 1 while a virtual server's member can serve.
+  new client.Gauge({
+    name: 'mcp_gateway_virtual_member_up',
+    help: 'Whether a virtual server\'s member upstream can serve (1) or not (0)',
+    labelNames: ['upstream', 'member'],
+    registers,
+    async collect () {
+      this.reset()
+      const probes: Array<Promise<void>> = []
+      for (const [name, upstream] of fastify.mcpUpstreams) {
+        for (const member of upstream.members?.() ?? []) {
+          let timer: NodeJS.Timeout | undefined
+          const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error('timeout')) }, MEMBER_PROBE_MS) })
+          const up = Promise.race([member.upstream.probe(), timeout]).then(() => 1, () => 0).finally(() => { clearTimeout(timer) })
+          probes.push(up.then((value) => { this.set({ upstream: name, member: member.name }, value) }))
+        }
+      }
+      await Promise.all(probes)
+    }
   })
   // Counters fed from the session manager's own counts at scrape time: nothing on the hot path.
   for (const [key, help] of [['created', 'Sessions opened'], ['expired', 'Sessions expired by idle timeout or lifetime'], ['rejected', 'Initialize requests refused by the session cap'], ['ended', 'Sessions ended for any reason']] as const) {

@@ -60,7 +60,6 @@ interface Waiter {
 
 const ACCEPT = 'application/json, text/event-stream'
 
-
 export class MemberLink {
   readonly spec: MemberSpec
   state: 'new' | 'opening' | 'open' | 'down' | 'closed' = 'new'

@@ -111,6 +111,10 @@ export class VirtualUpstream extends ChannelUpstream {
     this.server = server
   }
 
+  members (): ReadonlyArray<{ name: string, upstream: Upstream }> {
+    return this.server.members
+  }
+
   /**
    * The member behind an exposed tool or prompt name, as the virtual sessions last merged it, or
    * by its namespace prefix when naming prefixes all (a name no session listed yet).

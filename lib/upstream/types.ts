@@ -94,6 +94,8 @@ export interface Upstream {
    * and its name there (undefined for any other upstream, or a name no member has).
    */
   memberOf? (kind: 'tools' | 'prompts', exposed: string): MemberName | undefined
+  /** A virtual server's members, each its own upstream (for `/readyz` and metrics). */
+  members? (): ReadonlyArray<{ name: string, upstream: Upstream }>
   /** Resolves when the upstream can serve (for `/readyz`); rejects with the reason otherwise. */
   probe (): Promise<void>
   /** Frees everything once the exchanges in flight are over (graceful). */

@@ -182,6 +182,14 @@ t.test('a member killed mid-session, then restarted', async (t) => {
   t.equal(failed?.code, -32071, 'its calls get the coded error')
   t.match(failed?.message, /Upstream remote of virtual server pair is unavailable/, 'naming the upstream')
   t.equal(textOf(await client.callTool({ name: 'local_echo', arguments: { message: 'still here' } })), 'Echo: still here', 'the others are unaffected')
+  const ready = await fetch(gw.url.replace(/\/mcp$/, '/readyz'))
+  const health = await ready.json() as { status: string, checks: Record<string, string>, degraded?: string[] }
+  t.equal(ready.status, 200, '/readyz: ready while a member can serve')
+  t.same(health.degraded, ['upstream:pair/remote'], 'and names the member that cannot')
+  t.equal(health.checks['upstream:pair/local'], 'ok')
+  const metrics = await (await fetch(gw.url.replace(/\/mcp$/, '/metrics'))).text()
+  t.match(metrics, /mcp_gateway_virtual_member_up\{upstream="pair",member="remote"\} 0/, 'the member is down in metrics')
+  t.match(metrics, /mcp_gateway_virtual_member_up\{upstream="pair",member="local"\} 1/, 'the other is up')
 
   const before = seen.toolsChanged
   await http.start()
