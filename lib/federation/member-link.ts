@@ -5,6 +5,7 @@
  * stream; the era bridge makes a 2026 upstream's `subscriptions/listen` look the same). Whatever
  * the member's kind, this speaks the message-level `Upstream` interface only.
  */
+import { Abort } from '../abort.ts'
 import { GatewayErrors } from '../errors.ts'
 import { isResponse, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
@@ -276,7 +277,8 @@ export class MemberLink {
     if (this.state === 'closed') throw this.downError(new Error('the virtual session ended'))
     const id = request.id as string
     // Aborted by the caller's signal, by abandon() (a cancel) and by close() (through `stops`).
-    const local = new AbortController()
+    // The light emitter, not an AbortController: one per call, and undici takes either.
+    const local = new Abort()
     this.stops.set(id, () => { local.abort() })
     const onAbort = (): void => {
       const waiter = this.waiting.get(id)
@@ -295,7 +297,7 @@ export class MemberLink {
       }
       let answer: UpstreamAnswer
       try {
-        answer = await this.spec.upstream.send({ headers: this.headers(), body: JSON.stringify(request), messages: [request], opensSession, signal: local.signal, maxBytes: this.maxBytes })
+        answer = await this.spec.upstream.send({ headers: this.headers(), body: JSON.stringify(request), messages: [request], opensSession, signal: local, maxBytes: this.maxBytes })
       } catch (err) {
         this.waiting.get(id)?.reject(err as Error)
         this.waiting.delete(id)
@@ -308,8 +310,8 @@ export class MemberLink {
       }
       if (answer.kind === 'stream') {
         const events = answer.events
-        if (local.signal.aborted) events.destroy()
-        else local.signal.addEventListener('abort', () => { events.destroy() }, { once: true })
+        if (local.aborted) events.destroy()
+        else local.once('abort', () => { events.destroy() })
         this.read(events, id)
         return await answered
       }

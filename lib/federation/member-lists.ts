@@ -49,8 +49,20 @@ export async function fetchAll (link: MemberLink, kind: ListKind, log: Logger): 
   return fetched
 }
 
-/** Every member's list of a kind, fetched (or kept) in parallel and merged for the session. */
+/**
+ * Every member's list of a kind, fetched (or kept) in parallel and merged for the session; lookups
+ * at the same time share one fan-out (a burst of first calls would each make one).
+ */
 export async function mergedList (channel: VirtualChannel, kind: ListKind): Promise<Merged> {
+  let merging = channel.merging.get(kind)
+  if (merging === undefined) {
+    merging = mergeNow(channel, kind).finally(() => { channel.merging.delete(kind) })
+    channel.merging.set(kind, merging)
+  }
+  return await merging
+}
+
+async function mergeNow (channel: VirtualChannel, kind: ListKind): Promise<Merged> {
   const failed = { any: false }
   const lists = await Promise.all(channel.links.map(async (link) => await memberList(channel, link, kind, failed)))
   const merged = Object.assign(mergeLists(kind, channel.server.rules, channel.server.catalog[kind], lists.map((list) => list?.items)), mergedFreshness(lists))

@@ -34,8 +34,9 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   links: MemberLink[] = []
   readonly log: Logger
   private opened: Promise<void> | undefined
-  /** The last merged list of each kind, what names and URIs are routed by. */
+  /** The last merged list of each kind, what names and URIs are routed by; merges under way. */
   readonly merged = new Map<ListKind, Merged>()
+  readonly merging = new Map<ListKind, Promise<Merged>>()
   /** Every exposed name seen this session, by kind: a call to a name whose member is down says so. */
   readonly known = new Map<string, number>()
   /** Client request id -> the member and the id it was sent under (for cancellation). */
@@ -199,9 +200,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     return page(kind, merged, offset, this.server.pageSize)
   }
 
-  async mergedList (kind: ListKind): Promise<Merged> {
-    return await mergedList(this, kind)
-  }
+  async mergedList (kind: ListKind): Promise<Merged> { return await mergedList(this, kind) }
 
   // --- routing -----------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 /**
  * The federation benchmark's servers: four demo upstreams, the fourth behind a proxy that holds
- * every POST 200 ms (the slow SaaS backend), and a gateway with two virtual servers over them
+ * every POST 200 ms (the slow SaaS backend) in a process of its own (in one process with the
+ * others, its 200 ms would start only once they were answered), and a gateway with two virtual servers over them
  * (`/mcp/cold`: no list cache; `/mcp/warm`: the default cache) beside the first upstream on its
  * own endpoint (`/mcp/direct`), so both are measured through the same gateway process.
  */
@@ -35,11 +36,16 @@ async function delayed (target: string, delayMs: number): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}${url.pathname}`
 }
 
+/** The three fast upstreams. */
 export async function startFederationUpstreams (): Promise<string[]> {
-  const upstreams = await Promise.all([1, 2, 3, 4].map(async () => await startDemoUpstream({ jsonResponse: true, recordRequests: false })))
-  const urls = upstreams.map((up) => up.url)
-  urls[3] = await delayed(urls[3] as string, SLOW_MS)
-  return urls
+  const upstreams = await Promise.all([1, 2, 3].map(async () => await startDemoUpstream({ jsonResponse: true, recordRequests: false })))
+  return upstreams.map((up) => up.url)
+}
+
+/** The slow one, behind its delaying proxy. */
+export async function startSlowUpstream (): Promise<string> {
+  const up = await startDemoUpstream({ jsonResponse: true, recordRequests: false })
+  return await delayed(up.url, SLOW_MS)
 }
 
 export async function startFederationGateway (urls: string[]): Promise<string> {

@@ -28,7 +28,11 @@ export class McpLoadClient {
     this.tool = tool
   }
 
+  /** How long the last `initialize` took to be answered (ms), `notifications/initialized` not counted. */
+  initializeMs = 0
+
   async initialize (): Promise<void> {
+    const started = performance.now()
     const res = await this.pool.request({
       path: this.path,
       method: 'POST',
@@ -36,6 +40,7 @@ export class McpLoadClient {
       body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } })
     })
     await res.body.text()
+    this.initializeMs = performance.now() - started
     const sessionId = res.headers['mcp-session-id']
     if (res.statusCode !== 200 || typeof sessionId !== 'string') throw new Error(`initialize failed: ${res.statusCode}`)
     this.headers = { ...HEADERS, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }

@@ -11,12 +11,13 @@ import { startDemoUpstream } from '../../examples/demo-upstream/server.ts'
 import { Redis } from 'ioredis'
 import { createGateway } from '../../examples/gateway/create-gateway.ts'
 import { REDIS_URL, deleteKeys } from '../helpers/redis.ts'
-import { startFederationGateway, startFederationUpstreams } from './federation-servers.ts'
+import { startFederationGateway, startFederationUpstreams, startSlowUpstream } from './federation-servers.ts'
 
-type Kind = 'upstreams-federation' | 'gateway-federation' | 'upstream' | 'upstream-json' | 'gateway' | 'gateway-bare' | 'gateway-redis' | 'gateway-interceptors' | 'gateway-stdio' | 'gateway-ws' | 'forwarder'
+type Kind = 'upstreams-federation' | 'upstream-federation-slow' | 'gateway-federation' | 'upstream' | 'upstream-json' | 'gateway' | 'gateway-bare' | 'gateway-redis' | 'gateway-interceptors' | 'gateway-stdio' | 'gateway-ws' | 'forwarder'
 
 async function start (kind: Kind, target: string | undefined): Promise<string> {
   if (kind === 'upstreams-federation') return JSON.stringify(await startFederationUpstreams())
+  if (kind === 'upstream-federation-slow') return await startSlowUpstream()
   if (kind === 'gateway-federation') return await startFederationGateway(JSON.parse(target as string) as string[])
   if (kind === 'upstream' || kind === 'upstream-json') {
     const up = await startDemoUpstream({
