@@ -100,9 +100,7 @@ export class MemberLink {
     this.maxBytes = maxBytes
   }
 
-  get name (): string {
-    return this.spec.name
-  }
+  get name (): string { return this.spec.name }
 
   /** The client capabilities this session was opened with, as a cache key (list-cache.ts). */
   get audience (): string {
@@ -117,9 +115,7 @@ export class MemberLink {
   }
 
   /** Which session the member is on: a request that met a forgotten session says which it was. */
-  get generation (): number {
-    return this.opened
-  }
+  get generation (): number { return this.opened }
 
   /**
    * Re-opens after the member forgot session `generation`; a no-op when another request already
@@ -176,15 +172,16 @@ export class MemberLink {
     return this.spec.upstream.kind === 'streamable-http' && this.spec.upstream.era !== '2026'
   }
 
-  /** Takes up a session of the member another instance opened (its id and answer from the store). */
-  adopt (session: MemberSession): void {
-    if (this.state !== 'new') return
+  /** Takes up a member session another instance opened: at the start, or in place of a forgotten `generation`. */
+  adopt (session: MemberSession, generation = 0): boolean {
+    if (this.opened !== generation || (this.state !== 'new' && this.state !== 'open') || session.sessionId === this.sessionId) return false
     this.sessionId = session.sessionId
     this.version = session.protocolVersion
     this.init = { ...session.init, capabilities: session.init.capabilities ?? {} }
     this.opened++
     this.state = 'open'
     if (this.wantStream) void this.listen(this.opened)
+    return true
   }
 
   /** The member session as another instance needs it, while there is one. */

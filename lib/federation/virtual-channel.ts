@@ -20,7 +20,7 @@ import { MemberAsks } from './member-asks.ts'
 import { isSessionGone, mergedList } from './member-lists.ts'
 import { exposeUri, resolveUri } from './resource-routing.ts'
 import type { VirtualServer } from './virtual-server.ts'
-import { sessionState, type VirtualSessionState } from './virtual-state.ts'
+import { retaken, sessionState, type VirtualSessionState } from './virtual-state.ts'
 
 type Result = Record<string, unknown>
 
@@ -298,6 +298,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   /** A new member session after the old one was forgotten; a failure makes the member lost. */
   async reopen (link: MemberLink, generation: number): Promise<void> {
     try {
+      if (await retaken(this.server.states, this.id, link, generation)) return
       await link.reopen(generation)
     } catch (err) {
       this.lost(link, link.reason ?? err as Error)

@@ -85,3 +85,14 @@ export function changeMarks (shared: SharedState, server: string): ChangeMarks {
     bump: async (member) => { await shared.set(key(member), randomUUID(), STATE_TTL_MS) }
   }
 }
+
+/**
+ * A member session gone under session `generation`: another instance may have opened the member a
+ * new one already (the store says so), which is taken up rather than a third opened (each would
+ * end the one before it under the other instance).
+ */
+export async function retaken (states: VirtualSessionStates | undefined, id: string, link: MemberLink, generation: number): Promise<boolean> {
+  if (states === undefined || !link.portable) return false
+  const session = (await states.load(id).catch(() => undefined))?.members[link.name]
+  return session !== undefined && link.adopt(session, generation)
+}

@@ -93,3 +93,32 @@ t.test('two instances on Redis serving one virtual session', { skip }, async (t)
   t.pass('which ended the members\' sessions')
   t.equal((await rpc(first.url, session, { id: 7, method: 'tools/list' })).status, 404, 'and the first instance knows it is gone')
 })
+
+t.test('a member session re-opened by one instance is taken up by the other, not opened a third time', { skip }, async (t) => {
+  const { prefix } = await redisClient(t)
+  const a = await upstream(t)
+  const options = {
+    upstream: { kind: 'virtual' as const, name: 'again', cacheTtl: 0, members: [{ namespace: 'a', upstream: { name: 'a', url: a.url } }] },
+    store: { type: 'redis' as const, url: REDIS_URL, keyPrefix: prefix }
+  }
+  const first = await gateway(t, options)
+  const second = await gateway(t, options)
+  const opened = await fetch(first.url, { method: 'POST', headers: postHeaders(), body: initializeBody() })
+  await opened.text()
+  const session = opened.headers.get('mcp-session-id') as string
+  await rpc(first.url, session, { method: 'notifications/initialized' })
+  const echo = async (url: string, id: number, text: string): Promise<string | undefined> =>
+    ((resultOf(await rpc(url, session, { id, method: 'tools/call', params: { name: 'a_echo', arguments: { text } } }))?.content ?? []) as Array<{ text: string }>)[0]?.text
+  t.equal(await echo(second.url, 2, 'on the second'), 'on the second')
+  const memberSession = a.record.requests.map((request) => request.headers['mcp-session-id']).find((id) => typeof id === 'string') as string
+  // The member forgets the session (as a restart or an expiry would).
+  await (await fetch(a.url, { method: 'DELETE', headers: { 'mcp-session-id': memberSession, 'mcp-protocol-version': '2025-11-25' } })).text()
+  // A list is idempotent: the instance that meets the 404 re-opens the member and asks again.
+  const listed = await rpc(second.url, session, { id: 3, method: 'tools/list' })
+  t.ok(((resultOf(listed)?.tools ?? []) as Array<{ name: string }>).some((tool) => tool.name === 'a_echo'), 'the second instance re-opened the member')
+  t.equal(initializes(a), 2, 'one new member session')
+  const relisted = await rpc(first.url, session, { id: 4, method: 'tools/list' })
+  t.ok(((resultOf(relisted)?.tools ?? []) as Array<{ name: string }>).some((tool) => tool.name === 'a_echo'), 'the first instance serves the session too')
+  t.equal(initializes(a), 2, 'by taking up that session, not opening a third')
+  t.equal(await echo(first.url, 5, 'on the first'), 'on the first', 'and its calls reach the member on it')
+})
