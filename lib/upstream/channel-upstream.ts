@@ -370,6 +370,7 @@ export class ChannelUpstream implements Upstream {
   async destroy (): Promise<void> {
     this.closing = true
     clearInterval(this.reaper)
+    this.stateless?.destroy()
     for (const session of this.sessions.values()) session.channel.kill()
     this.shared?.channel.kill()
     await this.options.release?.(true)

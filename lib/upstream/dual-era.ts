@@ -206,6 +206,7 @@ export class DualEraUpstream implements Upstream {
   }
 
   async destroy (): Promise<void> {
+    this.legacy.destroy()
     await this.bridge.destroy()
     await this.raw.destroy()
   }

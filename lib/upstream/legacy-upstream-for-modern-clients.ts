@@ -301,4 +301,11 @@ export class LegacyUpstreamForModernClients {
     for (const call of this.pending.values()) this.cancel(call)
     await this.sessions.close()
   }
+
+  /** Shutdown past its deadline: timers stopped, streams dropped, nothing sent upstream. */
+  destroy (): void {
+    for (const call of this.pending.values()) if (call.timer !== undefined) clearTimeout(call.timer)
+    this.pending.clear()
+    this.sessions.stop()
+  }
 }

@@ -274,6 +274,12 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
     }
   }
 
+  /** Stops the sweeper and every session's GET stream, ending nothing upstream (shutdown by force). */
+  stop (): void {
+    clearInterval(this.sweeper)
+    for (const session of [...this.pool.values()].flat().concat([...this.dedicated])) session.get.abort()
+  }
+
   /** Ends every session upstream, in parallel: one after another, a slow upstream would multiply into the shutdown budget. */
   async close (): Promise<void> {
     clearInterval(this.sweeper)
