@@ -7,7 +7,7 @@
  * gateway's auth rules apply to the merged answer on its way out, never to what is stored here.
  */
 import type { Item, ListKind } from './catalog.ts'
-import type { ClientHello } from './member-link.ts'
+import type { ClientHello } from './member-types.ts'
 
 export type CacheScope = 'public' | 'private'
 

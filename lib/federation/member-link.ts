@@ -10,49 +10,11 @@ import { GatewayErrors } from '../errors.ts'
 import { isResponse, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { HEADER } from '../protocol.ts'
-import { eventMessages, type UpstreamAnswer, type UpstreamEvent, type UpstreamEvents } from '../upstream/events.ts'
-import type { Upstream } from '../upstream/types.ts'
-import type { CompiledFilter, ListKind } from './catalog.ts'
+import { eventMessages, withRaw, type UpstreamAnswer, type UpstreamEvent, type UpstreamEvents } from '../upstream/events.ts'
 import { audienceOf } from './list-cache.ts'
 import { holdStream } from './member-stream.ts'
+import type { ClientHello, LinkWatcher, MemberInit, MemberSpec } from './member-types.ts'
 import type { MemberSession } from './virtual-state.ts'
-
-/** A member as configured: its upstream, namespace, timeout and filters. */
-export interface MemberSpec {
-  index: number
-  name: string
-  /** The virtual server's name, for errors. */
-  server: string
-  namespace: string
-  /** Longest wait to open its session or answer a list. */
-  timeout: number
-  upstream: Upstream
-  filters: Record<ListKind, CompiledFilter>
-}
-
-/** What a member said when its session opened. */
-export interface MemberInit {
-  protocolVersion: string
-  capabilities: Record<string, unknown>
-  serverInfo?: { name?: string, version?: string }
-  instructions?: string
-}
-
-/** The client's side of `initialize`, sent on to every member. */
-export interface ClientHello {
-  protocolVersion: string
-  capabilities: Record<string, unknown>
-  clientInfo: Record<string, unknown>
-}
-
-export interface LinkWatcher {
-  /** A notification or server-to-client request from the member. */
-  message (link: MemberLink, message: JsonRpcNotification | JsonRpcRequest): void
-  /** The member's session is gone (it exited, forgot it, or cannot be reached). */
-  lost (link: MemberLink, reason: Error): void
-  /** The member has a new session (after it lost or forgot the old one). */
-  reopened (link: MemberLink): void
-}
 
 interface Waiter {
   resolve: (response: JsonRpcResponse) => void
@@ -82,7 +44,7 @@ export class MemberLink {
   /** Bumped by each open: which session of the member is the current one. */
   private opened = 0
   /** How to stop reading each request's answer (a cancelled one is not read on). */
-  private readonly stops = new Map<string, () => void>()
+  private readonly stops = new Map<string, Abort>()
   /**
    * Whether to hold the member's own stream: on one instance, always; on a shared store, while the
    * virtual session's is here (a member takes one stream per session; whoever has the client's has it).
@@ -90,6 +52,7 @@ export class MemberLink {
   private wantStream: boolean
   /** Stops the member stream being read now (and marks that one is). */
   private streamStop: AbortController | undefined
+  private headersKept: Record<string, string> | undefined
 
   constructor (spec: MemberSpec, hello: ClientHello, watcher: LinkWatcher, log: Logger, maxBytes: number, wantStream = true) {
     this.spec = spec
@@ -213,10 +176,14 @@ export class MemberLink {
     return await this.exchange(request, signal, false)
   }
 
-  /** A client's request, sent under the member's own id (`onSent` learns it, for cancellation). */
-  async forward (message: JsonRpcRequest, onSent: (id: string) => void): Promise<JsonRpcResponse> {
-    const request: JsonRpcRequest = { ...message, id: this.newId() }
-    onSent(request.id as string)
+  /**
+   * A client's request, sent under the member's own id (`onSent` learns it, for cancellation). The
+   * request is the link's from here: its id is replaced (callers hand over a copy made for it).
+   */
+  async forward (request: JsonRpcRequest, onSent: (id: string) => void): Promise<JsonRpcResponse> {
+    const id = this.newId()
+    request.id = id
+    onSent(id)
     return await this.exchange(request, undefined, false)
   }
 
@@ -230,7 +197,7 @@ export class MemberLink {
   abandon (id: string): void {
     this.waiting.get(id)?.reject(Object.assign(new Error('cancelled'), { name: 'AbortError' }))
     this.waiting.delete(id)
-    this.stops.get(id)?.()
+    this.stops.get(id)?.abort()
   }
 
   /** The member cannot serve (a call found it unreachable): down, until a retry re-opens it. */
@@ -246,7 +213,7 @@ export class MemberLink {
     const reason = this.downError(new Error('the virtual session ended'))
     for (const waiter of this.waiting.values()) waiter.reject(reason)
     this.waiting.clear()
-    for (const stop of [...this.stops.values()]) stop()
+    for (const stop of [...this.stops.values()]) stop.abort()
     if (this.sessionId !== undefined && end) this.endQuietly(this.sessionId)
   }
 
@@ -258,10 +225,14 @@ export class MemberLink {
     return `vm${++this.nextId}`
   }
 
+  /** The member session's request headers, built once per session (upstreams copy, never change, them). */
   private headers (): Record<string, string> {
+    const kept = this.headersKept
+    if (kept !== undefined && kept[HEADER.sessionId] === this.sessionId && kept[HEADER.protocolVersion] === this.version) return kept
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: ACCEPT }
     if (this.sessionId !== undefined) headers[HEADER.sessionId] = this.sessionId
     if (this.version !== undefined) headers[HEADER.protocolVersion] = this.version
+    this.headersKept = headers
     return headers
   }
 
@@ -276,19 +247,22 @@ export class MemberLink {
     // Aborted by the caller's signal, by abandon() (a cancel) and by close() (through `stops`).
     // The light emitter, not an AbortController: one per call, and undici takes either.
     const local = new Abort()
-    this.stops.set(id, () => { local.abort() })
-    const onAbort = (): void => {
-      const waiter = this.waiting.get(id)
-      this.waiting.delete(id)
-      local.abort()
-      waiter?.reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'))
-    }
+    this.stops.set(id, local)
+    // Only requests with a caller's signal (opening, lists) need a listener on it; calls have none.
+    const onAbort = signal === undefined
+      ? undefined
+      : (): void => {
+          const waiter = this.waiting.get(id)
+          this.waiting.delete(id)
+          local.abort()
+          waiter?.reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
+        }
     const answered = new Promise<JsonRpcResponse>((resolve, reject) => { this.waiting.set(id, { resolve, reject }) })
     // Rejected early (lose(), close()) while the send is still out: awaited below, never unhandled.
     answered.catch(() => {})
-    signal?.addEventListener('abort', onAbort, { once: true })
+    if (onAbort !== undefined) signal?.addEventListener('abort', onAbort, { once: true })
     try {
-      if (signal?.aborted === true) {
+      if (onAbort !== undefined && signal?.aborted === true) {
         onAbort()
         return await answered
       }
@@ -312,7 +286,11 @@ export class MemberLink {
         this.read(events, id)
         return await answered
       }
-      if (answer.kind === 'single') for (const message of answer.messages) this.receive(message)
+      if (answer.kind === 'single') {
+        // A lone response keeps its bytes: the virtual session may pass them on with its own id.
+        if (!answer.batch && answer.raw !== undefined && answer.messages.length === 1) withRaw(answer.messages[0] as JsonRpcMessage, answer.raw)
+        for (const message of answer.messages) this.receive(message)
+      }
       // A whole answer without the response (or none at all) is the member's fault.
       const waiter = this.waiting.get(id)
       if (waiter !== undefined) {
@@ -321,7 +299,7 @@ export class MemberLink {
       }
       return await answered
     } finally {
-      signal?.removeEventListener('abort', onAbort)
+      if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
       this.stops.delete(id)
     }
   }
@@ -384,7 +362,7 @@ export class MemberLink {
     const gone = this.downError(reason)
     for (const waiter of this.waiting.values()) waiter.reject(gone)
     this.waiting.clear()
-    for (const stop of [...this.stops.values()]) stop()
+    for (const stop of [...this.stops.values()]) stop.abort()
     this.watcher.lost(this, reason)
   }
 

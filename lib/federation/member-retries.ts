@@ -4,9 +4,23 @@
  * `retryMs`. Only a retry brings a down member back (a re-open elsewhere would race it). Timers
  * are unref()ed and cleared with the session.
  */
+import { GatewayErrors } from '../errors.ts'
 import type { Logger } from '../logger.ts'
 import type { MemberLink } from './member-link.ts'
 import type { VirtualServer } from './virtual-server.ts'
+
+/** Failures that mean the member cannot serve now: one coded error naming it. */
+const DOWN_CODES = new Set(['MCP_GW_UPSTREAM_UNAVAILABLE', 'MCP_GW_UPSTREAM_EXITED', 'MCP_GW_UPSTREAM_STREAM_ENDED', 'MCP_GW_UPSTREAM_TIMEOUT', 'MCP_GW_UPSTREAM_FULL', 'MCP_GW_UPSTREAM_BACKLOG'])
+
+/** What a call's caller hears of a member failure; a member whose process went is down till a retry. */
+export function memberFailure (link: MemberLink, err: unknown, generation: number): unknown {
+  const code = (err as { code?: string }).code
+  if (code === undefined || !DOWN_CODES.has(code)) return err
+  // Its process or connection is gone: down until a retry re-opens it. A reset socket or a
+  // slow answer is only that call's (the member's own stream tells when it is really gone).
+  if (code === 'MCP_GW_UPSTREAM_EXITED') link.markDown(err as Error, generation)
+  return new GatewayErrors.MEMBER_DOWN(link.name, link.spec.server, (err as Error).message)
+}
 
 interface Retry {
   timer: NodeJS.Timeout | undefined

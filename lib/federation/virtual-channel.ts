@@ -12,10 +12,12 @@ import { GatewayErrors, toJsonRpcError } from '../errors.ts'
 import { isRequest, isResponse, type JsonRpcId, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import type { MessageChannel } from '../upstream/channel.ts'
+import { rawOf, withIdReplaced, withRaw } from '../upstream/events.ts'
 import { decodeCursor, KIND, LIST_KINDS, page, type Item, type ListKind, type Merged } from './catalog.ts'
 import { negotiatedVersion, mergedInitialize } from './initialize.ts'
-import { MemberLink, type ClientHello, type LinkWatcher, type MemberSpec } from './member-link.ts'
-import { MemberRetries } from './member-retries.ts'
+import { MemberLink } from './member-link.ts'
+import type { ClientHello, LinkWatcher, MemberSpec } from './member-types.ts'
+import { memberFailure, MemberRetries } from './member-retries.ts'
 import { MemberAsks } from './member-asks.ts'
 import { isSessionGone, mergedList } from './member-lists.ts'
 import { exposeUri, resolveUri } from './resource-routing.ts'
@@ -24,9 +26,6 @@ import { retaken, sessionState, type VirtualSessionState } from './virtual-state
 
 type Result = Record<string, unknown>
 
-/** Failures that mean the member cannot serve now: one coded error naming it. */
-const DOWN_CODES = new Set(['MCP_GW_UPSTREAM_UNAVAILABLE', 'MCP_GW_UPSTREAM_EXITED', 'MCP_GW_UPSTREAM_STREAM_ENDED', 'MCP_GW_UPSTREAM_TIMEOUT', 'MCP_GW_UPSTREAM_FULL', 'MCP_GW_UPSTREAM_BACKLOG'])
-
 export class VirtualChannel implements MessageChannel, LinkWatcher {
   onmessage: (message: JsonRpcMessage) => void = () => {}
   onclose: (reason: Error) => void = () => {}
@@ -34,6 +33,8 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   links: MemberLink[] = []
   readonly log: Logger
   private opened: Promise<void> | undefined
+  /** Every member's first open has settled: requests need not wait on `opened` (a turn each). */
+  private ready = false
   /** The last merged list of each kind, what names and URIs are routed by; merges under way. */
   readonly merged = new Map<ListKind, Merged>()
   readonly merging = new Map<ListKind, Promise<Merged>>()
@@ -70,6 +71,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     this.hello = state.hello
     this.links = this.server.members.map((spec) => this.link(spec, state.hello))
     this.opened = Promise.resolve()
+    this.ready = true
     for (const link of this.links) {
       const session = state.members[link.name]
       if (session !== undefined && link.portable) link.adopt(session)
@@ -139,7 +141,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   private async answer (request: JsonRpcRequest): Promise<JsonRpcResponse> {
     const result = (value: Result): JsonRpcResponse => ({ jsonrpc: '2.0', id: request.id, result: value })
     if (request.method === 'initialize') return result(await this.initialize(request))
-    await this.opened
+    if (!this.ready) await this.opened
     const params = request.params ?? {}
     switch (request.method) {
       case 'ping': return result({})
@@ -168,7 +170,7 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     }
     this.hello = hello
     this.links = this.server.members.map((spec) => this.link(spec, hello))
-    this.opened = Promise.allSettled(this.links.map(async (link) => { await link.open() })).then(() => {})
+    this.opened = Promise.allSettled(this.links.map(async (link) => { await link.open() })).then(() => { this.ready = true })
     await this.opened
     this.save()
     const open = this.links.filter((link) => link.state === 'open')
@@ -221,7 +223,9 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   private async byName (kind: 'tools' | 'prompts', request: JsonRpcRequest, idempotent: boolean): Promise<JsonRpcResponse> {
     const params = request.params ?? {}
     if (typeof params.name !== 'string') throw new GatewayErrors.VIRTUAL_UNKNOWN(this.server.name, kind === 'tools' ? 'tool' : 'prompt', 'without a name')
-    const { link, own } = await this.find(kind, params.name)
+    // The last merged list has it (the common case): no await on the way.
+    const hit = this.merged.get(kind)?.byExposed.get(params.name)
+    const { link, own } = hit === undefined ? await this.find(kind, params.name) : { link: this.links[hit.member] as MemberLink, own: hit.own }
     return await this.forward(link, { ...request, params: { ...params, name: own } }, idempotent)
   }
 
@@ -270,26 +274,31 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
   private async forward (link: MemberLink, request: JsonRpcRequest, idempotent: boolean): Promise<JsonRpcResponse> {
     if (link.state !== 'open') await this.usable(link)
     const generation = link.generation
+    const clientId = request.id
     try {
-      return await this.sendTo(link, request)
+      return await this.sendTo(link, request, clientId)
     } catch (err) {
-      if (!isSessionGone(err)) throw this.memberError(link, err, generation)
+      if (!isSessionGone(err)) throw memberFailure(link, err, generation)
       await this.reopen(link, generation)
       if (!idempotent) throw new GatewayErrors.MEMBER_SESSION_REOPENED(link.name, this.server.name)
       const reopened = link.generation
       try {
-        return await this.sendTo(link, request)
+        return await this.sendTo(link, request, clientId)
       } catch (again) {
-        throw this.memberError(link, again, reopened)
+        throw memberFailure(link, again, reopened)
       }
     }
   }
 
-  private async sendTo (link: MemberLink, request: JsonRpcRequest): Promise<JsonRpcResponse> {
-    const clientId = request.id
+  /** `request` is sent under the member's id (it is changed); its answer comes back under `clientId`. */
+  private async sendTo (link: MemberLink, request: JsonRpcRequest, clientId: JsonRpcId): Promise<JsonRpcResponse> {
     try {
       const response = await link.forward(request, (id) => { this.forwarded.set(clientId, { link, id }) })
-      return { ...response, id: clientId }
+      const renamed = { ...response, id: clientId }
+      // The member's bytes, with the client's id in place of the member's, when that is sure.
+      const raw = rawOf(response)
+      const patched = raw === undefined ? undefined : withIdReplaced(raw, response.id as string, clientId)
+      return patched === undefined ? renamed : withRaw(renamed, patched)
     } finally {
       this.forwarded.delete(clientId)
     }
@@ -313,15 +322,6 @@ export class VirtualChannel implements MessageChannel, LinkWatcher {
     }
     this.retries.kick(link)
     throw new GatewayErrors.MEMBER_DOWN(link.name, this.server.name, link.reason?.message ?? 'not open')
-  }
-
-  private memberError (link: MemberLink, err: unknown, generation: number): unknown {
-    const code = (err as { code?: string }).code
-    if (code === undefined || !DOWN_CODES.has(code)) return err
-    // Its process or connection is gone: down until a retry re-opens it. A reset socket or a
-    // slow answer is only that call's (the member's own stream tells when it is really gone).
-    if (code === 'MCP_GW_UPSTREAM_EXITED') link.markDown(err as Error, generation)
-    return new GatewayErrors.MEMBER_DOWN(link.name, this.server.name, (err as Error).message)
   }
 
   // --- the client's notifications and answers ------------------------------------------------

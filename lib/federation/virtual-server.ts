@@ -5,7 +5,7 @@
  */
 import type { CatalogMember, ListKind, NamingRules } from './catalog.ts'
 import type { ListCache } from './list-cache.ts'
-import type { MemberSpec } from './member-link.ts'
+import type { MemberSpec } from './member-types.ts'
 import type { MemberName } from '../upstream/types.ts'
 import type { VirtualSessionStates } from './virtual-state.ts'
 

@@ -7,7 +7,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { ChangeMarks } from './list-cache.ts'
-import type { ClientHello, MemberInit, MemberLink } from './member-link.ts'
+import type { MemberLink } from './member-link.ts'
+import type { ClientHello, MemberInit } from './member-types.ts'
 
 /** A small key-value store shared by the gateway's instances (Redis: lib/redis/shared-state.ts). */
 export interface SharedState {

@@ -240,9 +240,9 @@ export class ChannelUpstream implements Upstream {
       }
       const initialize = sessionId === undefined ? messages.find((message) => isRequest(message) && message.method === 'initialize') as JsonRpcRequest | undefined : undefined
       if (initialize !== undefined && this.shared !== undefined) this.shared.initialize = this.sharedInitialize(answer, initialize.id)
-      void (async () => {
-        for (const message of messages) await this.deliver(session, message)
-      })().catch((err: unknown) => {
+      // One message (the common case) without a loop's async frame around it.
+      const delivered = messages.length === 1 ? this.deliver(session, messages[0] as JsonRpcMessage) : this.deliverAll(session, messages)
+      delivered.catch((err: unknown) => {
         answer.fail(err as Error)
         session.forget(answer)
       })
@@ -267,6 +267,10 @@ export class ChannelUpstream implements Upstream {
     // The first client got its own answer; later ones, if any, await this.
     result.catch(() => {})
     return result
+  }
+
+  private async deliverAll (session: ChannelSession, messages: readonly JsonRpcMessage[]): Promise<void> {
+    for (const message of messages) await this.deliver(session, message)
   }
 
   /** Hands one client message to the session's channel (rewritten for a shared one). */

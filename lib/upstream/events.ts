@@ -5,7 +5,7 @@
  * then response). Only the Streamable HTTP side knows SSE framing; channels push messages here
  * directly, already parsed.
  */
-import type { JsonRpcMessage } from '../jsonrpc.ts'
+import type { JsonRpcId, JsonRpcMessage } from '../jsonrpc.ts'
 import { parseEventData } from '../relay/messages.ts'
 
 /** One unit of an upstream's answer: one message or a batch, and its resume point if any. */
@@ -44,14 +44,67 @@ export interface EventProducer {
   stop (): void
 }
 
+/**
+ * The bytes a message arrived as (a member's JSON body, a stdio line), where a channel knows them:
+ * a lone response then goes to the client as it came, not encoded again. A hidden property (not
+ * enumerable: a copy made to change the message, `{ ...message }`, cannot carry stale bytes
+ * along; a symbol: JSON never shows it). Cheaper than a WeakMap, whose entries weigh on every
+ * young-generation collection.
+ */
+const RAW = Symbol('raw')
+
+export function withRaw<T extends JsonRpcMessage> (message: T, raw: Buffer): T {
+  Object.defineProperty(message, RAW, { value: raw, configurable: true })
+  return message
+}
+
+export function rawOf (message: JsonRpcMessage): Buffer | undefined {
+  return (message as { [RAW]?: Buffer })[RAW]
+}
+
+const QUOTE = 34
+const COLON = 58
+const BACKSLASH = 92
+
+function isSpace (byte: number | undefined): boolean {
+  return byte === 32 || byte === 9 || byte === 10 || byte === 13
+}
+
+/**
+ * The bytes of a lone response with its string id `from` (one the gateway gave it) replaced by
+ * `to`, or undefined when that cannot be done for sure: the id's token is found exactly once, and
+ * it is the value of an `"id"` key. (Inside a JSON string a quote is escaped, so string contents
+ * cannot pass for the key.)
+ */
+export function withIdReplaced (raw: Buffer, from: string, to: JsonRpcId): Buffer | undefined {
+  const token = JSON.stringify(from)
+  const at = raw.indexOf(token)
+  if (at === -1 || raw.indexOf(token, at + token.length) !== -1) return undefined
+  let i = at - 1
+  while (isSpace(raw[i])) i--
+  if (raw[i] !== COLON) return undefined
+  i--
+  while (isSpace(raw[i])) i--
+  if (raw[i] !== QUOTE || raw[i - 1] !== 100 || raw[i - 2] !== 105 || raw[i - 3] !== QUOTE || raw[i - 4] === BACKSLASH) return undefined
+  const replacement = JSON.stringify(to)
+  const out = Buffer.allocUnsafe(raw.length - token.length + Buffer.byteLength(replacement))
+  raw.copy(out, 0, 0, at)
+  let end = at + out.write(replacement, at)
+  end += raw.copy(out, end, at + token.length)
+  return end === out.length ? out : undefined
+}
+
 /** A whole answer of one message (a lone response, or one made by the upstream adapter). */
 export function singleAnswer (message: JsonRpcMessage, sessionId?: string): UpstreamAnswer {
-  return { kind: 'single', sessionId, messages: [message], batch: false, raw: undefined }
+  return { kind: 'single', sessionId, messages: [message], batch: false, raw: rawOf(message) }
 }
 
 /** One message as an event, already parsed (what channels and bridges push). */
 export function messageEvent (message: JsonRpcMessage): UpstreamEvent {
-  return { data: JSON.stringify(message), parsed: { messages: [message], batch: false } }
+  const raw = rawOf(message)
+  // Bytes with a line break in them (pretty-printed JSON) would end the SSE event early.
+  const data = raw === undefined || raw.includes(10) || raw.includes(13) ? JSON.stringify(message) : raw.toString('utf8')
+  return { data, parsed: { messages: [message], batch: false } }
 }
 
 /** Lets go of an answer nobody will read (a notification's, or an exchange that failed first). */

@@ -11,6 +11,7 @@ import { GatewayErrors } from '../errors.ts'
 import { toMessages, type JsonRpcMessage } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
 import { LineSplitter, type MessageChannel } from './channel.ts'
+import { withRaw } from './events.ts'
 
 export interface StdioCommand {
   /** The program to run, found on PATH (`npx`, `node`, `uvx`, ...). */
@@ -177,7 +178,9 @@ export class StdioChannel implements MessageChannel {
         this.fail(new GatewayErrors.UPSTREAM_BAD_RESPONSE(name, 'its process wrote something other than JSON-RPC to stdout'))
         return
       }
-      for (const message of parsed.messages) this.onmessage(message)
+      // A lone message keeps its line: a response then goes to the client as the child wrote it.
+      if (parsed.batch) for (const message of parsed.messages) this.onmessage(message)
+      else this.onmessage(withRaw(parsed.messages[0] as JsonRpcMessage, line))
     })
     child.stdout.on('data', (chunk: Buffer) => {
       if (!stdout.push(chunk)) this.fail(new GatewayErrors.UPSTREAM_BAD_RESPONSE(name, 'its process wrote a line longer than the limit to stdout'))
