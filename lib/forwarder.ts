@@ -124,7 +124,7 @@ export class Forwarder implements ExchangeDeps {
   }
 
   interceptorBase (ctx: ExchangeContext, session: SessionRecord | undefined): BaseContext {
-    return { session, principal: ctx.principal, upstream: this.upstream.name, memberOf: this.memberOf, config: ctx.routeConfig, log: ctx.log }
+    return { session, principal: ctx.principal, upstream: this.upstream.name, memberOf: this.memberOf, headers: ctx.headers, endpoint: this.upstream, config: ctx.routeConfig, log: ctx.log }
   }
 
   /** The exchange's interceptors for messages from the upstream, if any may act on them. */

@@ -10,6 +10,7 @@ import { authShape } from './auth-options.ts'
 import { healthShape } from './health-options.ts'
 import { interceptorsShape } from './interceptors-options.ts'
 import { metricsShape } from './metrics-options.ts'
+import { policyShape } from './policy-options.ts'
 import { endpointShape } from './proxy-options.ts'
 import { rateLimitShape } from './rate-limit-options.ts'
 import { sessionsShape } from './sessions-options.ts'
@@ -48,6 +49,11 @@ export const gatewayShape = {
    * metadata and per-tool rules. Off by default (see SECURITY.md).
    */
   auth: section(authShape).optional(),
+  /**
+   * CEL policy over who, which upstream, which tool and its arguments: `{ rules, default? }` or
+   * `{ file }` (a policy file, reloaded when it changes). Off by default (README "Policy").
+   */
+  policy: section(policyShape).optional(),
   /** Rate limits on the MCP endpoints (per principal, or per IP without auth). Off by default. */
   rateLimit: section(rateLimitShape).optional(),
   /**

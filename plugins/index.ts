@@ -16,6 +16,7 @@ import mcpStreaming, { type McpStreamingOptions } from './streaming.ts'
 import mcpStore, { type McpStoreOptions } from './store.ts'
 import mcpInterceptors from './interceptors.ts'
 import mcpAuth from './auth.ts'
+import mcpPolicy from './policy.ts'
 import mcpRateLimit from './rate-limit.ts'
 import mcpWebSocket from './websocket.ts'
 import type { McpGatewayOptions } from './gateway-options.ts'
@@ -24,7 +25,7 @@ export type { McpGatewayOptions, NamedUpstream } from './gateway-options.ts'
 
 async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions): Promise<void> {
   if (!isPlainObject(options as unknown)) throw invalid('options', 'must be an object')
-  const { store, interceptors, auth, rateLimit, websocket, sessions, streaming, health, metrics, tracing, ...proxy } = options
+  const { store, interceptors, auth, policy, rateLimit, websocket, sessions, streaming, health, metrics, tracing, ...proxy } = options
   if (sessions !== undefined && !isPlainObject(sessions)) throw invalid('sessions', 'must be an object')
   if (streaming !== undefined && streaming !== false && !isPlainObject(streaming)) throw invalid('streaming', 'must be an object or false')
   // Typed copies: the checks above narrow the originals to plain records.
@@ -42,6 +43,7 @@ async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions)
   if (streamingOptions !== false) await fastify.register(mcpStreaming, { ...streamingOptions, store: streamingOptions.store ?? stores.events })
   await fastify.register(mcpInterceptors, interceptors ?? {})
   if (auth !== undefined) await fastify.register(mcpAuth, auth)
+  if (policy !== undefined) await fastify.register(mcpPolicy, policy)
   if (rateLimit !== undefined) await fastify.register(mcpRateLimit, rateLimit)
   if (auth === undefined) {
     // Loopback-only is the default; anything wider without auth is worth a line at startup.

@@ -19,6 +19,7 @@ import type { Registry } from 'prom-client'
 import type { IFastifyMetrics } from 'fastify-metrics'
 import { methodLabel, type ExchangeObserver } from '../lib/observer.ts'
 import { invalid } from '../lib/options.ts'
+import type { PolicyGate } from '../lib/policy/gate.ts'
 
 /** Longest wait for one virtual server member's probe at a scrape. */
 const MEMBER_PROBE_MS = 2000
@@ -158,6 +159,8 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
     })
   }
 
+  if (fastify.hasDecorator('mcpPolicy')) policyMetrics(client, fastify.mcpPolicy, registers)
+
   const messages = new client.Counter({ name: 'mcp_gateway_messages_total', help: 'JSON-RPC messages through the gateway', labelNames: ['upstream', 'direction', 'kind', 'method'], registers })
   const toolCalls = new client.Counter({ name: 'mcp_gateway_tool_calls_total', help: 'tools/call requests by tool (allow-listed names, else "other")', labelNames: ['upstream', 'tool'], registers })
   const duration = new client.Histogram({
@@ -254,3 +257,23 @@ export default fp(mcpMetrics, {
   fastify: '5.x',
   dependencies: ['mcp-gateway-sessions', 'mcp-gateway-proxy']
 })
+
+/** The policy in force (its version, whether the last reload failed) and decisions by rule. */
+function policyMetrics (client: IFastifyMetrics['client'], gate: PolicyGate, registers: Registry[]): void {
+  new client.Gauge({ name: 'mcp_gateway_policy_version', help: 'Policies loaded since start (1: the first; a reload that failed leaves it)', registers, collect () { this.set(gate.version) } })
+  new client.Gauge({ name: 'mcp_gateway_policy_reload_failed', help: '1 when the last reload of the policy file failed (the policy before it is in force)', registers, collect () { this.set(gate.reloadFailed ? 1 : 0) } })
+  const seen = new Map<string, number>()
+  new client.Counter({
+    name: 'mcp_gateway_policy_decisions_total',
+    help: 'Policy decisions by the rule that decided ("(default)": none did) and effect',
+    labelNames: ['rule', 'effect'],
+    registers,
+    collect () {
+      for (const [key, count] of gate.decisions) {
+        const [rule, effect] = key.split('\u0000') as [string, string]
+        this.inc({ rule, effect }, count - (seen.get(key) ?? 0))
+        seen.set(key, count)
+      }
+    }
+  })
+}

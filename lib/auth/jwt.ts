@@ -59,7 +59,7 @@ export class JwtVerifier implements Verifier {
       throw new GatewayErrors.UNAUTHORIZED(describe(err), { cause: err })
     }
     if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw new GatewayErrors.UNAUTHORIZED('the token has no subject')
-    return { id: `${this.options.issuer}#${payload.sub}`, scopes: scopesOf(payload), method: 'jwt' }
+    return { id: `${this.options.issuer}#${payload.sub}`, scopes: scopesOf(payload), method: 'jwt', claims: payload }
   }
 }
 

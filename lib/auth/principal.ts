@@ -6,6 +6,8 @@ export interface Principal {
   scopes: string[]
   /** How the caller was authenticated. */
   method: 'api-key' | 'jwt'
+  /** A token's claims (JWT), for policy rules (`principal.claims`). */
+  claims?: Record<string, unknown>
 }
 
 /** Turns a credential into a principal, or throws the gateway's 401 error. */

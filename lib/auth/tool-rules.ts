@@ -2,13 +2,13 @@
  * Per-tool authorization: rules granting tools (by name glob) to principals (by id glob) or to
  * holders of scopes, optionally per upstream. A principal may see and call a tool when some rule
  * grants it; `tools/list` shows only those, and a call to any other tool is blocked before it
- * reaches the upstream. Built on the interceptor chain, so it applies whatever the upstream kind.
+ * reaches the upstream. A shorthand: the rules compile to one CEL deny rule of the policy engine
+ * (lib/policy), which runs on the interceptor chain, whatever the upstream kind.
  */
-import { toolMatches, type Interceptor, type InterceptorContext } from '../interceptors/chain.ts'
-import type { JsonRpcMessage, JsonRpcRequest } from '../jsonrpc.ts'
-import { globMatcher, type GlobMatcher } from '../glob.ts'
+import type { Interceptor } from '../interceptors/chain.ts'
 import { invalid, isPlainObject } from '../options.ts'
-import type { Principal } from './principal.ts'
+import { PolicyGate } from '../policy/gate.ts'
+import { Policy, type PolicyRule } from '../policy/policy.ts'
 
 export interface ToolRule {
   /** Principal id globs (`*` any run). Absent: any principal. */
@@ -21,13 +21,6 @@ export interface ToolRule {
   tools: string[]
 }
 
-interface CompiledRule {
-  principals: GlobMatcher | undefined
-  scopes: string[] | undefined
-  upstreams: Set<string> | undefined
-  tools: GlobMatcher
-}
-
 function list (name: string, value: unknown, required: boolean): string[] | undefined {
   if (value === undefined && !required) return undefined
   if (!Array.isArray(value) || value.length === 0 || value.some((item) => typeof item !== 'string' || item.length === 0)) {
@@ -36,60 +29,55 @@ function list (name: string, value: unknown, required: boolean): string[] | unde
   return value as string[]
 }
 
-export function checkToolRules (rules: unknown): CompiledRule[] {
+export function checkToolRules (rules: unknown): ToolRule[] {
   if (rules === undefined) return []
   if (!Array.isArray(rules)) throw invalid('auth.tools', 'must be an array of rules')
   return rules.map((rule, index) => {
     const at = `auth.tools[${index}]`
     if (!isPlainObject(rule)) throw invalid(at, 'must be { principals?, scopes?, upstreams?, tools }')
+    const checked: ToolRule = { tools: list(`${at}.tools`, rule.tools, true) as string[] }
     const principals = list(`${at}.principals`, rule.principals, false)
+    const scopes = list(`${at}.scopes`, rule.scopes, false)
     const upstreams = list(`${at}.upstreams`, rule.upstreams, false)
-    return {
-      principals: principals === undefined ? undefined : globMatcher(principals),
-      scopes: list(`${at}.scopes`, rule.scopes, false),
-      upstreams: upstreams === undefined ? undefined : new Set(upstreams),
-      tools: globMatcher(list(`${at}.tools`, rule.tools, true) as string[])
-    }
+    if (principals !== undefined) checked.principals = principals
+    if (scopes !== undefined) checked.scopes = scopes
+    if (upstreams !== undefined) checked.upstreams = upstreams
+    return checked
   })
 }
 
+/** A CEL string literal (JSON's escapes are CEL's). */
+const literal = (value: string): string => JSON.stringify(value)
+const anyOf = (parts: string[]): string => `(${parts.join(' || ')})`
+
 /**
- * Behind a virtual server a rule's `upstreams` may name the virtual server or the tool's member,
- * and its tool globs may match the exposed name or `<member>/<own name>` (toolMatches).
+ * One grant as CEL. Behind a virtual server, `upstreams` may name the virtual server or the
+ * tool's member, and tool globs may match the exposed name or `<member>/<its own name>`.
  */
-function allowed (rules: CompiledRule[], principal: Principal | undefined, ctx: Pick<InterceptorContext, 'upstream' | 'memberOf'>, tool: string): boolean {
-  if (principal === undefined) return false
-  const member = ctx.memberOf?.('tools', tool)
-  return rules.some((rule) =>
-    (rule.principals === undefined || rule.principals.test(principal.id)) &&
-    (rule.scopes === undefined || rule.scopes.some((scope) => principal.scopes.includes(scope))) &&
-    (rule.upstreams === undefined || rule.upstreams.has(ctx.upstream) || (member !== undefined && rule.upstreams.has(member.upstream))) &&
-    toolMatches(rule.tools, tool, ctx))
+function grant (rule: ToolRule): string {
+  const parts = ['principal.id != ""']
+  if (rule.principals !== undefined) parts.push(anyOf(rule.principals.map((glob) => `principal.id.glob(${literal(glob)})`)))
+  if (rule.scopes !== undefined) parts.push(`principal.scopes.exists(s, s in [${rule.scopes.map(literal).join(', ')}])`)
+  if (rule.upstreams !== undefined) {
+    const names = `[${rule.upstreams.map(literal).join(', ')}]`
+    parts.push(`(upstream.name in ${names} || upstream.member in ${names})`)
+  }
+  parts.push(anyOf(rule.tools.map((glob) => `tool.name.glob(${literal(glob)}) || (upstream.member != "" && (upstream.member + "/" + tool.ownName).glob(${literal(glob)}))`)))
+  return parts.join(' && ')
 }
 
-export function toolRuleInterceptors (rules: CompiledRule[]): Interceptor[] {
-  return [
-    {
-      name: 'auth:tools:list',
-      match: { direction: 'upstream_to_client', kind: 'response', method: 'tools/list' },
-      handler: (message, ctx) => {
-        const result = (message as { result: { tools?: Array<{ name: string }>, cacheScope?: unknown } }).result
-        if (!Array.isArray(result.tools)) return undefined
-        const tools = result.tools.filter((tool) => allowed(rules, ctx.principal, ctx, tool.name))
-        // What this principal sees is not what another would: a list said to be public is not, now.
-        const scope = result.cacheScope === 'public' ? { cacheScope: 'private' } : {}
-        if (tools.length === result.tools.length && result.cacheScope !== 'public') return undefined
-        return { action: 'modify', message: { ...message, result: { ...result, tools, ...scope } } as JsonRpcMessage }
-      }
-    },
-    {
-      name: 'auth:tools:call',
-      match: { direction: 'client_to_upstream', kind: 'request', method: 'tools/call' },
-      handler: (message, ctx) => {
-        const tool = (message as JsonRpcRequest).params?.name
-        if (typeof tool === 'string' && allowed(rules, ctx.principal, ctx, tool)) return undefined
-        return { action: 'block', reason: `tool ${JSON.stringify(tool)} is not available to you` }
-      }
-    }
-  ]
+/** The rules as the policy rule they are shorthand for: a call no rule grants is denied. */
+export function toolRulesAsPolicy (rules: ToolRule[]): PolicyRule {
+  return {
+    name: 'auth.tools',
+    effect: 'deny',
+    when: `method == "tools/call" && !${anyOf(rules.map((rule) => `(${grant(rule)})`))}`,
+    message: 'this tool is not available to you'
+  }
+}
+
+export function toolRuleInterceptors (rules: ToolRule[]): Interceptor[] {
+  if (rules.length === 0) return []
+  return new PolicyGate(new Policy({ rules: [toolRulesAsPolicy(rules)] })).interceptors()
+    .map((interceptor) => ({ ...interceptor, name: interceptor.name.replace('policy:', 'auth:tools:') }))
 }

@@ -4,7 +4,7 @@
  * respond (a mock), delay or drop. Framework-free; the proxy runs it on every message of a POST
  * body, of a JSON answer and of every SSE stream.
  */
-import type { MemberName } from '../upstream/types.ts'
+import type { MemberName, UpstreamKind } from '../upstream/types.ts'
 import type { Abort } from '../abort.ts'
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
 import { errorResponse, messageKind, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest, type MessageKind } from '../jsonrpc.ts'
@@ -43,6 +43,10 @@ export interface InterceptorContext {
    * match the exposed name, or `<member upstream>/<its own name>` (`memory/create_*`).
    */
   memberOf?: (kind: 'tools' | 'prompts', exposed: string) => MemberName | undefined
+  /** The client request's headers (HTTP; a WebSocket's are its upgrade request's), when the adapter has them. */
+  headers?: Record<string, string | string[] | undefined>
+  /** What the endpoint's upstream is: its kind, and its era once known. */
+  endpoint?: { readonly kind: UpstreamKind, readonly era?: '2025' | '2026' | undefined }
   /** The route's `config.mcp` (route-level settings), when there is one. */
   config: Record<string, unknown> | undefined
   log: Logger
@@ -69,7 +73,8 @@ export function toolMatches (glob: GlobMatcher, exposed: string, ctx: Pick<Inter
 export type InterceptorAction =
   | { action: 'continue' }
   | { action: 'modify', message: JsonRpcMessage }
-  | { action: 'block', reason?: string }
+  /** `data`: the JSON-RPC error's `data` (a policy names its rule there). */
+  | { action: 'block', reason?: string, data?: Record<string, unknown> }
   | { action: 'respond', result: unknown }
   | { action: 'delay', ms: number }
   | { action: 'drop' }
@@ -115,9 +120,9 @@ interface Compiled {
   tool: GlobMatcher | undefined
 }
 
-export function blockedError (id: JsonRpcId, reason: string | undefined): JsonRpcMessage {
+export function blockedError (id: JsonRpcId, reason: string | undefined, data?: Record<string, unknown>): JsonRpcMessage {
   const { code, message } = toJsonRpcError(new GatewayErrors.BLOCKED(reason ?? 'blocked by gateway policy')).body.error
-  return errorResponse(id, code, message)
+  return errorResponse(id, code, message, data)
 }
 
 export class InterceptorChain {
@@ -284,7 +289,7 @@ export class InterceptorChain {
         return { delay: Math.max(0, action.ms) }
       case 'block':
         ctx.log.info({ interceptor: c.interceptor.name, direction: ctx.direction }, 'message blocked')
-        return this.stop(current, kind, action.reason)
+        return this.stop(current, kind, action.reason, action.data)
       case 'respond':
         if (kind !== 'request') {
           ctx.log.warn({ interceptor: c.interceptor.name }, 'respond applies to requests only; message dropped')
@@ -303,8 +308,8 @@ export class InterceptorChain {
   }
 
   /** A blocked request is answered with an error for its id; anything else goes nowhere. */
-  private stop (message: JsonRpcMessage, kind: MessageKind, reason: string | undefined): Outcome {
-    if (kind === 'request') return { kind: 'answer', answer: blockedError((message as JsonRpcRequest).id, reason) }
+  private stop (message: JsonRpcMessage, kind: MessageKind, reason: string | undefined, data?: Record<string, unknown>): Outcome {
+    if (kind === 'request') return { kind: 'answer', answer: blockedError((message as JsonRpcRequest).id, reason, data) }
     if (kind === 'response' || kind === 'error') {
       // The requester must not wait forever: it gets an error for its id instead.
       return { kind: 'forward', message: blockedError((message as { id: JsonRpcId }).id, reason) }

@@ -1,0 +1,183 @@
+/**
+ * A policy: ordered CEL rules `{ name, effect, when, message? }`, compiled and type-checked once,
+ * and the decision for one request.
+ *
+ * Combining (deny overrides): a deny rule whose `when` holds denies; else an allow rule whose
+ * `when` holds allows; else the default effect decides, for the operations a policy is about
+ * (`tools/call`, `resources/read`, `prompts/get`, `completion/complete`, resource subscriptions).
+ * Every other request (initialize, ping, lists, ...) is allowed unless a deny rule holds, so a
+ * default of deny does not shut the protocol itself out.
+ *
+ * A rule that fails while running (a key the request lacks, a type it did not expect) counts as
+ * holding when it denies and as not holding when it allows: an error never lets a request through.
+ */
+import { celEnvironment, type PolicyInput } from './cel-env.ts'
+
+export type Effect = 'allow' | 'deny'
+
+export interface PolicyRule {
+  name: string
+  effect: Effect
+  /** A CEL expression over the variables of cel-env.ts, of type bool. */
+  when: string
+  /** What a denied client is told (default: `denied by policy rule "<name>"`). */
+  message?: string
+}
+
+export interface PolicySpec {
+  /** What decides an operation no rule holds for. @default 'allow' */
+  default?: Effect
+  rules: PolicyRule[]
+}
+
+/** A rule that does not compile: the config is refused with the rule's name and where. */
+export class PolicyCompileError extends Error {
+  readonly rule: string
+  readonly line: number
+  readonly column: number
+  constructor (rule: string, detail: string, line: number, column: number) {
+    super(`policy rule "${rule}": ${detail} (line ${line}, column ${column})`)
+    this.name = 'PolicyCompileError'
+    this.rule = rule
+    this.line = line
+    this.column = column
+  }
+}
+
+interface CompiledRule {
+  readonly rule: PolicyRule
+  readonly run: (input: PolicyInput) => unknown
+  /** Variables the expression reads: list filtering leaves out what it cannot know for a list. */
+  readonly reads: ReadonlySet<string>
+}
+
+export interface RuleResult {
+  name: string
+  effect: Effect
+  /** Whether `when` held; `unknown` when a list entry cannot tell (it reads `arguments`). */
+  result: boolean | 'unknown'
+  error?: string
+}
+
+export interface Decision {
+  effect: Effect
+  /** The rule that decided; undefined when the default (or the protocol's allowance) did. */
+  rule: PolicyRule | undefined
+  /** Each rule's result, in order, when asked for (the explain command). */
+  results?: RuleResult[]
+}
+
+/** Methods the default effect applies to; anything else is allowed unless a deny rule holds. */
+/** Read by a rule that names an `Mcp-Param-*` header (see `listable`). */
+export const MCP_PARAM = 'mcp-param'
+
+export const OPERATIONS: ReadonlySet<string> = new Set(['tools/call', 'resources/read', 'resources/subscribe', 'resources/unsubscribe', 'prompts/get', 'completion/complete'])
+
+function position (expression: string, offset: number): { line: number, column: number } {
+  const before = expression.slice(0, Math.max(0, offset))
+  const lines = before.split('\n')
+  return { line: lines.length, column: (lines.at(-1)?.length ?? 0) + 1 }
+}
+
+/** The variables an expression names (a comprehension's own variable named like one counts too: safe side). */
+function variablesRead (node: unknown, into: Set<string>, depth = 0): Set<string> {
+  if (depth > 500 || node === null || typeof node !== 'object') return into
+  const { op, args } = node as { op?: unknown, args?: unknown }
+  if (op === 'id' && typeof args === 'string') into.add(args)
+  else if (Array.isArray(args)) for (const arg of args) variablesRead(arg, into, depth + 1)
+  else if (args !== null && typeof args === 'object') variablesRead(args, into, depth + 1)
+  return into
+}
+
+function compileRule (rule: PolicyRule): CompiledRule {
+  const env = celEnvironment()
+  let parsed: ReturnType<typeof env.parse>
+  try {
+    parsed = env.parse(rule.when)
+  } catch (err) {
+    const { start } = (err as { range?: { start: number } }).range ?? { start: 0 }
+    const at = position(rule.when, start)
+    throw new PolicyCompileError(rule.name, (err as { summary?: string }).summary ?? (err as Error).message.split('\n')[0] ?? 'does not parse', at.line, at.column)
+  }
+  const checked = env.check(rule.when)
+  if (!checked.valid || checked.type !== 'bool') {
+    const error = checked.error as { summary?: string, message?: string, range?: { start: number } } | undefined
+    const at = position(rule.when, error?.range?.start ?? 0)
+    const detail = error === undefined ? `must be a bool expression, not ${checked.type ?? 'unknown'}` : error.summary ?? error.message?.split('\n')[0] ?? 'does not type-check'
+    throw new PolicyCompileError(rule.name, detail, at.line, at.column)
+  }
+  const reads = variablesRead(parsed.ast, new Set())
+  // 2026-07-28 `Mcp-Param-*` headers carry a call's arguments: for a list, as unknown as they are.
+  if (/mcp-param-/i.test(rule.when)) reads.add(MCP_PARAM)
+  return { rule, run: parsed as (input: PolicyInput) => unknown, reads }
+}
+
+export class Policy {
+  readonly default: Effect
+  readonly rules: readonly PolicyRule[]
+  private readonly compiled: CompiledRule[]
+  private readonly denies: CompiledRule[]
+  private readonly allows: CompiledRule[]
+
+  constructor (spec: PolicySpec) {
+    this.default = spec.default ?? 'allow'
+    this.rules = spec.rules
+    const names = new Set<string>()
+    for (const rule of spec.rules) {
+      if (names.has(rule.name)) throw new PolicyCompileError(rule.name, 'another rule has this name', 1, 1)
+      names.add(rule.name)
+    }
+    this.compiled = spec.rules.map(compileRule)
+    this.denies = this.compiled.filter((rule) => rule.rule.effect === 'deny')
+    this.allows = this.compiled.filter((rule) => rule.rule.effect === 'allow')
+  }
+
+  get size (): number { return this.compiled.length }
+
+  /** Whether any rule reads `variable` (a list kept per viewer when rules read who is asking). */
+  reads (variable: string): boolean {
+    return this.compiled.some((rule) => rule.reads.has(variable))
+  }
+
+  /** The decision for one request. `explain` also gives every rule's result (slower: all run). */
+  decide (input: PolicyInput, explain = false): Decision {
+    if (explain) return this.explain(input)
+    for (const rule of this.denies) if (holds(rule, input, true)) return { effect: 'deny', rule: rule.rule }
+    for (const rule of this.allows) if (holds(rule, input, false)) return { effect: 'allow', rule: rule.rule }
+    return { effect: OPERATIONS.has(input.method) ? this.default : 'allow', rule: undefined }
+  }
+
+  /**
+   * Whether a list entry is shown: whether some call of it could be allowed. Rules reading any of
+   * `unknown` (a list does not know a call's `arguments`) can go either way, so they neither hide
+   * the entry (deny) nor fail to show it (allow).
+   */
+  listable (input: PolicyInput, unknown: readonly string[]): boolean {
+    const knowable = (rule: CompiledRule): boolean => !unknown.some((name) => rule.reads.has(name))
+    for (const rule of this.denies) if (knowable(rule) && holds(rule, input, true)) return false
+    for (const rule of this.allows) if (!knowable(rule) || holds(rule, input, false)) return true
+    return !OPERATIONS.has(input.method) || this.default === 'allow'
+  }
+
+  private explain (input: PolicyInput): Decision {
+    const results: RuleResult[] = this.compiled.map((rule) => {
+      try {
+        return { name: rule.rule.name, effect: rule.rule.effect, result: rule.run(input) === true }
+      } catch (err) {
+        return { name: rule.rule.name, effect: rule.rule.effect, result: rule.rule.effect === 'deny', error: (err as { summary?: string }).summary ?? (err as Error).message }
+      }
+    })
+    const decided = results.find((r) => r.effect === 'deny' && r.result === true) ?? results.find((r) => r.effect === 'allow' && r.result === true)
+    const rule = decided === undefined ? undefined : this.rules.find((r) => r.name === decided.name)
+    const effect = rule?.effect ?? (OPERATIONS.has(input.method) ? this.default : 'allow')
+    return { effect, rule, results }
+  }
+}
+
+function holds (rule: CompiledRule, input: PolicyInput, onError: boolean): boolean {
+  try {
+    return rule.run(input) === true
+  } catch {
+    return onError
+  }
+}

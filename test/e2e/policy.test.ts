@@ -1,0 +1,150 @@
+/**
+ * CEL policy end to end, with real peers: the demo upstream over HTTP and server-memory over stdio
+ * behind a virtual server, SDK 1.x (2025) and 2.x (2026-07-28) clients and raw WebSocket frames,
+ * principals from real signed JWTs. Denials are -32055 naming the rule; lists leave out what the
+ * rules deny for every call; the explain command decides as the gateway does.
+ */
+import t from 'tap'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { gateway, textOf, upstream } from '../helpers/peers.ts'
+import { modernClient } from '../helpers/eras.ts'
+import { memoryStdio } from '../helpers/published-servers.ts'
+import { wsFrames } from '../helpers/ws-frames.ts'
+import { initializeBody } from '../helpers/http.ts'
+import { policyCommand } from '../../examples/gateway/policy-command.ts'
+
+const issuer = 'https://auth.example.com'
+const audience = 'https://gateway.example.com/mcp'
+const { publicKey, privateKey } = await generateKeyPair('ES256')
+const jwk: JWK = { ...await exportJWK(publicKey), kid: 'k1', alg: 'ES256' }
+const JWT = { jwks: { keys: [jwk] }, issuer, audience }
+
+async function token (sub: string, claims: Record<string, unknown>): Promise<string> {
+  return await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuedAt().setIssuer(issuer).setAudience(audience).setSubject(sub).setExpirationTime('10m').sign(privateKey)
+}
+
+async function connect (t: { teardown (fn: () => unknown): void }, url: string, bearer: string): Promise<Client> {
+  const client = new Client({ name: 'policy-test', version: '1.0.0' })
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${bearer}` } } }))
+  t.teardown(() => client.close())
+  return client
+}
+
+interface Refusal { code?: number, message: string, data?: { rule?: string | null, effect?: string } }
+const refusal = async (call: Promise<unknown>): Promise<Refusal | 'answered'> => await call.then(() => 'answered' as const, (err: Refusal) => err)
+const names = (list: { tools: Array<{ name: string }> }): string[] => list.tools.map((tool) => tool.name).sort()
+
+const RULES = [
+  { name: 'no-big-sums', effect: 'deny' as const, when: 'tool.name == "add" && arguments.a > 100.0', message: 'sums over 100 are not allowed' },
+  { name: 'math-team-only', effect: 'deny' as const, when: 'tool.name == "add" && principal.claims.?team.orValue("") != "math"' },
+  { name: 'no-named-waits', effect: 'deny' as const, when: 'headers[?"mcp-name"].orValue("") == "wait"' }
+]
+
+t.test('one endpoint: rules on arguments, JWT claims and 2026 headers, over HTTP in both eras and WebSocket', async (t) => {
+  const up = await upstream(t)
+  const gw = await gateway(t, { upstream: up.url, auth: { jwt: JWT }, websocket: true, policy: { rules: RULES } })
+  const alice = await connect(t, gw.url, await token('alice', { team: 'math' }))
+  const bob = await connect(t, gw.url, await token('bob', { team: 'words' }))
+
+  t.equal(textOf(await alice.callTool({ name: 'add', arguments: { a: 1, b: 2 } })), '3', 'allowed: small sum, math team')
+  const big = await refusal(alice.callTool({ name: 'add', arguments: { a: 101, b: 2 } }))
+  t.match(big, { code: -32055, message: /sums over 100 are not allowed/, data: { rule: 'no-big-sums', effect: 'deny' } }, 'denied on its arguments, the rule named in data')
+  t.match(await refusal(bob.callTool({ name: 'add', arguments: { a: 1, b: 2 } })), { code: -32055, message: /denied by policy rule "math-team-only"/, data: { rule: 'math-team-only' } }, 'denied on a JWT claim')
+  t.ok(names(await alice.listTools()).includes('add'), 'a rule on arguments keeps the tool listed')
+  t.notOk(names(await bob.listTools()).includes('add'), 'a rule that denies bob every call of add hides it from him')
+  t.ok(names(await bob.listTools()).includes('echo'), 'and nothing else')
+  const sums = up.record.requests.filter((request) => JSON.stringify(request.body ?? '').includes('"add"') && JSON.stringify(request.body).includes('tools/call'))
+  t.equal(sums.length, 1, 'denied calls never reached the upstream')
+
+  // 2026-07-28: stateless, Mcp-Method / Mcp-Name headers on every request.
+  const modern = await modernClient(t, gw.url, { headers: { authorization: `Bearer ${await token('alice', { team: 'math' })}` } })
+  t.equal(textOf(await modern.callTool({ name: 'echo', arguments: { text: 'new era' } })), 'new era')
+  t.match(await refusal(modern.callTool({ name: 'wait', arguments: { ms: 1 } })), { code: -32055, data: { rule: 'no-named-waits' } }, 'a rule on the Mcp-Name header')
+  t.match(await refusal(modern.callTool({ name: 'add', arguments: { a: 500, b: 1 } })), { code: -32055, data: { rule: 'no-big-sums' } }, 'argument rules hold in the 2026 era too')
+
+})
+
+t.test('WebSocket frames and a virtual server: read-only mode from annotations, for contractors', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'policy-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const up = await upstream(t)
+  const gw = await gateway(t, {
+    upstreams: [
+      { name: 'suite', kind: 'virtual', path: '/mcp', members: [{ namespace: 'mem', upstream: memoryStdio('memory', join(dir, 'memory.jsonl')) }, { namespace: 'demo', upstream: { name: 'demo', url: up.url } }] }
+    ],
+    websocket: true,
+    policy: {
+      rules: [
+        { name: 'read-only-contractors', effect: 'deny', when: 'method == "tools/call" && headers[?"x-role"].orValue("") == "contractor" && !tool.annotations.readOnlyHint', message: 'contractors may only read' },
+        { name: 'no-big-sums', effect: 'deny', when: 'tool.ownName == "add" && upstream.member == "demo" && arguments.a > 100.0' }
+      ]
+    }
+  })
+  const contractor = await modernClientOr2025(t, gw.url, { 'x-role': 'contractor' })
+  const staff = await modernClientOr2025(t, gw.url, {})
+  const seen = names(await contractor.listTools())
+  t.ok(seen.includes('mem_read_graph') && seen.includes('mem_search_nodes'), 'read-only tools are listed')
+  t.notOk(seen.includes('mem_create_entities') || seen.includes('demo_add'), 'tools not declared read-only are not (a list request\'s own headers count)')
+  t.ok(names(await staff.listTools()).includes('mem_create_entities'), 'staff see every tool')
+  t.match(await refusal(contractor.callTool({ name: 'mem_create_entities', arguments: { entities: [] } })), { code: -32055, message: /contractors may only read/, data: { rule: 'read-only-contractors' } })
+  t.match(textOf(await contractor.callTool({ name: 'mem_read_graph', arguments: {} })), /entities/, 'a read-only tool is called')
+  t.match(await refusal(staff.callTool({ name: 'demo_add', arguments: { a: 200, b: 1 } })), { data: { rule: 'no-big-sums' } }, 'a rule on the member and its own tool name')
+  t.equal(textOf(await staff.callTool({ name: 'demo_add', arguments: { a: 2, b: 1 } })), '3')
+
+  const { socket, next } = await wsFrames(t, gw.url)
+  socket.send(initializeBody())
+  t.ok((await next()).result, 'initialized over WebSocket')
+  socket.send('{"jsonrpc":"2.0","method":"notifications/initialized"}')
+  socket.send('{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"demo_add","arguments":{"a":1000,"b":1}}}')
+  t.match(await next(), { id: 7, error: { code: -32055, data: { rule: 'no-big-sums' } } }, 'the same gate on WebSocket frames')
+})
+
+async function modernClientOr2025 (t: { teardown (fn: () => unknown): void }, url: string, headers: Record<string, string>): Promise<Client> {
+  const client = new Client({ name: 'policy-test', version: '1.0.0' })
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }))
+  t.teardown(() => client.close())
+  return client
+}
+
+t.test('the explain command decides as the gateway does, for an allow and a deny', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'policy-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const config = join(dir, 'gateway.json')
+  const { writeFile } = await import('node:fs/promises')
+  await writeFile(config, JSON.stringify({ upstream: { name: 'db', url: 'http://127.0.0.1:1/mcp' }, policy: { rules: RULES }, auth: { apiKeys: { keys: [{ name: 'k', key: 'k-0123456789abcdef' }] }, tools: [{ principals: ['alice'], tools: ['*'] }] } }))
+  const run = async (args: string[]): Promise<{ code: number, text: string }> => {
+    let text = ''
+    const out = { write: (chunk: string) => { text += chunk; return true } } as unknown as NodeJS.WritableStream
+    return { code: await policyCommand(['test', '--config', config, ...args], out), text }
+  }
+  const allowed = await run(['--request', '{"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}}', '--principal', '{"id":"alice","claims":{"team":"math"}}'])
+  t.equal(allowed.code, 0)
+  t.equal(allowed.text, [
+    'decision: allow',
+    'decided by: the default (no rule held)',
+    'rules:',
+    '  deny   auth.tools: false',
+    '  deny   no-big-sums: false',
+    '  deny   math-team-only: false',
+    '  deny   no-named-waits: false',
+    ''
+  ].join('\n'))
+  const denied = await run(['--request', '{"method":"tools/call","params":{"name":"add","arguments":{"a":500,"b":2}}}', '--principal', '{"id":"alice","claims":{"team":"math"}}'])
+  t.equal(denied.code, 2)
+  t.match(denied.text, /^decision: deny\ndecided by: no-big-sums \(deny\): sums over 100 are not allowed\n/)
+  t.match(denied.text, /no-big-sums: true/)
+  const bob = await run(['--request', '{"method":"tools/call","params":{"name":"echo","arguments":{}}}', '--principal', '{"id":"bob"}'])
+  t.match(bob, { code: 2, text: /decided by: auth\.tools \(deny\): this tool is not available to you/ }, 'auth.tools is the CEL rule it is shorthand for')
+})
+
+t.test('a rule that does not compile refuses the config, naming it and where', async (t) => {
+  const up = await upstream(t)
+  await t.rejects(gateway(t, { upstream: up.url, policy: { rules: [{ name: 'typo', effect: 'deny', when: 'tool.nme == "x"' }] } }), /policy rule "typo": .*nme.* \(line 1, column \d+\)/)
+  await t.rejects(gateway(t, { upstream: up.url, policy: { rules: [{ name: 'x', effect: 'deny', when: 'true', extra: 1 } as never] } }), /extra|unknown/i, 'unknown keys refused')
+  await t.rejects(gateway(t, { upstream: up.url, policy: { file: '/nonexistent/policy.json', rules: [] } }), /not both/)
+})
