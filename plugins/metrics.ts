@@ -269,10 +269,12 @@ function policyMetrics (client: IFastifyMetrics['client'], gate: PolicyGate, reg
     labelNames: ['rule', 'effect'],
     registers,
     collect () {
-      for (const [key, count] of gate.decisions) {
-        const [rule, effect] = key.split('\u0000') as [string, string]
-        this.inc({ rule, effect }, count - (seen.get(key) ?? 0))
-        seen.set(key, count)
+      for (const [rule, counts] of gate.decisions) {
+        for (const effect of ['allow', 'deny'] as const) {
+          const key = `${rule}\u0000${effect}`
+          this.inc({ rule, effect }, counts[effect] - (seen.get(key) ?? 0))
+          seen.set(key, counts[effect])
+        }
       }
     }
   })

@@ -120,7 +120,9 @@ export class Exchange {
     const chain = this.ctx.interceptors as NonNullable<ExchangeContext['interceptors']>
     // The client's own messages: a delay on them is cancelled when the client leaves. (Upstream
     // messages of a logged stream must not be: they are logged for the client to resume.)
-    const intercepted = interceptClient(chain, this.body.messages, { ...this.deps.interceptorBase(this.ctx, this.session), signal: this.ctx.signal })
+    const base = this.deps.interceptorBase(this.ctx, this.session)
+    base.signal = this.ctx.signal
+    const intercepted = interceptClient(chain, this.body.messages, base)
     const out = intercepted instanceof Promise ? await intercepted : intercepted
     this.local = out.answers
     if (out.forward.length === 0) {

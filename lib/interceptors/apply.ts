@@ -5,7 +5,7 @@
  */
 import type { Pausable } from '../upstream/events.ts'
 import { isRequest, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../jsonrpc.ts'
-import type { InterceptorChain, InterceptorContext, Outcome } from './chain.ts'
+import { contextFor, type InterceptorChain, type InterceptorContext, type Outcome } from './chain.ts'
 
 export type BaseContext = Omit<InterceptorContext, 'kind' | 'direction' | 'request'>
 
@@ -43,7 +43,7 @@ function runEach<R> (chain: InterceptorChain, messages: readonly JsonRpcMessage[
 /** Runs the chain on a client's messages. */
 export function interceptClient (chain: InterceptorChain, messages: readonly JsonRpcMessage[], base: BaseContext): ClientOutcome | Promise<ClientOutcome> {
   const out: ClientOutcome = { forward: [], answers: [], changed: false }
-  const context = { ...base, direction: 'client_to_upstream' as const, request: undefined }
+  const context = contextFor(base, 'client_to_upstream', 'request', undefined)
   return runEach(chain, messages, () => context, (outcome, message) => {
     if (outcome.kind === 'forward') {
       out.forward.push(outcome.message)
@@ -73,7 +73,7 @@ export type MessageFilter = (messages: JsonRpcMessage[]) => FilterResult | Promi
 export function upstreamFilter (chain: InterceptorChain, base: BaseContext, requests: Map<JsonRpcId, JsonRpcRequest> | undefined): MessageFilter {
   const contextOf = (message: JsonRpcMessage): Omit<InterceptorContext, 'kind'> => {
     const id = 'id' in message && !('method' in message) ? message.id : undefined
-    return { ...base, direction: 'upstream_to_client', request: id === undefined || id === null ? undefined : requests?.get(id) }
+    return contextFor(base, 'upstream_to_client', 'response', id === undefined || id === null ? undefined : requests?.get(id))
   }
   return (messages) => {
     const out: FilterResult = { messages: [], changed: false }

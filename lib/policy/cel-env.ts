@@ -114,7 +114,7 @@ export const POLICY_VARIABLES = ['principal', 'upstream', 'method', 'tool', 'arg
 const globs = new Map<string, GlobMatcher>()
 const GLOB_CACHE_LIMIT = 10_000
 
-function glob (text: string, pattern: string): boolean {
+export function glob (text: string, pattern: string): boolean {
   let matcher = globs.get(pattern)
   if (matcher === undefined) {
     matcher = globMatcher([pattern])

@@ -43,8 +43,8 @@ export class PolicyGate {
   version = 1
   /** Whether the last reload failed (the policy in force is the one before it). */
   reloadFailed = false
-  /** Decisions since start, by `<rule>\u0000<effect>` (`(default)` when no rule decided). */
-  readonly decisions = new Map<string, number>()
+  /** Decisions since start, by the rule that decided (`(default)` when none did) and effect. */
+  readonly decisions = new Map<string, Record<Effect, number>>()
   private readonly annotations = new LRUCache<string, PolicyAnnotations>({ max: ANNOTATIONS_KEPT })
 
   constructor (policy: Policy) {
@@ -76,8 +76,9 @@ export class PolicyGate {
   }
 
   private count (rule: string, effect: Effect): void {
-    const key = `${rule}\u0000${effect}`
-    this.decisions.set(key, (this.decisions.get(key) ?? 0) + 1)
+    const counts = this.decisions.get(rule)
+    if (counts === undefined) this.decisions.set(rule, { allow: effect === 'allow' ? 1 : 0, deny: effect === 'deny' ? 1 : 0 })
+    else counts[effect]++
   }
 
   private request (request: JsonRpcRequest, ctx: InterceptorContext): { action: 'block', reason: string, data: Record<string, unknown> } | undefined {
@@ -118,7 +119,7 @@ export class PolicyGate {
       if (named === undefined) return true
       const name = named.tool?.name ?? named.prompt ?? named.resource
       const headers = modern && name !== undefined ? { ...shared, 'mcp-name': name } : shared
-      return policy.listable(policyInput(ctx, { ...base, headers }, spec.call, named, undefined), spec.unknown)
+      return policy.listable(policyInput(ctx, headers === base.headers ? base : { principal: base.principal, headers, session: base.session, now: base.now }, spec.call, named, undefined), spec.unknown)
     })
     // What one viewer is shown is not what another would be: a list said to be public is not, now.
     const scope = result.cacheScope === 'public' ? { cacheScope: 'private' } : {}

@@ -11,7 +11,7 @@
  * A rule that fails while running (a key the request lacks, a type it did not expect) counts as
  * holding when it denies and as not holding when it allows: an error never lets a request through.
  */
-import { celEnvironment, type PolicyInput } from './cel-env.ts'
+import { celEnvironment, glob, type PolicyInput } from './cel-env.ts'
 
 export type Effect = 'allow' | 'deny'
 
@@ -47,6 +47,12 @@ export class PolicyCompileError extends Error {
 interface CompiledRule {
   readonly rule: PolicyRule
   readonly run: (input: PolicyInput) => unknown
+  /**
+   * Plain checks of the rule's top-level conjuncts that compare a string variable with literals
+   * (`tool.name == "x"`, `method in [...]`, `tool.name.glob("x*")`): when one fails the rule
+   * cannot hold (in CEL, `false && anything` is false, errors included), and CEL is not run.
+   */
+  readonly guards: ReadonlyArray<(input: PolicyInput) => boolean>
   /** Variables the expression reads: list filtering leaves out what it cannot know for a list. */
   readonly reads: ReadonlySet<string>
 }
@@ -89,6 +95,74 @@ function variablesRead (node: unknown, into: Set<string>, depth = 0): Set<string
   return into
 }
 
+type Node = { op?: unknown, args?: unknown }
+
+/** String fields every input has (never missing, never another type). */
+const STRING_FIELDS: Record<string, ReadonlySet<string>> = {
+  tool: new Set(['name', 'ownName']),
+  upstream: new Set(['name', 'kind', 'era', 'member']),
+  prompt: new Set(['name']),
+  resource: new Set(['uri']),
+  principal: new Set(['id', 'kind']),
+  session: new Set(['id', 'era'])
+}
+
+/** A reader of `method` or `<variable>.<string field>`, if the node is one. */
+function stringPath (node: Node): ((input: PolicyInput) => string) | undefined {
+  if (node.op === 'id' && node.args === 'method') return (input) => input.method
+  if (node.op !== '.' || !Array.isArray(node.args)) return undefined
+  const [target, field] = node.args as [Node, unknown]
+  if (target.op !== 'id' || typeof target.args !== 'string' || typeof field !== 'string' || STRING_FIELDS[target.args]?.has(field) !== true) return undefined
+  const variable = target.args as keyof PolicyInput
+  return (input) => (input[variable] as unknown as Record<string, string>)[field] as string
+}
+
+const literal = (node: Node): string | undefined => node.op === 'value' && typeof node.args === 'string' ? node.args : undefined
+
+function guardOf (node: Node): ((input: PolicyInput) => boolean) | undefined {
+  const args = Array.isArray(node.args) ? node.args as Node[] : []
+  if (node.op === '==' && args.length === 2) {
+    const [left, right] = args as [Node, Node]
+    const path = stringPath(left) ?? stringPath(right)
+    const value = literal(right) ?? literal(left)
+    if (path !== undefined && value !== undefined) return (input) => path(input) === value
+  }
+  if (node.op === 'in' && args.length === 2) {
+    const [left, list] = args as [Node, Node]
+    const path = stringPath(left)
+    const values = list.op === 'list' && Array.isArray(list.args) ? (list.args as Node[]).map(literal) : undefined
+    if (path !== undefined && values !== undefined && values.every((value) => value !== undefined)) {
+      const set = new Set(values)
+      return (input) => set.has(path(input))
+    }
+  }
+  // `has(arguments.x)` / `has(headers.x)`: whether the map has the key.
+  if (node.op === 'call' && args.length === 2 && (args[0] as unknown) === 'has' && Array.isArray(args[1]) && args[1].length === 1) {
+    const field = args[1][0] as Node
+    const [target, key] = Array.isArray(field.args) ? field.args as [Node, unknown] : []
+    if (field.op === '.' && target?.op === 'id' && (target.args === 'arguments' || target.args === 'headers') && typeof key === 'string') {
+      const variable = target.args
+      return (input) => Object.hasOwn(input[variable], key)
+    }
+  }
+  if (node.op === 'rcall' && args.length === 3 && (args[0] as unknown) === 'glob') {
+    const path = stringPath(args[1] as Node)
+    const pattern = Array.isArray(args[2]) && args[2].length === 1 ? literal(args[2][0] as Node) : undefined
+    if (path !== undefined && pattern !== undefined) return (input) => glob(path(input), pattern)
+  }
+  return undefined
+}
+
+function guardsOf (node: Node, into: Array<(input: PolicyInput) => boolean>): Array<(input: PolicyInput) => boolean> {
+  if (node.op === '&&' && Array.isArray(node.args)) {
+    for (const part of node.args as Node[]) guardsOf(part, into)
+    return into
+  }
+  const guard = guardOf(node)
+  if (guard !== undefined) into.push(guard)
+  return into
+}
+
 function compileRule (rule: PolicyRule): CompiledRule {
   const env = celEnvironment()
   let parsed: ReturnType<typeof env.parse>
@@ -109,7 +183,7 @@ function compileRule (rule: PolicyRule): CompiledRule {
   const reads = variablesRead(parsed.ast, new Set())
   // 2026-07-28 `Mcp-Param-*` headers carry a call's arguments: for a list, as unknown as they are.
   if (/mcp-param-/i.test(rule.when)) reads.add(MCP_PARAM)
-  return { rule, run: parsed as (input: PolicyInput) => unknown, reads }
+  return { rule, run: parsed as (input: PolicyInput) => unknown, reads, guards: guardsOf(parsed.ast as Node, []) }
 }
 
 export class Policy {
@@ -175,6 +249,7 @@ export class Policy {
 }
 
 function holds (rule: CompiledRule, input: PolicyInput, onError: boolean): boolean {
+  for (const guard of rule.guards) if (!guard(input)) return false
   try {
     return rule.run(input) === true
   } catch {

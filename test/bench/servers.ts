@@ -12,8 +12,9 @@ import { Redis } from 'ioredis'
 import { createGateway } from '../../examples/gateway/create-gateway.ts'
 import { REDIS_URL, deleteKeys } from '../helpers/redis.ts'
 import { startFederationGateway, startFederationUpstreams, startSlowUpstream } from './federation-servers.ts'
+import { BENCH_POLICY } from './policy-rules.ts'
 
-type Kind = 'upstreams-federation' | 'upstream-federation-slow' | 'gateway-federation' | 'upstream' | 'upstream-json' | 'gateway' | 'gateway-bare' | 'gateway-redis' | 'gateway-interceptors' | 'gateway-stdio' | 'gateway-ws' | 'forwarder'
+type Kind = 'upstreams-federation' | 'upstream-federation-slow' | 'gateway-federation' | 'upstream' | 'upstream-json' | 'gateway' | 'gateway-bare' | 'gateway-redis' | 'gateway-interceptors' | 'gateway-policy' | 'gateway-stdio' | 'gateway-ws' | 'forwarder'
 
 async function start (kind: Kind, target: string | undefined): Promise<string> {
   if (kind === 'upstreams-federation') return JSON.stringify(await startFederationUpstreams())
@@ -49,6 +50,11 @@ async function start (kind: Kind, target: string | undefined): Promise<string> {
   }
   if (kind === 'gateway-ws') {
     const app = await createGateway({ upstream: target, logLevel: false, websocket: true })
+    const address = await app.listen({ host: '127.0.0.1', port: 0 })
+    return `${address}/mcp`
+  }
+  if (kind === 'gateway-policy') {
+    const app = await createGateway({ upstream: target, logLevel: false, policy: { rules: BENCH_POLICY } })
     const address = await app.listen({ host: '127.0.0.1', port: 0 })
     return `${address}/mcp`
   }
