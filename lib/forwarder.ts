@@ -166,10 +166,10 @@ export class Forwarder implements ExchangeDeps {
     }
     const relay = { source, filter: this.upstreamFilter(ctx, session), log: ctx.log, unanswered: () => ({ code: 0, message: '' }) }
     if (ctx.frames !== undefined) {
-      await relayFrames({ ...relay, send: ctx.frames.send, signal: ctx.signal })
+      await relayFrames(Object.assign({}, relay, { send: ctx.frames.send, signal: ctx.signal }))
       return { kind: 'framed' }
     }
-    return { kind: 'sse', headers: { ...SSE_HEADERS }, body: relaySse(relay), live: true }
+    return { kind: 'sse', headers: Object.assign({}, SSE_HEADERS), body: relaySse(relay), live: true }
   }
 
   /** Ends a session: upstream first (best effort), then in the store, whatever the upstream said. */

@@ -3,7 +3,7 @@
  * both. One schema gives their type, the check that runs once at register, and their part of the
  * config file's JSON Schema.
  */
-import { int, invalid, nonEmptyString, parseOptions, pluginSchema, z, type SectionInput } from '../lib/options.ts'
+import { int, invalid, isPlainObject, nonEmptyString, parseOptions, pluginSchema, z, type SectionInput } from '../lib/options.ts'
 import { policyRuleSchema } from '../lib/policy/spec-schema.ts'
 
 export const policyShape = {
@@ -32,6 +32,7 @@ export type CheckedPolicyOptions = z.output<typeof policySchema>
 
 export function checkPolicyOptions (options: McpPolicyOptions): CheckedPolicyOptions {
   const checked = parseOptions(policySchema, 'policy', options)
+  if (checked.file === undefined && isPlainObject(options) && options.pollMs !== undefined) throw invalid('policy.pollMs', 'applies to a policy "file" only')
   if (checked.file !== undefined && (checked.rules !== undefined || checked.default !== undefined)) {
     throw invalid('policy.file', 'give the rules in the file or here, not both')
   }

@@ -5,7 +5,6 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { invalid } from '../lib/options.ts'
 import { compiled, PolicyFileWatcher, readPolicyFile } from '../lib/policy/file.ts'
 import { PolicyGate } from '../lib/policy/gate.ts'
 import { Policy } from '../lib/policy/policy.ts'
@@ -22,7 +21,6 @@ declare module 'fastify' {
 
 async function mcpPolicy (fastify: FastifyInstance, options: McpPolicyOptions): Promise<void> {
   const checked = checkPolicyOptions(options)
-  if (!fastify.hasDecorator('mcpInterceptors')) throw invalid('policy', 'needs the interceptors plugin (mcp-gateway-interceptors) registered first')
   const file = checked.file
   const loaded = file === undefined
     ? { policy: compiled(() => new Policy({ default: checked.default, rules: checked.rules ?? [] }), 'policy.rules'), text: '' }

@@ -131,7 +131,7 @@ async function deliver (reply: FastifyReply, answer: ClientAnswer, streams: Set<
     const kept = reply.getHeaders() as Record<string, string | number | string[]>
     try {
       // Headers leave with the first write (`retry:` and priming follow at once).
-      raw.writeHead(200, { ...kept, ...answer.headers })
+      raw.writeHead(200, Object.assign({}, kept, answer.headers))
     } catch (err) {
       // A header a host hook set that Node refuses: the client gets the error, the stream goes.
       answer.release()

@@ -12,6 +12,7 @@ import { compiled, readPolicyFile } from '../../lib/policy/file.ts'
 import { Policy, type PolicyRule, type PolicySpec } from '../../lib/policy/policy.ts'
 import { policyFileSchema } from '../../lib/policy/spec-schema.ts'
 import type { JsonRpcRequest } from '../../lib/jsonrpc.ts'
+import type { UpstreamKind } from '../../lib/upstream/types.ts'
 import { expandEnvironment, readConfigFile } from './config.ts'
 
 export const POLICY_USAGE = `Usage: fastify-mcp-gateway policy test --config FILE --request JSON [options]
@@ -22,6 +23,7 @@ export const POLICY_USAGE = `Usage: fastify-mcp-gateway policy test --config FIL
   --upstream NAME     the upstream it goes to (default: the config's upstream, else "upstream")
   --headers JSON      request headers, e.g. {"mcp-method":"tools/call"}
   --annotations JSON  the called tool's annotations, e.g. {"readOnlyHint":true}
+  --era 2025|2026     the client's protocol era (2025: in a fresh session; 2026: stateless), default 2025
 
 Exit code: 0 allowed, 2 denied, 1 the command could not run.
 `
@@ -41,10 +43,21 @@ function object (flag: string, text: string | undefined): Record<string, unknown
   return value
 }
 
-/** The policy a config file puts in force (auth.tools first, as the gateway's own gate), and its upstream's name. */
-async function policyOf (file: string): Promise<{ policy: Policy, upstream: string | undefined }> {
+interface Target { name: string | undefined, kind: UpstreamKind | undefined, era: '2025' | '2026' | undefined }
+
+/** The config's (first) upstream: its name, kind and era, for the rules that read them. */
+function targetOf (config: Record<string, unknown>): Target {
+  const entry = isPlainObject(config.upstream) ? config.upstream : Array.isArray(config.upstreams) && isPlainObject(config.upstreams[0]) ? config.upstreams[0] : undefined
+  if (entry === undefined) return { name: undefined, kind: typeof config.upstream === 'string' ? 'streamable-http' : undefined, era: undefined }
+  const kind = typeof entry.kind === 'string' ? entry.kind as UpstreamKind : 'streamable-http'
+  const era = entry.protocol === '2025' || entry.protocol === '2026' ? entry.protocol : kind === 'stdio' || kind === 'sse' ? '2025' : undefined
+  return { name: typeof entry.name === 'string' ? entry.name : undefined, kind, era }
+}
+
+/** The policy a config file puts in force (auth.tools first, as the gateway's own gate), and its upstream. */
+async function policyOf (file: string): Promise<{ policy: Policy, upstream: Target }> {
   const config = expandEnvironment(await readConfigFile(file), process.env)
-  if (Array.isArray(config.rules)) return { policy: compiled(() => new Policy(parseOptions(policyFileSchema, `policy file ${file}`, config)), `policy file ${file}`), upstream: undefined }
+  if (Array.isArray(config.rules)) return { policy: compiled(() => new Policy(parseOptions(policyFileSchema, `policy file ${file}`, config)), `policy file ${file}`), upstream: { name: undefined, kind: undefined, era: undefined } }
   const section = isPlainObject(config.policy) ? config.policy : {}
   let spec: PolicySpec
   if (typeof section.file === 'string') {
@@ -54,8 +67,7 @@ async function policyOf (file: string): Promise<{ policy: Policy, upstream: stri
   else spec = parseOptions(policyFileSchema, 'policy', { ...(section.default === undefined ? {} : { default: section.default }), rules: section.rules ?? [] })
   const tools = checkToolRules(isPlainObject(config.auth) ? config.auth.tools : undefined)
   const rules: PolicyRule[] = tools.length > 0 ? [toolRulesAsPolicy(tools), ...spec.rules] : spec.rules
-  const upstream = isPlainObject(config.upstream) && typeof config.upstream.name === 'string' ? config.upstream.name : Array.isArray(config.upstreams) && isPlainObject(config.upstreams[0]) && typeof config.upstreams[0].name === 'string' ? config.upstreams[0].name : undefined
-  return { policy: compiled(() => new Policy({ default: spec.default, rules }), 'policy.rules'), upstream }
+  return { policy: compiled(() => new Policy({ default: spec.default, rules }), 'policy.rules'), upstream: targetOf(config) }
 }
 
 const quiet = { debug () {}, info () {}, warn () {}, error () {} }
@@ -72,6 +84,7 @@ export async function policyCommand (argv: string[], out: NodeJS.WritableStream)
       upstream: { type: 'string' },
       headers: { type: 'string' },
       annotations: { type: 'string' },
+      era: { type: 'string' },
       help: { type: 'boolean', default: false }
     },
     strict: true
@@ -85,9 +98,13 @@ export async function policyCommand (argv: string[], out: NodeJS.WritableStream)
   if (request === undefined || typeof request.method !== 'string') throw invalid('--request', 'must be a JSON-RPC request with a "method"')
   const principal = object('--principal', values.principal)
   if (principal !== undefined && typeof principal.id !== 'string') throw invalid('--principal', 'needs an "id"')
+  if (values.era !== undefined && values.era !== '2025' && values.era !== '2026') throw invalid('--era', 'must be 2025 or 2026')
   const { policy, upstream } = await policyOf(values.config)
   const context: ExplainContext = {
-    upstream: values.upstream ?? upstream ?? 'upstream',
+    upstream: values.upstream ?? upstream.name ?? 'upstream',
+    kind: upstream.kind,
+    upstreamEra: upstream.era,
+    era: values.era,
     principal: principal as ExplainContext['principal'],
     headers: object('--headers', values.headers) as Record<string, string> | undefined,
     annotations: object('--annotations', values.annotations),

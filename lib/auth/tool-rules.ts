@@ -71,7 +71,8 @@ export function toolRulesAsPolicy (rules: ToolRule[]): PolicyRule {
   return {
     name: 'auth.tools',
     effect: 'deny',
-    when: `method == "tools/call" && !${anyOf(rules.map((rule) => `(${grant(rule)})`))}`,
+    // A call that names no tool is granted by no rule.
+    when: `method == "tools/call" && (tool.name == "" || !${anyOf(rules.map((rule) => `(${grant(rule)})`))})`,
     message: 'this tool is not available to you'
   }
 }

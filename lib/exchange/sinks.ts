@@ -91,10 +91,10 @@ export async function deliverAnswer (exchange: Exchange, answer: UpstreamAnswer)
     onDone: exchange.done
   }
   if (ctx.frames !== undefined) {
-    await relayFrames({ ...relay, send: ctx.frames.send, signal: ctx.signal })
+    await relayFrames(Object.assign({}, relay, { send: ctx.frames.send, signal: ctx.signal }))
     return { kind: 'framed' }
   }
-  return { kind: 'sse', headers: { ...SSE_HEADERS, ...headers }, body: relaySse(relay), live: false }
+  return { kind: 'sse', headers: Object.assign({}, SSE_HEADERS, headers), body: relaySse(relay), live: false }
 }
 
 /** The error for a request the upstream's stream left unanswered. */

@@ -5,7 +5,7 @@
  * classes, so evaluation converts nothing.
  */
 import { Environment } from '@marcbachmann/cel-js'
-import { globMatcher, type GlobMatcher } from '../glob.ts'
+import { glob } from './analysis.ts'
 
 /** `principal`: who calls (inbound auth); with auth off, id "" and no scopes. */
 export class PolicyPrincipal {
@@ -109,20 +109,6 @@ export interface PolicyInput {
 }
 
 export const POLICY_VARIABLES = ['principal', 'upstream', 'method', 'tool', 'arguments', 'resource', 'prompt', 'headers', 'session', 'now'] as const
-
-/** Compiled globs by pattern: a rule's literal pattern is compiled once, not per evaluation. */
-const globs = new Map<string, GlobMatcher>()
-const GLOB_CACHE_LIMIT = 10_000
-
-export function glob (text: string, pattern: string): boolean {
-  let matcher = globs.get(pattern)
-  if (matcher === undefined) {
-    matcher = globMatcher([pattern])
-    if (globs.size >= GLOB_CACHE_LIMIT) globs.clear()
-    globs.set(pattern, matcher)
-  }
-  return matcher.test(text)
-}
 
 function environment (): Environment {
   return new Environment({ enableOptionalTypes: true, homogeneousAggregateLiterals: false })

@@ -18,6 +18,10 @@ export interface ExplainContext {
   headers?: Record<string, string>
   /** The called tool's annotations, as its upstream declares them. */
   annotations?: Record<string, unknown>
+  /** The client's era: 2025 (a fresh session) or 2026 (stateless, no session). @default '2025' */
+  era?: '2025' | '2026'
+  /** The endpoint's upstream era, when known. */
+  upstreamEra?: '2025' | '2026'
   log: Logger
 }
 
@@ -26,11 +30,11 @@ export function explain (policy: Policy, request: JsonRpcRequest, context: Expla
   const ctx: InterceptorContext = {
     direction: 'client_to_upstream',
     kind: 'request',
-    session: undefined,
+    session: context.era === '2026' ? undefined : { id: 'explain', upstream: context.upstream, upstreamSessionId: null, protocolVersion: '2025-11-25', createdAt: Date.now(), lastSeenAt: Date.now() },
     principal: principal === undefined ? undefined : { id: principal.id, method: principal.kind ?? 'jwt', scopes: principal.scopes ?? [], claims: principal.claims ?? {} },
     upstream: context.upstream,
     headers: context.headers,
-    endpoint: context.kind === undefined ? undefined : { kind: context.kind },
+    endpoint: context.kind === undefined ? undefined : { kind: context.kind, era: context.upstreamEra },
     config: undefined,
     log: context.log,
     request: undefined

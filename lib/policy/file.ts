@@ -44,12 +44,16 @@ const SETTLE_MS = 50
 export class PolicyFileWatcher {
   private readonly file: string
   private readonly pollMs: number
-  private last: string
+  private last: string | undefined
   private readonly onLoad: (policy: Policy) => void
   private readonly onError: (err: Error) => void
   private watcher: FSWatcher | undefined
   private timer: NodeJS.Timeout | undefined
   private closed = false
+  /** This watcher's own poll listener: `unwatchFile` without it would stop every watcher of the file. */
+  private readonly poll = (): void => { this.soon() }
+  /** The file was missing at the last look (reported once; its return is a change). */
+  private missing = false
 
   /** `loaded`: the text the policy in force came from (a look that finds it unchanged does nothing). */
   constructor (file: string, pollMs: number, loaded: string, onLoad: (policy: Policy) => void, onError: (err: Error) => void) {
@@ -66,18 +70,19 @@ export class PolicyFileWatcher {
       this.watcher = watch(dirname(this.file), { persistent: false }, (_event, changed) => {
         if (changed === null || changed === name) this.soon()
       })
+      // Events stopped (the folder went, say): the poll still serves.
       this.watcher.on('error', () => { this.watcher?.close() })
     } catch {
       // No events on this file system: the poll alone serves.
     }
-    watchFile(this.file, { interval: this.pollMs, persistent: false }, () => { this.soon() })
+    watchFile(this.file, { interval: this.pollMs, persistent: false }, this.poll)
   }
 
   close (): void {
     this.closed = true
     clearTimeout(this.timer)
     this.watcher?.close()
-    unwatchFile(this.file)
+    unwatchFile(this.file, this.poll)
   }
 
   private soon (): void {
@@ -94,11 +99,18 @@ export class PolicyFileWatcher {
     try {
       text = readFileSync(this.file, 'utf8')
     } catch (err) {
-      // Gone for a moment (replaced by rename): the next event brings it back.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+      // Missing after events settled: said once; the policy in force stays, and the file's
+      // return (whatever it holds) is loaded.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        if (!this.missing) this.onError(new Error(`policy file ${this.file} is missing`))
+        this.missing = true
+        this.last = undefined
+        return
+      }
       this.onError(err as Error)
       return
     }
+    this.missing = false
     if (text === this.last) return
     this.last = text
     let policy: Policy

@@ -13,7 +13,8 @@ import type { Interceptor, InterceptorContext } from '../interceptors/chain.ts'
 import type { JsonRpcMessage, JsonRpcRequest } from '../jsonrpc.ts'
 import { PolicyAnnotations } from './cel-env.ts'
 import { argumentsOf, namedBy, policyBase, policyInput, type Named } from './input.ts'
-import { MCP_PARAM, type Effect, type Policy } from './policy.ts'
+import { MCP_PARAM } from './analysis.ts'
+import type { Effect, Policy } from './policy.ts'
 
 type Item = Record<string, unknown>
 
@@ -65,12 +66,12 @@ export class PolicyGate {
       {
         name: 'policy:requests',
         match: { direction: 'client_to_upstream', kind: 'request' },
-        handler: (message, ctx) => this.request(message as JsonRpcRequest, ctx)
+        handler: (message, ctx) => failClosed(ctx, 'decide on the request', () => this.request(message as JsonRpcRequest, ctx))
       },
       {
         name: 'policy:lists',
         match: { direction: 'upstream_to_client', kind: 'response', method: Object.keys(LISTS) },
-        handler: (message, ctx) => this.list(message, ctx)
+        handler: (message, ctx) => failClosed(ctx, 'filter the list', () => this.list(message, ctx))
       }
     ]
   }
@@ -114,7 +115,10 @@ export class PolicyGate {
     // headers its call would have (Mcp-Method, Mcp-Name; no Mcp-Param-*, which are unknown).
     const modern = base.headers['mcp-method'] !== undefined
     const shared = modern ? withoutParams(base.headers, spec.call) : base.headers
-    const kept = (items as Item[]).filter((item) => {
+    const kept = (items as unknown[]).filter((entry) => {
+      // Not an entry at all: nobody can be shown it.
+      if (entry === null || typeof entry !== 'object') return false
+      const item = entry as Item
       const named = spec.named(item)
       if (named === undefined) return true
       const name = named.tool?.name ?? named.prompt ?? named.resource
@@ -130,7 +134,7 @@ export class PolicyGate {
   /** The annotations each tool of an upstream declared, for rules on calls of it. */
   private learn (upstream: string, tools: Item[]): void {
     for (const tool of tools) {
-      if (typeof tool.name !== 'string') continue
+      if (tool === null || typeof tool !== 'object' || typeof tool.name !== 'string') continue
       const declared = tool.annotations as Item | undefined
       this.annotations.set(`${upstream}\u0000${tool.name}`, new PolicyAnnotations(typeof declared === 'object' && declared !== null ? declared : undefined))
     }
@@ -142,4 +146,17 @@ function withoutParams (headers: Record<string, string>, method: string): Record
   for (const name in headers) if (!name.startsWith('mcp-param-') && name !== 'mcp-name') out[name] = headers[name] as string
   out['mcp-method'] = method
   return out
+}
+
+/**
+ * A policy interceptor that throws blocks its message whatever the chain's `onError` says: a
+ * policy failure never lets a request (or an unfiltered list) through.
+ */
+function failClosed<T> (ctx: InterceptorContext, what: string, run: () => T): T | { action: 'block', reason: string } {
+  try {
+    return run()
+  } catch (err) {
+    ctx.log.error({ err }, `the policy could not ${what}; blocked`)
+    return { action: 'block', reason: `the policy could not ${what}` }
+  }
 }

@@ -8,8 +8,12 @@ import type { JsonRpcRequest } from '../jsonrpc.ts'
 import { isStatelessVersion } from '../protocol.ts'
 import { PolicyAnnotations, PolicyPrincipal, PolicyPrompt, PolicyResource, PolicySession, PolicyTool, PolicyUpstream, type PolicyInput } from './cel-env.ts'
 
-/** Headers never shown to rules: credentials and session ids (a rule has `session.id`). */
-const SECRET_HEADER = /authorization|cookie|token|secret|password|api-?key|session-id/i
+/**
+ * Headers never shown to rules: credentials under any common name (an API key header of any name
+ * holding "key" or "auth", identity-aware proxies' JWT assertions, a browser WebSocket's token in
+ * its subprotocol list) and session ids (a rule has `session.id`).
+ */
+const SECRET_HEADER = /auth|cookie|token|secret|passw|key|session-id|jwt|assertion|credential|signature|sec-websocket-protocol/i
 
 const NO_PRINCIPAL = new PolicyPrincipal('', '', [], {})
 const NO_RESOURCE = new PolicyResource('')

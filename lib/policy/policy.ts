@@ -11,7 +11,8 @@
  * A rule that fails while running (a key the request lacks, a type it did not expect) counts as
  * holding when it denies and as not holding when it allows: an error never lets a request through.
  */
-import { celEnvironment, glob, type PolicyInput } from './cel-env.ts'
+import { calls, guardsOf, noteGlobs, variablesRead, type Node } from './analysis.ts'
+import { celEnvironment, type PolicyInput } from './cel-env.ts'
 
 export type Effect = 'allow' | 'deny'
 
@@ -60,8 +61,8 @@ interface CompiledRule {
 export interface RuleResult {
   name: string
   effect: Effect
-  /** Whether `when` held; `unknown` when a list entry cannot tell (it reads `arguments`). */
-  result: boolean | 'unknown'
+  /** Whether `when` held (for a rule that failed: what the failure counts as). */
+  result: boolean
   error?: string
 }
 
@@ -74,93 +75,12 @@ export interface Decision {
 }
 
 /** Methods the default effect applies to; anything else is allowed unless a deny rule holds. */
-/** Read by a rule that names an `Mcp-Param-*` header (see `listable`). */
-export const MCP_PARAM = 'mcp-param'
-
 export const OPERATIONS: ReadonlySet<string> = new Set(['tools/call', 'resources/read', 'resources/subscribe', 'resources/unsubscribe', 'prompts/get', 'completion/complete'])
 
 function position (expression: string, offset: number): { line: number, column: number } {
   const before = expression.slice(0, Math.max(0, offset))
   const lines = before.split('\n')
   return { line: lines.length, column: (lines.at(-1)?.length ?? 0) + 1 }
-}
-
-/** The variables an expression names (a comprehension's own variable named like one counts too: safe side). */
-function variablesRead (node: unknown, into: Set<string>, depth = 0): Set<string> {
-  if (depth > 500 || node === null || typeof node !== 'object') return into
-  const { op, args } = node as { op?: unknown, args?: unknown }
-  if (op === 'id' && typeof args === 'string') into.add(args)
-  else if (Array.isArray(args)) for (const arg of args) variablesRead(arg, into, depth + 1)
-  else if (args !== null && typeof args === 'object') variablesRead(args, into, depth + 1)
-  return into
-}
-
-type Node = { op?: unknown, args?: unknown }
-
-/** String fields every input has (never missing, never another type). */
-const STRING_FIELDS: Record<string, ReadonlySet<string>> = {
-  tool: new Set(['name', 'ownName']),
-  upstream: new Set(['name', 'kind', 'era', 'member']),
-  prompt: new Set(['name']),
-  resource: new Set(['uri']),
-  principal: new Set(['id', 'kind']),
-  session: new Set(['id', 'era'])
-}
-
-/** A reader of `method` or `<variable>.<string field>`, if the node is one. */
-function stringPath (node: Node): ((input: PolicyInput) => string) | undefined {
-  if (node.op === 'id' && node.args === 'method') return (input) => input.method
-  if (node.op !== '.' || !Array.isArray(node.args)) return undefined
-  const [target, field] = node.args as [Node, unknown]
-  if (target.op !== 'id' || typeof target.args !== 'string' || typeof field !== 'string' || STRING_FIELDS[target.args]?.has(field) !== true) return undefined
-  const variable = target.args as keyof PolicyInput
-  return (input) => (input[variable] as unknown as Record<string, string>)[field] as string
-}
-
-const literal = (node: Node): string | undefined => node.op === 'value' && typeof node.args === 'string' ? node.args : undefined
-
-function guardOf (node: Node): ((input: PolicyInput) => boolean) | undefined {
-  const args = Array.isArray(node.args) ? node.args as Node[] : []
-  if (node.op === '==' && args.length === 2) {
-    const [left, right] = args as [Node, Node]
-    const path = stringPath(left) ?? stringPath(right)
-    const value = literal(right) ?? literal(left)
-    if (path !== undefined && value !== undefined) return (input) => path(input) === value
-  }
-  if (node.op === 'in' && args.length === 2) {
-    const [left, list] = args as [Node, Node]
-    const path = stringPath(left)
-    const values = list.op === 'list' && Array.isArray(list.args) ? (list.args as Node[]).map(literal) : undefined
-    if (path !== undefined && values !== undefined && values.every((value) => value !== undefined)) {
-      const set = new Set(values)
-      return (input) => set.has(path(input))
-    }
-  }
-  // `has(arguments.x)` / `has(headers.x)`: whether the map has the key.
-  if (node.op === 'call' && args.length === 2 && (args[0] as unknown) === 'has' && Array.isArray(args[1]) && args[1].length === 1) {
-    const field = args[1][0] as Node
-    const [target, key] = Array.isArray(field.args) ? field.args as [Node, unknown] : []
-    if (field.op === '.' && target?.op === 'id' && (target.args === 'arguments' || target.args === 'headers') && typeof key === 'string') {
-      const variable = target.args
-      return (input) => Object.hasOwn(input[variable], key)
-    }
-  }
-  if (node.op === 'rcall' && args.length === 3 && (args[0] as unknown) === 'glob') {
-    const path = stringPath(args[1] as Node)
-    const pattern = Array.isArray(args[2]) && args[2].length === 1 ? literal(args[2][0] as Node) : undefined
-    if (path !== undefined && pattern !== undefined) return (input) => glob(path(input), pattern)
-  }
-  return undefined
-}
-
-function guardsOf (node: Node, into: Array<(input: PolicyInput) => boolean>): Array<(input: PolicyInput) => boolean> {
-  if (node.op === '&&' && Array.isArray(node.args)) {
-    for (const part of node.args as Node[]) guardsOf(part, into)
-    return into
-  }
-  const guard = guardOf(node)
-  if (guard !== undefined) into.push(guard)
-  return into
 }
 
 function compileRule (rule: PolicyRule): CompiledRule {
@@ -180,10 +100,13 @@ function compileRule (rule: PolicyRule): CompiledRule {
     const detail = error === undefined ? `must be a bool expression, not ${checked.type ?? 'unknown'}` : error.summary ?? error.message?.split('\n')[0] ?? 'does not type-check'
     throw new PolicyCompileError(rule.name, detail, at.line, at.column)
   }
-  const reads = variablesRead(parsed.ast, new Set())
-  // 2026-07-28 `Mcp-Param-*` headers carry a call's arguments: for a list, as unknown as they are.
-  if (/mcp-param-/i.test(rule.when)) reads.add(MCP_PARAM)
-  return { rule, run: parsed as (input: PolicyInput) => unknown, reads, guards: guardsOf(parsed.ast as Node, []) }
+  const ast = parsed.ast as Node
+  if (calls(ast, 'matches')) {
+    // JavaScript's backtracking RegExp on client-sent strings can take seconds (ReDoS).
+    throw new PolicyCompileError(rule.name, 'matches() is not available (its regular expressions backtrack); use glob()', 1, 1)
+  }
+  noteGlobs(ast)
+  return { rule, run: parsed as (input: PolicyInput) => unknown, reads: variablesRead(ast), guards: guardsOf(ast, []) }
 }
 
 export class Policy {
@@ -207,11 +130,6 @@ export class Policy {
   }
 
   get size (): number { return this.compiled.length }
-
-  /** Whether any rule reads `variable` (a list kept per viewer when rules read who is asking). */
-  reads (variable: string): boolean {
-    return this.compiled.some((rule) => rule.reads.has(variable))
-  }
 
   /** The decision for one request. `explain` also gives every rule's result (slower: all run). */
   decide (input: PolicyInput, explain = false): Decision {

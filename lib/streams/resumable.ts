@@ -75,7 +75,7 @@ export class ResumableStreams {
     stream.stopUpstream = () => options.source.destroy()
     return {
       kind: 'logged',
-      headers: { ...SSE_HEADERS, ...options.headers },
+      headers: Object.assign({}, SSE_HEADERS, options.headers),
       attach: async (sink) => { this.feedPost(stream, sink, options) },
       release: () => {
         options.abandon()
@@ -201,7 +201,7 @@ export class ResumableStreams {
     const from = stream.lastSeq
     return {
       kind: 'logged',
-      headers: { ...SSE_HEADERS },
+      headers: Object.assign({}, SSE_HEADERS),
       // The session's GET stream lives on without a client: nothing to give up.
       release: () => {},
       attach: async (sink) => {
@@ -246,7 +246,7 @@ export class ResumableStreams {
     const live = stream
     return {
       kind: 'logged',
-      headers: { ...SSE_HEADERS },
+      headers: Object.assign({}, SSE_HEADERS),
       // Nothing was attached yet: the stream, if live, goes on for the next resume.
       release: () => {},
       attach: async (sink) => {

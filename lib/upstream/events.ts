@@ -65,6 +65,7 @@ export function rawOf (message: JsonRpcMessage): Buffer | undefined {
 const QUOTE = 34
 const COLON = 58
 const BACKSLASH = 92
+const ESCAPE_U = Buffer.from('\\u')
 
 function isSpace (byte: number | undefined): boolean {
   return byte === 32 || byte === 9 || byte === 10 || byte === 13
@@ -77,6 +78,9 @@ function isSpace (byte: number | undefined): boolean {
  * cannot pass for the key.)
  */
 export function withIdReplaced (raw: Buffer, from: string, to: JsonRpcId): Buffer | undefined {
+  // An escaped character anywhere, and the top-level id may be written in escapes (never found as
+  // the token) while a nested value spells it plainly: give up rather than patch that one.
+  if (raw.includes(ESCAPE_U)) return undefined
   const token = JSON.stringify(from)
   const at = raw.indexOf(token)
   if (at === -1 || raw.indexOf(token, at + token.length) !== -1) return undefined

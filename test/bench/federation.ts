@@ -9,26 +9,10 @@
  * - `tools/call` through the virtual server against the same call on the upstream's own endpoint:
  *   throughput and the gateway's CPU per call, in interleaved rounds.
  */
-import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { cpuOf, startChild as start } from './children.ts'
 import { McpLoadClient, median } from './load.ts'
 
-interface Child {
-  child: ChildProcess
-  url: string
-}
-
-async function start (servers: string, kind: string, target?: string): Promise<Child> {
-  const child = fork(servers, target === undefined ? [kind] : [kind, target], { stdio: 'inherit' })
-  const [message] = await once(child, 'message') as [{ url: string }]
-  return { child, url: message.url }
-}
-
-async function cpuOf (server: Child): Promise<number> {
-  server.child.send('cpu')
-  const [message] = await once(server.child, 'message') as [{ cpu: number }]
-  return message.cpu
-}
 
 /** Milliseconds of each of `count` runs of `step`, one after another. */
 async function timed (count: number, step: () => Promise<boolean>): Promise<number[]> {

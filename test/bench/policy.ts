@@ -7,8 +7,8 @@
  * - Filtering a 500-tool `tools/list` answer by the same rules, in process: the list interceptor
  *   alone, median of repeated runs.
  */
-import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { cpuOf, startChild as start } from './children.ts'
 import { McpLoadClient, median } from './load.ts'
 import { BENCH_POLICY } from './policy-rules.ts'
 import { InterceptorChain } from '../../lib/interceptors/chain.ts'
@@ -16,19 +16,6 @@ import { PolicyGate } from '../../lib/policy/gate.ts'
 import { Policy } from '../../lib/policy/policy.ts'
 import type { JsonRpcMessage } from '../../lib/jsonrpc.ts'
 
-interface Child { child: ChildProcess, url: string }
-
-async function start (servers: string, kind: string, target?: string): Promise<Child> {
-  const child = fork(servers, target === undefined ? [kind] : [kind, target], { stdio: 'inherit' })
-  const [message] = await once(child, 'message') as [{ url: string }]
-  return { child, url: message.url }
-}
-
-async function cpuOf (server: Child): Promise<number> {
-  server.child.send('cpu')
-  const [message] = await once(server.child, 'message') as [{ cpu: number }]
-  return message.cpu
-}
 
 const quiet = { debug () {}, info () {}, warn () {}, error () {} }
 

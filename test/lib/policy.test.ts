@@ -44,6 +44,7 @@ t.test('a rule that does not compile is refused with its name and where', async 
   t.match(refused('secrets == "x"').message, /Unknown variable: secrets/, 'an undeclared variable')
   t.match(refused('tool.name').message, /must be a bool expression, not string/, 'not a bool')
   t.throws(() => new Policy({ rules: [rule('a', 'deny', 'true'), rule('a', 'allow', 'true')] }), /another rule has this name/)
+  t.match(refused('has(arguments.path) && arguments.path.matches("^(/?[a-z]+)*$")').message, /matches\(\) is not available .*use glob\(\)/, 'matches() (backtracking RegExp, ReDoS) is refused')
 })
 
 t.test('deny overrides allow; the default decides operations, other requests are allowed', async (t) => {
@@ -100,6 +101,32 @@ t.test('lists: an entry is hidden only when every call of it would be denied', a
   t.ok(allowList.listable(input(), ['arguments']), 'an allow that depends on arguments may allow: listed')
   t.ok(allowList.listable(input({ toolName: 'other' }), ['arguments']), 'a rule reading arguments is not evaluated for a list: it keeps the tool (the stated rule)')
   t.notOk(new Policy({ default: 'deny', rules: [rule('q', 'allow', 'tool.name == "run_query"')] }).listable(input({ toolName: 'other' }), ['arguments']), 'nothing could allow it: hidden')
+})
+
+t.test('what a rule reads is found however deep, and headers read as a whole count as Mcp-Param', async (t) => {
+  const deep = `arguments.x == "bad" && ${Array.from({ length: 600 }, (_, i) => `tool.name != "t${i}"`).join(' && ')}`
+  const policy = new Policy({ default: 'deny', rules: [rule('deep', 'allow', deep)] })
+  t.ok(policy.listable(input(), ['arguments']), 'a rule 600 conjuncts deep still reads arguments: the tool stays listed')
+  const whole = new Policy({ rules: [rule('any-param', 'deny', 'headers.exists(k, k.startsWith("mcp-param-"))')] })
+  t.ok(whole.listable(input(), ['mcp-param']), 'headers as a whole: unknown for a list')
+  const literal = new Policy({ rules: [rule('param', 'deny', 'headers[?"mcp-param-path"].orValue("") == ""')] })
+  t.ok(literal.listable(input(), ['mcp-param']), 'an Mcp-Param header by name: unknown for a list')
+  const plain = new Policy({ rules: [rule('role', 'deny', 'headers[?"x-role"].orValue("") == ""')] })
+  t.notOk(plain.listable(input(), ['mcp-param']), 'another header is known for a list')
+})
+
+t.test('property: the plain guards never change a decision, arguments and has() included', async (t) => {
+  const conditions = ['has(arguments.text)', 'has(headers.accept)', 'tool.name == "read_file"', '"run_query" == tool.name', 'tool.name in ["a", "read_file"]', 'tool.name.glob("read_*")', 'method == "tools/call"', 'arguments.?text.orValue("") == "x"', 'arguments.text == "x"']
+  fc.assert(fc.property(
+    fc.array(fc.record({ effect: fc.constantFrom<'allow' | 'deny'>('allow', 'deny'), when: fc.array(fc.constantFrom(...conditions), { minLength: 1, maxLength: 4 }).map((parts) => parts.join(' && ')) }), { maxLength: 5 }),
+    fc.constantFrom('read_file', 'run_query', 'a'), fc.option(fc.constantFrom('x', 'y')), fc.boolean(),
+    (rules, tool, text, accept) => {
+      const policy = new Policy({ default: 'deny', rules: rules.map((r, i) => rule(`r${i}`, r.effect, r.when)) })
+      const call = input({ toolName: tool, arguments: text === null ? {} : { text }, headers: accept ? { accept: '*/*' } : {} })
+      return policy.decide(call).effect === policy.decide(call, true).effect
+    }
+  ), { numRuns: 300 })
+  t.pass('300 random policies')
 })
 
 t.test('property: with rules that do not read arguments, a tool is listed iff a call of it is allowed', async (t) => {

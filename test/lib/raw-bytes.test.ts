@@ -21,6 +21,7 @@ t.test('anything less than sure is left to be encoded afresh', async (t) => {
   t.equal(replaced('{"result":{"other":"vm1"},"id":"\\u0076m1"}', 7), undefined, 'the one token is not the id key\'s value')
   t.equal(replaced('{"result":{},"id":"vm2"}', 7), undefined, 'no token at all')
   t.equal(replaced('{"result":{"\\"id":"vm1"},"id":"\\u0076m1"}', 7), undefined, 'a key that only ends in "id"')
+  t.equal(replaced('{"id":"v\\u006d1","result":{"structuredContent":{"id":"vm1"}}}', 7), undefined, 'the id in escapes, a nested one plain: not patched in the wrong place')
 })
 
 t.test('the bytes ride with the message, not with a copy of it, and never into JSON', async (t) => {

@@ -57,6 +57,9 @@ t.test('tool authorization: globs on tool and principal ids match line terminato
   t.ok(blocked(await outcome(chain, call('unsafe'))))
   const multiline = await chain.run(call('safe_x'), { ...base, principal: { id: 'ali\nce', scopes: [] } as unknown as InterceptorContext['principal'] })
   t.equal(multiline.kind, 'forward', 'principal glob')
+  const everything = new InterceptorChain({}, toolRuleInterceptors(checkToolRules([{ tools: ['*'] }])))
+  const nameless = { jsonrpc: '2.0' as const, id: 9, method: 'tools/call', params: { arguments: {} } }
+  t.ok(blocked(await everything.run(nameless, { ...base, principal: { id: 'alice', scopes: [], method: 'api-key' } })), 'a call naming no tool is granted by no rule, not even "*"')
 })
 
 t.test('a long tool name is matched in linear time in every place', async (t) => {
