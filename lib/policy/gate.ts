@@ -114,16 +114,21 @@ export class PolicyGate {
     // A 2026-07-28 list request names itself in its headers; each entry is judged with the
     // headers its call would have (Mcp-Method, Mcp-Name; no Mcp-Param-*, which are unknown).
     const modern = base.headers['mcp-method'] !== undefined
-    const shared = modern ? withoutParams(base.headers, spec.call) : base.headers
+    // Our own copy when modern: its `mcp-name` is set per entry (each decision is synchronous).
+    const headers = modern ? withoutParams(base.headers, spec.call) : base.headers
+    const entryBase = modern ? { principal: base.principal, headers, session: base.session, now: base.now } : base
     const kept = (items as unknown[]).filter((entry) => {
       // Not an entry at all: nobody can be shown it.
       if (entry === null || typeof entry !== 'object') return false
       const item = entry as Item
       const named = spec.named(item)
       if (named === undefined) return true
-      const name = named.tool?.name ?? named.prompt ?? named.resource
-      const headers = modern && name !== undefined ? { ...shared, 'mcp-name': name } : shared
-      return policy.listable(policyInput(ctx, headers === base.headers ? base : { principal: base.principal, headers, session: base.session, now: base.now }, spec.call, named, undefined), spec.unknown)
+      if (modern) {
+        const name = named.tool?.name ?? named.prompt ?? named.resource
+        if (name === undefined) delete headers['mcp-name']
+        else headers['mcp-name'] = name
+      }
+      return policy.listable(policyInput(ctx, entryBase, spec.call, named, undefined), spec.unknown)
     })
     // What one viewer is shown is not what another would be: a list said to be public is not, now.
     const scope = result.cacheScope === 'public' ? { cacheScope: 'private' } : {}

@@ -65,6 +65,8 @@ t.test('one endpoint: rules on arguments, JWT claims and 2026 headers, over HTTP
   const modern = await modernClient(t, gw.url, { headers: { authorization: `Bearer ${await token('alice', { team: 'math' })}` } })
   t.equal(textOf(await modern.callTool({ name: 'echo', arguments: { text: 'new era' } })), 'new era')
   t.match(await refusal(modern.callTool({ name: 'wait', arguments: { ms: 1 } })), { code: -32055, data: { rule: 'no-named-waits' } }, 'a rule on the Mcp-Name header')
+  const modernTools = names(await modern.listTools())
+  t.ok(modernTools.includes('echo') && !modernTools.includes('wait'), 'a 2026 list is judged with the Mcp-Name each call would carry: wait is hidden')
   t.match(await refusal(modern.callTool({ name: 'add', arguments: { a: 500, b: 1 } })), { code: -32055, data: { rule: 'no-big-sums' } }, 'argument rules hold in the 2026 era too')
 
 })
