@@ -42,7 +42,8 @@ const names = (list: { tools: Array<{ name: string }> }): string[] => list.tools
 const RULES = [
   { name: 'no-big-sums', effect: 'deny' as const, when: 'tool.name == "add" && arguments.a > 100.0', message: 'sums over 100 are not allowed' },
   { name: 'math-team-only', effect: 'deny' as const, when: 'tool.name == "add" && principal.claims.?team.orValue("") != "math"' },
-  { name: 'no-named-waits', effect: 'deny' as const, when: 'headers[?"mcp-name"].orValue("") == "wait"' }
+  { name: 'no-named-waits', effect: 'deny' as const, when: 'headers[?"mcp-name"].orValue("") == "wait"' },
+  { name: 'no-forbidden-param', effect: 'deny' as const, when: 'headers[?"mcp-param-text"].orValue("").startsWith("forbidden")' }
 ]
 
 t.test('one endpoint: rules on arguments, JWT claims and 2026 headers, over HTTP in both eras and WebSocket', async (t) => {
@@ -65,8 +66,21 @@ t.test('one endpoint: rules on arguments, JWT claims and 2026 headers, over HTTP
   const modern = await modernClient(t, gw.url, { headers: { authorization: `Bearer ${await token('alice', { team: 'math' })}` } })
   t.equal(textOf(await modern.callTool({ name: 'echo', arguments: { text: 'new era' } })), 'new era')
   t.match(await refusal(modern.callTool({ name: 'wait', arguments: { ms: 1 } })), { code: -32055, data: { rule: 'no-named-waits' } }, 'a rule on the Mcp-Name header')
+  // An Mcp-Param-* header (SEP-2243), as a 2026 client mirrors a tool parameter into one.
+  const bearer = `Bearer ${await token('alice', { team: 'math' })}`
+  const param = async (value: string): Promise<{ result?: unknown, error?: { code: number, data?: { rule?: string } } }> => {
+    const res = await fetch(gw.url, {
+      method: 'POST',
+      headers: { authorization: bearer, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo', 'mcp-param-text': value },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: value }, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } } })
+    })
+    const text = await res.text()
+    return JSON.parse(text.startsWith('{') ? text : (/^data: (.*)$/m.exec(text)?.[1] ?? '{}'))
+  }
+  t.match(await param('forbidden-thing'), { error: { code: -32055, data: { rule: 'no-forbidden-param' } } }, 'a rule on an Mcp-Param header')
+  t.match(await param('fine'), { result: { content: [{ text: 'fine' }] } })
   const modernTools = names(await modern.listTools())
-  t.ok(modernTools.includes('echo') && !modernTools.includes('wait'), 'a 2026 list is judged with the Mcp-Name each call would carry: wait is hidden')
+  t.ok(modernTools.includes('echo') && !modernTools.includes('wait'), 'a 2026 list is judged with the Mcp-Name each call would carry: wait is hidden, echo (a rule on its Mcp-Param, unknown to a list) is not')
   t.match(await refusal(modern.callTool({ name: 'add', arguments: { a: 500, b: 1 } })), { code: -32055, data: { rule: 'no-big-sums' } }, 'argument rules hold in the 2026 era too')
 
 })
@@ -134,6 +148,7 @@ t.test('the explain command decides as the gateway does, for an allow and a deny
     '  deny   no-big-sums: false',
     '  deny   math-team-only: false',
     '  deny   no-named-waits: false',
+    '  deny   no-forbidden-param: false',
     ''
   ].join('\n'))
   const denied = await run(['--request', '{"method":"tools/call","params":{"name":"add","arguments":{"a":500,"b":2}}}', '--principal', '{"id":"alice","claims":{"team":"math"}}'])
