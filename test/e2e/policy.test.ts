@@ -11,9 +11,9 @@ import { join } from 'node:path'
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import { gateway, textOf, upstream } from '../helpers/peers.ts'
+import { client, gateway, textOf, upstream } from '../helpers/peers.ts'
 import { modernClient } from '../helpers/eras.ts'
-import { memoryStdio } from '../helpers/published-servers.ts'
+import { everythingStdio, memoryStdio } from '../helpers/published-servers.ts'
 import { wsFrames } from '../helpers/ws-frames.ts'
 import { initializeBody } from '../helpers/http.ts'
 import { policyCommand } from '../../examples/gateway/policy-command.ts'
@@ -164,4 +164,25 @@ t.test('a rule that does not compile refuses the config, naming it and where', a
   await t.rejects(gateway(t, { upstream: up.url, policy: { rules: [{ name: 'typo', effect: 'deny', when: 'tool.nme == "x"' }] } }), /policy rule "typo": .*nme.* \(line 1, column \d+\)/)
   await t.rejects(gateway(t, { upstream: up.url, policy: { rules: [{ name: 'x', effect: 'deny', when: 'true', extra: 1 } as never] } }), /extra|unknown/i, 'unknown keys refused')
   await t.rejects(gateway(t, { upstream: up.url, policy: { file: '/nonexistent/policy.json', rules: [] } }), /not both/)
+})
+
+t.test('prompts and resources: rules on prompt.name and resource.uri, for gets, reads and lists', async (t) => {
+  const gw = await gateway(t, {
+    upstream: everythingStdio('everything'),
+    policy: {
+      rules: [
+        { name: 'no-args-prompt', effect: 'deny', when: 'method == "prompts/get" && prompt.name == "args-prompt"' },
+        { name: 'no-architecture-doc', effect: 'deny', when: 'method == "resources/read" && resource.uri.endsWith("/architecture.md")', message: 'that document is internal' }
+      ]
+    }
+  })
+  const { client: c } = await client(t, gw.url)
+  const prompts = (await c.listPrompts()).prompts.map((prompt) => prompt.name)
+  t.ok(prompts.includes('simple-prompt') && !prompts.includes('args-prompt'), 'a prompt every get of would be denied is not listed')
+  t.match(await refusal(c.getPrompt({ name: 'args-prompt', arguments: { city: 'x' } })), { code: -32055, data: { rule: 'no-args-prompt' } })
+  t.ok((await c.getPrompt({ name: 'simple-prompt' })).messages.length > 0, 'another prompt is got')
+  const uris = (await c.listResources()).resources.map((resource) => resource.uri)
+  t.ok(uris.some((uri) => uri.endsWith('/features.md')) && !uris.some((uri) => uri.endsWith('/architecture.md')), 'a resource every read of would be denied is not listed')
+  t.match(await refusal(c.readResource({ uri: 'demo://resource/static/document/architecture.md' })), { code: -32055, message: /that document is internal/, data: { rule: 'no-architecture-doc' } })
+  t.ok((await c.readResource({ uri: uris.find((uri) => uri.endsWith('/features.md')) as string })).contents.length > 0, 'another resource is read')
 })
