@@ -119,6 +119,15 @@ function guardOf (node: Node): Guard | undefined {
       return (input) => set.has(path(input))
     }
   }
+  // `"scope" in principal.scopes`.
+  if (node.op === 'in' && args.length === 2) {
+    const [value, list] = args as [Node, Node]
+    const scope = literal(value)
+    const target = Array.isArray(list.args) ? list.args as [Node, unknown] : undefined
+    if (scope !== undefined && list.op === '.' && target?.[0]?.op === 'id' && target[0].args === 'principal' && target[1] === 'scopes') {
+      return (input) => input.principal.scopes.includes(scope)
+    }
+  }
   // `has(arguments.x)` / `has(headers.x)`: whether the map has the key.
   if (node.op === 'call' && args.length === 2 && (args[0] as unknown) === 'has' && Array.isArray(args[1]) && args[1].length === 1) {
     const field = args[1][0] as Node

@@ -107,8 +107,10 @@ export class PolicyGate {
     const result = (message as { result?: Item }).result
     const items = spec === undefined ? undefined : result?.[spec.field]
     if (spec === undefined || result === undefined || !Array.isArray(items)) return undefined
-    if (spec.field === 'tools') this.learn(ctx.upstream, items as Item[])
     const policy = this.current
+    // Annotations are learned only while some rule reads `tool` (after a reload that starts to,
+    // from the next list; calls until then see the spec's defaults).
+    if (spec.field === 'tools' && policy.readsAny('tool')) this.learn(ctx.upstream, items as Item[])
     if (policy.size === 0 && policy.default === 'allow') return undefined
     const base = policyBase(ctx)
     // A 2026-07-28 list request names itself in its headers; each entry is judged with the

@@ -145,10 +145,30 @@ export class Policy {
    * the entry (deny) nor fail to show it (allow).
    */
   listable (input: PolicyInput, unknown: readonly string[]): boolean {
-    const knowable = (rule: CompiledRule): boolean => !unknown.some((name) => rule.reads.has(name))
-    for (const rule of this.denies) if (knowable(rule) && holds(rule, input, true)) return false
-    for (const rule of this.allows) if (!knowable(rule) || holds(rule, input, false)) return true
+    const split = this.knowable(unknown)
+    for (const rule of split.denies) if (holds(rule, input, true)) return false
+    // An allow rule that reads what the list cannot know may allow some call: shown.
+    if (split.unknownAllow) return true
+    for (const rule of split.allows) if (holds(rule, input, false)) return true
     return !OPERATIONS.has(input.method) || this.default === 'allow'
+  }
+
+  /** The rules a list can decide with, per set of unknowns (worked out once, not per entry). */
+  private readonly splits = new Map<readonly string[], { denies: CompiledRule[], allows: CompiledRule[], unknownAllow: boolean }>()
+
+  private knowable (unknown: readonly string[]): { denies: CompiledRule[], allows: CompiledRule[], unknownAllow: boolean } {
+    let split = this.splits.get(unknown)
+    if (split === undefined) {
+      const known = (rule: CompiledRule): boolean => !unknown.some((name) => rule.reads.has(name))
+      split = { denies: this.denies.filter(known), allows: this.allows.filter(known), unknownAllow: this.allows.some((rule) => !known(rule)) }
+      if (this.splits.size < 16) this.splits.set(unknown, split)
+    }
+    return split
+  }
+
+  /** Whether some rule reads `variable`. */
+  readsAny (variable: string): boolean {
+    return this.compiled.some((rule) => rule.reads.has(variable))
   }
 
   private explain (input: PolicyInput): Decision {

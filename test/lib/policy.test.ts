@@ -116,7 +116,7 @@ t.test('what a rule reads is found however deep, and headers read as a whole cou
 })
 
 t.test('property: the plain guards never change a decision, arguments and has() included', async (t) => {
-  const conditions = ['has(arguments.text)', 'has(headers.accept)', 'tool.name == "read_file"', '"run_query" == tool.name', 'tool.name in ["a", "read_file"]', 'tool.name.glob("read_*")', 'method == "tools/call"', 'arguments.?text.orValue("") == "x"', 'arguments.text == "x"']
+  const conditions = ['has(arguments.text)', 'has(headers.accept)', '"read" in principal.scopes', '"admin" in principal.scopes', 'tool.name == "read_file"', '"run_query" == tool.name', 'tool.name in ["a", "read_file"]', 'tool.name.glob("read_*")', 'method == "tools/call"', 'arguments.?text.orValue("") == "x"', 'arguments.text == "x"']
   fc.assert(fc.property(
     fc.array(fc.record({ effect: fc.constantFrom<'allow' | 'deny'>('allow', 'deny'), when: fc.array(fc.constantFrom(...conditions), { minLength: 1, maxLength: 4 }).map((parts) => parts.join(' && ')) }), { maxLength: 5 }),
     fc.constantFrom('read_file', 'run_query', 'a'), fc.option(fc.constantFrom('x', 'y')), fc.boolean(),
