@@ -41,7 +41,7 @@ export function explain (policy: Policy, request: JsonRpcRequest, context: Expla
   }
   const annotations = new PolicyAnnotations(context.annotations)
   const named = namedBy(request, () => annotations)
-  return policy.decide(policyInput(ctx, policyBase(ctx), request.method, named, request.method === 'tools/call' ? argumentsOf(request) : undefined), true)
+  return policy.decide(policyInput(ctx, policyBase(ctx, true), request.method, named, request.method === 'tools/call' ? argumentsOf(request) : undefined), true)
 }
 
 /** The decision as the command prints it. */

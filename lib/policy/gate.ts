@@ -86,7 +86,7 @@ export class PolicyGate {
     const policy = this.current
     if (policy.size === 0 && policy.default === 'allow') return undefined
     const named = namedBy(request, (tool) => this.annotations.get(`${ctx.upstream}\u0000${tool}`))
-    const input = policyInput(ctx, policyBase(ctx), request.method, named, request.method === 'tools/call' ? argumentsOf(request) : undefined)
+    const input = policyInput(ctx, policyBase(ctx, policy.readsAny('headers')), request.method, named, request.method === 'tools/call' ? argumentsOf(request) : undefined)
     const { effect, rule } = policy.decide(input)
     const name = rule?.name ?? '(default)'
     this.count(name, effect)
@@ -112,7 +112,7 @@ export class PolicyGate {
     // from the next list; calls until then see the spec's defaults).
     if (spec.field === 'tools' && policy.readsAny('tool')) this.learn(ctx.upstream, items as Item[])
     if (policy.size === 0 && policy.default === 'allow') return undefined
-    const base = policyBase(ctx)
+    const base = policyBase(ctx, policy.readsAny('headers'))
     // A 2026-07-28 list request names itself in its headers; each entry is judged with the
     // headers its call would have (Mcp-Method, Mcp-Name; no Mcp-Param-*, which are unknown).
     const modern = base.headers['mcp-method'] !== undefined

@@ -113,6 +113,7 @@ export class Policy {
   readonly default: Effect
   readonly rules: readonly PolicyRule[]
   private readonly compiled: CompiledRule[]
+  private readonly read: ReadonlySet<string>
   private readonly denies: CompiledRule[]
   private readonly allows: CompiledRule[]
 
@@ -125,6 +126,7 @@ export class Policy {
       names.add(rule.name)
     }
     this.compiled = spec.rules.map(compileRule)
+    this.read = new Set(this.compiled.flatMap((rule) => [...rule.reads]))
     this.denies = this.compiled.filter((rule) => rule.rule.effect === 'deny')
     this.allows = this.compiled.filter((rule) => rule.rule.effect === 'allow')
   }
@@ -166,9 +168,9 @@ export class Policy {
     return split
   }
 
-  /** Whether some rule reads `variable`. */
+  /** Whether some rule reads `variable` (asked per request: a set, worked out once). */
   readsAny (variable: string): boolean {
-    return this.compiled.some((rule) => rule.reads.has(variable))
+    return this.read.has(variable)
   }
 
   private explain (input: PolicyInput): Decision {
