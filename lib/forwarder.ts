@@ -5,6 +5,7 @@
  * decided first (session/resolve.ts). The client adapters (the Fastify route, the WebSocket
  * connection) turn their wire into messages and deliver the `ClientAnswer` they get back.
  */
+import type { AuditLog } from './audit/log.ts'
 import { GatewayErrors } from './errors.ts'
 import type { JsonRpcId, JsonRpcMessage } from './jsonrpc.ts'
 import type { ExchangeObserver } from './observer.ts'
@@ -44,6 +45,8 @@ export interface ForwarderOptions {
   observers?: ExchangeObserver[]
   /** Request timeouts (reset by progress); none without. */
   timeouts?: CheckedTimeouts
+  /** The audit log: audited requests are recorded there. */
+  audit?: AuditLog
 }
 
 export const FORWARDER_DEFAULTS = { maxResponseBytes: 64 * 1024 * 1024 } as const
@@ -54,6 +57,7 @@ export class Forwarder implements ExchangeDeps {
   readonly maxResponseBytes: number
   readonly resumable: ResumableStreams | undefined
   readonly observers: ExchangeObserver[]
+  readonly audit: AuditLog | undefined
   readonly timeouts: CheckedTimeouts | undefined
   readonly observeUpstream: (message: JsonRpcMessage) => void
   readonly onDrop: (reason: DropReason) => void
@@ -65,6 +69,7 @@ export class Forwarder implements ExchangeDeps {
     this.sessions = options.sessions
     this.maxResponseBytes = options.maxResponseBytes ?? FORWARDER_DEFAULTS.maxResponseBytes
     this.timeouts = options.timeouts
+    this.audit = options.audit
     const observers = this.observers = options.observers ?? []
     const name = options.upstream.name
     this.observeUpstream = (message) => {

@@ -6,7 +6,9 @@
  */
 import { section, z, type SectionInput } from '../lib/options.ts'
 import { endpointUpstreamSchema, namedUpstreamSchema } from '../lib/upstream/endpoint-options.ts'
+import { auditShape } from './audit-options.ts'
 import { authShape } from './auth-options.ts'
+import { pinningShape } from './pinning-options.ts'
 import { healthShape } from './health-options.ts'
 import { interceptorsShape } from './interceptors-options.ts'
 import { metricsShape } from './metrics-options.ts'
@@ -54,6 +56,16 @@ export const gatewayShape = {
    * `{ file }` (a policy file, reloaded when it changes). Off by default (README "Policy").
    */
   policy: section(policyShape).optional(),
+  /**
+   * The audit log: one record per tools/call, resources/read, prompts/get and policy denial, to a
+   * hash-chained JSONL file (rotated by size) and/or the logger. Off by default (README "Audit log").
+   */
+  audit: section(auditShape).optional(),
+  /**
+   * Tool pinning: every tool's first definition is pinned; a changed (or, optionally, new) one is
+   * served only once approved. Off by default (README "Tool pinning").
+   */
+  pinning: section(pinningShape).optional(),
   /** Rate limits on the MCP endpoints (per principal, or per IP without auth). Off by default. */
   rateLimit: section(rateLimitShape).optional(),
   /**

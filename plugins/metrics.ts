@@ -20,6 +20,8 @@ import type { IFastifyMetrics } from 'fastify-metrics'
 import { methodLabel, type ExchangeObserver } from '../lib/observer.ts'
 import { invalid } from '../lib/options.ts'
 import type { PolicyGate } from '../lib/policy/gate.ts'
+import type { AuditLog } from '../lib/audit/log.ts'
+import type { ToolPins } from '../lib/pinning/pins.ts'
 
 /** Longest wait for one virtual server member's probe at a scrape. */
 const MEMBER_PROBE_MS = 2000
@@ -160,6 +162,8 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
   }
 
   if (fastify.hasDecorator('mcpPolicy')) policyMetrics(client, fastify.mcpPolicy, registers)
+  if (fastify.hasDecorator('mcpAudit')) auditMetrics(client, fastify.mcpAudit, registers)
+  if (fastify.hasDecorator('mcpPins')) pinMetrics(client, fastify.mcpPins, registers)
 
   const messages = new client.Counter({ name: 'mcp_gateway_messages_total', help: 'JSON-RPC messages through the gateway', labelNames: ['upstream', 'direction', 'kind', 'method'], registers })
   const toolCalls = new client.Counter({ name: 'mcp_gateway_tool_calls_total', help: 'tools/call requests by tool (allow-listed names, else "other")', labelNames: ['upstream', 'tool'], registers })
@@ -276,6 +280,52 @@ function policyMetrics (client: IFastifyMetrics['client'], gate: PolicyGate, reg
           seen.set(key, counts[effect])
         }
       }
+    }
+  })
+}
+
+/** The audit log: records written, dropped (queue full) and lost to failed writes; the queue. */
+function auditMetrics (client: IFastifyMetrics['client'], audit: AuditLog, registers: Registry[]): void {
+  const seen = { written: 0, dropped: 0, failed: 0 }
+  new client.Counter({
+    name: 'mcp_gateway_audit_records_total',
+    help: 'Audit records by result: written, dropped (the queue was full), failed (a write failed; the chain records the loss)',
+    labelNames: ['result'],
+    registers,
+    collect () {
+      for (const result of ['written', 'dropped', 'failed'] as const) {
+        this.inc({ result }, audit[result] - seen[result])
+        seen[result] = audit[result]
+      }
+    }
+  })
+  new client.Gauge({ name: 'mcp_gateway_audit_queue', help: 'Audit records waiting to be written', registers, collect () { this.set(audit.queued) } })
+}
+
+/** Tool pins: changes and new tools seen, approvals; what waits for approval. */
+function pinMetrics (client: IFastifyMetrics['client'], pins: ToolPins, registers: Registry[]): void {
+  const seen = { changed: 0, new: 0, approved: 0 }
+  new client.Counter({
+    name: 'mcp_gateway_pin_changes_total',
+    help: 'Tool definitions seen changed since pinned (changed), new tools held (new), approvals (approved)',
+    labelNames: ['kind'],
+    registers,
+    collect () {
+      for (const kind of ['changed', 'new', 'approved'] as const) {
+        this.inc({ kind }, pins.counts[kind] - seen[kind])
+        seen[kind] = pins.counts[kind]
+      }
+    }
+  })
+  new client.Gauge({
+    name: 'mcp_gateway_pins_pending',
+    help: 'Tool definitions waiting for approval',
+    registers,
+    async collect () {
+      // The store may be away (Redis): the last value stays rather than failing the scrape.
+      try {
+        this.set((await pins.pending()).length)
+      } catch {}
     }
   })
 }

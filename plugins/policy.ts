@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify'
 import { compiled, PolicyFileWatcher, readPolicyFile } from '../lib/policy/file.ts'
 import { PolicyGate } from '../lib/policy/gate.ts'
 import { Policy } from '../lib/policy/policy.ts'
+import { linkPolicy } from '../lib/audit/policy-link.ts'
 import { checkPolicyOptions, type McpPolicyOptions } from './policy-options.ts'
 
 export type { McpPolicyOptions } from './policy-options.ts'
@@ -28,6 +29,8 @@ async function mcpPolicy (fastify: FastifyInstance, options: McpPolicyOptions): 
   const gate = new PolicyGate(loaded.policy)
   for (const interceptor of gate.interceptors()) fastify.mcpInterceptors.add(interceptor)
   fastify.decorate('mcpPolicy', gate)
+  // Audit registered first: its records say the policy's decisions.
+  if (fastify.hasDecorator('mcpAudit')) linkPolicy(gate, fastify.mcpAudit)
   fastify.log.info({ rules: loaded.policy.size, default: loaded.policy.default, file }, 'policy loaded')
   if (file === undefined) return
   const watcher = new PolicyFileWatcher(file, checked.pollMs, loaded.text, (policy) => {

@@ -181,7 +181,8 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
     maxResponseBytes: checked.maxResponseBytes,
     streams: streaming,
     observers: fastify.mcpObservers,
-    timeouts: checked.timeouts
+    timeouts: checked.timeouts,
+    audit: fastify.hasDecorator('mcpAudit') ? fastify.mcpAudit : undefined
   })
   const originAllowed = originChecker(checked.allowedOrigins)
   const upstreamName = checked.upstream.name

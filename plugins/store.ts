@@ -28,6 +28,8 @@ export interface McpStores {
   keyPrefix?: string
   /** Redis: small values the instances share (a virtual session's member sessions). */
   shared?: SharedState
+  /** Redis: the client the stores use (for plugins with stores of their own, such as pins). */
+  client?: Redis
 }
 
 declare module 'fastify' {
@@ -107,7 +109,7 @@ async function mcpStore (fastify: FastifyInstance, options: McpStoreOptions): Pr
   }
   const events = new RedisEventStore({ client, keyPrefix, retention: checked.retention })
   const sessions = new RedisSessionStore({ client, keyPrefix })
-  fastify.decorate('mcpStores', { type: 'redis', sessions, events, keyPrefix, shared: new RedisSharedState(client, keyPrefix) })
+  fastify.decorate('mcpStores', { type: 'redis', sessions, events, keyPrefix, shared: new RedisSharedState(client, keyPrefix), client })
   // Their pub/sub connections are their own; the shared client is closed by its owner.
   fastify.addHook('onClose', async () => { await Promise.all([sessions.close(), events.close()]) })
 }

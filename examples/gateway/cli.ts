@@ -13,9 +13,11 @@ import type { DemoUpstream } from '../demo-upstream/server.ts'
 import { checkGatewayConfig, expandEnvironment, readConfigFile, shutdownPlan } from './config.ts'
 import { createGateway, type GatewayConfig } from './create-gateway.ts'
 import { policyCommand } from './policy-command.ts'
+import { auditCommand } from './audit-command.ts'
 
 const USAGE = `Usage: fastify-mcp-gateway [options]
        fastify-mcp-gateway policy test --config FILE --request JSON [--principal JSON]
+       fastify-mcp-gateway audit verify FILE... [--head SEQ:HASH]
 
   --config FILE      JSON config file (env MCP_GATEWAY_CONFIG)
   --upstream URL     upstream MCP endpoint (env MCP_GATEWAY_UPSTREAM)
@@ -71,6 +73,10 @@ async function closeAfterFailedStart (app: FastifyInstance, demo: DemoUpstream |
 export async function main (argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   if (argv[0] === 'policy') {
     process.exitCode = await policyCommand(argv.slice(1), process.stdout)
+    return
+  }
+  if (argv[0] === 'audit') {
+    process.exitCode = await auditCommand(argv.slice(1), process.stdout)
     return
   }
   const { values } = parseArgs({

@@ -16,7 +16,8 @@ import type { SessionManager } from '../session/manager.ts'
 import type { SessionResolution } from '../session/resolve.ts'
 import type { SessionRecord } from '../session/store.ts'
 import type { ResumableStreams } from '../streams/resumable.ts'
-import type { Upstream } from '../upstream/types.ts'
+import type { MemberName, Upstream } from '../upstream/types.ts'
+import type { AuditLog } from '../audit/log.ts'
 import type { FrameSink, RefusedAnswer } from './answer.ts'
 import type { Exchange } from './exchange.ts'
 
@@ -49,6 +50,10 @@ export interface ExchangeDeps {
   readonly maxResponseBytes: number
   readonly resumable: ResumableStreams | undefined
   readonly observers: ExchangeObserver[]
+  /** The audit log, when on: the exchange records its audited requests there. */
+  readonly audit: AuditLog | undefined
+  /** A virtual server's member behind an exposed name (undefined elsewhere). */
+  readonly memberOf: ((kind: 'tools' | 'prompts', exposed: string) => MemberName | undefined) | undefined
   readonly timeouts: CheckedTimeouts | undefined
   /** Tells the observers about a message from the upstream. */
   readonly observeUpstream: (message: JsonRpcMessage) => void

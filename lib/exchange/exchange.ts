@@ -11,6 +11,8 @@ import { methodLabel, type ExchangeTrace } from '../observer.ts'
 import { upstreamRequestHeaders } from '../relay/headers.ts'
 import { PendingRequests } from '../relay/pending.ts'
 import { interceptClient } from '../interceptors/apply.ts'
+import { ExchangeAudit } from '../audit/exchange-audit.ts'
+import { toJsonRpcError } from '../errors.ts'
 import { bodyMethod, type ParsedBody } from '../session/resolve.ts'
 import type { SessionRecord } from '../session/store.ts'
 import { releaseAnswer, type UpstreamAnswer, type UpstreamEvents } from '../upstream/events.ts'
@@ -40,6 +42,8 @@ export class Exchange {
   /** Answers made here for part of a batch (blocked or mocked requests): they go first. */
   local: JsonRpcMessage[] = []
   readonly pending: PendingRequests
+  /** Its audited requests, when the audit log is on and there are any. */
+  readonly audit: ExchangeAudit | undefined
   deadline: Deadline | undefined
   /** The upstream's streamed answer, once there: an expired deadline ends it. */
   private source: UpstreamEvents | undefined
@@ -63,6 +67,9 @@ export class Exchange {
     this.place = place
     this.session = ctx.resolution.kind === 'session' ? ctx.resolution.session : undefined
     this.pending = new PendingRequests(undefined, deps.onDrop)
+    this.audit = deps.audit === undefined
+      ? undefined
+      : ExchangeAudit.begin(deps.audit, body.messages, { principal: ctx.principal?.id, session: this.session?.id, upstream: deps.upstream.name, memberOf: deps.memberOf })
   }
 
   get watched (): boolean {
@@ -125,6 +132,11 @@ export class Exchange {
     const intercepted = interceptClient(chain, this.body.messages, base)
     const out = intercepted instanceof Promise ? await intercepted : intercepted
     this.local = out.answers
+    const audit = this.audit
+    if (audit !== undefined) {
+      for (const answer of out.answers) audit.answered(answer)
+      if (out.changed) audit.sent(out.forward)
+    }
     if (out.forward.length === 0) {
       // Nothing left for the upstream: blocked or mocked requests are answered here.
       return messagesAnswer(this.local, this.body.batch)
@@ -201,6 +213,8 @@ export class Exchange {
 
   /** The trace ends with the answer: for a logged SSE stream, when the stream is complete. */
   readonly finish = (): void => {
+    // A request still open when its answer is over got none: the client cancelled it or left.
+    this.audit?.close(this.deadline?.expired === true ? 'timeout' : 'cancelled')
     if (this.trace === undefined || this.traceEnded) return
     this.traceEnded = true
     this.trace.end(this.status)
@@ -243,11 +257,23 @@ export class Exchange {
     this.deadline?.clear()
     // A client's own cancellation is no upstream failure: not counted as one.
     this.status = expired ? (this.deadline as Deadline).error.code : this.cancelledAll ? 202 : outcomeOf(err)
+    if (this.audit !== undefined) this.auditFailure(err, expired)
     this.done()
     if (this.watched) this.observeRequest()
     if (expired) return timedOut(this)
     if (this.cancelledAll) return noAnswer()
     return await this.deps.refused(err, this.session)
+  }
+
+  /** The exchange failed before any answer: its audited requests end with the client's error. */
+  private auditFailure (err: unknown, expired: boolean): void {
+    const audit = this.audit as ExchangeAudit
+    if (this.cancelledAll || this.ctx.signal.aborted) {
+      audit.close('cancelled')
+      return
+    }
+    const { code, message } = toJsonRpcError(expired ? (this.deadline as Deadline).error : err as Error).body.error
+    audit.close(expired ? 'timeout' : code === -32055 ? 'denied' : 'failed', { code, message })
   }
 
   private startTrace (): ExchangeTrace | undefined {

@@ -45,8 +45,9 @@ export async function deliverAnswer (exchange: Exchange, answer: UpstreamAnswer)
     return noAnswer(headers)
   }
   if (answer.kind === 'single') {
-    exchange.done()
+    exchange.settle()
     const out = await jsonAnswer({ answer, pending: exchange.pending, filter, local: exchange.local, onMessage, upstream: deps.upstream.name, log: ctx.log })
+    exchange.finish()
     // Progress the upstream sent on the GET stream before this answer goes out first.
     const settled = exchange.session === undefined ? undefined : deps.resumable?.hub.settle(exchange.session.id)
     if (settled !== undefined) await settled
@@ -136,6 +137,7 @@ function messageWatcher (exchange: Exchange, opened: Opened | undefined): OnMess
   if (deadline !== undefined) watchers.push((message) => deadline.see(message))
   if (opened !== undefined) watchers.push(negotiationWatcher(exchange, opened))
   if (deps.observers.length > 0) watchers.push(deps.observeUpstream)
+  if (exchange.audit !== undefined) watchers.push(exchange.audit.answered)
   if (watchers.length === 0) return undefined
   if (watchers.length === 1) return watchers[0]
   return (message) => { for (const watch of watchers) watch(message) }

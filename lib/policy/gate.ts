@@ -46,6 +46,11 @@ export class PolicyGate {
   reloadFailed = false
   /** Decisions since start, by the rule that decided (`(default)` when none did) and effect. */
   readonly decisions = new Map<string, Record<Effect, number>>()
+  /**
+   * Told of every decision on a request (the audit log), with the deciding rule or `(default)`,
+   * and for a denial the message the client gets.
+   */
+  onDecision: ((request: JsonRpcRequest, ctx: InterceptorContext, effect: Effect, rule: string, reason: string | undefined) => void) | undefined
   private readonly annotations = new LRUCache<string, PolicyAnnotations>({ max: ANNOTATIONS_KEPT })
 
   constructor (policy: Policy) {
@@ -84,7 +89,10 @@ export class PolicyGate {
 
   private request (request: JsonRpcRequest, ctx: InterceptorContext): { action: 'block', reason: string, data: Record<string, unknown> } | undefined {
     const policy = this.current
-    if (policy.size === 0 && policy.default === 'allow') return undefined
+    if (policy.size === 0 && policy.default === 'allow') {
+      this.onDecision?.(request, ctx, 'allow', '(default)', undefined)
+      return undefined
+    }
     const named = namedBy(request, (tool) => this.annotations.get(`${ctx.upstream}\u0000${tool}`))
     const input = policyInput(ctx, policyBase(ctx, policy.readsAny('headers')), request.method, named, request.method === 'tools/call' ? argumentsOf(request) : undefined)
     const { effect, rule } = policy.decide(input)
@@ -92,12 +100,14 @@ export class PolicyGate {
     this.count(name, effect)
     const tool = named.tool?.name
     if (effect === 'allow') {
+      this.onDecision?.(request, ctx, effect, name, undefined)
       ctx.log.debug({ rule: name, method: request.method, tool }, 'policy allowed the request')
       return undefined
     }
     // Never the arguments: they may hold anything.
     ctx.log.info({ rule: name, principal: ctx.principal?.id, method: request.method, tool }, 'policy denied the request')
     const reason = rule === undefined ? 'denied by the policy\'s default' : rule.message ?? `denied by policy rule "${rule.name}"`
+    this.onDecision?.(request, ctx, effect, name, reason)
     return { action: 'block', reason, data: { rule: rule?.name ?? null, effect } }
   }
 

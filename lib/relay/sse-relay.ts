@@ -64,7 +64,9 @@ function relayInto (options: SseRelayOptions, sink: RelaySink): () => void {
       if (pending !== undefined && pending.size > 0 && (error !== undefined || !sawEventId)) {
         for (const id of pending) {
           const { code, message } = options.unanswered(id, error)
-          sink.write(JSON.stringify(errorResponse(id, code, message)), undefined, undefined)
+          const answer = errorResponse(id, code, message)
+          onMessage?.(answer)
+          sink.write(JSON.stringify(answer), undefined, undefined)
         }
         pending.clear()
       }

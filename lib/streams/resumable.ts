@@ -147,7 +147,11 @@ export class ResumableStreams {
           ? new GatewayErrors.UPSTREAM_STREAM_ENDED(this.upstream.name)
           : new GatewayErrors.UPSTREAM_UNAVAILABLE(this.upstream.name)
       const { code, message } = toJsonRpcError(err).body.error
-      for (const id of pending) stream.publish(JSON.stringify(errorResponse(id, code, message)))
+      for (const id of pending) {
+        const answer = errorResponse(id, code, message)
+        onMessage?.(answer)
+        stream.publish(JSON.stringify(answer))
+      }
       log.warn({ upstream: this.upstream.name, unanswered: pending.size }, 'upstream stream ended before answering')
       pending.clear()
     }

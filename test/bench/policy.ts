@@ -7,9 +7,8 @@
  * - Filtering a 500-tool `tools/list` answer by the same rules, in process: the list interceptor
  *   alone, median of repeated runs.
  */
-import { once } from 'node:events'
-import { cpuOf, startChild as start } from './children.ts'
-import { McpLoadClient, median } from './load.ts'
+import { compareGateways, startChild as start, stopChildren } from './children.ts'
+import { median } from './load.ts'
 import { BENCH_POLICY } from './policy-rules.ts'
 import { InterceptorChain } from '../../lib/interceptors/chain.ts'
 import { PolicyGate } from '../../lib/policy/gate.ts'
@@ -63,31 +62,11 @@ export async function benchPolicy (servers: string, rounds: number, requests: nu
   const ruled = await start(servers, 'gateway-policy', upstream.url)
   console.log('\nPolicy: 20 CEL rules (10 on arguments) vs none, tools/call through the gateway (median of rounds)')
   for (const concurrency of [1, 32]) {
-    const cpu = { plain: [] as number[], ruled: [] as number[] }
-    const rps = { plain: [] as number[], ruled: [] as number[] }
-    for (let round = 0; round < rounds; round++) {
-      for (const [name, server] of [['plain', plain], ['ruled', ruled]] as const) {
-        const client = new McpLoadClient(server.url, concurrency)
-        await client.initialize()
-        await client.run(200, concurrency)
-        const before = await cpuOf(server)
-        const result = await client.run(requests, concurrency)
-        const after = await cpuOf(server)
-        await client.close()
-        if (result.errors > 0) throw new Error(`${name}: ${result.errors} failed calls`)
-        cpu[name].push((after - before) / requests)
-        rps[name].push(result.throughput)
-      }
-    }
-    const [pc, rc] = [median(cpu.plain), median(cpu.ruled)]
-    const diffs = cpu.plain.map((value, i) => (cpu.ruled[i] as number) - value)
-    console.log(`  c${concurrency}: no policy ${pc.toFixed(1)} µs CPU/call ${median(rps.plain).toFixed(0)} req/s; policy ${rc.toFixed(1)} µs ${median(rps.ruled).toFixed(0)} req/s; policy costs ${(rc - pc).toFixed(1)} µs/call (median of per-round differences ${median(diffs).toFixed(1)})`)
+    const { a, b, diff } = await compareGateways(plain, ruled, concurrency, rounds, requests)
+    console.log(`  c${concurrency}: no policy ${a.cpu.toFixed(1)} µs CPU/call ${a.rps.toFixed(0)} req/s; policy ${b.cpu.toFixed(1)} µs ${b.rps.toFixed(0)} req/s; policy costs ${(b.cpu - a.cpu).toFixed(1)} µs/call (median of per-round differences ${diff.toFixed(1)})`)
   }
   console.log(`  the policy's interceptors on one tools/call, in process: ${(await gateCost(9, 20_000)).toFixed(2)} µs (median of 9 batches of 20,000, policy minus an empty chain)`)
   const list = await listFiltering(200)
   console.log(`  filtering a 500-tool tools/list by the 20 rules: ${list.ms.toFixed(3)} ms (median of 200; ${list.kept} of 500 kept)`)
-  for (const server of [ruled, plain, upstream]) {
-    server.child.send('exit')
-    await once(server.child, 'exit')
-  }
+  await stopChildren(ruled, plain, upstream)
 }

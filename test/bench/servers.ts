@@ -4,6 +4,9 @@
  * URL, then answers `cpu` messages with its CPU time in microseconds.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import Fastify from 'fastify'
 import { z } from 'zod'
 import httpProxy from '@fastify/http-proxy'
@@ -14,7 +17,10 @@ import { REDIS_URL, deleteKeys } from '../helpers/redis.ts'
 import { startFederationGateway, startFederationUpstreams, startSlowUpstream } from './federation-servers.ts'
 import { BENCH_POLICY } from './policy-rules.ts'
 
-type Kind = 'upstreams-federation' | 'upstream-federation-slow' | 'gateway-federation' | 'upstream' | 'upstream-json' | 'gateway' | 'gateway-bare' | 'gateway-redis' | 'gateway-interceptors' | 'gateway-policy' | 'gateway-stdio' | 'gateway-ws' | 'forwarder'
+type Kind = 'upstreams-federation' | 'upstream-federation-slow' | 'gateway-federation' | 'upstream' | 'upstream-json' | 'gateway' | 'gateway-bare' | 'gateway-redis' | 'gateway-interceptors' | 'gateway-policy' | 'gateway-audit' | 'gateway-stdio' | 'gateway-ws' | 'forwarder'
+
+/** The audit bench's files, removed at exit. */
+let auditDir: string | undefined
 
 async function start (kind: Kind, target: string | undefined): Promise<string> {
   if (kind === 'upstreams-federation') return JSON.stringify(await startFederationUpstreams())
@@ -50,6 +56,12 @@ async function start (kind: Kind, target: string | undefined): Promise<string> {
   }
   if (kind === 'gateway-ws') {
     const app = await createGateway({ upstream: target, logLevel: false, websocket: true })
+    const address = await app.listen({ host: '127.0.0.1', port: 0 })
+    return `${address}/mcp`
+  }
+  if (kind === 'gateway-audit') {
+    auditDir = await mkdtemp(join(tmpdir(), 'bench-audit-'))
+    const app = await createGateway({ upstream: target, logLevel: false, audit: { file: { path: join(auditDir, 'audit.jsonl'), maxBytes: 64 * 1024 * 1024 } } })
     const address = await app.listen({ host: '127.0.0.1', port: 0 })
     return `${address}/mcp`
   }
@@ -105,7 +117,7 @@ process.on('message', (message: unknown) => {
     const usage = process.cpuUsage()
     process.send?.({ cpu: usage.user + usage.system, rss: process.memoryUsage.rss() })
   } else if (message === 'exit') {
-    const cleanup = kind === 'gateway-redis' ? deleteBenchKeys() : Promise.resolve()
+    const cleanup = kind === 'gateway-redis' ? deleteBenchKeys() : auditDir !== undefined ? rm(auditDir, { recursive: true, force: true }) : Promise.resolve()
     void cleanup.finally(() => process.exit(0))
   }
 })
