@@ -67,6 +67,11 @@ export const GatewayErrors = {
   VIRTUAL_UNKNOWN: define('MCP_GW_VIRTUAL_UNKNOWN', 'Invalid params: virtual server %s has no %s %s', 400, INVALID_PARAMS),
   VIRTUAL_NOT_ROUTED: define('MCP_GW_VIRTUAL_NOT_ROUTED', 'Method not found: virtual server %s does not route %s', 400, METHOD_NOT_FOUND),
   INVALID_CURSOR: define('MCP_GW_INVALID_CURSOR', 'Invalid params: this cursor is not one the gateway gave for %s', 400, INVALID_PARAMS),
+  /** The admin API (not JSON-RPC: its bodies are `{ error: { code, message } }`). */
+  ADMIN_NOT_FOUND: define('MCP_GW_ADMIN_NOT_FOUND', 'Not found: %s', 404, -32074),
+  ADMIN_FORBIDDEN: define('MCP_GW_ADMIN_FORBIDDEN', 'Forbidden: %s', 403, -32075),
+  ADMIN_CONFLICT: define('MCP_GW_ADMIN_CONFLICT', 'Conflict: %s', 409, -32076),
+  ADMIN_BUSY: define('MCP_GW_ADMIN_BUSY', 'Service Unavailable: %s', 503, -32077),
   INVALID_OPTION: define('MCP_GW_INVALID_OPTION', 'Invalid option "%s": %s', 500, INTERNAL_ERROR)
 } as const
 

@@ -6,6 +6,7 @@
  */
 import { section, z, type SectionInput } from '../lib/options.ts'
 import { endpointUpstreamSchema, namedUpstreamSchema } from '../lib/upstream/endpoint-options.ts'
+import { adminShape } from './admin-options.ts'
 import { auditShape } from './audit-options.ts'
 import { authShape } from './auth-options.ts'
 import { pinningShape } from './pinning-options.ts'
@@ -66,6 +67,12 @@ export const gatewayShape = {
    * served only once approved. Off by default (README "Tool pinning").
    */
   pinning: section(pinningShape).optional(),
+  /**
+   * The admin API and console at `path` (default `/admin`), with credentials of their own (admin
+   * API keys, or JWTs with an admin scope): sessions, upstreams, calls held for approval, tool
+   * pins, policy, audit, a live feed. Off by default (README "Admin API and console").
+   */
+  admin: section(adminShape).optional(),
   /** Rate limits on the MCP endpoints (per principal, or per IP without auth). Off by default. */
   rateLimit: section(rateLimitShape).optional(),
   /**

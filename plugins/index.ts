@@ -19,6 +19,7 @@ import mcpAuth from './auth.ts'
 import mcpPolicy from './policy.ts'
 import mcpAudit from './audit.ts'
 import mcpPinning from './pinning.ts'
+import mcpAdmin from './admin.ts'
 import mcpRateLimit from './rate-limit.ts'
 import mcpWebSocket from './websocket.ts'
 import type { McpGatewayOptions } from './gateway-options.ts'
@@ -27,7 +28,7 @@ export type { McpGatewayOptions, NamedUpstream } from './gateway-options.ts'
 
 async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions): Promise<void> {
   if (!isPlainObject(options as unknown)) throw invalid('options', 'must be an object')
-  const { store, interceptors, auth, policy, audit, pinning, rateLimit, websocket, sessions, streaming, health, metrics, tracing, ...proxy } = options
+  const { store, interceptors, auth, policy, audit, pinning, admin, rateLimit, websocket, sessions, streaming, health, metrics, tracing, ...proxy } = options
   if (sessions !== undefined && !isPlainObject(sessions)) throw invalid('sessions', 'must be an object')
   if (streaming !== undefined && streaming !== false && !isPlainObject(streaming)) throw invalid('streaming', 'must be an object or false')
   // Typed copies: the checks above narrow the originals to plain records.
@@ -49,6 +50,8 @@ async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions)
   // Before the policy: lists reach it with pinned definitions (the annotations it learns are approved ones).
   if (pinning !== undefined) await fastify.register(mcpPinning, pinning)
   if (policy !== undefined) await fastify.register(mcpPolicy, policy)
+  // After the policy (its approve rules hold calls here) and pinning (its approvals are served here).
+  if (admin !== undefined) await fastify.register(mcpAdmin, admin)
   if (rateLimit !== undefined) await fastify.register(mcpRateLimit, rateLimit)
   if (auth === undefined) {
     // Loopback-only is the default; anything wider without auth is worth a line at startup.

@@ -274,7 +274,7 @@ function policyMetrics (client: IFastifyMetrics['client'], gate: PolicyGate, reg
     registers,
     collect () {
       for (const [rule, counts] of gate.decisions) {
-        for (const effect of ['allow', 'deny'] as const) {
+        for (const effect of ['allow', 'deny', 'approve'] as const) {
           const key = `${rule}\u0000${effect}`
           this.inc({ rule, effect }, counts[effect] - (seen.get(key) ?? 0))
           seen.set(key, counts[effect])

@@ -90,6 +90,10 @@ export class ExchangeAudit {
     if (decided !== undefined) {
       record.decision = decided.effect
       record.rule = decided.rule
+      if (decided.approval !== undefined) {
+        record.approval = decided.approval
+        record.approver = decided.approver ?? null
+      }
     }
     record.durationMs = Math.round((performance.now() - entry.started) * 1000) / 1000
     record.outcome = outcome

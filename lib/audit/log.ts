@@ -28,6 +28,13 @@ export interface AuditLogOptions {
   flushMs: number
 }
 
+export interface PolicyDecision {
+  effect: Effect
+  rule: string
+  approval?: string
+  approver?: string | null
+}
+
 /** Most records in one write. */
 const BATCH = 512
 
@@ -41,10 +48,12 @@ interface Loss {
 
 export class AuditLog {
   readonly methods: ReadonlySet<string>
+  /** Key globs whose values redacted arguments hide (the approval queue hides the same). */
+  readonly redact: readonly string[]
   /** Whether a policy is linked: records then carry its decision. */
   policy = false
-  /** The policy's decision on each request, until its record is made. */
-  readonly decisions = new WeakMap<object, { effect: Effect, rule: string }>()
+  /** The policy's decision on each request (and a held call's approval), until its record is made. */
+  readonly decisions = new WeakMap<object, PolicyDecision>()
   /** Records written (gap records not counted), dropped, and lost to failed writes. */
   written = 0
   dropped = 0
@@ -63,6 +72,7 @@ export class AuditLog {
     this.options = options
     this.head = options.head
     this.methods = new Set(options.methods)
+    this.redact = options.redact
     this.redactor = options.arguments === 'redacted' ? new Redactor(options.redact) : undefined
   }
 
@@ -79,7 +89,7 @@ export class AuditLog {
     return this.methods.has(method)
   }
 
-  decided (request: object): { effect: Effect, rule: string } | undefined {
+  decided (request: object): PolicyDecision | undefined {
     return this.decisions.get(request)
   }
 

@@ -16,6 +16,12 @@ export function linkPolicy (gate: PolicyGate, audit: AuditLog): void {
     if (audit.audits(request.method)) audit.decisions.set(request, { effect, rule })
     else if (effect === 'deny') audit.add(denial(request, ctx, effect, rule, reason))
   }
+  gate.onApproval = (request, decision) => {
+    const decided = audit.decisions.get(request)
+    if (decided === undefined) return
+    decided.approval = decision.outcome
+    decided.approver = decision.by
+  }
 }
 
 function denial (request: JsonRpcRequest, ctx: InterceptorContext, effect: Effect, rule: string, reason: string | undefined): Parameters<AuditLog['add']>[0] {

@@ -14,9 +14,13 @@ import type { JsonRpcMessage, JsonRpcRequest } from '../jsonrpc.ts'
 import { PolicyAnnotations } from './cel-env.ts'
 import { argumentsOf, namedBy, policyBase, policyInput, type Named } from './input.ts'
 import { MCP_PARAM } from './analysis.ts'
-import type { Effect, Policy } from './policy.ts'
+import type { Effect, Policy, PolicyRule } from './policy.ts'
+import type { Approvals } from '../approval/approvals.ts'
+import type { ApprovalDecision } from '../approval/store.ts'
 
 type Item = Record<string, unknown>
+
+type Blocked = { action: 'block', reason: string, data: Record<string, unknown> }
 
 /** What a list cannot know of the calls its entries stand for: their arguments (also as headers). */
 const LIST_UNKNOWN = ['arguments', MCP_PARAM]
@@ -35,6 +39,11 @@ const LISTS: Record<string, { field: string, call: string, named: (item: Item) =
   'resources/templates/list': { field: 'resourceTemplates', call: 'resources/read', named: () => ({}), unknown: [...LIST_UNKNOWN, 'resource'] }
 }
 
+/** How long a call waits for approval when its rule does not say. */
+export const APPROVAL_TIMEOUT_MS = 300_000
+/** The request interceptor's own limit: past the longest approval a rule can ask for. */
+const HOLD_LIMIT_MS = 86_400_000 + 60_000
+
 /** Most tools whose annotations are kept (across upstreams). */
 const ANNOTATIONS_KEPT = 50_000
 
@@ -51,6 +60,10 @@ export class PolicyGate {
    * and for a denial the message the client gets.
    */
   onDecision: ((request: JsonRpcRequest, ctx: InterceptorContext, effect: Effect, rule: string, reason: string | undefined) => void) | undefined
+  /** Told how each held call's approval ended (the audit log). */
+  onApproval: ((request: JsonRpcRequest, decision: ApprovalDecision) => void) | undefined
+  /** Where `approve` rules hold calls; without, such calls are refused (nobody could approve). */
+  approvals: Approvals | undefined
   private readonly annotations = new LRUCache<string, PolicyAnnotations>({ max: ANNOTATIONS_KEPT })
 
   constructor (policy: Policy) {
@@ -71,7 +84,16 @@ export class PolicyGate {
       {
         name: 'policy:requests',
         match: { direction: 'client_to_upstream', kind: 'request' },
-        handler: (message, ctx) => failClosed(ctx, 'decide on the request', () => this.request(message as JsonRpcRequest, ctx))
+        handler: (message, ctx) => failClosed(ctx, 'decide on the request', () => this.request(message as JsonRpcRequest, ctx)),
+        // Decisions are synchronous (no timer); only a call held for approval waits, on its own timer.
+        timeoutMs: HOLD_LIMIT_MS
+      },
+      {
+        // A session's cancellation of a call held for approval ends the wait (it goes on upstream
+        // too, harmlessly: the upstream never had the request).
+        name: 'policy:cancellations',
+        match: { direction: 'client_to_upstream', kind: 'notification', method: 'notifications/cancelled' },
+        handler: (message, ctx) => { this.approvals?.cancelled(ctx.session?.id, (message as { params?: { requestId?: unknown } }).params?.requestId) }
       },
       {
         name: 'policy:lists',
@@ -83,11 +105,11 @@ export class PolicyGate {
 
   private count (rule: string, effect: Effect): void {
     const counts = this.decisions.get(rule)
-    if (counts === undefined) this.decisions.set(rule, { allow: effect === 'allow' ? 1 : 0, deny: effect === 'deny' ? 1 : 0 })
+    if (counts === undefined) this.decisions.set(rule, { allow: 0, deny: 0, approve: 0, [effect]: 1 })
     else counts[effect]++
   }
 
-  private request (request: JsonRpcRequest, ctx: InterceptorContext): { action: 'block', reason: string, data: Record<string, unknown> } | undefined {
+  private request (request: JsonRpcRequest, ctx: InterceptorContext): Blocked | undefined | Promise<Blocked | undefined> {
     const policy = this.current
     if (policy.size === 0 && policy.default === 'allow') {
       this.onDecision?.(request, ctx, 'allow', '(default)', undefined)
@@ -99,6 +121,10 @@ export class PolicyGate {
     const name = rule?.name ?? '(default)'
     this.count(name, effect)
     const tool = named.tool?.name
+    if (effect === 'approve') {
+      this.onDecision?.(request, ctx, effect, name, undefined)
+      return this.hold(request, ctx, rule as PolicyRule, tool ?? '')
+    }
     if (effect === 'allow') {
       this.onDecision?.(request, ctx, effect, name, undefined)
       ctx.log.debug({ rule: name, method: request.method, tool }, 'policy allowed the request')
@@ -109,6 +135,36 @@ export class PolicyGate {
     const reason = rule === undefined ? 'denied by the policy\'s default' : rule.message ?? `denied by policy rule "${rule.name}"`
     this.onDecision?.(request, ctx, effect, name, reason)
     return { action: 'block', reason, data: { rule: rule?.name ?? null, effect } }
+  }
+
+  /** A call an approve rule holds: sent on once approved, refused when denied or not decided in time. */
+  private async hold (request: JsonRpcRequest, ctx: InterceptorContext, rule: PolicyRule, tool: string): Promise<Blocked | undefined> {
+    const data = { rule: rule.name, effect: 'approve' }
+    const approvals = this.approvals
+    if (approvals === undefined) return { action: 'block', reason: 'this call needs approval and nobody can approve it here (the admin API is off)', data: { ...data, approval: null } }
+    const timeoutMs = rule.timeoutMs ?? APPROVAL_TIMEOUT_MS
+    let decision: ApprovalDecision
+    try {
+      decision = await approvals.hold({
+        rule: rule.name,
+        approvers: rule.approvers ?? null,
+        principal: ctx.principal?.id ?? null,
+        session: ctx.session?.id ?? null,
+        upstream: ctx.upstream,
+        member: ctx.memberOf?.('tools', tool) ?? null,
+        tool,
+        requestId: request.id
+      }, argumentsOf(request) ?? {}, timeoutMs, ctx.signal)
+    } catch (err) {
+      ctx.log.error({ err, rule: rule.name }, 'the call could not be held for approval; refused')
+      return { action: 'block', reason: 'this call needs approval and could not be held for it', data: { ...data, approval: null } }
+    }
+    this.onApproval?.(request, decision)
+    if (decision.outcome === 'approved') return undefined
+    const reason = decision.outcome === 'denied'
+      ? `${decision.by ?? 'an approver'} denied the call${decision.reason === null ? '' : `: ${decision.reason}`}`
+      : decision.outcome === 'timeout' ? `nobody approved the call within ${timeoutMs / 1000} s` : 'the call was cancelled while waiting for approval'
+    return { action: 'block', reason, data: { ...data, approval: decision.outcome, approver: decision.by } }
   }
 
   private list (message: JsonRpcMessage, ctx: InterceptorContext): { action: 'modify', message: JsonRpcMessage } | undefined {

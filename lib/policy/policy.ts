@@ -2,19 +2,22 @@
  * A policy: ordered CEL rules `{ name, effect, when, message? }`, compiled and type-checked once,
  * and the decision for one request.
  *
- * Combining (deny overrides): a deny rule whose `when` holds denies; else an allow rule whose
- * `when` holds allows; else the default effect decides, for the operations a policy is about
+ * Combining (deny overrides): a deny rule whose `when` holds denies; else, for a `tools/call`, an
+ * approve rule whose `when` holds makes the call wait for a person's decision; else an allow rule
+ * whose `when` holds allows; else the default effect decides, for the operations a policy is about
  * (`tools/call`, `resources/read`, `prompts/get`, `completion/complete`, resource subscriptions).
  * Every other request (initialize, ping, lists, ...) is allowed unless a deny rule holds, so a
  * default of deny does not shut the protocol itself out.
  *
  * A rule that fails while running (a key the request lacks, a type it did not expect) counts as
- * holding when it denies and as not holding when it allows: an error never lets a request through.
+ * holding when it denies or asks for approval and as not holding when it allows: an error never
+ * lets a request through.
  */
 import { calls, guardsOf, noteGlobs, variablesRead, type Node } from './analysis.ts'
 import { celEnvironment, type PolicyInput } from './cel-env.ts'
 
-export type Effect = 'allow' | 'deny'
+/** `approve`: the call waits for a person's decision (tools/call only; lib/approval/). */
+export type Effect = 'allow' | 'deny' | 'approve'
 
 export interface PolicyRule {
   name: string
@@ -23,11 +26,18 @@ export interface PolicyRule {
   when: string
   /** What a denied client is told (default: `denied by policy rule "<name>"`). */
   message?: string
+  /** `approve`: globs of the admin names that may decide (default: any admin). */
+  approvers?: string[]
+  /** `approve`: how long a call waits for a decision. */
+  timeoutMs?: number
 }
+
+/** Methods an `approve` rule holds: the calls that do something. */
+export const APPROVABLE: ReadonlySet<string> = new Set(['tools/call'])
 
 export interface PolicySpec {
   /** What decides an operation no rule holds for. @default 'allow' */
-  default?: Effect
+  default?: 'allow' | 'deny'
   rules: PolicyRule[]
 }
 
@@ -110,11 +120,12 @@ function compileRule (rule: PolicyRule): CompiledRule {
 }
 
 export class Policy {
-  readonly default: Effect
+  readonly default: 'allow' | 'deny'
   readonly rules: readonly PolicyRule[]
   private readonly compiled: CompiledRule[]
   private readonly read: ReadonlySet<string>
   private readonly denies: CompiledRule[]
+  private readonly approves: CompiledRule[]
   private readonly allows: CompiledRule[]
 
   constructor (spec: PolicySpec) {
@@ -128,6 +139,7 @@ export class Policy {
     this.compiled = spec.rules.map(compileRule)
     this.read = new Set(this.compiled.flatMap((rule) => [...rule.reads]))
     this.denies = this.compiled.filter((rule) => rule.rule.effect === 'deny')
+    this.approves = this.compiled.filter((rule) => rule.rule.effect === 'approve')
     this.allows = this.compiled.filter((rule) => rule.rule.effect === 'allow')
   }
 
@@ -137,6 +149,10 @@ export class Policy {
   decide (input: PolicyInput, explain = false): Decision {
     if (explain) return this.explain(input)
     for (const rule of this.denies) if (holds(rule, input, true)) return { effect: 'deny', rule: rule.rule }
+    // An approve rule that fails holds, as a deny's does: a person decides rather than nobody.
+    if (this.approves.length > 0 && APPROVABLE.has(input.method)) {
+      for (const rule of this.approves) if (holds(rule, input, true)) return { effect: 'approve', rule: rule.rule }
+    }
     for (const rule of this.allows) if (holds(rule, input, false)) return { effect: 'allow', rule: rule.rule }
     return { effect: OPERATIONS.has(input.method) ? this.default : 'allow', rule: undefined }
   }
@@ -162,7 +178,9 @@ export class Policy {
     let split = this.splits.get(unknown)
     if (split === undefined) {
       const known = (rule: CompiledRule): boolean => !unknown.some((name) => rule.reads.has(name))
-      split = { denies: this.denies.filter(known), allows: this.allows.filter(known), unknownAllow: this.allows.some((rule) => !known(rule)) }
+      // An approve rule lets calls go on (once approved): for a list it counts as an allow.
+      const allows = [...this.approves, ...this.allows]
+      split = { denies: this.denies.filter(known), allows: allows.filter(known), unknownAllow: allows.some((rule) => !known(rule)) }
       if (this.splits.size < 16) this.splits.set(unknown, split)
     }
     return split
@@ -178,10 +196,13 @@ export class Policy {
       try {
         return { name: rule.rule.name, effect: rule.rule.effect, result: rule.run(input) === true }
       } catch (err) {
-        return { name: rule.rule.name, effect: rule.rule.effect, result: rule.rule.effect === 'deny', error: (err as { summary?: string }).summary ?? (err as Error).message }
+        return { name: rule.rule.name, effect: rule.rule.effect, result: rule.rule.effect !== 'allow', error: (err as { summary?: string }).summary ?? (err as Error).message }
       }
     })
-    const decided = results.find((r) => r.effect === 'deny' && r.result === true) ?? results.find((r) => r.effect === 'allow' && r.result === true)
+    const approvable = APPROVABLE.has(input.method)
+    const decided = results.find((r) => r.effect === 'deny' && r.result === true) ??
+      (approvable ? results.find((r) => r.effect === 'approve' && r.result === true) : undefined) ??
+      results.find((r) => r.effect === 'allow' && r.result === true)
     const rule = decided === undefined ? undefined : this.rules.find((r) => r.name === decided.name)
     const effect = rule?.effect ?? (OPERATIONS.has(input.method) ? this.default : 'allow')
     return { effect, rule, results }

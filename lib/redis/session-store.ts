@@ -210,6 +210,14 @@ export class RedisSessionStore implements SessionStore {
     return out
   }
 
+  async list (limit: number): Promise<SessionRecord[]> {
+    await this.flush()
+    const ids = await guard('session', this.redis.zrevrange(this.seen, 0, limit - 1))
+    if (ids.length === 0) return []
+    const values = await guard('session', this.redis.mget(ids.map((id) => this.key(id))))
+    return values.filter((json): json is string => json !== null).map((json) => JSON.parse(json) as SessionRecord)
+  }
+
   async close (): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined

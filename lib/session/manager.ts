@@ -142,6 +142,11 @@ export class SessionManager {
     return ended
   }
 
+  /** The sessions seen last, newest first. */
+  list (limit: number): Promise<SessionRecord[]> {
+    return this.store.list(limit)
+  }
+
   count (): Promise<number> {
     return this.store.size()
   }

@@ -45,6 +45,10 @@ export class MemorySessionStore implements SessionStore {
     return out
   }
 
+  async list (limit: number): Promise<SessionRecord[]> {
+    return [...this.records.values()].sort((a, b) => b.lastSeenAt - a.lastSeenAt).slice(0, limit).map((record) => ({ ...record }))
+  }
+
   async close (): Promise<void> {
     this.records.clear()
   }

@@ -43,5 +43,7 @@ export interface SessionStore {
    * `limit` of them: what the sweeper expires.
    */
   listExpired (idleBefore: number, createdBefore: number, limit: number): Promise<SessionRecord[]>
+  /** The `limit` records seen last, newest first (the admin API's list). */
+  list (limit: number): Promise<SessionRecord[]>
   close (): Promise<void>
 }

@@ -74,6 +74,8 @@ for (const kind of kinds) {
     t.same((await store.listExpired(3000, 0, 10)).map((r) => r.id), ['b'], 'idle')
     t.same((await store.listExpired(0, 1500, 10)).map((r) => r.id), ['a'], 'too old')
     t.same((await store.listExpired(9000, 0, 1)).length, 1, 'limited')
+    t.same((await store.list(10)).map((r) => r.id), ['a', 'b'], 'listed: seen last first')
+    t.same((await store.list(1)).map((r) => r.id), ['a'], 'listed: limited')
 
     t.equal(await store.delete('a'), true)
     t.equal(await store.delete('a'), false)

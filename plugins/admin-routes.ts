@@ -1,0 +1,174 @@
+/**
+ * The admin API's routes, in the admin plugin's own encapsulated scope (its prefix, its auth hook,
+ * its error handler: bodies are `{ error: { code, message } }` from the gateway's one table).
+ * Everything but the console page needs an admin credential.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { AdminAuth } from '../lib/admin/auth.ts'
+import { CONSOLE_CSP, consolePage } from '../lib/admin/console-page.ts'
+import type { AdminFeed } from '../lib/admin/feed.ts'
+import type { Approvals } from '../lib/approval/approvals.ts'
+import { GatewayErrors, toJsonRpcError } from '../lib/errors.ts'
+
+export interface AdminRoutesOptions {
+  auth: AdminAuth
+  feed: AdminFeed
+  approvals: Approvals
+  console: boolean
+  prefix: string
+}
+
+/** Longest an upstream's health probe may take for the list. */
+const PROBE_MS = 2000
+const SESSIONS_MAX = 1000
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** An admin route anyone may fetch (the console page: it holds no data). */
+    adminPublic?: boolean
+  }
+  interface FastifyRequest {
+    /** The admin using the admin API (its key's name, or its token's subject). */
+    mcpAdmin: string | null
+  }
+}
+
+// `propertyNames`, not `additionalProperties: false`: Fastify's Ajv would strip unknown keys
+// silently; an admin API refuses them.
+const decisionBody = {
+  type: 'object',
+  propertyNames: { enum: ['reason'] },
+  properties: { reason: { type: 'string', maxLength: 1000 } }
+} as const
+
+const pinBody = {
+  type: 'object',
+  propertyNames: { enum: ['upstream', 'tool', 'hash'] },
+  required: ['upstream', 'tool', 'hash'],
+  properties: { upstream: { type: 'string', minLength: 1 }, tool: { type: 'string', minLength: 1 }, hash: { type: 'string', minLength: 1 } }
+} as const
+
+export function adminRoutes (scope: FastifyInstance, options: AdminRoutesOptions): void {
+  const { auth, feed, approvals } = options
+  scope.decorateRequest('mcpAdmin', null)
+  scope.addHook('onRequest', async (request, reply) => {
+    if (request.routeOptions.config?.adminPublic === true) return
+    try {
+      request.mcpAdmin = await auth.verify(request.headers)
+    } catch (err) {
+      void reply.header('www-authenticate', 'Bearer realm="mcp-gateway-admin"')
+      throw err
+    }
+  })
+  scope.setErrorHandler((err: Error & { statusCode?: number, code?: string, validation?: unknown }, request, reply) => {
+    const status = err.validation !== undefined ? 400 : toJsonRpcError(err).status
+    if (status >= 500) request.log.error({ err }, 'admin API request failed')
+    void reply.code(status).send({ error: { code: err.code ?? 'MCP_GW_ADMIN_ERROR', message: status >= 500 && err.code === undefined ? 'Internal error' : err.message } })
+  })
+
+  if (options.console) {
+    const page = consolePage(options.prefix)
+    scope.get('/', { config: { adminPublic: true } }, async (_request, reply) => {
+      void reply.header('content-type', 'text/html; charset=utf-8')
+      void reply.header('content-security-policy', CONSOLE_CSP)
+      void reply.header('cache-control', 'no-store')
+      return page
+    })
+  }
+
+  scope.get('/api/whoami', async (request) => ({ name: request.mcpAdmin }))
+
+  sessionRoutes(scope)
+  scope.get('/api/upstreams', async () => ({ upstreams: await upstreamsWithHealth(scope) }))
+
+  scope.get('/api/approvals', async () => ({ approvals: await approvals.pending() }))
+  const decide = (approve: boolean) => async (request: FastifyRequest<{ Params: { id: string }, Body: { reason?: string } | undefined }>) => {
+    const result = await approvals.decide(request.params.id, approve, request.mcpAdmin as string, request.body?.reason)
+    if (result === 'unknown') throw new GatewayErrors.ADMIN_NOT_FOUND(`no call waits for approval as ${request.params.id}`)
+    if (result === 'not-allowed') throw new GatewayErrors.ADMIN_FORBIDDEN(`${request.mcpAdmin as string} may not decide this call (its rule names who may)`)
+    if (result === 'already-decided') throw new GatewayErrors.ADMIN_CONFLICT('the call was decided already')
+    request.log.info({ approval: request.params.id, approve, by: request.mcpAdmin }, 'approval decided by an admin')
+    return { id: request.params.id, outcome: approve ? 'approved' : 'denied', by: request.mcpAdmin }
+  }
+  scope.post('/api/approvals/:id/approve', { schema: { body: decisionBody } }, decide(true))
+  scope.post('/api/approvals/:id/deny', { schema: { body: decisionBody } }, decide(false))
+
+  pinRoutes(scope)
+  scope.get('/api/policy', async () => policyState(scope))
+  scope.get('/api/audit', async () => {
+    if (!scope.hasDecorator('mcpAudit')) return { enabled: false }
+    const audit = scope.mcpAudit
+    return { enabled: true, head: audit.chainHead, written: audit.written, dropped: audit.dropped, failed: audit.failed, queued: audit.queued }
+  })
+
+  scope.get('/api/events', async (request, reply) => {
+    if (!feed.add(reply.raw)) throw new GatewayErrors.ADMIN_BUSY('the event feed has its maximum of listeners')
+    reply.hijack()
+    request.log.debug('admin feed opened')
+  })
+}
+
+function sessionRoutes (scope: FastifyInstance): void {
+  scope.get('/api/sessions', async (request: FastifyRequest<{ Querystring: { limit?: string } }>) => {
+    const limit = Math.min(SESSIONS_MAX, Math.max(1, Number(request.query.limit ?? 100) || 100))
+    return { sessions: await scope.mcpSessions.list(limit), total: await scope.mcpSessions.count() }
+  })
+  scope.get('/api/sessions/:id', async (request: FastifyRequest<{ Params: { id: string } }>) => {
+    const session = await scope.mcpSessions.find(request.params.id)
+    if (session === undefined) throw new GatewayErrors.ADMIN_NOT_FOUND(`no session ${request.params.id}`)
+    return session
+  })
+  scope.delete('/api/sessions/:id', async (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
+    if (!await scope.mcpSessions.end(request.params.id, 'deleted')) throw new GatewayErrors.ADMIN_NOT_FOUND(`no session ${request.params.id}`)
+    request.log.info({ session: request.params.id, by: request.mcpAdmin }, 'session ended by an admin')
+    return await reply.code(204).send()
+  })
+}
+
+function pinRoutes (scope: FastifyInstance): void {
+  scope.get('/api/pins', async () => scope.hasDecorator('mcpPins') ? { enabled: true, pending: await scope.mcpPins.pending() } : { enabled: false, pending: [] })
+  scope.post('/api/pins/approve', { schema: { body: pinBody } }, async (request: FastifyRequest<{ Body: { upstream: string, tool: string, hash: string } }>) => {
+    if (!scope.hasDecorator('mcpPins')) throw new GatewayErrors.ADMIN_NOT_FOUND('tool pinning is off')
+    const { upstream, tool, hash } = request.body
+    const pin = await scope.mcpPins.approve(upstream, tool, request.mcpAdmin as string, hash)
+    if (pin === undefined) throw new GatewayErrors.ADMIN_CONFLICT(`no definition of ${upstream}/${tool} with hash ${hash} waits for approval (it may have changed again)`)
+    return { upstream, tool, pin }
+  })
+}
+
+function policyState (scope: FastifyInstance): Record<string, unknown> {
+  if (!scope.hasDecorator('mcpPolicy')) return { enabled: false }
+  const gate = scope.mcpPolicy
+  const policy = gate.policy
+  return {
+    enabled: true,
+    version: gate.version,
+    reloadFailed: gate.reloadFailed,
+    default: policy.default,
+    rules: policy.rules.map((rule) => ({ name: rule.name, effect: rule.effect, when: rule.when })),
+    decisions: Object.fromEntries(gate.decisions)
+  }
+}
+
+async function probe (run: () => Promise<void>): Promise<string> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<string>((resolve) => {
+    timer = setTimeout(() => { resolve(`no answer within ${PROBE_MS} ms`) }, PROBE_MS)
+    timer.unref()
+  })
+  try {
+    return await Promise.race([run().then(() => 'ok', (err: unknown) => (err as Error).message), late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+async function upstreamsWithHealth (scope: FastifyInstance): Promise<unknown[]> {
+  return await Promise.all([...scope.mcpUpstreams].map(async ([name, upstream]) => ({
+    name,
+    kind: upstream.kind,
+    era: upstream.era ?? null,
+    health: await probe(async () => { await upstream.probe() }),
+    members: await Promise.all((upstream.members?.() ?? []).map(async (member) => ({ name: member.name, kind: member.upstream.kind, health: await probe(async () => { await member.upstream.probe() }) })))
+  })))
+}
