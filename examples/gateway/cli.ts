@@ -5,6 +5,7 @@
  *
  * Precedence: flags, then environment, then the config file, then defaults.
  */
+import { randomBytes } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
@@ -116,6 +117,7 @@ export async function main (argv: string[], env: NodeJS.ProcessEnv): Promise<voi
     if (!values.demo) throw new Error('no upstream: pass --upstream URL, set it in --config, or use --demo')
     demo = await startDemo()
     config.upstream = { name: 'demo', url: demo.url }
+    demoGovernance(config)
   }
 
   // Last resort, however the process ends: no stdio child outlives it.
@@ -166,11 +168,30 @@ export async function main (argv: string[], env: NodeJS.ProcessEnv): Promise<voi
   if (upstreams === undefined) {
     const endpoint = `${address}${(config.path as string | undefined) ?? '/mcp'}`
     const target = demo === undefined ? 'your upstream' : `the bundled demo server at ${demo.url}`
-    process.stdout.write(`\nMCP gateway ready: connect your MCP client to ${endpoint}\n(proxying to ${target})\n\n`)
+    process.stdout.write(`\nMCP gateway ready: connect your MCP client to ${endpoint}\n(proxying to ${target})\n${consoleLine(config, address)}\n`)
   } else {
     const lines = upstreams.map((entry) => `connect your MCP client to ${address}${entry.path ?? `/mcp/${entry.name}`} (upstream ${entry.name})`)
     process.stdout.write(`\nMCP gateway ready:\n${lines.join('\n')}\n\n`)
   }
+}
+
+/**
+ * The demo shows governance too: the admin console, with a key made for this run (printed, never
+ * stored), and a rule that holds big sums for approval there.
+ */
+function demoGovernance (config: Record<string, unknown>): void {
+  if (config.admin === undefined) config.admin = { apiKeys: [{ name: 'demo-admin', key: randomBytes(18).toString('base64url') }] }
+  if (config.policy === undefined) {
+    config.policy = { rules: [{ name: 'big-sums-need-approval', effect: 'approve', when: 'tool.name == "add" && arguments.?a.orValue(0.0) > 1000.0', timeoutMs: 120_000 }] }
+  }
+}
+
+/** Where the admin console is, and (for the demo's own key) the key. */
+function consoleLine (config: Record<string, unknown>, address: string): string {
+  const admin = config.admin as { path?: string, console?: boolean, apiKeys?: Array<{ name: string, key: string }> } | undefined
+  if (admin === undefined || admin.console === false) return ''
+  const demoKey = admin.apiKeys?.find((entry) => entry.name === 'demo-admin')?.key
+  return `admin console: ${address}${admin.path ?? '/admin'}/${demoKey === undefined ? '' : ` (admin key for this run: ${demoKey})`}\n`
 }
 
 main(process.argv.slice(2), process.env).catch((err: unknown) => {

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto'
 const STYLE = `
 :root { color-scheme: light dark; --accent: #2563eb; --bad: #b91c1c; --good: #15803d; --line: #8884; }
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
 body { font: 15px/1.45 system-ui, sans-serif; margin: 0; padding: 0 1rem 2rem; max-width: 80rem; margin-inline: auto; }
 header { display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: baseline; justify-content: space-between; border-bottom: 1px solid var(--line); padding: .75rem 0; }
 h1 { font-size: 1.25rem; margin: 0; }
@@ -149,7 +150,7 @@ async function listen () {
 function signIn (value) {
   key = value; sessionStorage.setItem('mcp-admin-key', key);
   api('/whoami').then(({ name }) => {
-    $('login').hidden = true; $('main').hidden = false; $('who').textContent = 'Signed in as ' + name;
+    $('login').hidden = true; $('main').hidden = false; $('who').textContent = 'Signed in as ' + name; say('');
     for (const name of Object.keys(views)) refresh(name);
     listen();
     $('approvals-heading').focus();
@@ -184,6 +185,7 @@ export function consolePage (prefix: string): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>MCP gateway admin</title>
+<link rel="icon" href="data:,">
 <style>${STYLE}</style>
 </head>
 <body data-prefix="${escapeAttribute(prefix)}">

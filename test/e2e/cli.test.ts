@@ -18,6 +18,10 @@ t.test('--demo starts the gateway in front of the bundled demo server; SIGTERM e
   t.match(endpoint, /^http:\/\/127\.0\.0\.1:\d+\/mcp$/)
   const { client: c } = await client(t, endpoint)
   t.equal(textOf(await c.callTool({ name: 'echo', arguments: { text: 'cli' } })), 'cli')
+  const [, consoleUrl, key] = /admin console: (\S+) \(admin key for this run: (\S+)\)/.exec(output()) ?? []
+  t.match(consoleUrl, /\/admin\/$/, 'the demo serves the admin console')
+  const whoami = await fetch(`${consoleUrl as string}api/whoami`, { headers: { authorization: `Bearer ${key as string}` } })
+  t.same(await whoami.json(), { name: 'demo-admin' }, 'with the key it printed')
   await c.close()
   child.kill('SIGTERM')
   const [code] = await once(child, 'exit')
