@@ -59,7 +59,7 @@ export class Forwarder implements ExchangeDeps {
   readonly observers: ExchangeObserver[]
   readonly audit: AuditLog | undefined
   readonly timeouts: CheckedTimeouts | undefined
-  readonly observeUpstream: (message: JsonRpcMessage) => void
+  readonly observeUpstream: (message: JsonRpcMessage, session?: string) => void
   readonly onDrop: (reason: DropReason) => void
   /** A virtual server's member behind an exposed name, for interceptors (undefined elsewhere). */
   readonly memberOf: ((kind: 'tools' | 'prompts', exposed: string) => MemberName | undefined) | undefined
@@ -72,8 +72,8 @@ export class Forwarder implements ExchangeDeps {
     this.audit = options.audit
     const observers = this.observers = options.observers ?? []
     const name = options.upstream.name
-    this.observeUpstream = (message) => {
-      for (const observer of observers) observer.message?.('upstream_to_client', message, name)
+    this.observeUpstream = (message, session) => {
+      for (const observer of observers) observer.message?.('upstream_to_client', message, name, session)
     }
     this.onDrop = (reason) => {
       for (const observer of observers) observer.dropped?.(name, reason)

@@ -33,7 +33,8 @@ export interface ExchangeTrace {
 export interface ExchangeObserver {
   /** Starts a trace for one POST exchange (one observer at most should return one). */
   start? (info: ExchangeStart): ExchangeTrace | undefined
-  message? (direction: Direction, message: JsonRpcMessage, upstream: string): void
+  /** `session`: the gateway's session id, when the message belongs to one. */
+  message? (direction: Direction, message: JsonRpcMessage, upstream: string, session?: string): void
   /** `outcome`: the upstream's HTTP status, or the gateway error code when there was none. */
   upstreamRequest? (upstream: string, method: string, seconds: number, outcome: number | string): void
   /** The gateway answered a request with an error (`code` from the error table, or the status). */

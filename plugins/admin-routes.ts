@@ -3,6 +3,8 @@
  * its error handler: bodies are `{ error: { code, message } }` from the gateway's one table).
  * Everything but the console page needs an admin credential.
  */
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { AdminAuth } from '../lib/admin/auth.ts'
 import { CONSOLE_CSP, consolePage } from '../lib/admin/console-page.ts'
@@ -94,6 +96,7 @@ export function adminRoutes (scope: FastifyInstance, options: AdminRoutesOptions
   scope.post('/api/approvals/:id/deny', { schema: { body: decisionBody } }, decide(false))
 
   pinRoutes(scope)
+  tapeRoutes(scope)
   scope.get('/api/policy', async () => policyState(scope))
   scope.get('/api/audit', async () => {
     if (!scope.hasDecorator('mcpAudit')) return { enabled: false }
@@ -133,6 +136,39 @@ function pinRoutes (scope: FastifyInstance): void {
     const pin = await scope.mcpPins.approve(upstream, tool, request.mcpAdmin as string, hash)
     if (pin === undefined) throw new GatewayErrors.ADMIN_CONFLICT(`no definition of ${upstream}/${tool} with hash ${hash} waits for approval (it may have changed again)`)
     return { upstream, tool, pin }
+  })
+}
+
+const tapeBody = {
+  type: 'object',
+  required: ['session'],
+  propertyNames: { enum: ['session'] },
+  properties: { session: { type: 'string', minLength: 1, maxLength: 200 } }
+} as const
+
+function tapeRoutes (scope: FastifyInstance): void {
+  const tapes = (): FastifyInstance['mcpTapes'] => {
+    if (!scope.hasDecorator('mcpTapes')) throw new GatewayErrors.ADMIN_NOT_FOUND('tapes are off (the "tapes" option)')
+    return scope.mcpTapes
+  }
+  scope.get('/api/tapes', async () => scope.hasDecorator('mcpTapes') ? { enabled: true, tapes: await scope.mcpTapes.list() } : { enabled: false, tapes: [] })
+  scope.post('/api/tapes', { schema: { body: tapeBody } }, async (request: FastifyRequest<{ Body: { session: string } }>) => {
+    const info = await tapes().record(request.body.session)
+    if (info === undefined) throw new GatewayErrors.ADMIN_NOT_FOUND(`no session ${request.body.session}`)
+    request.log.info({ tape: info.id, session: info.session, by: request.mcpAdmin }, 'tape started by an admin')
+    return info
+  })
+  scope.post('/api/tapes/:id/stop', async (request: FastifyRequest<{ Params: { id: string } }>) => {
+    if (!await tapes().stop(request.params.id)) throw new GatewayErrors.ADMIN_NOT_FOUND(`no tape ${request.params.id} is recording`)
+    return { id: request.params.id, recording: false }
+  })
+  scope.get('/api/tapes/:id', async (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
+    const path = tapes().pathOf(request.params.id)
+    const found = path === undefined ? undefined : await stat(path).catch(() => undefined)
+    if (path === undefined || found?.isFile() !== true) throw new GatewayErrors.ADMIN_NOT_FOUND(`no tape ${request.params.id}`)
+    void reply.header('content-type', 'application/x-ndjson')
+    void reply.header('content-disposition', `attachment; filename="${request.params.id}.tape.jsonl"`)
+    return await reply.send(createReadStream(path))
   })
 }
 

@@ -7,6 +7,7 @@
 import { section, z, type SectionInput } from '../lib/options.ts'
 import { endpointUpstreamSchema, namedUpstreamSchema } from '../lib/upstream/endpoint-options.ts'
 import { adminShape } from './admin-options.ts'
+import { tapesShape } from './tapes-options.ts'
 import { auditShape } from './audit-options.ts'
 import { authShape } from './auth-options.ts'
 import { pinningShape } from './pinning-options.ts'
@@ -67,6 +68,11 @@ export const gatewayShape = {
    * served only once approved. Off by default (README "Tool pinning").
    */
   pinning: section(pinningShape).optional(),
+  /**
+   * Tapes: sessions recorded to JSONL files (every message both ways, with timing), chosen by
+   * rules or from the admin API; `tape replay` serves one as an upstream. Off by default.
+   */
+  tapes: section(tapesShape).optional(),
   /**
    * The admin API and console at `path` (default `/admin`), with credentials of their own (admin
    * API keys, or JWTs with an admin scope): sessions, upstreams, calls held for approval, tool

@@ -20,6 +20,7 @@ import mcpPolicy from './policy.ts'
 import mcpAudit from './audit.ts'
 import mcpPinning from './pinning.ts'
 import mcpAdmin from './admin.ts'
+import mcpTapes from './tapes.ts'
 import mcpRateLimit from './rate-limit.ts'
 import mcpWebSocket from './websocket.ts'
 import type { McpGatewayOptions } from './gateway-options.ts'
@@ -28,7 +29,7 @@ export type { McpGatewayOptions, NamedUpstream } from './gateway-options.ts'
 
 async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions): Promise<void> {
   if (!isPlainObject(options as unknown)) throw invalid('options', 'must be an object')
-  const { store, interceptors, auth, policy, audit, pinning, admin, rateLimit, websocket, sessions, streaming, health, metrics, tracing, ...proxy } = options
+  const { store, interceptors, auth, policy, audit, pinning, tapes, admin, rateLimit, websocket, sessions, streaming, health, metrics, tracing, ...proxy } = options
   if (sessions !== undefined && !isPlainObject(sessions)) throw invalid('sessions', 'must be an object')
   if (streaming !== undefined && streaming !== false && !isPlainObject(streaming)) throw invalid('streaming', 'must be an object or false')
   // Typed copies: the checks above narrow the originals to plain records.
@@ -50,6 +51,7 @@ async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions)
   // Before the policy: lists reach it with pinned definitions (the annotations it learns are approved ones).
   if (pinning !== undefined) await fastify.register(mcpPinning, pinning)
   if (policy !== undefined) await fastify.register(mcpPolicy, policy)
+  if (tapes !== undefined) await fastify.register(mcpTapes, tapes)
   // After the policy (its approve rules hold calls here) and pinning (its approvals are served here).
   if (admin !== undefined) await fastify.register(mcpAdmin, admin)
   if (rateLimit !== undefined) await fastify.register(mcpRateLimit, rateLimit)

@@ -15,10 +15,12 @@ import { checkGatewayConfig, expandEnvironment, readConfigFile, shutdownPlan } f
 import { createGateway, type GatewayConfig } from './create-gateway.ts'
 import { policyCommand } from './policy-command.ts'
 import { auditCommand } from './audit-command.ts'
+import { tapeCommand } from './tape-command.ts'
 
 const USAGE = `Usage: fastify-mcp-gateway [options]
        fastify-mcp-gateway policy test --config FILE --request JSON [--principal JSON]
        fastify-mcp-gateway audit verify FILE... [--head SEQ:HASH]
+       fastify-mcp-gateway tape replay FILE [--port N] [--speed X] | tape diff A B
 
   --config FILE      JSON config file (env MCP_GATEWAY_CONFIG)
   --upstream URL     upstream MCP endpoint (env MCP_GATEWAY_UPSTREAM)
@@ -78,6 +80,10 @@ export async function main (argv: string[], env: NodeJS.ProcessEnv): Promise<voi
   }
   if (argv[0] === 'audit') {
     process.exitCode = await auditCommand(argv.slice(1), process.stdout)
+    return
+  }
+  if (argv[0] === 'tape') {
+    process.exitCode = await tapeCommand(argv.slice(1), process.stdout)
     return
   }
   const { values } = parseArgs({

@@ -56,7 +56,7 @@ export interface ExchangeDeps {
   readonly memberOf: ((kind: 'tools' | 'prompts', exposed: string) => MemberName | undefined) | undefined
   readonly timeouts: CheckedTimeouts | undefined
   /** Tells the observers about a message from the upstream. */
-  readonly observeUpstream: (message: JsonRpcMessage) => void
+  readonly observeUpstream: (message: JsonRpcMessage, session?: string) => void
   /** Tells the observers about a response dropped (a stray, a duplicate, a cancelled one's). */
   readonly onDrop: (reason: DropReason) => void
   interceptorBase: (ctx: ExchangeContext, session: SessionRecord | undefined) => BaseContext

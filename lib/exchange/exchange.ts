@@ -231,7 +231,7 @@ export class Exchange {
     let raw: Buffer | string = body.raw
     if (this.watched) {
       for (const message of body.messages) {
-        for (const observer of this.deps.observers) observer.message?.('client_to_upstream', message, this.deps.upstream.name)
+        for (const observer of this.deps.observers) observer.message?.('client_to_upstream', message, this.deps.upstream.name, session?.id)
       }
       const trace = this.trace = this.startTrace()
       if (trace !== undefined) {

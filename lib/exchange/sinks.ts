@@ -136,7 +136,10 @@ function messageWatcher (exchange: Exchange, opened: Opened | undefined): OnMess
   const watchers: Array<(message: JsonRpcMessage) => void> = []
   if (deadline !== undefined) watchers.push((message) => deadline.see(message))
   if (opened !== undefined) watchers.push(negotiationWatcher(exchange, opened))
-  if (deps.observers.length > 0) watchers.push(deps.observeUpstream)
+  if (deps.observers.length > 0) {
+    const session = exchange.session?.id
+    watchers.push(session === undefined ? deps.observeUpstream : (message) => { deps.observeUpstream(message, session) })
+  }
   if (exchange.audit !== undefined) watchers.push(exchange.audit.answered)
   if (watchers.length === 0) return undefined
   if (watchers.length === 1) return watchers[0]

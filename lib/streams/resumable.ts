@@ -50,12 +50,12 @@ export class ResumableStreams {
   private readonly failure: (err: unknown, session: SessionRecord) => Promise<RefusedAnswer>
 
   /** Sees each message of a session's GET stream (metrics). */
-  private readonly observe: ((message: JsonRpcMessage) => void) | undefined
+  private readonly observe: ((message: JsonRpcMessage, session?: string) => void) | undefined
 
   /** Ends a session whose upstream session is gone. */
   private readonly gone: (session: SessionRecord) => Promise<void>
 
-  constructor (hub: StreamHub, upstream: Upstream, failure: ResumableStreams['failure'], gone: ResumableStreams['gone'], observe?: (message: JsonRpcMessage) => void) {
+  constructor (hub: StreamHub, upstream: Upstream, failure: ResumableStreams['failure'], gone: ResumableStreams['gone'], observe?: (message: JsonRpcMessage, session?: string) => void) {
     this.hub = hub
     this.upstream = upstream
     this.failure = failure
@@ -318,12 +318,14 @@ export class ResumableStreams {
       controller.abort()
     }
     this.hub.setUpstreamGet(session.id, stop)
+    const observe = this.observe
+    const onMessage = observe === undefined ? undefined : (message: JsonRpcMessage): void => { observe(message, session.id) }
     void (async () => {
       let source = first
       let failures = 0
       let lastUpstreamEventId = from
       for (;;) {
-        const result = await pumpEvents({ source, stream, log, onMessage: this.observe, filter: stream.filter })
+        const result = await pumpEvents({ source, stream, log, onMessage, filter: stream.filter })
         lastUpstreamEventId = result.lastUpstreamEventId ?? lastUpstreamEventId
         if (stopped) return
         let next: UpstreamEvents | undefined | 'gone'
