@@ -22,6 +22,7 @@ import { invalid } from '../lib/options.ts'
 import type { PolicyGate } from '../lib/policy/gate.ts'
 import type { AuditLog } from '../lib/audit/log.ts'
 import type { ToolPins } from '../lib/pinning/pins.ts'
+import type { Approvals } from '../lib/approval/approvals.ts'
 
 /** Longest wait for one virtual server member's probe at a scrape. */
 const MEMBER_PROBE_MS = 2000
@@ -164,6 +165,7 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
   if (fastify.hasDecorator('mcpPolicy')) policyMetrics(client, fastify.mcpPolicy, registers)
   if (fastify.hasDecorator('mcpAudit')) auditMetrics(client, fastify.mcpAudit, registers)
   if (fastify.hasDecorator('mcpPins')) pinMetrics(client, fastify.mcpPins, registers)
+  if (fastify.hasDecorator('mcpApprovals')) approvalMetrics(client, fastify.mcpApprovals, registers)
 
   const messages = new client.Counter({ name: 'mcp_gateway_messages_total', help: 'JSON-RPC messages through the gateway', labelNames: ['upstream', 'direction', 'kind', 'method'], registers })
   const toolCalls = new client.Counter({ name: 'mcp_gateway_tool_calls_total', help: 'tools/call requests by tool (allow-listed names, else "other")', labelNames: ['upstream', 'tool'], registers })
@@ -325,6 +327,35 @@ function pinMetrics (client: IFastifyMetrics['client'], pins: ToolPins, register
       // The store may be away (Redis): the last value stays rather than failing the scrape.
       try {
         this.set((await pins.pending()).length)
+      } catch {}
+    }
+  })
+}
+
+/** Calls held for approval on this instance, by how they ended; what waits now (on every instance). */
+function approvalMetrics (client: IFastifyMetrics['client'], approvals: Approvals, registers: Registry[]): void {
+  const outcomes = ['held', 'approved', 'denied', 'timeout', 'cancelled'] as const
+  const seen: Record<typeof outcomes[number], number> = { held: 0, approved: 0, denied: 0, timeout: 0, cancelled: 0 }
+  new client.Counter({
+    name: 'mcp_gateway_approvals_total',
+    help: 'Tool calls held for approval on this instance (held), and how they ended (approved, denied, timeout, cancelled)',
+    labelNames: ['outcome'],
+    registers,
+    collect () {
+      for (const outcome of outcomes) {
+        this.inc({ outcome }, approvals.counts[outcome] - seen[outcome])
+        seen[outcome] = approvals.counts[outcome]
+      }
+    }
+  })
+  new client.Gauge({
+    name: 'mcp_gateway_approvals_pending',
+    help: 'Tool calls waiting for approval (on every instance sharing the store)',
+    registers,
+    async collect () {
+      // The store may be away (Redis): the last value stays rather than failing the scrape.
+      try {
+        this.set((await approvals.pending()).length)
       } catch {}
     }
   })

@@ -78,6 +78,27 @@ async function approvePin (pin) {
   refresh('pins');
 }
 
+async function startTape (s) {
+  try { await api('/tapes', { method: 'POST', body: JSON.stringify({ session: s.id }) }); say('Taping session ' + s.id + '.'); }
+  catch (err) { say('Could not start a tape: ' + err.message); }
+  refresh('tapes');
+}
+
+async function stopTape (tape) {
+  try { await api('/tapes/' + encodeURIComponent(tape.id) + '/stop', { method: 'POST', body: '{}' }); say('Stopped tape ' + tape.id + '.'); }
+  catch (err) { say('Could not stop the tape: ' + err.message); }
+  refresh('tapes');
+}
+
+async function downloadTape (tape) {
+  try {
+    const res = await fetch(PREFIX + '/api/tapes/' + encodeURIComponent(tape.id), { headers: { authorization: 'Bearer ' + key } });
+    if (!res.ok) throw new Error('HTTP ' + res.status);
+    const link = el('a'); link.href = URL.createObjectURL(await res.blob()); link.download = tape.id + '.tape.jsonl';
+    document.body.append(link); link.click(); link.remove(); setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  } catch (err) { say('Could not download the tape: ' + err.message); }
+}
+
 async function endSession (s) {
   try { await api('/sessions/' + encodeURIComponent(s.id), { method: 'DELETE' }); say('Ended session ' + s.id + '.'); }
   catch (err) { say('Could not end the session: ' + err.message); }
@@ -95,7 +116,10 @@ const views = {
   async sessions () {
     const { sessions, total } = await api('/sessions?limit=200');
     $('sessions-count').textContent = '(' + total + ')';
-    table('sessions', ['Session', 'Upstream', 'Who', 'Protocol', 'Client', 'Last seen', ''], sessions.map((s) => [s.id, s.upstream, s.principal || '', s.protocolVersion, s.clientInfo ? (s.clientInfo.name || '') + ' ' + (s.clientInfo.version || '') : '', ago(s.lastSeenAt), button('End', 'end', () => endSession(s), 'End session ' + s.id)]), 'No open session.');
+    table('sessions', ['Session', 'Upstream', 'Who', 'Protocol', 'Client', 'Last seen', ''], sessions.map((s) => {
+      const actions = el('div'); actions.append(button('Tape', '', () => startTape(s), 'Tape session ' + s.id), ' ', button('End', 'end', () => endSession(s), 'End session ' + s.id));
+      return [s.id, s.upstream, s.principal || '', s.protocolVersion, s.clientInfo ? (s.clientInfo.name || '') + ' ' + (s.clientInfo.version || '') : '', ago(s.lastSeenAt), actions];
+    }), 'No open session.');
   },
   async upstreams () {
     const { upstreams } = await api('/upstreams');
@@ -108,6 +132,15 @@ const views = {
       for (const d of p.diff) { diff.append(el('strong', d.field)); diff.append(el('pre', '- ' + JSON.stringify(d.before), 'diff-before')); diff.append(el('pre', '+ ' + JSON.stringify(d.after), 'diff-after')); }
       return [p.tool, p.upstream, p.kind === 'new' ? 'new tool' : 'changed definition', diff, button('Approve', 'approve', () => approvePin(p), 'Approve the new definition of ' + p.tool)];
     }), enabled ? 'No definition waits for approval.' : 'Tool pinning is off.');
+  },
+  async tapes () {
+    const { enabled, tapes } = await api('/tapes');
+    table('tapes', ['Tape', 'Session', 'Upstream', 'Messages', 'Size', 'State', ''], tapes.map((tape) => {
+      const actions = el('div');
+      if (tape.recording) actions.append(button('Stop', 'end', () => stopTape(tape), 'Stop tape ' + tape.id));
+      else actions.append(button('Download', '', () => downloadTape(tape), 'Download tape ' + tape.id));
+      return [tape.id, tape.session, tape.upstream, tape.entries < 0 ? '' : tape.entries, Math.round(tape.bytes / 1024) + ' KiB', el('span', tape.recording ? 'recording' : 'done', tape.recording ? 'ok' : ''), actions];
+    }), enabled ? 'No tape yet.' : 'Tapes are off.');
   },
   async policy () {
     const policy = await api('/policy');
@@ -165,7 +198,7 @@ function signOut (text) {
 $('login').addEventListener('submit', (event) => { event.preventDefault(); signIn($('key').value.trim()); });
 $('signout').addEventListener('click', () => signOut());
 // Other instances' sessions and held calls have no event here: looked at again every few seconds.
-setInterval(() => { if (key) { refresh('approvals'); refresh('sessions'); } }, 3000);
+setInterval(() => { if (key) { refresh('approvals'); refresh('sessions'); refresh('tapes'); } }, 3000);
 setInterval(() => { if (key) refresh('upstreams'); }, 15000);
 if (key) signIn(key); else $('key').focus();
 `
@@ -201,6 +234,7 @@ export function consolePage (prefix: string): string {
   <section aria-labelledby="sessions-heading"><h2 id="sessions-heading">Sessions <span id="sessions-count"></span></h2><div id="sessions" class="scroll"></div></section>
   <section aria-labelledby="upstreams-heading"><h2 id="upstreams-heading">Upstreams</h2><div id="upstreams" class="scroll"></div></section>
   <section aria-labelledby="pins-heading"><h2 id="pins-heading">Tool definitions waiting for approval</h2><div id="pins" class="scroll"></div></section>
+  <section aria-labelledby="tapes-heading"><h2 id="tapes-heading">Tapes</h2><div id="tapes" class="scroll"></div></section>
   <section aria-labelledby="policy-heading"><h2 id="policy-heading">Policy <span id="policy-version"></span></h2><div id="policy" class="scroll"></div></section>
 </main>
 <script>${SCRIPT}</script>

@@ -61,6 +61,9 @@ t.test('a held call shows on the feed and in the queue, redacted; the approver i
   t.match(await feed.next('approval-decided'), { id: held.id, outcome: 'approved', by: 'ops-carol' })
   t.equal((await adminApi(admin, CAROL, 'POST', `/approvals/${held.id}/deny`)).status, 404, 'a decided call is gone from the queue')
   t.same(app.mcpApprovals.counts, { held: 1, approved: 1, denied: 0, timeout: 0, cancelled: 0 })
+  const metrics = await (await fetch(url.replace(/\/mcp$/, '/metrics'))).text()
+  t.match(metrics, /mcp_gateway_approvals_total\{outcome="approved"\} 1/)
+  t.match(metrics, /mcp_gateway_approvals_pending 0/)
 
   t.equal(textOf(await alice.callTool({ name: 'add', arguments: { a: 1, b: 2 } })), '3', 'a call no rule holds goes straight on')
   await app.mcpAudit.flush()

@@ -5,6 +5,8 @@
  * window that needs no sideways scrolling. Screenshots go to test-artifacts/.
  */
 import t from 'tap'
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
@@ -24,7 +26,8 @@ t.test('sign in, see a session, approve a held call and a changed tool, on a nar
     upstream: { name: 'demo', url: up.url },
     pinning: { mode: 'hide' },
     policy: { rules: [{ name: 'sums-need-a-person', effect: 'approve', when: 'tool.name == "add"' }] },
-    admin: { apiKeys: [{ name: 'ops', key: ADMIN_KEY }] }
+    admin: { apiKeys: [{ name: 'ops', key: ADMIN_KEY }] },
+    tapes: { dir: join(await mkdtemp(join(tmpdir(), 'console-tapes-')), 'tapes') }
   })
   const admin = gw.url.replace(/\/mcp$/, '/admin/')
   const page = await (await browser(t)).newPage({ viewport: { width: 1100, height: 900 } })
@@ -74,6 +77,16 @@ t.test('sign in, see a session, approve a held call and a changed tool, on a nar
   await page.getByText('No definition waits for approval.').waitFor()
   const served = await client.listTools()
   t.equal(served.tools.find((tool) => tool.name === 'weather')?.description, PULLED, 'approved in the console: served')
+
+  // A tape of the session, started and stopped from the console.
+  await page.getByRole('button', { name: /^Tape session / }).click()
+  const stopTape = page.getByRole('button', { name: /^Stop tape / })
+  await stopTape.waitFor()
+  await client.callTool({ name: 'echo', arguments: { text: 'on tape' } })
+  await stopTape.click()
+  await page.getByRole('button', { name: /^Download tape / }).waitFor()
+  const tapes = await gw.app.mcpTapes.list()
+  t.match(tapes, [{ recording: false, entries: 4 }], 'the tape: the upstream\'s initialize, then the call made while taping and its answer')
 
   await page.setViewportSize({ width: 360, height: 800 })
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
