@@ -43,6 +43,11 @@ const decisionBody = {
   properties: { reason: { type: 'string', maxLength: 1000 } }
 } as const
 
+const approvalParams = {
+  type: 'object',
+  properties: { id: { type: 'string', maxLength: 64 } }
+} as const
+
 const pinBody = {
   type: 'object',
   propertyNames: { enum: ['upstream', 'tool', 'hash'] },
@@ -92,8 +97,8 @@ export function adminRoutes (scope: FastifyInstance, options: AdminRoutesOptions
     request.log.info({ approval: request.params.id, approve, by: request.mcpAdmin }, 'approval decided by an admin')
     return { id: request.params.id, outcome: approve ? 'approved' : 'denied', by: request.mcpAdmin }
   }
-  scope.post('/api/approvals/:id/approve', { schema: { body: decisionBody } }, decide(true))
-  scope.post('/api/approvals/:id/deny', { schema: { body: decisionBody } }, decide(false))
+  scope.post('/api/approvals/:id/approve', { schema: { body: decisionBody, params: approvalParams } }, decide(true))
+  scope.post('/api/approvals/:id/deny', { schema: { body: decisionBody, params: approvalParams } }, decide(false))
 
   pinRoutes(scope)
   tapeRoutes(scope)
@@ -105,9 +110,12 @@ export function adminRoutes (scope: FastifyInstance, options: AdminRoutesOptions
   })
 
   scope.get('/api/events', async (request, reply) => {
-    if (!feed.add(reply.raw)) throw new GatewayErrors.ADMIN_BUSY('the event feed has its maximum of listeners')
+    // Headers the host's hooks set on the reply so far go on the stream too.
+    const added = feed.add(reply.raw, reply.getHeaders() as Record<string, string | number | string[]>)
+    if (added === 'full') throw new GatewayErrors.ADMIN_BUSY('the event feed has its maximum of listeners')
     reply.hijack()
-    request.log.debug('admin feed opened')
+    if (added === 'gone') reply.raw.destroy()
+    else request.log.debug('admin feed opened')
   })
 }
 

@@ -37,6 +37,7 @@ async function mcpAdmin (fastify: FastifyInstance, options: McpAdminOptions): Pr
   // Arguments shown to approvers are redacted as the audit log's are.
   const redact = fastify.hasDecorator('mcpAudit') ? fastify.mcpAudit.redact : DEFAULT_REDACT
   const approvals = new Approvals({ store, redactor: new Redactor(redact), log: fastify.log })
+  fastify.addHook('onClose', async () => { await approvals.close() })
   await approvals.start()
   fastify.decorate('mcpApprovals', approvals)
   if (fastify.hasDecorator('mcpPolicy')) fastify.mcpPolicy.approvals = approvals
@@ -56,7 +57,6 @@ async function mcpAdmin (fastify: FastifyInstance, options: McpAdminOptions): Pr
   // Held calls end first (nobody is left to approve them), so the drain does not wait for them.
   fastify.mcpShutdown.add('drain', 'calls held for approval', async () => { await approvals.cancelAll() })
   fastify.mcpShutdown.add('end', 'admin event feeds', async () => { feed.close() })
-  fastify.addHook('onClose', async () => { await approvals.close() })
 
   await fastify.register(async (scope) => { adminRoutes(scope, { auth, feed, approvals, console: checked.console, prefix: checked.path }) }, { prefix: checked.path })
   fastify.log.info({ prefix: checked.path, keys: checked.apiKeys?.length ?? 0, jwt: checked.jwt !== undefined }, 'admin API on')

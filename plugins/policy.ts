@@ -31,6 +31,8 @@ async function mcpPolicy (fastify: FastifyInstance, options: McpPolicyOptions): 
   fastify.decorate('mcpPolicy', gate)
   // Audit registered first: its records say the policy's decisions.
   if (fastify.hasDecorator('mcpAudit')) linkPolicy(gate, fastify.mcpAudit)
+  // The admin plugin registered first: approve rules hold calls there (registered after, it links itself).
+  if (fastify.hasDecorator('mcpApprovals')) gate.approvals = fastify.mcpApprovals
   fastify.log.info({ rules: loaded.policy.size, default: loaded.policy.default, file }, 'policy loaded')
   if (file === undefined) return
   const watcher = new PolicyFileWatcher(file, checked.pollMs, loaded.text, (policy) => {

@@ -158,7 +158,7 @@ async function listen () {
   feed?.abort(); feed = new AbortController();
   try {
     const res = await fetch(PREFIX + '/api/events', { headers: { authorization: 'Bearer ' + key }, signal: feed.signal });
-    if (!res.ok || !res.body) return;
+    if (!res.ok || !res.body) throw new Error('HTTP ' + res.status);
     $('live').textContent = 'live';
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';

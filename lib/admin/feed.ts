@@ -31,14 +31,18 @@ export class AdminFeed {
     return this.listeners.size
   }
 
-  /** Takes an SSE response; false when the feed is full. */
-  add (res: ServerResponse): boolean {
-    if (this.listeners.size >= this.max) return false
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' })
+  /**
+   * Takes an SSE response; false when the feed is full. A client gone already (while its request
+   * was authenticated) is not added: its 'close' has fired, and nothing would ever remove it.
+   */
+  add (res: ServerResponse, headers: Record<string, string | number | string[]> = {}): 'added' | 'gone' | 'full' {
+    if (res.destroyed || res.socket === null || res.socket.destroyed) return 'gone'
+    if (this.listeners.size >= this.max) return 'full'
+    res.writeHead(200, { ...headers, 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' })
     res.write(': connected\n\n')
     this.listeners.add(res)
     res.once('close', () => { this.listeners.delete(res) })
-    return true
+    return 'added'
   }
 
   publish (event: FeedEvent): void {

@@ -30,7 +30,12 @@ interface Waiter {
   resolve: (decision: ApprovalDecision) => void
   timer: NodeJS.Timeout
   key: string | undefined
+  principal: string
 }
+
+/** Most calls held on one instance at once, and per principal. */
+const HELD_LIMIT = 10_000
+const HELD_PER_PRINCIPAL = 100
 
 export class Approvals {
   readonly store: ApprovalStore
@@ -40,6 +45,8 @@ export class Approvals {
   readonly counts: Record<'held' | ApprovalOutcome, number> = { held: 0, approved: 0, denied: 0, timeout: 0, cancelled: 0 }
   private readonly options: ApprovalsOptions
   private readonly waiting = new Map<string, Waiter>()
+  /** Calls held per principal (`(anonymous)` without inbound auth). */
+  private readonly perPrincipal = new Map<string, number>()
   /** Held calls of sessions by `<session>\0<request id>`, for the session's cancellations. */
   private readonly bySessionRequest = new Map<string, string>()
   private started: Promise<void> | undefined
@@ -49,15 +56,23 @@ export class Approvals {
     this.store = options.store
   }
 
-  /** Listens to the store (once). */
+  /** Listens to the store (once; a failed start is tried again by the next call). */
   start (): Promise<void> {
-    this.started ??= this.store.subscribe((event) => { this.heard(event) })
+    this.started ??= this.store.subscribe((event) => { this.heard(event) }).catch((err: unknown) => {
+      this.started = undefined
+      throw err
+    })
     return this.started
   }
 
   /** Holds a call until it is decided; resolves with the decision (never rejects once held). */
   async hold (request: HoldRequest, args: unknown, timeoutMs: number, signal: Abort | undefined): Promise<ApprovalDecision> {
     await this.start()
+    // Each held call keeps its client's request open: bounded here, and per principal, so one
+    // client cannot take every place.
+    if (this.waiting.size >= HELD_LIMIT) throw new Error(`${HELD_LIMIT} calls wait for approval on this instance already`)
+    const principal = request.principal ?? '(anonymous)'
+    if ((this.perPrincipal.get(principal) ?? 0) >= HELD_PER_PRINCIPAL) throw new Error(`${principal} has ${HELD_PER_PRINCIPAL} calls waiting for approval already`)
     const heldAt = Date.now()
     const { requestId, ...described } = request
     const call: HeldCall = { ...described, id: randomUUID(), heldAt, expiresAt: heldAt + timeoutMs, arguments: this.options.redactor.redact(args), argumentsDigest: argumentsDigest(args) }
@@ -65,7 +80,8 @@ export class Approvals {
     const decided = new Promise<ApprovalDecision>((resolve) => {
       const timer = setTimeout(() => { void this.end(call.id, 'timeout') }, timeoutMs)
       timer.unref()
-      this.waiting.set(call.id, { resolve, timer, key })
+      this.waiting.set(call.id, { resolve, timer, key, principal })
+      this.perPrincipal.set(principal, (this.perPrincipal.get(principal) ?? 0) + 1)
       if (key !== undefined) this.bySessionRequest.set(key, call.id)
     })
     try {
@@ -91,7 +107,7 @@ export class Approvals {
   async decide (id: string, approve: boolean, by: string, reason?: string): Promise<DecideResult> {
     const call = await this.store.get(id)
     if (call === undefined) return 'unknown'
-    if (call.approvers !== null && !globMatcher(call.approvers).test(by)) return 'not-allowed'
+    if (Array.isArray(call.approvers) && !globMatcher(call.approvers).test(by)) return 'not-allowed'
     const decision: ApprovalDecision = { outcome: approve ? 'approved' : 'denied', by, reason: reason ?? null, at: Date.now() }
     return await this.store.decide(id, decision) ? 'decided' : 'already-decided'
   }
@@ -115,9 +131,9 @@ export class Approvals {
         this.settle(id, own)
         return
       }
-      // Someone decided first: that decision stands (its message may still be on its way).
-      const decision = await this.store.decision(id)
-      if (decision !== undefined) this.settle(id, decision)
+      // Someone decided first: that decision stands (its message may still be on its way). None
+      // found (the store lost the call): ours ends it, never a wait with no end.
+      this.settle(id, await this.store.decision(id) ?? own)
     } catch (err) {
       // The store is away: the call is not sent without a decision.
       this.options.log.warn({ err, approval: id }, 'the approval store could not be reached; the held call ends')
@@ -143,6 +159,9 @@ export class Approvals {
     clearTimeout(waiter.timer)
     this.waiting.delete(id)
     if (waiter.key !== undefined) this.bySessionRequest.delete(waiter.key)
+    const left = (this.perPrincipal.get(waiter.principal) ?? 1) - 1
+    if (left > 0) this.perPrincipal.set(waiter.principal, left)
+    else this.perPrincipal.delete(waiter.principal)
   }
 
   /** Calls held here end as cancelled (the gateway closes): none is sent without a decision. */

@@ -5,7 +5,7 @@
  * last line that is no record (someone else's file: never append a chain to it). A write that
  * fails is cut back, so the file never holds half a record.
  */
-import { mkdir, open, rename, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { chainFields, EMPTY_HEAD, lineHash, type ChainHead } from './chain.ts'
 
@@ -24,6 +24,9 @@ const TAIL_CHUNK = 64 * 1024
 /** A last line longer than this is not looked for (no record is). */
 const TAIL_MAX = 256 * 1024 * 1024
 const NEWLINE = 0x0a
+/** How long after a failed rotation the next is tried. */
+const ROTATE_RETRY_MS = 60_000
+const RECORD_START = Buffer.from('{"seq":')
 
 export interface OpenedAuditFile {
   file: AuditFile
@@ -40,6 +43,8 @@ export class AuditFile {
   private size: number
   /** Regular files rotate and are cut back; a device (/dev/full, a pipe) is only written. */
   private readonly regular: boolean
+  /** After a failed rotation: no new try before this (epoch ms). */
+  private retryAt = 0
 
   private constructor (options: AuditFileOptions, handle: FileHandle, size: number, regular: boolean) {
     this.options = options
@@ -56,9 +61,13 @@ export class AuditFile {
       const stat = await handle.stat()
       if (!stat.isFile()) return { file: new AuditFile(options, handle, 0, false), head: EMPTY_HEAD, cut: false }
       const { line, end } = await lastLine(handle, stat.size)
-      const cut = end < stat.size
-      if (cut) await handle.truncate(end)
+      // Checked before anything is cut: a file that is not ours is refused whole, never changed.
       const head = line === undefined ? await rotatedHead(options.path) : headOf(line, options.path)
+      const cut = end < stat.size
+      if (cut) {
+        if (!await startsRecord(handle, end)) throw new AuditFileError(`${options.path}: its last line is not an audit record (verify it with "audit verify", then move it away)`)
+        await handle.truncate(end)
+      }
       return { file: new AuditFile(options, handle, end, true), head, cut }
     } catch (err) {
       await handle.close()
@@ -83,21 +92,50 @@ export class AuditFile {
     this.size += bytes.length
   }
 
-  /** `<path>.k` becomes `.k+1` (the oldest falls off), the file `.1`, and a new file starts. */
-  async rotate (): Promise<void> {
+  /**
+   * `<path>.k` becomes `.k+1` (the oldest falls off), the file `.1`, and a new file starts. The new
+   * file is opened first (under a temporary name): a rotation that cannot open one changes nothing,
+   * and the file grows on; after a failure, the next try waits `ROTATE_RETRY_MS`, so a lasting
+   * failure never shifts (and so deletes) the rotated files again and again.
+   */
+  async rotate (): Promise<boolean> {
     const { path, keep } = this.options
-    for (let k = keep - 1; k >= 1; k--) await renameIfThere(`${path}.${k}`, `${path}.${k + 1}`)
-    await rename(path, `${path}.1`)
-    const next = await open(path, 'a')
+    if (Date.now() < this.retryAt) return false
+    const fresh = `${path}.new`
+    let next: FileHandle
+    try {
+      next = await open(fresh, 'w')
+    } catch (err) {
+      this.retryAt = Date.now() + ROTATE_RETRY_MS
+      throw err
+    }
+    try {
+      for (let k = keep - 1; k >= 1; k--) await renameIfThere(`${path}.${k}`, `${path}.${k + 1}`)
+      await rename(path, `${path}.1`)
+      await rename(fresh, path)
+    } catch (err) {
+      this.retryAt = Date.now() + ROTATE_RETRY_MS
+      await next.close()
+      await rm(fresh, { force: true })
+      throw err
+    }
     const old = this.handle
     this.handle = next
     this.size = 0
     await old.close()
+    return true
   }
 
   async close (): Promise<void> {
     await this.handle.close()
   }
+}
+
+/** Whether the bytes from `at` start like a record (an incomplete one is cut; anything else is refused). */
+async function startsRecord (handle: FileHandle, at: number): Promise<boolean> {
+  const bytes = Buffer.alloc(RECORD_START.length)
+  const { bytesRead } = await handle.read(bytes, 0, bytes.length, at)
+  return bytes.subarray(0, bytesRead).equals(RECORD_START.subarray(0, bytesRead)) && bytesRead > 0
 }
 
 async function renameIfThere (from: string, to: string): Promise<void> {

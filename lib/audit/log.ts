@@ -232,10 +232,9 @@ export class AuditLog {
 
   private async rotate (file: AuditFile): Promise<void> {
     try {
-      await file.rotate()
-      this.options.log.info({ file: file.path, head: this.chainHead }, 'audit file rotated')
+      if (await file.rotate()) this.options.log.info({ file: file.path, head: this.chainHead }, 'audit file rotated')
     } catch (err) {
-      // Records go on into the same file: nothing is lost, it only grows.
+      // Records go on into the same file, which grows past maxBytes; the rotation is tried again later.
       this.options.log.error({ err, file: file.path }, 'audit file could not be rotated')
     }
   }

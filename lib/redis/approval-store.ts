@@ -12,6 +12,7 @@ import { guard } from './guard.ts'
 
 /** Kept this long past a call's timeout: a late decision still finds it. */
 const LINGER_MS = 60_000
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 /** Most held calls listed at once. */
 const LIST_MAX = 1000
 
@@ -59,6 +60,8 @@ export class RedisApprovalStore implements ApprovalStore {
   }
 
   async get (id: string): Promise<HeldCall | undefined> {
+    // Ids are the gateway's UUIDs: anything else names no held call (nor its decision's key).
+    if (!UUID.test(id)) return undefined
     const json = await guard('session', this.redis.get(this.key(id)))
     return json === null ? undefined : JSON.parse(json) as HeldCall
   }
@@ -97,7 +100,14 @@ export class RedisApprovalStore implements ApprovalStore {
       listener(event)
     })
     this.subscriber = subscriber
-    await subscriber.subscribe(this.channel)
+    try {
+      await subscriber.subscribe(this.channel)
+    } catch (err) {
+      // Nothing may keep reconnecting after a failed start.
+      subscriber.disconnect()
+      this.subscriber = undefined
+      throw err
+    }
   }
 
   async close (): Promise<void> {

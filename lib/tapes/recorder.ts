@@ -1,8 +1,8 @@
 /**
  * Records sessions to tapes: those the rules choose (by upstream, principal, client name) from
  * their first message, and any an admin starts. Watches traffic as an observer (lib/observer.ts),
- * so it sees every message both ways on every transport; writes through a file stream, off the
- * request path. A tape is bounded in size (then it stops, saying so) and a slow disk drops entries
+ * so it sees every message both ways on every transport; each message is encoded as it passes (a
+ * few µs) and written through a file stream, so the disk never holds a request. A tape is bounded in size (then it stops, saying so) and a slow disk drops entries
  * (counted) rather than growing memory.
  */
 import { createWriteStream, type WriteStream } from 'node:fs'
@@ -62,7 +62,15 @@ export class TapeRecorder implements ExchangeObserver {
   private readonly options: TapeRecorderOptions
   private readonly rules: Array<{ upstreams?: GlobMatcher, principals?: GlobMatcher, clients?: GlobMatcher }>
   /** Per session: its recording, `false` when no rule chose it, or the messages waiting for its record. */
-  private readonly sessions = new LRUCache<string, Recording | false | Array<[Direction, JsonRpcMessage, number]>>({ max: SESSIONS_REMEMBERED })
+  private readonly sessions = new LRUCache<string, Recording | false | Array<[Direction, JsonRpcMessage, number]>>({
+    max: SESSIONS_REMEMBERED,
+    // A recording pushed out (ten thousand newer sessions) is finished: its file is closed.
+    dispose: (state, session, reason) => {
+      if (reason === 'evict' && state !== false && !Array.isArray(state)) void this.finish(session, state)
+    }
+  })
+  /** Tapes being opened, by session: a second start waits for the first. */
+  private readonly opening = new Map<string, Promise<Recording>>()
   private readonly done: TapeInfo[] = []
   /** The last `initialize` each upstream answered: a tape starts with it (its own came before its session had an id). */
   private readonly initialize = new Map<string, { request: JsonRpcMessage | undefined, answer: JsonRpcMessage | undefined }>()
@@ -89,7 +97,10 @@ export class TapeRecorder implements ExchangeObserver {
         return
       }
       this.sessions.set(session, [[direction, message, Date.now()]])
-      void this.classify(session)
+      this.classify(session).catch((err: unknown) => {
+        this.options.log.error({ err, session }, 'tapes: the tape could not be opened; the session is not recorded')
+        this.sessions.set(session, false)
+      })
       return
     }
     if (Array.isArray(state)) {
@@ -101,11 +112,14 @@ export class TapeRecorder implements ExchangeObserver {
 
   /** Starts a tape of a session now (the admin API): undefined when there is no such session. */
   async record (session: string): Promise<TapeInfo | undefined> {
+    const opening = this.opening.get(session)
+    if (opening !== undefined) return (await opening).info
     const current = this.sessions.get(session)
     if (current !== undefined && current !== false && !Array.isArray(current)) return current.info
     const record = await this.options.find(session)
     if (record === undefined) return undefined
-    return (await this.open(record, Array.isArray(current) ? current : [])).info
+    const pending = this.sessions.get(session)
+    return (await this.open(record, Array.isArray(pending) ? pending : [])).info
   }
 
   /** Stops a tape (by id), once its file is complete; false when it is not recording. */
@@ -181,7 +195,16 @@ export class TapeRecorder implements ExchangeObserver {
       (rule.clients?.test(client) ?? true))
   }
 
+  /** One opening per session at a time (an admin's start and a rule's may race). */
   private async open (record: SessionRecord, pending: Array<[Direction, JsonRpcMessage, number]>): Promise<Recording> {
+    const opening = this.opening.get(record.id)
+    if (opening !== undefined) return await opening
+    const started = this.opened(record, pending).finally(() => { this.opening.delete(record.id) })
+    this.opening.set(record.id, started)
+    return await started
+  }
+
+  private async opened (record: SessionRecord, pending: Array<[Direction, JsonRpcMessage, number]>): Promise<Recording> {
     await mkdir(this.options.dir, { recursive: true })
     const started = pending[0]?.[2] ?? Date.now()
     const startedAt = new Date(started).toISOString()
@@ -193,13 +216,17 @@ export class TapeRecorder implements ExchangeObserver {
     stream.write(JSON.stringify(header) + '\n')
     const recording: Recording = { info: { id, session: record.id, upstream: record.upstream, startedAt, entries: 0, bytes: 0, dropped: 0, recording: true }, stream, started }
     this.sessions.set(record.id, recording)
+    // The upstream's last initialize, when it was this client's (same name and version): under
+    // concurrency it may be another's, whose client info must not go on this tape.
     const init = this.initialize.get(record.upstream)
-    if (init?.request !== undefined && init.answer !== undefined) {
+    if (init?.request !== undefined && init.answer !== undefined && sameClient(init.request, record)) {
       this.write(recording, 'client_to_upstream', init.request, started)
       this.write(recording, 'upstream_to_client', init.answer, started)
     }
     for (const [direction, message, at] of pending) this.write(recording, direction, message, at)
     this.options.log.info({ tape: id, session: record.id, upstream: record.upstream }, 'tape recording')
+    // The session ended while the file was opened: the tape is complete already.
+    if (await this.options.find(record.id).then((found) => found === undefined, () => false)) await this.finish(record.id, recording)
     return recording
   }
 
@@ -236,4 +263,9 @@ export class TapeRecorder implements ExchangeObserver {
     if (this.done.length > DONE_KEPT) this.done.shift()
     await new Promise<void>((resolve) => { recording.stream.end(() => { resolve() }) })
   }
+}
+
+function sameClient (initialize: JsonRpcMessage, record: SessionRecord): boolean {
+  const info = (initialize as { params?: { clientInfo?: { name?: unknown, version?: unknown } } }).params?.clientInfo
+  return info?.name === record.clientInfo?.name && info?.version === record.clientInfo?.version
 }

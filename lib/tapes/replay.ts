@@ -98,13 +98,17 @@ export class TapeServer {
     const before = answers.flatMap((answer) => answer.before)
     if (before.length === 0) return end(res, 200, Array.isArray(body) ? answers.map((a) => a.answer) : answers[0]?.answer)
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' })
+    // A client that leaves ends the replay of its answer (and its timers).
+    const gone = new Promise<void>((resolve) => { res.once('close', resolve) })
     let waited = 0
     for (const { delay, message } of before.sort((a, b) => a.delay - b.delay)) {
-      waited = await this.wait(delay, waited)
+      waited = await this.wait(delay, waited, gone)
+      if (res.destroyed) return
       res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`)
     }
     for (const { answer, delay } of answers) {
-      waited = await this.wait(delay, waited)
+      waited = await this.wait(delay, waited, gone)
+      if (res.destroyed) return
       res.write(`event: message\ndata: ${JSON.stringify(answer)}\n\n`)
     }
     res.end()
@@ -119,9 +123,13 @@ export class TapeServer {
   }
 
   /** Waits until `delay` (scaled) after the request, `waited` ms having passed already. */
-  private async wait (delay: number, waited: number): Promise<number> {
+  private async wait (delay: number, waited: number, gone: Promise<void>): Promise<number> {
     const target = this.speed === 0 ? 0 : delay / this.speed
-    if (target > waited) await new Promise((resolve) => setTimeout(resolve, target - waited))
+    if (target > waited) {
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([gone, new Promise((resolve) => { timer = setTimeout(resolve, target - waited).unref() })])
+      clearTimeout(timer)
+    }
     return Math.max(target, waited)
   }
 }

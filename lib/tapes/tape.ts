@@ -90,16 +90,18 @@ export function exchangesOf (tape: Tape): RecordedExchange[] {
       }
       continue
     }
-    // A server message: it belongs to the requests still open (progress names its own).
-    for (const exchange of open.values()) if (related(exchange, entry.message)) exchange.before.push({ delay: entry.t - exchange.request.t, message: entry.message })
+    // A server message: progress goes with the open request whose token it names; a log message
+    // with the request opened last (one each: the index stays linear in the tape).
+    const { method, params } = entry.message as { method?: string, params?: { progressToken?: unknown } }
+    let owner: RecordedExchange | undefined
+    if (method === 'notifications/progress') {
+      for (const exchange of open.values()) if (progressTokenOf(exchange.request.params) === params?.progressToken) owner = exchange
+    } else if (method === 'notifications/message') {
+      owner = [...open.values()].at(-1)
+    }
+    owner?.before.push({ delay: entry.t - owner.request.t, message: entry.message })
   }
   return out
-}
-
-function related (exchange: RecordedExchange, message: JsonRpcMessage): boolean {
-  const { method, params } = message as { method?: string, params?: { progressToken?: unknown } }
-  if (method === 'notifications/progress') return progressTokenOf(exchange.request.params) === params?.progressToken
-  return method === 'notifications/message'
 }
 
 export function progressTokenOf (params: unknown): unknown {

@@ -52,6 +52,7 @@ t.test('recorded by a rule and from the admin API, replayed to the SDK client, d
   const other = await connect(t, gw.url, 'not-taped')
   const tools = await recorded.listTools()
   const echo = await recorded.callTool({ name: 'echo', arguments: { message: 'hello tape' } })
+  await recorded.callTool({ name: 'get-sum', arguments: { a: 1, b: 1, password: 'hunter2' } })
   t.equal(text(await recorded.callTool({ name: 'get-sum', arguments: { a: 2, b: 3 } })), text(await other.callTool({ name: 'get-sum', arguments: { a: 2, b: 3 } })))
   let progress = 0
   await recorded.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 0.3, steps: 3 } }, CallToolResultSchema, { onprogress: () => { progress++ } })
@@ -71,6 +72,9 @@ t.test('recorded by a rule and from the admin API, replayed to the SDK client, d
   t.ok(tape.entries.some((entry) => entry.dir === 'in' && (entry.message as { method?: string }).method === 'initialize'), 'the tape starts with an initialize')
   t.ok(tape.entries.filter((entry) => (entry.message as { method?: string }).method === 'notifications/progress').length >= 3, 'progress is on the tape')
   t.equal((await adminApi(admin, ADMIN, 'GET', '/tapes/..%2Fetc')).status, 404, 'a tape id names a tape, nothing else')
+  const raw = await readFile(file, 'utf8')
+  t.notOk(raw.includes('hunter2'), 'secrets in arguments are redacted on the tape')
+  t.ok(raw.includes('"password":"[redacted]"'))
 
   // Started from the admin API: the other client's session, from now on.
   const { sessions } = await (await adminApi(admin, ADMIN, 'GET', '/sessions')).json() as { sessions: Array<{ id: string, clientInfo: { name: string } }> }

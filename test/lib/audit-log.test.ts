@@ -5,7 +5,7 @@
  * gaps, and the arguments' digest and redaction.
  */
 import t, { type Test } from 'tap'
-import { mkdtemp, readdir, readFile, rm, writeFile, appendFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile, appendFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { AuditFile } from '../../lib/audit/file-sink.ts'
@@ -111,10 +111,31 @@ t.test('an incomplete last line is cut at start and the loss recorded as a gap',
   t.match(verdict.notes, [/lost 1 record\(s\): 1 not written \(cut\)/])
 })
 
-t.test('a last line that is not a record refuses the file', async (t) => {
+t.test('a last line that is not a record refuses the file, and leaves it as it was', async (t) => {
   const path = join(await dir(t), 'audit.jsonl')
-  await writeFile(path, 'hello\n')
-  await t.rejects(AuditFile.open({ path, maxBytes: 4096, keep: 1 }), /its last line is not an audit record/)
+  for (const text of ['hello\n', 'someone else\'s notes, no newline', '{"seq":1,"prev":"' + '0'.repeat(64) + '"}\nnot ours either']) {
+    await writeFile(path, text)
+    await t.rejects(AuditFile.open({ path, maxBytes: 4096, keep: 1 }), /its last line is not an audit record/)
+    t.equal(await readFile(path, 'utf8'), text, 'nothing cut')
+  }
+})
+
+t.test('a rotation that cannot be made changes nothing; the file grows on and the chain holds', async (t) => {
+  const folder = await dir(t)
+  const path = join(folder, 'audit.jsonl')
+  const logger = memoryLogger()
+  const log = await openLog(path, { maxBytes: 4096, log: logger })
+  // A folder where the new file would be opened: the rotation fails before touching anything.
+  await mkdir(`${path}.new`)
+  for (let i = 0; i < 60; i++) log.add(...record(i))
+  await log.flush()
+  for (let i = 60; i < 120; i++) log.add(...record(i))
+  await log.close()
+  t.same((await files(path)).map((name) => name.slice(path.length)).sort(), ['', '.new'], 'no rotated file, none lost')
+  const verdict = await verifyAuditFiles([path], parseHead(log.chainHead))
+  t.same(verdict.problems, [])
+  t.equal(verdict.records, 120)
+  t.equal(logger.lines.filter((line) => line.msg === 'audit file could not be rotated').length, 1, 'not tried again at every write')
 })
 
 t.test('a full disk never holds the caller: writes fail, are counted, and the log says so once', async (t) => {
