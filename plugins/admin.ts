@@ -43,7 +43,10 @@ async function mcpAdmin (fastify: FastifyInstance, options: McpAdminOptions): Pr
   if (fastify.hasDecorator('mcpPolicy')) fastify.mcpPolicy.approvals = approvals
 
   const feed = new AdminFeed(checked.maxFeeds)
-  approvals.listeners.push((event) => { feed.publish(event.kind === 'held' ? { type: 'approval-held', data: event.call } : { type: 'approval-decided', data: { id: event.id, ...event.decision } }) })
+  approvals.listeners.push((event) => {
+    if (event.kind === 'held') feed.publish({ type: 'approval-held', data: event.call })
+    else if (event.kind === 'decided') feed.publish({ type: 'approval-decided', data: { id: event.id, ...event.decision } })
+  })
   if (fastify.hasDecorator('mcpPins')) {
     const pins = fastify.mcpPins
     const before = pins.onEvent

@@ -19,10 +19,7 @@ export interface ApprovalsOptions {
 }
 
 /** What is held: the call's who and what (its id and times are given here). */
-export type HoldRequest = Omit<HeldCall, 'id' | 'heldAt' | 'expiresAt' | 'arguments' | 'argumentsDigest'> & {
-  /** The client's JSON-RPC id: a session's `notifications/cancelled` names it. */
-  requestId: string | number
-}
+export type HoldRequest = Omit<HeldCall, 'id' | 'heldAt' | 'expiresAt' | 'arguments' | 'argumentsDigest'>
 
 export type DecideResult = 'decided' | 'unknown' | 'not-allowed' | 'already-decided'
 
@@ -74,9 +71,8 @@ export class Approvals {
     const principal = request.principal ?? '(anonymous)'
     if ((this.perPrincipal.get(principal) ?? 0) >= HELD_PER_PRINCIPAL) throw new Error(`${principal} has ${HELD_PER_PRINCIPAL} calls waiting for approval already`)
     const heldAt = Date.now()
-    const { requestId, ...described } = request
-    const call: HeldCall = { ...described, id: randomUUID(), heldAt, expiresAt: heldAt + timeoutMs, arguments: this.options.redactor.redact(args), argumentsDigest: argumentsDigest(args) }
-    const key = call.session === null ? undefined : `${call.session}\u0000${String(requestId)}`
+    const call: HeldCall = { ...request, id: randomUUID(), heldAt, expiresAt: heldAt + timeoutMs, arguments: this.options.redactor.redact(args), argumentsDigest: argumentsDigest(args) }
+    const key = call.session === null ? undefined : `${call.session}\u0000${String(call.requestId)}`
     const decided = new Promise<ApprovalDecision>((resolve) => {
       const timer = setTimeout(() => { void this.end(call.id, 'timeout') }, timeoutMs)
       timer.unref()
@@ -112,11 +108,21 @@ export class Approvals {
     return await this.store.decide(id, decision) ? 'decided' : 'already-decided'
   }
 
-  /** A session's client cancelled one of its requests: if it is held here, it ends. */
+  /**
+   * A session's client cancelled one of its requests: held here, it ends; else the other
+   * instances are told (the cancellation may have come to another instance than the call).
+   */
   cancelled (session: string | undefined, requestId: unknown): void {
     if (session === undefined || (typeof requestId !== 'string' && typeof requestId !== 'number')) return
+    if (this.endHeld(session, requestId)) return
+    this.store.cancel(session, requestId).catch((err: unknown) => { this.options.log.warn({ err, session }, 'a cancellation could not be passed to the other instances') })
+  }
+
+  private endHeld (session: string, requestId: string | number): boolean {
     const id = this.bySessionRequest.get(`${session}\u0000${String(requestId)}`)
-    if (id !== undefined) void this.end(id, 'cancelled')
+    if (id === undefined) return false
+    void this.end(id, 'cancelled')
+    return true
   }
 
   async pending (): Promise<HeldCall[]> {
@@ -142,6 +148,10 @@ export class Approvals {
   }
 
   private heard (event: ApprovalStoreEvent): void {
+    if (event.kind === 'cancelled') {
+      this.endHeld(event.session, event.requestId)
+      return
+    }
     if (event.kind === 'decided') this.settle(event.id, event.decision)
     for (const listener of this.listeners) listener(event)
   }

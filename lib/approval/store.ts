@@ -18,6 +18,8 @@ export interface HeldCall {
   approvers: string[] | null
   principal: string | null
   session: string | null
+  /** The client's JSON-RPC id for the call (a session's `notifications/cancelled` names it). */
+  requestId: string | number
   upstream: string
   member: MemberName | null
   tool: string
@@ -39,6 +41,8 @@ export interface ApprovalDecision {
 export type ApprovalStoreEvent =
   | { kind: 'held', call: HeldCall }
   | { kind: 'decided', id: string, decision: ApprovalDecision }
+  /** A session's client cancelled a request, on some instance: whichever holds it ends it. */
+  | { kind: 'cancelled', session: string, requestId: string | number }
 
 export interface ApprovalStore {
   put (call: HeldCall): Promise<void>
@@ -49,6 +53,8 @@ export interface ApprovalStore {
   decide (id: string, decision: ApprovalDecision): Promise<boolean>
   decision (id: string): Promise<ApprovalDecision | undefined>
   remove (id: string): Promise<void>
+  /** Tells every instance that a session's client cancelled a request. */
+  cancel (session: string, requestId: string | number): Promise<void>
   /** Told of every call held and every decision, on any instance sharing the store. */
   subscribe (listener: (event: ApprovalStoreEvent) => void): Promise<void>
   close (): Promise<void>
@@ -87,6 +93,10 @@ export class MemoryApprovalStore implements ApprovalStore {
   async remove (id: string): Promise<void> {
     this.calls.delete(id)
     this.decisions.delete(id)
+  }
+
+  async cancel (session: string, requestId: string | number): Promise<void> {
+    this.emit({ kind: 'cancelled', session, requestId })
   }
 
   async subscribe (listener: (event: ApprovalStoreEvent) => void): Promise<void> {

@@ -82,6 +82,11 @@ export class RedisApprovalStore implements ApprovalStore {
     return json === null ? undefined : JSON.parse(json) as ApprovalDecision
   }
 
+  async cancel (session: string, requestId: string | number): Promise<void> {
+    const event: ApprovalStoreEvent = { kind: 'cancelled', session, requestId }
+    await guard('session', this.redis.publish(this.channel, JSON.stringify(event)))
+  }
+
   async remove (id: string): Promise<void> {
     await guard('session', this.redis.multi().del(this.key(id), `${this.key(id)}:decision`).zrem(this.channel, id).exec())
   }

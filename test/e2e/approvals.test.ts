@@ -15,6 +15,7 @@ import { gateway, textOf, upstream } from '../helpers/peers.ts'
 import { modernClient } from '../helpers/eras.ts'
 import { redisClient, skipWithoutRedis, REDIS_URL } from '../helpers/redis.ts'
 import { adminFeed, adminApi } from '../helpers/admin.ts'
+import { postHeaders } from '../helpers/http.ts'
 
 const MCP_KEYS = [{ name: 'alice', key: 'alice-key-0123456789abcdef' }]
 const ADMINS = [{ name: 'ops-carol', key: 'carol-admin-key-0123456789' }, { name: 'auditor', key: 'auditor-admin-key-0123456789' }]
@@ -32,9 +33,9 @@ async function connect (t: Test, url: string, key: string): Promise<Client> {
   return client
 }
 
-async function setup (t: Test, extra: Partial<McpGatewayOptions> = {}): Promise<{ url: string, admin: string, app: Awaited<ReturnType<typeof gateway>>['app'] }> {
-  const up = await upstream(t)
-  const gw = await gateway(t, { upstream: { name: 'demo', url: up.url }, auth: { apiKeys: { keys: MCP_KEYS } }, policy: { rules: RULES }, admin: { apiKeys: ADMINS }, ...extra })
+async function setup (t: Test, extra: Partial<McpGatewayOptions> = {}, upstreamUrl?: string): Promise<{ url: string, admin: string, app: Awaited<ReturnType<typeof gateway>>['app'] }> {
+  const url = upstreamUrl ?? (await upstream(t)).url
+  const gw = await gateway(t, { upstream: { name: 'demo', url }, auth: { apiKeys: { keys: MCP_KEYS } }, policy: { rules: RULES }, admin: { apiKeys: ADMINS }, ...extra })
   return { url: gw.url, admin: gw.url.replace(/\/mcp$/, '/admin'), app: gw.app }
 }
 
@@ -113,8 +114,10 @@ t.test('a 2026-07-28 call is held and approved; a client that leaves takes its h
 t.test('on Redis: a call held on one instance is approved by an admin on another', { skip: await skipWithoutRedis() }, async (t) => {
   const { prefix } = await redisClient(t)
   const store = { type: 'redis' as const, url: REDIS_URL, keyPrefix: prefix }
-  const a = await setup(t, { store })
-  const b = await setup(t, { store })
+  // One upstream behind both (a session's upstream session is the same through either).
+  const shared = await upstream(t)
+  const a = await setup(t, { store }, shared.url)
+  const b = await setup(t, { store }, shared.url)
   const feedB = await adminFeed(t, b.admin, CAROL)
   const alice = await connect(t, a.url, MCP_KEYS[0]?.key as string)
   const call = alice.callTool({ name: 'add', arguments: { a: 1000, b: 1 } })
@@ -123,8 +126,22 @@ t.test('on Redis: a call held on one instance is approved by an admin on another
   t.same(approvals.map((c) => c.id), [held.id], 'the other instance lists it')
   t.equal((await adminApi(b.admin, CAROL, 'POST', `/approvals/${held.id}/approve`)).status, 200)
   t.equal(textOf(await call), '1001', 'the holding instance sent it on')
+  t.match(await feedB.next('approval-decided'), { id: held.id, outcome: 'approved', by: 'ops-carol' }, 'the other instance hears the decision')
   t.equal((await adminApi(a.admin, CAROL, 'POST', `/approvals/${held.id}/approve`)).status, 404, 'decided once, on every instance')
   t.equal(a.app.mcpApprovals.counts.approved, 1)
+
+  // A cancellation the client's session sends through the other instance ends the call held here.
+  const cancelled = alice.callTool({ name: 'add', arguments: { a: 2000, b: 1 } }).then(() => 'answered', () => 'refused')
+  const second = await feedB.next('approval-held') as { id: string, session: string, requestId: number }
+  const sent = await fetch(b.url, {
+    method: 'POST',
+    headers: { ...postHeaders(), authorization: `Bearer ${MCP_KEYS[0]?.key as string}`, 'mcp-session-id': second.session, 'mcp-protocol-version': '2025-11-25' },
+    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: second.requestId, reason: 'changed my mind' } })
+  })
+  t.equal(sent.status, 202, await sent.clone().text())
+  t.match(await feedB.next('approval-decided'), { id: second.id, outcome: 'cancelled' }, 'the holding instance ended it')
+  t.equal(a.app.mcpApprovals.counts.cancelled, 1)
+  void cancelled
 })
 
 t.test('the admin API: its own credentials, sessions, upstreams, policy', async (t) => {
