@@ -21,6 +21,8 @@ interface Open {
   request: JsonRpcRequest
   args: unknown
   started: number
+  /** Wall clock at arrival (ms): the record's `time`. */
+  at: number
 }
 
 /** Codes for a request refused here before it left (blocked, unauthorized, rate-limited). */
@@ -98,7 +100,7 @@ export class ExchangeAudit {
     record.durationMs = Math.round((performance.now() - entry.started) * 1000) / 1000
     record.outcome = outcome
     if (error !== undefined) record.error = error
-    this.log.add(record, entry.args)
+    this.log.add(record, entry.args, entry.at)
   }
 }
 
@@ -109,31 +111,36 @@ function outcomeOf (code: number): AuditOutcome {
   return 'error'
 }
 
-/** A request's record as it arrives; the fields its end fills are placed now, so they keep their order. */
+/**
+ * A request's record as it arrives, written as one literal: every record has the same shape (one
+ * hidden class; fields it lacks stay undefined, which JSON leaves out) and the fields its end and
+ * its write fill are in their places. Its time is the wall clock now, made into text when written.
+ */
 function opened (request: JsonRpcRequest, scope: AuditScope): Open {
   const params = (request.params ?? {}) as { name?: unknown, uri?: unknown, arguments?: unknown }
-  const record: AuditRecord = { time: new Date().toISOString(), type: 'request', method: request.method, principal: scope.principal ?? null, session: scope.session ?? null, upstream: scope.upstream }
-  let args: unknown
-  if (request.method === 'tools/call' || request.method === 'prompts/get') {
-    const kind = request.method === 'tools/call' ? 'tools' : 'prompts'
-    if (typeof params.name === 'string') {
-      const member = scope.memberOf?.(kind, params.name)
-      if (member !== undefined) record.member = member
-      if (kind === 'tools') record.tool = params.name
-      else record.prompt = params.name
-    }
-    args = params.arguments ?? {}
-    // Filled when written, off the request path.
-    record.argumentsDigest = undefined
-    record.arguments = undefined
-  } else if (typeof params.uri === 'string') {
-    record.resource = params.uri
+  const method = request.method
+  const named = method === 'tools/call' || method === 'prompts/get'
+  const name = named && typeof params.name === 'string' ? params.name : undefined
+  const record: AuditRecord = {
+    time: '',
+    type: 'request',
+    method,
+    principal: scope.principal ?? null,
+    session: scope.session ?? null,
+    upstream: scope.upstream,
+    member: name === undefined ? undefined : scope.memberOf?.(method === 'tools/call' ? 'tools' : 'prompts', name),
+    tool: method === 'tools/call' ? name : undefined,
+    prompt: method === 'prompts/get' ? name : undefined,
+    resource: !named && typeof params.uri === 'string' ? params.uri : undefined,
+    argumentsDigest: undefined,
+    arguments: undefined,
+    decision: null,
+    rule: null,
+    approval: null,
+    approver: null,
+    durationMs: 0,
+    outcome: 'ok',
+    error: undefined
   }
-  record.decision = null
-  record.rule = null
-  record.approval = null
-  record.approver = null
-  record.durationMs = 0
-  record.outcome = 'ok'
-  return { record, request, args, started: performance.now() }
+  return { record, request, args: named ? params.arguments ?? {} : undefined, started: performance.now(), at: Date.now() }
 }

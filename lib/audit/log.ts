@@ -38,7 +38,7 @@ export interface PolicyDecision {
 /** Most records in one write. */
 const BATCH = 512
 
-type Queued = [record: AuditRecord, args: unknown]
+type Queued = [record: AuditRecord, args: unknown, at: number | undefined]
 
 /** Records lost since the last gap record: dropped (queue full), and not written, by reason. */
 interface Loss {
@@ -93,14 +93,17 @@ export class AuditLog {
     return this.decisions.get(request)
   }
 
-  /** Queues a record; `args` (a request's arguments) get their digest, or copy, when written. */
-  add (record: AuditRecord, args?: unknown): void {
+  /**
+   * Queues a record; `args` (a request's arguments) get their digest, or copy, when written, and
+   * `at` (epoch ms, when given) becomes its `time` then: both off the request path.
+   */
+  add (record: AuditRecord, args?: unknown, at?: number): void {
     if (this.closed || this.queue.length >= this.options.queueLimit) {
       this.dropped++
       this.loss.dropped++
       return
     }
-    this.queue.push([record, args])
+    this.queue.push([record, args, at])
     this.schedule(false)
   }
 
@@ -175,7 +178,7 @@ export class AuditLog {
     const lost = hasLoss(this.loss) ? copyLoss(this.loss) : undefined
     const records: AuditRecord[] = []
     if (lost !== undefined) records.push(gapRecord(lost))
-    for (const [record, args] of batch) records.push(this.filled(record, args))
+    for (const [record, args, at] of batch) records.push(this.filled(record, args, at))
     const file = this.options.file
     if (file === undefined) {
       this.logged(records)
@@ -207,7 +210,8 @@ export class AuditLog {
     if (file.needsRotation) await this.rotate(file)
   }
 
-  private filled (record: AuditRecord, args: unknown): AuditRecord {
+  private filled (record: AuditRecord, args: unknown, at: number | undefined): AuditRecord {
+    if (at !== undefined) record.time = new Date(at).toISOString()
     if (args === undefined) return record
     record.argumentsDigest = argumentsDigest(args)
     if (this.redactor !== undefined) record.arguments = this.redactor.redact(args)

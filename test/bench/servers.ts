@@ -61,7 +61,7 @@ async function start (kind: Kind, target: string | undefined): Promise<string> {
   }
   if (kind === 'gateway-audit') {
     auditDir = await mkdtemp(join(tmpdir(), 'bench-audit-'))
-    const app = await createGateway({ upstream: target, logLevel: false, audit: { file: { path: join(auditDir, 'audit.jsonl'), maxBytes: 64 * 1024 * 1024 } } })
+    const app = await createGateway({ upstream: target, logLevel: false, audit: { file: { path: join(auditDir, 'audit.jsonl'), maxBytes: 64 * 1024 * 1024 }, ...(process.env.BENCH_AUDIT_FLUSH_MS === undefined ? {} : { flushMs: Number(process.env.BENCH_AUDIT_FLUSH_MS) }) } })
     const address = await app.listen({ host: '127.0.0.1', port: 0 })
     return `${address}/mcp`
   }
