@@ -16,6 +16,10 @@ import { startCli, type Started } from '../helpers/cli.ts'
 import { client, eventually, textOf, upstream } from '../helpers/peers.ts'
 import { REDIS_URL, redisClient, skipWithoutRedis } from '../helpers/redis.ts'
 
+// Seven scenarios of two gateway processes each (~70 s on an idle machine): more than the
+// per-file default under load, so this file has its own budget.
+t.setTimeout(240_000)
+
 const skip = await skipWithoutRedis()
 
 type Teardown = Pick<Test, 'teardown' | 'testdir'>
