@@ -16,6 +16,7 @@ import { modernClient } from '../helpers/eras.ts'
 import { redisClient, skipWithoutRedis, REDIS_URL } from '../helpers/redis.ts'
 import { adminFeed, adminApi } from '../helpers/admin.ts'
 import { postHeaders } from '../helpers/http.ts'
+import { SignJWT, exportJWK, generateKeyPair } from 'jose'
 
 const MCP_KEYS = [{ name: 'alice', key: 'alice-key-0123456789abcdef' }]
 const ADMINS = [{ name: 'ops-carol', key: 'carol-admin-key-0123456789' }, { name: 'auditor', key: 'auditor-admin-key-0123456789' }]
@@ -179,4 +180,20 @@ t.test('without the admin API an approve rule refuses its calls; options are che
   await t.rejects(gateway(t, { upstream: up.url, admin: {} }), /admin.*needs its own credentials/)
   await t.rejects(gateway(t, { upstream: up.url, auth: { apiKeys: { keys: MCP_KEYS } }, admin: { apiKeys: [{ name: 'x', key: MCP_KEYS[0]?.key as string }] } }), /admin\.apiKeys\[0\]\.key.*also opens the MCP endpoints/)
   await t.rejects(gateway(t, { upstream: up.url, policy: { rules: [{ name: 'r', effect: 'allow', when: 'true', approvers: ['x'] }] } }), /approvers and timeoutMs belong to rules whose effect is "approve"/)
+})
+
+t.test('admin JWTs: the admin scope, for the admin API\'s own audience', async (t) => {
+  const { publicKey, privateKey } = await generateKeyPair('ES256')
+  const jwk = { ...await exportJWK(publicKey), kid: 'admin-1', alg: 'ES256' }
+  const issuer = 'https://idp.example'
+  const token = async (scope: string, audience = 'https://gateway.example/admin'): Promise<string> =>
+    await new SignJWT({ scope }).setProtectedHeader({ alg: 'ES256', kid: 'admin-1' }).setSubject('dana').setIssuer(issuer).setAudience(audience).setIssuedAt().setExpirationTime('5m').sign(privateKey)
+  const up = await upstream(t)
+  const gw = await gateway(t, { upstream: up.url, admin: { jwt: { jwks: { keys: [jwk] }, issuer, audience: 'https://gateway.example/admin' } } })
+  const admin = gw.url.replace(/\/mcp$/, '/admin')
+  t.match(await (await adminApi(admin, await token('mcp:admin openid'), 'GET', '/whoami')).json(), { name: `${issuer}#dana` }, 'the scope opens it; the admin is the token\'s issuer and subject')
+  const scoped = await adminApi(admin, await token('openid'), 'GET', '/whoami')
+  t.equal(scoped.status, 403, 'without the admin scope: 403')
+  t.match(await scoped.json(), { error: { code: 'MCP_GW_INSUFFICIENT_SCOPE' } })
+  t.equal((await adminApi(admin, await token('mcp:admin', 'https://gateway.example/mcp'), 'GET', '/whoami')).status, 401, 'a token minted for the MCP endpoint does not open it')
 })
