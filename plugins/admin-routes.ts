@@ -11,6 +11,8 @@ import { CONSOLE_CSP, consolePage } from '../lib/admin/console-page.ts'
 import type { AdminFeed } from '../lib/admin/feed.ts'
 import type { Approvals } from '../lib/approval/approvals.ts'
 import { GatewayErrors, toJsonRpcError } from '../lib/errors.ts'
+import type { Upstream } from '../lib/upstream/types.ts'
+import { within } from '../lib/within.ts'
 
 export interface AdminRoutesOptions {
   auth: AdminAuth
@@ -194,17 +196,9 @@ function policyState (scope: FastifyInstance): Record<string, unknown> {
   }
 }
 
-async function probe (run: () => Promise<void>): Promise<string> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<string>((resolve) => {
-    timer = setTimeout(() => { resolve(`no answer within ${PROBE_MS} ms`) }, PROBE_MS)
-    timer.unref()
-  })
-  try {
-    return await Promise.race([run().then(() => 'ok', (err: unknown) => (err as Error).message), late])
-  } finally {
-    clearTimeout(timer)
-  }
+/** `ok`, or why the upstream cannot serve (its probe's error, or no answer in time). */
+async function probe (name: string, upstream: Upstream): Promise<string> {
+  return await within(upstream.probe(), PROBE_MS, name).then(() => 'ok', (err: unknown) => (err as Error).message)
 }
 
 async function upstreamsWithHealth (scope: FastifyInstance): Promise<unknown[]> {
@@ -212,7 +206,7 @@ async function upstreamsWithHealth (scope: FastifyInstance): Promise<unknown[]> 
     name,
     kind: upstream.kind,
     era: upstream.era ?? null,
-    health: await probe(async () => { await upstream.probe() }),
-    members: await Promise.all((upstream.members?.() ?? []).map(async (member) => ({ name: member.name, kind: member.upstream.kind, health: await probe(async () => { await member.upstream.probe() }) })))
+    health: await probe(name, upstream),
+    members: await Promise.all((upstream.members?.() ?? []).map(async (member) => ({ name: member.name, kind: member.upstream.kind, health: await probe(member.name, member.upstream) })))
   })))
 }

@@ -5,18 +5,11 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
+import { within } from '../lib/within.ts'
 import { checkHealthOptions, type McpHealthOptions } from './health-options.ts'
 
 export { HEALTH_DEFAULTS, type McpHealthOptions } from './health-options.ts'
 
-function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms)
-    timer.unref()
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
 
 async function mcpHealth (fastify: FastifyInstance, options: McpHealthOptions): Promise<void> {
   const { livenessPath, readinessPath, timeoutMs } = checkHealthOptions(options)

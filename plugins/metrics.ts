@@ -20,6 +20,7 @@ import type { IFastifyMetrics } from 'fastify-metrics'
 import { methodLabel, type ExchangeObserver } from '../lib/observer.ts'
 import { invalid } from '../lib/options.ts'
 import type { PolicyGate } from '../lib/policy/gate.ts'
+import { within } from '../lib/within.ts'
 import type { AuditLog } from '../lib/audit/log.ts'
 import type { ToolPins } from '../lib/pinning/pins.ts'
 import type { Approvals } from '../lib/approval/approvals.ts'
@@ -89,9 +90,7 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
       const probes: Array<Promise<void>> = []
       for (const [name, upstream] of fastify.mcpUpstreams) {
         for (const member of upstream.members?.() ?? []) {
-          let timer: NodeJS.Timeout | undefined
-          const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error('timeout')) }, MEMBER_PROBE_MS) })
-          const up = Promise.race([member.upstream.probe(), timeout]).then(() => 1, () => 0).finally(() => { clearTimeout(timer) })
+          const up = within(member.upstream.probe(), MEMBER_PROBE_MS, member.name).then(() => 1, () => 0)
           probes.push(up.then((value) => { this.set({ upstream: name, member: member.name }, value) }))
         }
       }
@@ -286,77 +285,71 @@ function policyMetrics (client: IFastifyMetrics['client'], gate: PolicyGate, reg
   })
 }
 
-/** The audit log: records written, dropped (queue full) and lost to failed writes; the queue. */
-function auditMetrics (client: IFastifyMetrics['client'], audit: AuditLog, registers: Registry[]): void {
-  const seen = { written: 0, dropped: 0, failed: 0 }
+type Client = IFastifyMetrics['client']
+
+/**
+ * A counter that follows counts kept elsewhere (since start, one per label value): each scrape adds
+ * what each count grew by since the last.
+ */
+function followCounts<K extends string> (client: Client, registers: Registry[], spec: { name: string, help: string, label: string, keys: readonly K[] }, counts: Readonly<Record<K, number>>): void {
+  const seen = Object.fromEntries(spec.keys.map((key) => [key, 0])) as Record<K, number>
   new client.Counter({
-    name: 'mcp_gateway_audit_records_total',
-    help: 'Audit records by result: written, dropped (the queue was full), failed (a write failed; the chain records the loss)',
-    labelNames: ['result'],
+    name: spec.name,
+    help: spec.help,
+    labelNames: [spec.label],
     registers,
     collect () {
-      for (const result of ['written', 'dropped', 'failed'] as const) {
-        this.inc({ result }, audit[result] - seen[result])
-        seen[result] = audit[result]
+      for (const key of spec.keys) {
+        this.inc({ [spec.label]: key }, counts[key] - seen[key])
+        seen[key] = counts[key]
       }
     }
   })
+}
+
+/** A gauge of what waits in a store, read at scrape; a store that is away (Redis) leaves the last value. */
+function pendingGauge (client: Client, registers: Registry[], name: string, help: string, pending: () => Promise<unknown[]>): void {
+  new client.Gauge({
+    name,
+    help,
+    registers,
+    async collect () {
+      try {
+        this.set((await pending()).length)
+      } catch {}
+    }
+  })
+}
+
+/** The audit log: records written, dropped (queue full) and lost to failed writes; the queue. */
+function auditMetrics (client: Client, audit: AuditLog, registers: Registry[]): void {
+  followCounts(client, registers, {
+    name: 'mcp_gateway_audit_records_total',
+    help: 'Audit records by result: written, dropped (the queue was full), failed (a write failed; the chain records the loss)',
+    label: 'result',
+    keys: ['written', 'dropped', 'failed']
+  }, audit)
   new client.Gauge({ name: 'mcp_gateway_audit_queue', help: 'Audit records waiting to be written', registers, collect () { this.set(audit.queued) } })
 }
 
 /** Tool pins: changes and new tools seen, approvals; what waits for approval. */
-function pinMetrics (client: IFastifyMetrics['client'], pins: ToolPins, registers: Registry[]): void {
-  const seen = { changed: 0, new: 0, approved: 0 }
-  new client.Counter({
+function pinMetrics (client: Client, pins: ToolPins, registers: Registry[]): void {
+  followCounts(client, registers, {
     name: 'mcp_gateway_pin_changes_total',
     help: 'Tool definitions seen changed since pinned (changed), new tools held (new), approvals (approved)',
-    labelNames: ['kind'],
-    registers,
-    collect () {
-      for (const kind of ['changed', 'new', 'approved'] as const) {
-        this.inc({ kind }, pins.counts[kind] - seen[kind])
-        seen[kind] = pins.counts[kind]
-      }
-    }
-  })
-  new client.Gauge({
-    name: 'mcp_gateway_pins_pending',
-    help: 'Tool definitions waiting for approval',
-    registers,
-    async collect () {
-      // The store may be away (Redis): the last value stays rather than failing the scrape.
-      try {
-        this.set((await pins.pending()).length)
-      } catch {}
-    }
-  })
+    label: 'kind',
+    keys: ['changed', 'new', 'approved']
+  }, pins.counts)
+  pendingGauge(client, registers, 'mcp_gateway_pins_pending', 'Tool definitions waiting for approval', async () => await pins.pending())
 }
 
 /** Calls held for approval on this instance, by how they ended; what waits now (on every instance). */
-function approvalMetrics (client: IFastifyMetrics['client'], approvals: Approvals, registers: Registry[]): void {
-  const outcomes = ['held', 'approved', 'denied', 'timeout', 'cancelled'] as const
-  const seen: Record<typeof outcomes[number], number> = { held: 0, approved: 0, denied: 0, timeout: 0, cancelled: 0 }
-  new client.Counter({
+function approvalMetrics (client: Client, approvals: Approvals, registers: Registry[]): void {
+  followCounts(client, registers, {
     name: 'mcp_gateway_approvals_total',
     help: 'Tool calls held for approval on this instance (held), and how they ended (approved, denied, timeout, cancelled)',
-    labelNames: ['outcome'],
-    registers,
-    collect () {
-      for (const outcome of outcomes) {
-        this.inc({ outcome }, approvals.counts[outcome] - seen[outcome])
-        seen[outcome] = approvals.counts[outcome]
-      }
-    }
-  })
-  new client.Gauge({
-    name: 'mcp_gateway_approvals_pending',
-    help: 'Tool calls waiting for approval (on every instance sharing the store)',
-    registers,
-    async collect () {
-      // The store may be away (Redis): the last value stays rather than failing the scrape.
-      try {
-        this.set((await approvals.pending()).length)
-      } catch {}
-    }
-  })
+    label: 'outcome',
+    keys: ['held', 'approved', 'denied', 'timeout', 'cancelled']
+  }, approvals.counts)
+  pendingGauge(client, registers, 'mcp_gateway_approvals_pending', 'Tool calls waiting for approval (on every instance sharing the store)', async () => await approvals.pending())
 }
