@@ -30,6 +30,12 @@ interface Waiter {
   principal: string
 }
 
+/** A session's request, as the key its held call is found by (`1` and `"1"` are different ids). */
+const sessionRequest = (session: string, requestId: string | number): string => `${session}\u0000${typeof requestId}:${String(requestId)}`
+
+/** Calls held elsewhere remembered for cancellations (past it, the oldest are forgotten). */
+const HELD_ANYWHERE_KEPT = 100_000
+
 /** Most calls held on one instance at once, and per principal. */
 const HELD_LIMIT = 10_000
 const HELD_PER_PRINCIPAL = 100
@@ -46,6 +52,13 @@ export class Approvals {
   private readonly perPrincipal = new Map<string, number>()
   /** Held calls of sessions by `<session>\0<request id>`, for the session's cancellations. */
   private readonly bySessionRequest = new Map<string, string>()
+  /**
+   * Calls held on any instance, by `<session>\0<request id>` (from the store's events, bounded):
+   * a cancellation is passed on only for one of them, never for every client notification.
+   */
+  private readonly heldAnywhere = new Map<string, string>()
+  /** The same, by call id (to forget one when it is decided). */
+  private readonly heldAnywhereById = new Map<string, string>()
   private started: Promise<void> | undefined
 
   constructor (options: ApprovalsOptions) {
@@ -72,7 +85,7 @@ export class Approvals {
     if ((this.perPrincipal.get(principal) ?? 0) >= HELD_PER_PRINCIPAL) throw new Error(`${principal} has ${HELD_PER_PRINCIPAL} calls waiting for approval already`)
     const heldAt = Date.now()
     const call: HeldCall = { ...request, id: randomUUID(), heldAt, expiresAt: heldAt + timeoutMs, arguments: this.options.redactor.redact(args), argumentsDigest: argumentsDigest(args) }
-    const key = call.session === null ? undefined : `${call.session}\u0000${String(call.requestId)}`
+    const key = call.session === null ? undefined : sessionRequest(call.session, call.requestId)
     const decided = new Promise<ApprovalDecision>((resolve) => {
       const timer = setTimeout(() => { void this.end(call.id, 'timeout') }, timeoutMs)
       timer.unref()
@@ -115,11 +128,12 @@ export class Approvals {
   cancelled (session: string | undefined, requestId: unknown): void {
     if (session === undefined || (typeof requestId !== 'string' && typeof requestId !== 'number')) return
     if (this.endHeld(session, requestId)) return
+    if (!this.heldAnywhere.has(sessionRequest(session, requestId))) return
     this.store.cancel(session, requestId).catch((err: unknown) => { this.options.log.warn({ err, session }, 'a cancellation could not be passed to the other instances') })
   }
 
   private endHeld (session: string, requestId: string | number): boolean {
-    const id = this.bySessionRequest.get(`${session}\u0000${String(requestId)}`)
+    const id = this.bySessionRequest.get(sessionRequest(session, requestId))
     if (id === undefined) return false
     void this.end(id, 'cancelled')
     return true
@@ -152,8 +166,26 @@ export class Approvals {
       this.endHeld(event.session, event.requestId)
       return
     }
-    if (event.kind === 'decided') this.settle(event.id, event.decision)
+    if (event.kind === 'held' && event.call.session !== null) this.noteHeld(event.call.id, sessionRequest(event.call.session, event.call.requestId))
+    if (event.kind === 'decided') {
+      const key = this.heldAnywhereById.get(event.id)
+      if (key !== undefined) {
+        this.heldAnywhereById.delete(event.id)
+        this.heldAnywhere.delete(key)
+      }
+      this.settle(event.id, event.decision)
+    }
     for (const listener of this.listeners) listener(event)
+  }
+
+  private noteHeld (id: string, key: string): void {
+    if (this.heldAnywhere.size >= HELD_ANYWHERE_KEPT) {
+      const [oldestKey, oldestId] = this.heldAnywhere.entries().next().value as [string, string]
+      this.heldAnywhere.delete(oldestKey)
+      this.heldAnywhereById.delete(oldestId)
+    }
+    this.heldAnywhere.set(key, id)
+    this.heldAnywhereById.set(id, key)
   }
 
   private settle (id: string, decision: ApprovalDecision): void {
@@ -168,7 +200,8 @@ export class Approvals {
     if (waiter === undefined) return
     clearTimeout(waiter.timer)
     this.waiting.delete(id)
-    if (waiter.key !== undefined) this.bySessionRequest.delete(waiter.key)
+    // Only its own entry: another call of the session may have reused the request id since.
+    if (waiter.key !== undefined && this.bySessionRequest.get(waiter.key) === id) this.bySessionRequest.delete(waiter.key)
     const left = (this.perPrincipal.get(waiter.principal) ?? 1) - 1
     if (left > 0) this.perPrincipal.set(waiter.principal, left)
     else this.perPrincipal.delete(waiter.principal)

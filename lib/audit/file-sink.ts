@@ -95,8 +95,9 @@ export class AuditFile {
   /**
    * `<path>.k` becomes `.k+1` (the oldest falls off), the file `.1`, and a new file starts. The new
    * file is opened first (under a temporary name): a rotation that cannot open one changes nothing,
-   * and the file grows on; after a failure, the next try waits `ROTATE_RETRY_MS`, so a lasting
-   * failure never shifts (and so deletes) the rotated files again and again.
+   * and the file grows on; one that fails after moving the file moves it back. After a failure the
+   * next try waits `ROTATE_RETRY_MS`, so a lasting failure shifts (and so drops the oldest of) the
+   * rotated files at most once a minute.
    */
   async rotate (): Promise<boolean> {
     const { path, keep } = this.options
@@ -104,17 +105,22 @@ export class AuditFile {
     const fresh = `${path}.new`
     let next: FileHandle
     try {
-      next = await open(fresh, 'w')
+      // Append mode, as every audit handle: writes go to the end even after a cut-back.
+      next = await open(fresh, 'a')
     } catch (err) {
       this.retryAt = Date.now() + ROTATE_RETRY_MS
       throw err
     }
+    let moved = false
     try {
       for (let k = keep - 1; k >= 1; k--) await renameIfThere(`${path}.${k}`, `${path}.${k + 1}`)
       await rename(path, `${path}.1`)
+      moved = true
       await rename(fresh, path)
     } catch (err) {
       this.retryAt = Date.now() + ROTATE_RETRY_MS
+      // The file goes back under its name, so the chain goes on where a restart looks for it.
+      if (moved) await rename(`${path}.1`, path).catch(() => {})
       await next.close()
       await rm(fresh, { force: true })
       throw err

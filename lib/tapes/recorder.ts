@@ -64,9 +64,10 @@ export class TapeRecorder implements ExchangeObserver {
   /** Per session: its recording, `false` when no rule chose it, or the messages waiting for its record. */
   private readonly sessions = new LRUCache<string, Recording | false | Array<[Direction, JsonRpcMessage, number]>>({
     max: SESSIONS_REMEMBERED,
-    // A recording pushed out (ten thousand newer sessions) is finished: its file is closed.
-    dispose: (state, session, reason) => {
-      if (reason === 'evict' && state !== false && !Array.isArray(state)) void this.finish(session, state)
+    // A recording pushed out (ten thousand newer sessions) is finished: its file is closed. Only
+    // the file: the cache must not be written to while it evicts.
+    dispose: (state, _session, reason) => {
+      if (reason === 'evict' && state !== false && !Array.isArray(state)) void this.complete(state)
     }
   })
   /** Tapes being opened, by session: a second start waits for the first. */
@@ -118,8 +119,10 @@ export class TapeRecorder implements ExchangeObserver {
     if (current !== undefined && current !== false && !Array.isArray(current)) return current.info
     const record = await this.options.find(session)
     if (record === undefined) return undefined
-    const pending = this.sessions.get(session)
-    return (await this.open(record, Array.isArray(pending) ? pending : [])).info
+    // A rule's tape may have opened meanwhile: that one goes on.
+    const now = this.sessions.get(session)
+    if (now !== undefined && now !== false && !Array.isArray(now)) return now.info
+    return (await this.open(record, Array.isArray(now) ? now : [])).info
   }
 
   /** Stops a tape (by id), once its file is complete; false when it is not recording. */
@@ -216,8 +219,8 @@ export class TapeRecorder implements ExchangeObserver {
     stream.write(JSON.stringify(header) + '\n')
     const recording: Recording = { info: { id, session: record.id, upstream: record.upstream, startedAt, entries: 0, bytes: 0, dropped: 0, recording: true }, stream, started }
     this.sessions.set(record.id, recording)
-    // The upstream's last initialize, when it was this client's (same name and version): under
-    // concurrency it may be another's, whose client info must not go on this tape.
+    // The upstream's last initialize, when it came from a client of this one's name and version
+    // (under concurrency it may be another's: two clients alike in both still cannot be told apart).
     const init = this.initialize.get(record.upstream)
     if (init?.request !== undefined && init.answer !== undefined && sameClient(init.request, record)) {
       this.write(recording, 'client_to_upstream', init.request, started)
@@ -257,6 +260,11 @@ export class TapeRecorder implements ExchangeObserver {
   private async finish (session: string, recording: Recording): Promise<void> {
     // Nothing more of this session is taped.
     this.sessions.set(session, false)
+    await this.complete(recording)
+  }
+
+  /** Ends a recording's file (once) and lists it as done. */
+  private async complete (recording: Recording): Promise<void> {
     if (!recording.info.recording) return
     recording.info.recording = false
     this.done.push(recording.info)

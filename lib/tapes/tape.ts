@@ -91,11 +91,12 @@ export function exchangesOf (tape: Tape): RecordedExchange[] {
       continue
     }
     // A server message: progress goes with the open request whose token it names; a log message
-    // with the request opened last (one each: the index stays linear in the tape).
+    // with the request opened last (each message to one request, found among those still open).
     const { method, params } = entry.message as { method?: string, params?: { progressToken?: unknown } }
     let owner: RecordedExchange | undefined
     if (method === 'notifications/progress') {
-      for (const exchange of open.values()) if (progressTokenOf(exchange.request.params) === params?.progressToken) owner = exchange
+      const token = params?.progressToken
+      if (token !== undefined) for (const exchange of open.values()) if (progressTokenOf(exchange.request.params) === token) owner = exchange
     } else if (method === 'notifications/message') {
       owner = [...open.values()].at(-1)
     }
