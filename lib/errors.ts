@@ -54,6 +54,13 @@ export const GatewayErrors = {
   STREAM_CONFLICT: define('MCP_GW_STREAM_CONFLICT', 'Conflict: only one SSE stream is allowed per session', 409, -32000),
   UPSTREAM_NEEDS_SESSION: define('MCP_GW_UPSTREAM_NEEDS_SESSION', 'Bad Request: upstream %s (%s) serves sessions only: initialize first', 400, -32000),
   UPSTREAM_AUTH: define('MCP_GW_UPSTREAM_AUTH', 'Upstream %s rejected the gateway\'s credentials (HTTP %s)', 502, -32064),
+  /** The gateway could not get a token for the upstream (its token endpoint refused, or is away). */
+  UPSTREAM_TOKEN: define('MCP_GW_UPSTREAM_TOKEN', 'The gateway could not get a token for upstream %s: %s', 502, -32078),
+  /**
+   * Per-user OAuth: the user has not authorized the gateway at the upstream yet. MCP's own
+   * URLElicitationRequired code, so clients know to open the URL in `data.elicitations`.
+   */
+  CONSENT_REQUIRED: define('MCP_GW_CONSENT_REQUIRED', 'Upstream %s needs your authorization: open the URL given to sign in, then send the request again', 403, -32042),
   UPSTREAM_FULL: define('MCP_GW_UPSTREAM_FULL', 'Service Unavailable: upstream %s runs its maximum of %s connections or processes; retry later', 503, -32056),
   UPSTREAM_EXITED: define('MCP_GW_UPSTREAM_EXITED', 'Upstream %s is gone: %s', 502, -32068),
   UPSTREAM_BACKLOG: define('MCP_GW_UPSTREAM_BACKLOG', 'Service Unavailable: upstream %s is not reading its input (%s bytes waiting); retry later', 503, -32070),
@@ -86,6 +93,8 @@ interface ErrorLike {
   code?: string
   statusCode?: number
   message: string
+  /** What the client may act on, beyond the message (a consent prompt's URL). */
+  data?: unknown
 }
 
 /**
@@ -96,7 +105,7 @@ interface ErrorLike {
 export function toJsonRpcError (err: ErrorLike, id: JsonRpcId | null = null): { status: number, body: JsonRpcError } {
   const spec = err.code === undefined ? undefined : byCode.get(err.code)
   if (spec !== undefined) {
-    return { status: spec.status, body: errorResponse(id, spec.rpcCode, err.message) }
+    return { status: spec.status, body: errorResponse(id, spec.rpcCode, err.message, err.data) }
   }
   const status = err.statusCode ?? 500
   if (status === 413) return toJsonRpcError(new GatewayErrors.BODY_TOO_LARGE('the configured limit'), id)

@@ -21,6 +21,7 @@ import type { MemberName, Upstream } from './upstream/types.ts'
 import { releaseAnswer, type UpstreamEvents } from './upstream/events.ts'
 import { refusedReply } from './upstream/http-answer.ts'
 import type { StreamHub } from './streams/hub.ts'
+import { sessionCaller } from './upstream-auth/credentials.ts'
 import { ResumableStreams } from './streams/resumable.ts'
 import type { CheckedTimeouts } from './deadline.ts'
 import { upstreamFilter, type BaseContext, type MessageFilter } from './interceptors/apply.ts'
@@ -47,6 +48,8 @@ export interface ForwarderOptions {
   timeouts?: CheckedTimeouts
   /** The audit log: audited requests are recorded there. */
   audit?: AuditLog
+  /** The upstream's `auth` is per-user OAuth: its users may be prompted to sign in. */
+  consentPrompts?: boolean
 }
 
 export const FORWARDER_DEFAULTS = { maxResponseBytes: 64 * 1024 * 1024 } as const
@@ -59,6 +62,7 @@ export class Forwarder implements ExchangeDeps {
   readonly observers: ExchangeObserver[]
   readonly audit: AuditLog | undefined
   readonly timeouts: CheckedTimeouts | undefined
+  readonly consentPrompts: boolean
   readonly observeUpstream: (message: JsonRpcMessage, session?: string) => void
   readonly onDrop: (reason: DropReason) => void
   /** A virtual server's member behind an exposed name, for interceptors (undefined elsewhere). */
@@ -70,6 +74,7 @@ export class Forwarder implements ExchangeDeps {
     this.maxResponseBytes = options.maxResponseBytes ?? FORWARDER_DEFAULTS.maxResponseBytes
     this.timeouts = options.timeouts
     this.audit = options.audit
+    this.consentPrompts = options.consentPrompts === true
     const observers = this.observers = options.observers ?? []
     const name = options.upstream.name
     this.observeUpstream = (message, session) => {
@@ -165,7 +170,7 @@ export class Forwarder implements ExchangeDeps {
     }
     let source: UpstreamEvents
     try {
-      source = await this.upstream.listen({ headers: upstreamRequestHeaders(ctx.headers, session?.upstreamSessionId, session?.protocolVersion), signal: ctx.signal })
+      source = await this.upstream.listen({ headers: upstreamRequestHeaders(ctx.headers, session?.upstreamSessionId, session?.protocolVersion), signal: ctx.signal, caller: ctx.principal })
     } catch (err) {
       return await this.refused(err, session)
     }
@@ -181,7 +186,7 @@ export class Forwarder implements ExchangeDeps {
   async delete (ctx: ExchangeContext): Promise<MessagesAnswer | RefusedAnswer> {
     if (ctx.resolution.kind !== 'session') {
       try {
-        await this.upstream.end({ headers: upstreamRequestHeaders(ctx.headers, null), signal: ctx.signal })
+        await this.upstream.end({ headers: upstreamRequestHeaders(ctx.headers, null), signal: ctx.signal, caller: ctx.principal })
       } catch (err) {
         return await this.refused(err, undefined)
       }
@@ -205,7 +210,7 @@ export class Forwarder implements ExchangeDeps {
   async endUpstream (session: SessionRecord, log: Logger): Promise<void> {
     if (session.upstreamSessionId === null) return
     try {
-      await this.upstream.end({ headers: { [HEADER.sessionId]: session.upstreamSessionId, [HEADER.protocolVersion]: session.protocolVersion } })
+      await this.upstream.end({ headers: { [HEADER.sessionId]: session.upstreamSessionId, [HEADER.protocolVersion]: session.protocolVersion }, caller: sessionCaller(session) })
     } catch (err) {
       // An upstream that answered (it forgot the session, it refuses DELETE) has nothing to end.
       const failed = err as { upstreamStatus?: number, code?: string }

@@ -104,6 +104,7 @@ export function adminRoutes (scope: FastifyInstance, options: AdminRoutesOptions
 
   pinRoutes(scope)
   tapeRoutes(scope)
+  identityRoutes(scope)
   scope.get('/api/policy', async () => policyState(scope))
   scope.get('/api/audit', async () => {
     if (!scope.hasDecorator('mcpAudit')) return { enabled: false }
@@ -179,6 +180,24 @@ function tapeRoutes (scope: FastifyInstance): void {
     void reply.header('content-type', 'application/x-ndjson')
     void reply.header('content-disposition', `attachment; filename="${request.params.id}.tape.jsonl"`)
     return await reply.send(createReadStream(path))
+  })
+}
+
+/** Most principals listed per upstream: the list is for looking up, not for export. */
+const IDENTITIES_LISTED = 1000
+
+function identityRoutes (scope: FastifyInstance): void {
+  scope.get('/api/identities', async () => {
+    if (!scope.hasDecorator('mcpIdentity')) return { enabled: false, upstreams: [] }
+    const identity = scope.mcpIdentity
+    return { enabled: true, upstreams: await Promise.all(identity.upstreams.map(async (name) => ({ name, principals: await identity.principals(name, IDENTITIES_LISTED) }))) }
+  })
+  scope.delete('/api/identities/:upstream/:principal', async (request: FastifyRequest<{ Params: { upstream: string, principal: string } }>, reply: FastifyReply) => {
+    if (!scope.hasDecorator('mcpIdentity')) throw new GatewayErrors.ADMIN_NOT_FOUND('per-user upstream identity is off (the "identity" option)')
+    const { upstream, principal } = request.params
+    if (!await scope.mcpIdentity.revoke(upstream, principal)) throw new GatewayErrors.ADMIN_NOT_FOUND(`${principal} holds no token for ${upstream}`)
+    request.log.info({ upstream, principal, by: request.mcpAdmin }, 'upstream token revoked by an admin')
+    return await reply.code(204).send()
   })
 }
 

@@ -63,7 +63,7 @@ function metadataFor (options: CheckedAuthOptions): Metadata | undefined {
 declare module 'fastify' {
   interface FastifyInstance {
     /** The inbound auth in force (the auth plugin registered). */
-    mcpAuth: { verifier: Verifier, requiredScopes: string[] }
+    mcpAuth: { verifier: Verifier, requiredScopes: string[], methods: Array<'api-key' | 'jwt'> }
   }
 }
 
@@ -80,7 +80,7 @@ async function mcpAuth (fastify: FastifyInstance, options: McpAuthOptions): Prom
     return bearer ? `Bearer ${parts.join(', ')}`.trim() : `ApiKey header="${header}"`
   }
 
-  fastify.decorate('mcpAuth', { verifier, requiredScopes })
+  fastify.decorate('mcpAuth', { verifier, requiredScopes, methods: [checked.apiKeys === undefined ? 'jwt' : 'api-key'] })
 
   // Runs for the MCP endpoints only (their routes carry `config.mcp`); the host app's routes are
   // its own business.

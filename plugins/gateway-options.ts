@@ -9,6 +9,7 @@ import { endpointUpstreamSchema, namedUpstreamSchema } from '../lib/upstream/end
 import { adminShape } from './admin-options.ts'
 import { tapesShape } from './tapes-options.ts'
 import { auditShape } from './audit-options.ts'
+import { identityShape } from './identity-options.ts'
 import { authShape } from './auth-options.ts'
 import { pinningShape } from './pinning-options.ts'
 import { healthShape } from './health-options.ts'
@@ -53,6 +54,12 @@ export const gatewayShape = {
    * metadata and per-tool rules. Off by default (see SECURITY.md).
    */
   auth: section(authShape).optional(),
+  /**
+   * Per-user upstream identity: where users come back after signing in to an upstream whose
+   * `auth.mode` is `oauth` (`callbackUrl`), and how their tokens are kept (sealed with keys from
+   * `MCP_GATEWAY_TOKEN_KEYS`). Needed by `oauth` upstreams only (README "Upstream identity").
+   */
+  identity: section(identityShape).optional(),
   /**
    * CEL policy over who, which upstream, which tool and its arguments: `{ rules, default? }` or
    * `{ file }` (a policy file, reloaded when it changes). Off by default (README "Policy").

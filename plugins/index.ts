@@ -16,6 +16,7 @@ import mcpStreaming, { type McpStreamingOptions } from './streaming.ts'
 import mcpStore, { type McpStoreOptions } from './store.ts'
 import mcpInterceptors from './interceptors.ts'
 import mcpAuth from './auth.ts'
+import mcpIdentity from './identity.ts'
 import mcpPolicy from './policy.ts'
 import mcpAudit from './audit.ts'
 import mcpPinning from './pinning.ts'
@@ -29,7 +30,7 @@ export type { McpGatewayOptions, NamedUpstream } from './gateway-options.ts'
 
 async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions): Promise<void> {
   if (!isPlainObject(options as unknown)) throw invalid('options', 'must be an object')
-  const { store, interceptors, auth, policy, audit, pinning, tapes, admin, rateLimit, websocket, sessions, streaming, health, metrics, tracing, ...proxy } = options
+  const { store, interceptors, auth, identity, policy, audit, pinning, tapes, admin, rateLimit, websocket, sessions, streaming, health, metrics, tracing, ...proxy } = options
   if (sessions !== undefined && !isPlainObject(sessions)) throw invalid('sessions', 'must be an object')
   if (streaming !== undefined && streaming !== false && !isPlainObject(streaming)) throw invalid('streaming', 'must be an object or false')
   // Typed copies: the checks above narrow the originals to plain records.
@@ -47,6 +48,7 @@ async function mcpGateway (fastify: FastifyInstance, options: McpGatewayOptions)
   if (streamingOptions !== false) await fastify.register(mcpStreaming, { ...streamingOptions, store: streamingOptions.store ?? stores.events })
   await fastify.register(mcpInterceptors, interceptors ?? {})
   if (auth !== undefined) await fastify.register(mcpAuth, auth)
+  if (identity !== undefined) await fastify.register(mcpIdentity, identity)
   if (audit !== undefined) await fastify.register(mcpAudit, audit)
   // Before the policy: lists reach it with pinned definitions (the annotations it learns are approved ones).
   if (pinning !== undefined) await fastify.register(mcpPinning, pinning)

@@ -172,7 +172,10 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
   const checked = checkProxyOptions(options)
   // Virtual sessions are served by any instance when their member sessions are in a shared store.
   const shared = fastify.hasDecorator('mcpStores') ? fastify.mcpStores.shared : undefined
-  const upstream = createUpstream(checked.upstream, fastify.log, shared)
+  const upstream = createUpstream(checked.upstream, fastify.log, shared, {
+    inbound: fastify.hasDecorator('mcpAuth') ? fastify.mcpAuth.methods : [],
+    identity: fastify.hasDecorator('mcpIdentity') ? fastify.mcpIdentity : undefined
+  })
   // Resumable streams when the streaming plugin is registered; plain relaying otherwise.
   const streaming = fastify.hasDecorator('mcpStreams') ? fastify.mcpStreams : undefined
   const forwarder = new Forwarder({
@@ -182,7 +185,8 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
     streams: streaming,
     observers: fastify.mcpObservers,
     timeouts: checked.timeouts,
-    audit: fastify.hasDecorator('mcpAudit') ? fastify.mcpAudit : undefined
+    audit: fastify.hasDecorator('mcpAudit') ? fastify.mcpAudit : undefined,
+    consentPrompts: 'auth' in checked.upstream && checked.upstream.auth?.mode === 'oauth'
   })
   const originAllowed = originChecker(checked.allowedOrigins)
   const upstreamName = checked.upstream.name

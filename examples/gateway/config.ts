@@ -180,6 +180,12 @@ function expandUpstream (at: string, value: unknown, env: NodeJS.ProcessEnv): un
   const out = { ...value }
   if (out.headers !== undefined) out.headers = expandRecord(`${at}.headers`, out.headers, env)
   if (out.env !== undefined) out.env = expandRecord(`${at}.env`, out.env, env)
+  // Client secrets of the upstream's auth (and a static mode's headers).
+  if (isPlainObject(out.auth)) {
+    const auth = expandRecord(`${at}.auth`, out.auth, env) as Record<string, unknown>
+    if (auth.headers !== undefined) auth.headers = expandRecord(`${at}.auth.headers`, auth.headers, env)
+    out.auth = auth
+  }
   if (Array.isArray(out.args)) out.args = out.args.map((arg: unknown, index) => typeof arg === 'string' ? expand(`${at}.args[${index}]`, arg, env) : arg)
   // A virtual server's members are upstreams too.
   if (out.kind === 'virtual' && Array.isArray(out.members)) {
@@ -191,7 +197,7 @@ function expandUpstream (at: string, value: unknown, env: NodeJS.ProcessEnv): un
 }
 
 /**
- * Secrets stay out of config files: `${NAME}` in an upstream's `headers`, `env` and `args` values (a
+ * Secrets stay out of config files: `${NAME}` in an upstream's `headers`, `env`, `args` and `auth` values (a
  * virtual server's members' too), and in
  * `auth.apiKeys.keys[].key`, is replaced with the gateway's environment variable NAME (an unset one
  * refuses to start). The client never supplies them.

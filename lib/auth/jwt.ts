@@ -59,7 +59,10 @@ export class JwtVerifier implements Verifier {
       throw new GatewayErrors.UNAUTHORIZED(describe(err), { cause: err })
     }
     if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw new GatewayErrors.UNAUTHORIZED('the token has no subject')
-    return { id: `${this.options.issuer}#${payload.sub}`, scopes: scopesOf(payload), method: 'jwt', claims: payload }
+    const principal: Principal = { id: `${this.options.issuer}#${payload.sub}`, scopes: scopesOf(payload), method: 'jwt', claims: payload }
+    // Not enumerable: a log line, JSON or a spread of the principal (interceptors see it) leaves it out.
+    Object.defineProperty(principal, 'token', { value: match[1], enumerable: false })
+    return principal
   }
 }
 

@@ -8,6 +8,11 @@ export interface Principal {
   method: 'api-key' | 'jwt'
   /** A token's claims (JWT), for policy rules (`principal.claims`). */
   claims?: Record<string, unknown>
+  /**
+   * The bearer token itself (JWT auth), for upstreams whose `auth` exchanges it (RFC 8693). Only
+   * a token endpoint ever sees it: never an upstream, a log, the audit log or the policy.
+   */
+  token?: string
 }
 
 /** Turns a credential into a principal, or throws the gateway's 401 error. */

@@ -55,6 +55,8 @@ export interface ExchangeDeps {
   /** A virtual server's member behind an exposed name (undefined elsewhere). */
   readonly memberOf: ((kind: 'tools' | 'prompts', exposed: string) => MemberName | undefined) | undefined
   readonly timeouts: CheckedTimeouts | undefined
+  /** The upstream may prompt users to sign in (per-user OAuth): 2026 retries carry the gateway's requestState. */
+  readonly consentPrompts: boolean
   /** Tells the observers about a message from the upstream. */
   readonly observeUpstream: (message: JsonRpcMessage, session?: string) => void
   /** Tells the observers about a response dropped (a stray, a duplicate, a cancelled one's). */

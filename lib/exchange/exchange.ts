@@ -19,6 +19,7 @@ import { releaseAnswer, type UpstreamAnswer, type UpstreamEvents } from '../upst
 import { messagesAnswer, noAnswer, type ClientAnswer } from './answer.ts'
 import type { ExchangeContext, ExchangeDeps, Place } from './context.ts'
 import { deliverAnswer, timedOut } from './sinks.ts'
+import { consentAnswers, consentOf, withoutConsentState } from '../upstream-auth/consent.ts'
 
 /** How a failed exchange is counted: the upstream's HTTP status when it gave one, else the error's code. */
 function outcomeOf (err: unknown): number | string {
@@ -226,6 +227,8 @@ export class Exchange {
   }
 
   private async send (): Promise<UpstreamAnswer> {
+    // A 2026 retry after a consent prompt: the gateway's own requestState is not the upstream's.
+    if (this.deps.consentPrompts && this.ctx.resolution.kind === 'stateless') this.dropConsentState()
     const { ctx, body, session } = this
     const headers = upstreamRequestHeaders(ctx.headers, session?.upstreamSessionId, session?.protocolVersion)
     let raw: Buffer | string = body.raw
@@ -248,8 +251,20 @@ export class Exchange {
       opensSession: ctx.resolution.kind === 'initialize',
       signal: this.deadline?.abort ?? this.stop ?? ctx.signal,
       principal: ctx.principal?.id,
+      caller: ctx.principal,
       maxBytes: this.deps.maxResponseBytes
     })
+  }
+
+  private dropConsentState (): void {
+    let changed = false
+    const messages = this.body.messages.map((message) => {
+      const stripped = withoutConsentState(message)
+      if (stripped === undefined) return message
+      changed = true
+      return stripped
+    })
+    if (changed) this.body = { messages, batch: this.body.batch, raw: Buffer.from(JSON.stringify(this.body.batch ? messages : messages[0])) }
   }
 
   private async failed (err: unknown): Promise<ClientAnswer> {
@@ -262,6 +277,11 @@ export class Exchange {
     if (this.watched) this.observeRequest()
     if (expired) return timedOut(this)
     if (this.cancelledAll) return noAnswer()
+    const prompt = consentOf(err)
+    if (prompt !== undefined) {
+      // The user must sign in at the upstream first: told in band, in the client's era's terms.
+      return messagesAnswer([...this.local, ...consentAnswers(err as Error, prompt, this.body.messages, this.ctx.resolution.kind === 'stateless')], this.body.batch)
+    }
     return await this.deps.refused(err, this.session)
   }
 

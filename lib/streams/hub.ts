@@ -199,9 +199,16 @@ export class StreamHub {
     return this.sessions.get(sessionId)?.stopUpstreamGet !== undefined
   }
 
+  /** The reader `stop` belongs to failed to open: the session has none (unless another took its place). */
+  clearUpstreamGet (sessionId: string, stop: () => void): void {
+    const streams = this.sessions.get(sessionId)
+    if (streams?.stopUpstreamGet === stop) streams.stopUpstreamGet = undefined
+  }
+
   setUpstreamGet (sessionId: string, stop: (() => void) | undefined): void {
-    // Opened upstream while its session ended: a reader for a dead session would live on.
-    if (stop !== undefined && this.ended.has(sessionId)) {
+    // A reader for a session that ended, or starting while the hub closes: stopped at once, or
+    // it would live on and hold its connection.
+    if (stop !== undefined && (this.ended.has(sessionId) || this.closed)) {
       stop()
       return
     }
@@ -260,6 +267,9 @@ export class StreamHub {
     await this.store.deleteSession(sessionId)
   }
 
+  /** Shutdown began (`closeAll`): no upstream reader starts, no client stream stays open. */
+  closed = false
+
   /** Work whose answer has not yet started (a POST sent upstream: it may become a stream). */
   private readonly tracked = new Set<Promise<unknown>>()
 
@@ -298,6 +308,7 @@ export class StreamHub {
    * streams over at once), then every client stream ends with a `retry:` hint.
    */
   async closeAll (): Promise<void> {
+    this.closed = true
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined
     const releases: Array<Promise<void>> = []

@@ -3,6 +3,7 @@
  * stream go through the event log, so a client cut off at any point resumes with `Last-Event-ID`
  * and loses and duplicates nothing, whether or not the upstream itself can resume.
  */
+import { sessionCaller } from '../upstream-auth/credentials.ts'
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
 import { formatEventId, parseEventId, type SharedLog, type StreamStatus } from '../events/store.ts'
 import { errorResponse, type JsonRpcMessage } from '../jsonrpc.ts'
@@ -211,6 +212,12 @@ export class ResumableStreams {
       attach: async (sink) => {
         const writer = this.hub.writer(sink, GET_STREAM_ID, from, (w) => stream.detach(w))
         writer.start(this.hub.options.retryMs, primes(session), Date.now())
+        // Answered while the gateway closed (its reader was stopped as it opened): shutdown has
+        // ended the streams already, so this one ends here, with the same hint to come back.
+        if (this.hub.closed) {
+          writer.end('shutdown', this.hub.options.retryMs)
+          return
+        }
         await stream.attach(writer)
       }
     }
@@ -305,19 +312,29 @@ export class ResumableStreams {
     const headers = this.getHeaders(session, from)
     const accept = clientHeaders.accept
     if (typeof accept === 'string') headers.accept = accept
-    let first: UpstreamEvents
-    try {
-      first = await this.openUpstream(session, headers, from, controller.signal, log)
-    } catch (err) {
-      return await this.failure(err, session)
-    }
-    log.debug({ from }, 'opened the upstream GET stream')
     let stopped = false
     const stop = (): void => {
       stopped = true
       controller.abort()
     }
+    // Registered before the upstream answers: an upstream slow to send its stream's headers must
+    // not keep a reader that shutdown or the session's end cannot stop (it would hold the close).
     this.hub.setUpstreamGet(session.id, stop)
+    if (stopped) return undefined
+    let first: UpstreamEvents
+    try {
+      first = await this.openUpstream(session, headers, from, controller.signal, log)
+    } catch (err) {
+      this.hub.clearUpstreamGet(session.id, stop)
+      if (stopped) return undefined
+      return await this.failure(err, session)
+    }
+    log.debug({ from }, 'opened the upstream GET stream')
+    // Stopped while it opened (its session ended, or the gateway closed): nobody reads it.
+    if (stopped) {
+      first.destroy()
+      return undefined
+    }
     const observe = this.observe
     const onMessage = observe === undefined ? undefined : (message: JsonRpcMessage): void => { observe(message, session.id) }
     void (async () => {
@@ -371,12 +388,12 @@ export class ResumableStreams {
    */
   private async openUpstream (session: SessionRecord, headers: Record<string, string>, from: string | undefined, signal: AbortSignal, log: Logger): Promise<UpstreamEvents> {
     try {
-      return await this.upstream.listen({ headers, signal })
+      return await this.upstream.listen({ headers, signal, caller: sessionCaller(session) })
     } catch (err) {
       const status = (err as { upstreamStatus?: number }).upstreamStatus
       if (from === undefined || status === undefined || status === 404) throw err
       log.warn({ status }, 'upstream refused to resume the GET stream; opened it afresh')
-      return await this.upstream.listen({ headers: this.getHeaders(session, undefined), signal })
+      return await this.upstream.listen({ headers: this.getHeaders(session, undefined), signal, caller: sessionCaller(session) })
     }
   }
 

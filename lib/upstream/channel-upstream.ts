@@ -19,6 +19,7 @@
  * the newest answer still open (over stdio they most likely belong to the call in progress),
  * else to the session's GET stream, else they wait for one, up to `maxQueued`.
  */
+import type { Caller } from '../upstream-auth/credentials.ts'
 import { randomUUID } from 'node:crypto'
 import { GatewayErrors } from '../errors.ts'
 import { isRequest, isResponse, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../jsonrpc.ts'
@@ -210,7 +211,7 @@ export class ChannelUpstream implements Upstream {
       for (const message of messages) {
         // A later client's `initialized` is the shared channel's business only once.
         if (this.shared !== undefined && 'method' in message && message.method === 'notifications/initialized') continue
-        await this.deliver(session, message)
+        await this.deliver(session, message, req.caller)
       }
       return { kind: 'accepted', sessionId: opened }
     }
@@ -241,7 +242,7 @@ export class ChannelUpstream implements Upstream {
       const initialize = sessionId === undefined ? messages.find((message) => isRequest(message) && message.method === 'initialize') as JsonRpcRequest | undefined : undefined
       if (initialize !== undefined && this.shared !== undefined) this.shared.initialize = this.sharedInitialize(answer, initialize.id)
       // One message (the common case) without a loop's async frame around it.
-      const delivered = messages.length === 1 ? this.deliver(session, messages[0] as JsonRpcMessage) : this.deliverAll(session, messages)
+      const delivered = messages.length === 1 ? this.deliver(session, messages[0] as JsonRpcMessage, req.caller) : this.deliverAll(session, messages, req.caller)
       delivered.catch((err: unknown) => {
         answer.fail(err as Error)
         session.forget(answer)
@@ -269,19 +270,19 @@ export class ChannelUpstream implements Upstream {
     return result
   }
 
-  private async deliverAll (session: ChannelSession, messages: readonly JsonRpcMessage[]): Promise<void> {
-    for (const message of messages) await this.deliver(session, message)
+  private async deliverAll (session: ChannelSession, messages: readonly JsonRpcMessage[], caller: Caller | undefined): Promise<void> {
+    for (const message of messages) await this.deliver(session, message, caller)
   }
 
   /** Hands one client message to the session's channel (rewritten for a shared one). */
-  private async deliver (session: ChannelSession, message: JsonRpcMessage): Promise<void> {
+  private async deliver (session: ChannelSession, message: JsonRpcMessage, caller: Caller | undefined): Promise<void> {
     if (session.gone !== undefined) throw session.gone
     const shared = this.shared
     if (shared === undefined) {
-      await session.channel.send(message)
+      await session.channel.send(message, caller)
       return
     }
-    await shared.channel.send(toShared(shared, session, message))
+    await shared.channel.send(toShared(shared, session, message), caller)
   }
 
   private async openSession (principal: string | undefined): Promise<ChannelSession> {

@@ -4,10 +4,15 @@
  * upstream turns channels into Streamable HTTP answers.
  */
 import type { JsonRpcMessage } from '../jsonrpc.ts'
+import type { Caller } from '../upstream-auth/credentials.ts'
 
 export interface MessageChannel {
-  /** Sends one message. Throws or rejects when it cannot be delivered (the channel is gone). */
-  send (message: JsonRpcMessage): void | Promise<void>
+  /**
+   * Sends one message. Throws or rejects when it cannot be delivered (the channel is gone).
+   * `caller`: whom it is for (auth on), for channels that make HTTP requests of their own (the
+   * era bridge), whose upstream `auth` may act for the user.
+   */
+  send (message: JsonRpcMessage, caller?: Caller): void | Promise<void>
   /** Ends the channel politely, then by force (see each kind); resolves once it is gone. */
   close (): Promise<void>
   /** Ends the channel at once. */

@@ -10,6 +10,8 @@ import { DualEraUpstream, type ProtocolSetting } from './dual-era.ts'
 import type { VirtualUpstreamOptions } from '../federation/options.ts'
 import { createVirtualUpstream } from '../federation/virtual-upstream.ts'
 import type { SharedState } from '../federation/virtual-state.ts'
+import { createCredentials, type AuthContext } from '../upstream-auth/create.ts'
+import type { UpstreamAuth } from '../upstream-auth/options.ts'
 
 /** What channel upstreams (stdio, legacy SSE) share. */
 export interface ChannelLimits {
@@ -37,6 +39,12 @@ export type HttpUpstreamOptions = { kind?: 'streamable-http' } & StreamableHttpU
    * @default 'auto'
    */
   protocol?: ProtocolSetting
+  /**
+   * How the gateway authenticates to the upstream beyond `headers`: `static`, `clientCredentials`,
+   * `tokenExchange` or per-user `oauth` (README, "Upstream identity").
+   * @default none (`headers` only)
+   */
+  auth?: UpstreamAuth
 }
 export type UpstreamOptions = HttpUpstreamOptions | StdioUpstreamOptions | SseUpstreamOptions | VirtualUpstreamOptions
 
@@ -53,8 +61,11 @@ function channelOptions (options: StdioUpstreamOptions | SseUpstreamOptions, log
   }
 }
 
-/** `shared`: the instances' shared store (Redis), for upstreams whose sessions any instance can serve. */
-export function createUpstream (options: UpstreamOptions, log: Logger, shared?: SharedState): Upstream {
+/**
+ * `shared`: the instances' shared store (Redis), for upstreams whose sessions any instance can
+ * serve. `auth`: what per-user `auth` modes need (none for a virtual server's members).
+ */
+export function createUpstream (options: UpstreamOptions, log: Logger, shared?: SharedState, auth?: AuthContext): Upstream {
   if (options.kind === 'virtual') return createVirtualUpstream(options, log, shared)
   if (options.kind === 'stdio') {
     let spawnError: Error | undefined
@@ -84,7 +95,9 @@ export function createUpstream (options: UpstreamOptions, log: Logger, shared?: 
       release: async (force) => { await (force ? client.destroy() : client.close()) }
     })
   }
-  return new DualEraUpstream(new StreamableHttpUpstream(options), options.protocol ?? 'auto', log)
+  const credentials = createCredentials(options, auth)
+  const headers = options.auth?.mode === 'static' ? { ...options.headers, ...options.auth.headers } : options.headers
+  return new DualEraUpstream(new StreamableHttpUpstream({ ...options, headers, credentials }), options.protocol ?? 'auto', log)
 }
 
 type NameOptional<T> = T extends unknown ? Omit<T, 'name'> & { name?: string } : never

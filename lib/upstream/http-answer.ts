@@ -168,13 +168,13 @@ export interface HttpPeer {
 
 /** `send` for an upstream that speaks Streamable HTTP: one POST, its answer read as messages. */
 export async function sendOverHttp (upstream: HttpPeer, req: UpstreamSend): Promise<UpstreamAnswer> {
-  const res = await upstream.request({ method: 'POST', headers: req.headers, body: req.body, signal: req.signal })
+  const res = await upstream.request({ method: 'POST', headers: req.headers, body: req.body, signal: req.signal, caller: req.caller })
   return await answerFromHttp(upstream.name, res, req)
 }
 
 /** `listen` over Streamable HTTP: a GET, which may stay idle for hours (no body timeout). */
 export async function listenOverHttp (upstream: HttpPeer, req: UpstreamSessionRequest): Promise<UpstreamEvents> {
-  const res = await upstream.request({ method: 'GET', headers: req.headers, signal: req.signal, longLived: true })
+  const res = await upstream.request({ method: 'GET', headers: req.headers, signal: req.signal, longLived: true, caller: req.caller })
   if (res.status >= 300) throw await httpFailure(upstream.name, res, req.headers[HEADER.sessionId] !== undefined)
   if (mediaType(res.headers) !== 'text/event-stream') {
     drain(res.body)
@@ -185,7 +185,7 @@ export async function listenOverHttp (upstream: HttpPeer, req: UpstreamSessionRe
 
 /** `end` over Streamable HTTP: a DELETE. */
 export async function endOverHttp (upstream: HttpPeer, req: UpstreamSessionRequest): Promise<void> {
-  const res = await upstream.request({ method: 'DELETE', headers: req.headers, signal: req.signal })
+  const res = await upstream.request({ method: 'DELETE', headers: req.headers, signal: req.signal, caller: req.caller })
   if (res.status >= 300) throw await httpFailure(upstream.name, res, req.headers[HEADER.sessionId] !== undefined)
   drain(res.body)
 }

@@ -110,7 +110,7 @@ export class LegacyUpstreamForModernClients {
     const meta = (message.params?._meta ?? {}) as Record<string, unknown>
     const key = req.principal === undefined ? undefined : `${req.principal}\u0000${capabilityKey(meta[META.clientCapabilities])}`
     if (message.method === 'server/discover') {
-      const session = await this.sessions.checkout(key, meta, req.principal)
+      const session = await this.sessions.checkout(key, meta, req.principal, req.caller)
       this.sessions.release(session)
       return single({ jsonrpc: '2.0', id: message.id, result: this.discoverResult(session) })
     }
@@ -135,7 +135,7 @@ export class LegacyUpstreamForModernClients {
   }
 
   private async call (key: string | undefined, meta: Record<string, unknown>, message: JsonRpcRequest, req: UpstreamSend, attempt: number): Promise<UpstreamAnswer> {
-    const session = await this.sessions.checkout(key, meta, req.principal)
+    const session = await this.sessions.checkout(key, meta, req.principal, req.caller)
     const abort = new AbortController()
     const call: Call = { session, principal: req.principal, method: message.method, upstreamId: message.id, answer: undefined, clientId: message.id, held: [], asked: new Map(), token: undefined, timer: undefined, done: false, abort }
     session.call = call
@@ -252,7 +252,7 @@ export class LegacyUpstreamForModernClients {
     const uris = new Set(Array.isArray(filter.resourceSubscriptions) ? filter.resourceSubscriptions.map(String) : [])
     // One upstream round trip per URI, on a list the client writes: bounded.
     if (uris.size > MAX_LISTEN_URIS) return single(errorResponse(message.id, -32602, `Invalid params: at most ${MAX_LISTEN_URIS} resourceSubscriptions`))
-    const session = await this.sessions.checkout(key, meta, req.principal)
+    const session = await this.sessions.checkout(key, meta, req.principal, req.caller)
     try {
       for (const uri of uris) {
         await readMessages(await this.sessions.post(session, [{ jsonrpc: '2.0', id: `gw-sub-${uri}`, method: 'resources/subscribe', params: { uri } }]), () => {})

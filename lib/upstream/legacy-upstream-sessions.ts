@@ -7,6 +7,7 @@
  * long as the session lives: a request the upstream sends there goes to the call the session is
  * lent to (`onRequest`), anything else to the session's listeners (`subscriptions/listen`).
  */
+import type { Caller } from '../upstream-auth/credentials.ts'
 import { GatewayErrors } from '../errors.ts'
 import { isRequest, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
@@ -42,6 +43,8 @@ export interface LegacySession<C> {
   get: AbortController
   gone: boolean
   lastUsed: number
+  /** Whom its requests are for (auth on): the last principal's request that checked it out. */
+  caller: Caller | undefined
 }
 
 export class LegacyUpstreamSessions<C extends { done: boolean }> {
@@ -76,9 +79,10 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
   }
 
   /** Sends messages on a session, as a client of the upstream would. */
-  post (session: Pick<LegacySession<C>, 'upstreamSessionId' | 'protocolVersion'>, messages: JsonRpcMessage[], signal?: AbortSignal): Promise<UpstreamAnswer> {
+  post (session: Pick<LegacySession<C>, 'upstreamSessionId' | 'protocolVersion' | 'caller'>, messages: JsonRpcMessage[], signal?: AbortSignal): Promise<UpstreamAnswer> {
     return this.upstream.send({
       headers: this.headers(session),
+      caller: session.caller,
       body: JSON.stringify(messages.length === 1 ? messages[0] : messages),
       messages,
       signal,
@@ -87,7 +91,7 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
   }
 
   /** Sends a notification (or responses) whose answer nobody reads; a failure is only logged. */
-  tell (session: Pick<LegacySession<C>, 'upstreamSessionId' | 'protocolVersion'>, messages: JsonRpcMessage[]): void {
+  tell (session: Pick<LegacySession<C>, 'upstreamSessionId' | 'protocolVersion' | 'caller'>, messages: JsonRpcMessage[]): void {
     this.post(session, messages).then(releaseAnswer, (err: unknown) => {
       this.log.debug({ upstream: this.upstream.name, err }, 'bridged session: a message to the upstream failed')
     })
@@ -97,11 +101,13 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
    * Lends an idle session of this key, opening one when none is free; with no key (auth off), a
    * new session for this request alone. Caps are checked and places taken before any await.
    */
-  async checkout (key: string | undefined, meta: Record<string, unknown>, principal: string | undefined): Promise<LegacySession<C>> {
+  async checkout (key: string | undefined, meta: Record<string, unknown>, principal: string | undefined, caller?: Caller): Promise<LegacySession<C>> {
     const sessions = key === undefined ? undefined : this.pool.get(key)
     const idle = sessions?.find((session) => !session.busy && !session.gone)
     if (idle !== undefined) {
       idle.busy = true
+      // Pooled by principal: the same user, with the token of their latest request.
+      if (caller !== undefined) idle.caller = caller
       return idle
     }
     if (key !== undefined && (sessions?.length ?? 0) + (this.opening.get(key) ?? 0) >= MAX_SESSIONS_PER_KEY) {
@@ -112,7 +118,7 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
     if (key !== undefined) this.opening.set(key, (this.opening.get(key) ?? 0) + 1)
     let session: LegacySession<C>
     try {
-      session = await this.open(key, meta, principal)
+      session = await this.open(key, meta, principal, caller)
     } catch (err) {
       this.held--
       throw err
@@ -162,8 +168,8 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
     this.deleteUpstream(session)
   }
 
-  private deleteUpstream (session: Pick<LegacySession<C>, 'upstreamSessionId' | 'protocolVersion'>): void {
-    this.upstream.end({ headers: this.headers(session) }).catch(() => {})
+  private deleteUpstream (session: Pick<LegacySession<C>, 'upstreamSessionId' | 'protocolVersion' | 'caller'>): void {
+    this.upstream.end({ headers: this.headers(session), caller: session.caller }).catch(() => {})
   }
 
   forget (session: LegacySession<C>): void {
@@ -184,7 +190,7 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
   }
 
   /** Opens an upstream session with the client's capabilities, and its GET stream. */
-  private async open (key: string | undefined, meta: Record<string, unknown>, principal: string | undefined): Promise<LegacySession<C>> {
+  private async open (key: string | undefined, meta: Record<string, unknown>, principal: string | undefined, caller: Caller | undefined): Promise<LegacySession<C>> {
     const initialize: JsonRpcRequest = {
       jsonrpc: '2.0',
       id: 'gw-init',
@@ -194,10 +200,10 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
     const body = JSON.stringify(initialize)
     let answer: UpstreamAnswer
     try {
-      answer = await this.upstream.send({ headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body, messages: [initialize], opensSession: true, principal, maxBytes: MAX_ANSWER_BYTES })
+      answer = await this.upstream.send({ headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body, messages: [initialize], opensSession: true, principal, caller, maxBytes: MAX_ANSWER_BYTES })
     } catch (err) {
       const named = (err as { upstreamSessionId?: unknown }).upstreamSessionId
-      if (typeof named === 'string') this.deleteUpstream({ upstreamSessionId: named, protocolVersion: LEGACY_VERSION })
+      if (typeof named === 'string') this.deleteUpstream({ upstreamSessionId: named, protocolVersion: LEGACY_VERSION, caller })
       throw err
     }
     const upstreamSessionId = answer.sessionId
@@ -209,7 +215,7 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
       }
     } catch (err) {
       // A session id given with a bad answer is a session the upstream holds for nobody: end it.
-      if (upstreamSessionId !== undefined) this.deleteUpstream({ upstreamSessionId, protocolVersion: LEGACY_VERSION })
+      if (upstreamSessionId !== undefined) this.deleteUpstream({ upstreamSessionId, protocolVersion: LEGACY_VERSION, caller })
       throw err
     }
     const session: LegacySession<C> = {
@@ -222,7 +228,8 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
       listeners: new Set(),
       get: new AbortController(),
       gone: false,
-      lastUsed: Date.now()
+      lastUsed: Date.now(),
+      caller
     }
     try {
       const initialized: JsonRpcNotification = { jsonrpc: '2.0', method: 'notifications/initialized' }
@@ -244,7 +251,7 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
     let failures = 0
     while (!session.gone) {
       try {
-        const events = await this.upstream.listen({ headers: { ...this.headers(session), accept: 'text/event-stream' }, signal: session.get.signal })
+        const events = await this.upstream.listen({ headers: { ...this.headers(session), accept: 'text/event-stream' }, signal: session.get.signal, caller: session.caller })
         failures = 0
         await readMessages({ kind: 'stream', sessionId: undefined, events }, (message) => {
           if (session.call !== undefined && !session.call.done && isRequest(message)) this.onRequest(session.call, message)
@@ -285,7 +292,7 @@ export class LegacyUpstreamSessions<C extends { done: boolean }> {
     clearInterval(this.sweeper)
     await Promise.allSettled([...this.pool.values()].flat().concat([...this.dedicated]).filter((session) => !session.gone).map(async (session) => {
       session.get.abort()
-      await this.upstream.end({ headers: this.headers(session) })
+      await this.upstream.end({ headers: this.headers(session), caller: session.caller })
     }))
     this.pool.clear()
     this.dedicated.clear()

@@ -17,6 +17,7 @@
  * The channel upstream above it makes the session ids, SSE answers and GET stream; the gateway's
  * event log makes them resumable.
  */
+import type { Caller } from '../upstream-auth/credentials.ts'
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
 import { errorResponse, isRequest, isResponse, toMessages, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
@@ -128,8 +129,12 @@ export class ModernUpstreamForLegacyClient implements MessageChannel {
     this.log = log
   }
 
-  send (message: JsonRpcMessage): void {
+  /** Whom the session's requests are for (auth on): the principal of its latest message. */
+  private caller: Caller | undefined
+
+  send (message: JsonRpcMessage, caller?: Caller): void {
     if (this.closed) throw new GatewayErrors.UPSTREAM_EXITED(this.upstream.name, 'the session ended')
+    if (caller !== undefined) this.caller = caller
     if (isResponse(message)) {
       this.answered(message)
       return
@@ -219,7 +224,7 @@ export class ModernUpstreamForLegacyClient implements MessageChannel {
     const { headers, body } = modernRequest(request, this.meta(), extra)
     let final: JsonRpcMessage | undefined
     try {
-      const res = await this.upstream.request({ method: 'POST', headers, body, signal: exchange.abort.signal })
+      const res = await this.upstream.request({ method: 'POST', headers, body, signal: exchange.abort.signal, caller: this.caller })
       await readAnswer(res as never, (message) => {
         if (isResponse(message)) {
           if (message.id === request.id) final = message
@@ -305,7 +310,7 @@ export class ModernUpstreamForLegacyClient implements MessageChannel {
           if (Object.keys(filter).length === 0) return
           const message: JsonRpcRequest = { jsonrpc: '2.0', id: `gw-listen-${this.nextId++}`, method: 'subscriptions/listen', params: { notifications: filter } }
           const { headers, body } = modernRequest(message, this.meta())
-          const res = await this.upstream.request({ method: 'POST', headers, body, signal: abort.signal, longLived: true })
+          const res = await this.upstream.request({ method: 'POST', headers, body, signal: abort.signal, longLived: true, caller: this.caller })
           failures = 0
           await readAnswer(res as never, (notification) => {
             if (isResponse(notification) || isRequest(notification) || notification.method === 'notifications/subscriptions/acknowledged') return

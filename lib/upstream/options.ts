@@ -8,6 +8,7 @@ import type { UpstreamConfig, UpstreamOptions } from './create.ts'
 import { STDIO_DEFAULTS } from './stdio.ts'
 import { UPSTREAM_DEFAULTS } from './streamable-http.ts'
 import { TIMEOUT_DEFAULTS, type CheckedTimeouts } from '../deadline.ts'
+import { upstreamAuthSchema } from '../upstream-auth/options.ts'
 
 /** Request timeouts, every kind. */
 export const timeoutShape = {
@@ -94,7 +95,14 @@ export const httpUpstreamSchema = z.strictObject({
    * or `auto` (asked once with `server/discover`). Clients of the other era are bridged.
    * @default 'auto'
    */
-  protocol: z.enum(['auto', '2025', '2026'], { error: 'must be "auto", "2025" or "2026"' }).default('auto').meta({ description: 'The upstream\'s protocol era: 2025 (sessions), 2026 (2026-07-28, stateless), or auto (asked with server/discover). The gateway bridges clients of the other era.' })
+  protocol: z.enum(['auto', '2025', '2026'], { error: 'must be "auto", "2025" or "2026"' }).default('auto').meta({ description: 'The upstream\'s protocol era: 2025 (sessions), 2026 (2026-07-28, stateless), or auto (asked with server/discover). The gateway bridges clients of the other era.' }),
+  /**
+   * How the gateway authenticates to the upstream beyond `headers`: `static`, `clientCredentials`,
+   * `tokenExchange` (RFC 8693) or per-user `oauth`. The last two act for the caller: they need
+   * inbound auth, and a `protocol` of 2025 or 2026 (the era cannot be asked without a user).
+   * @default none (`headers` only)
+   */
+  auth: upstreamAuthSchema.optional()
 }).meta({ id: 'httpUpstream', description: 'A Streamable HTTP upstream.' })
 
 export const stdioUpstreamSchema = z.strictObject({

@@ -4,6 +4,8 @@
  */
 import { Pool } from 'undici'
 import { GatewayErrors } from '../errors.ts'
+import { drain } from '../relay/body.ts'
+import type { UpstreamCredentials } from '../upstream-auth/credentials.ts'
 import type { UpstreamAnswer, UpstreamEvents } from './events.ts'
 import { endOverHttp, listenOverHttp, sendOverHttp } from './http-answer.ts'
 import type { Upstream, UpstreamHttpRequest, UpstreamHttpResponse, UpstreamSend, UpstreamSessionRequest } from './types.ts'
@@ -62,6 +64,8 @@ export interface StreamableHttpUpstreamOptions {
    * @default false
    */
   http2?: boolean
+  /** The upstream's `auth` mode beyond static headers: an `authorization` for each request. */
+  credentials?: UpstreamCredentials
 }
 
 export const UPSTREAM_DEFAULTS = {
@@ -91,6 +95,7 @@ export class StreamableHttpUpstream implements Upstream {
   private readonly pool: Pool
   private readonly headersTimeout: number
   private readonly bodyTimeout: number
+  private readonly credentials: UpstreamCredentials | undefined
 
   constructor (options: StreamableHttpUpstreamOptions) {
     this.name = options.name
@@ -99,6 +104,7 @@ export class StreamableHttpUpstream implements Upstream {
     this.extraHeaders = { ...options.headers }
     this.headersTimeout = options.headersTimeout ?? UPSTREAM_DEFAULTS.headersTimeout
     this.bodyTimeout = options.bodyTimeout ?? UPSTREAM_DEFAULTS.bodyTimeout
+    this.credentials = options.credentials
     this.pool = new Pool(this.url.origin, {
       connections: options.connections ?? UPSTREAM_DEFAULTS.connections,
       connectTimeout: options.connectTimeout ?? UPSTREAM_DEFAULTS.connectTimeout,
@@ -125,13 +131,37 @@ export class StreamableHttpUpstream implements Upstream {
     return endOverHttp(this, req)
   }
 
-  /** Sends one HTTP request upstream. Rejects with a gateway error, or with the abort reason. */
+  /**
+   * Sends one HTTP request upstream. Rejects with a gateway error, or with the abort reason. With
+   * `credentials`, a 401 to the token sent drops it and the request goes once more with a new one.
+   */
   async request (req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
     // Copied key by key: a spread of header objects (dashed keys) takes V8's slow path, ~1 µs per request.
     const headers: Record<string, string> = {}
     for (const name in req.headers) headers[name] = req.headers[name] as string
     for (const name in this.extraHeaders) headers[name] = this.extraHeaders[name] as string
     headers.host = this.url.host
+    const credentials = req.anonymous === true ? undefined : this.credentials
+    if (credentials === undefined) return await this.exchange(headers, req)
+    const first = credentials.authorization(req.caller)
+    const authorization = headers.authorization = typeof first === 'string' ? first : await first
+    const res = await this.exchange(headers, req)
+    if (res.status !== 401) return res
+    drain(res.body)
+    // The second refusal of a fresh token is final: the client hears UPSTREAM_AUTH (or, for
+    // per-user OAuth, a new consent prompt), never the upstream's challenge.
+    if (!await credentials.rejected(req.caller, authorization, false)) return res
+    const again = credentials.authorization(req.caller)
+    const retried = headers.authorization = typeof again === 'string' ? again : await again
+    const second = await this.exchange(headers, req)
+    if (second.status === 401) {
+      drain(second.body)
+      await credentials.rejected(req.caller, retried, true)
+    }
+    return second
+  }
+
+  private async exchange (headers: Record<string, string>, req: UpstreamHttpRequest): Promise<UpstreamHttpResponse> {
     try {
       const res = await this.pool.request({
         path: this.path,
@@ -151,7 +181,7 @@ export class StreamableHttpUpstream implements Upstream {
 
   /** Resolves when the upstream answers HTTP at all (any status); rejects when it cannot be reached. */
   async probe (): Promise<void> {
-    const res = await this.request({ method: 'GET', headers: { accept: 'text/event-stream' } })
+    const res = await this.request({ method: 'GET', headers: { accept: 'text/event-stream' }, anonymous: true })
     res.body.on('error', () => {}).resume()
   }
 

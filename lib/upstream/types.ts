@@ -12,6 +12,7 @@ import type { Readable } from 'node:stream'
 import type { AbortLike } from '../abort.ts'
 import type { JsonRpcMessage } from '../jsonrpc.ts'
 import type { UpstreamAnswer, UpstreamEvents } from './events.ts'
+import type { Caller } from '../upstream-auth/credentials.ts'
 
 /** A name as a virtual server's member knows it: its upstream, and the name there. */
 export interface MemberName {
@@ -30,6 +31,10 @@ export interface UpstreamHttpRequest {
   signal?: AbortLike
   /** A stream that may stay idle (the GET stream): no body timeout. */
   longLived?: boolean
+  /** Who it is for (inbound auth on): per-user upstream `auth` modes send that user's token. */
+  caller?: Caller
+  /** Sent without the upstream's `auth` credentials (a probe: any HTTP answer will do). */
+  anonymous?: boolean
 }
 
 /**
@@ -40,6 +45,8 @@ export interface UpstreamHttpRequest {
 export interface UpstreamSessionRequest {
   headers: Record<string, string>
   signal?: AbortLike
+  /** Who it is for (inbound auth on), as `UpstreamHttpRequest.caller`. */
+  caller?: Caller
 }
 
 /** A client's messages for one exchange (one POST body), already filtered and parsed. */
@@ -54,6 +61,8 @@ export interface UpstreamSend {
   signal?: AbortLike
   /** The caller's principal id (auth on): upstream sessions held for stateless clients are theirs. */
   principal?: string
+  /** Who it is for (inbound auth on), as `UpstreamHttpRequest.caller`. */
+  caller?: Caller
   /** Largest whole (JSON) answer accepted; streams are never buffered. */
   maxBytes: number
 }

@@ -107,3 +107,47 @@ t.test('a stdio child that ignores SIGTERM, with killGraceMs above the host\'s p
   t.ok(took >= 3900 && took < 20_000, `after the child's grace, not cut at the pluginTimeout (${took} ms)`)
   t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'the child is gone')
 })
+
+t.test('close() while the upstream has not yet sent its GET stream\'s headers: the opening reader is stopped, the close does not wait for it', async (t) => {
+  t.setTimeout(30_000)
+  const { createServer } = await import('node:http')
+  let getClosed = false
+  let getOpened = false
+  const held = createServer((req, res) => {
+    if (req.method === 'GET') {
+      // Headers held back until a first event that never comes (as a buffering proxy might).
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      getOpened = true
+      req.once('close', () => { getClosed = true })
+      return
+    }
+    let body = ''
+    req.on('data', (chunk: Buffer) => { body += chunk.toString() })
+    req.on('end', () => {
+      const message = JSON.parse(body) as { id?: number, method: string }
+      if (message.id === undefined) {
+        res.writeHead(202).end()
+        return
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'held-session' })
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { protocolVersion: '2025-11-25', capabilities: {}, serverInfo: { name: 'held', version: '1' } } }))
+    })
+  })
+  await new Promise<void>((resolve) => held.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { held.closeAllConnections(); held.close() })
+  const app = Fastify({ logger: false })
+  await app.register(mcpGateway, { upstream: { url: `http://127.0.0.1:${(held.address() as { port: number }).port}/mcp`, protocol: '2025', headersTimeout: 120_000 } })
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+  const url = `${address}/mcp`
+  const sessionId = await openSession(url)
+  const abort = new AbortController()
+  const stream = fetch(url, { headers: { accept: 'text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }, signal: abort.signal })
+    .then(async (res) => await res.text(), (err: unknown) => `failed: ${String(err)}`)
+  t.teardown(() => abort.abort())
+  await eventually(() => getOpened)
+  const { closed, took } = await timedClose(app)
+  t.equal(closed, undefined, `close() resolved (${took} ms)`)
+  await eventually(() => getClosed)
+  t.ok(getClosed, 'the upstream GET was ended by the gateway')
+  t.match(await stream, /retry: \d+/, 'the client\'s stream ended with a hint to come back')
+})

@@ -1,0 +1,153 @@
+/**
+ * The gateway's per-user upstream identities: each user's tokens for each `oauth` upstream, and
+ * the sign-ins in progress, sealed (AES-256-GCM) in the token store (memory, or Redis for every
+ * instance). A token is kept under its upstream and principal (which the seal binds it to), so one
+ * user's token is never read for another. The OAuth callback, whichever instance it reaches,
+ * finishes the sign-in its state names.
+ */
+import { randomBytes, randomUUID } from 'node:crypto'
+import { GatewayErrors } from '../errors.ts'
+import type { Sealer } from './sealed.ts'
+import type { TokenStore } from './token-store.ts'
+import type { IssuedToken } from './token-endpoint.ts'
+
+export interface IdentityOptions {
+  store: TokenStore
+  sealer: Sealer
+  /** The public URL of the gateway's OAuth callback, as registered at each authorization server. */
+  callbackUrl: string
+  /** How long a sign-in may take, from the consent URL to the callback. */
+  flowTtlMs: number
+  /** How long a token with a refresh token is kept (one without: until it expires). */
+  tokenTtlMs: number
+}
+
+/** A sign-in in progress. */
+export interface Flow {
+  upstream: string
+  principal: string
+  verifier: string
+  elicitationId: string
+  url: string
+}
+
+/** What a client is sent to go and sign in. */
+export interface ConsentPrompt {
+  url: string
+  elicitationId: string
+}
+
+/** The upstream's part of a sign-in: the authorization URL to send the user to, and the code's exchange. */
+export interface SignInHandler {
+  authorizationUrl (state: string, verifier: string): Promise<string>
+  complete (flow: Flow, code: string): Promise<void>
+  /** The user's tokens go (and the authorization server is told); false when there were none. */
+  revoke (principal: string): Promise<boolean>
+}
+
+const part = (text: string): string => encodeURIComponent(text)
+const tokenKey = (upstream: string, principal: string): string => `t:${part(upstream)}:${part(principal)}`
+const pendingKey = (upstream: string, principal: string): string => `p:${part(upstream)}:${part(principal)}`
+const flowKey = (state: string): string => `f:${state}`
+
+export class UpstreamIdentity {
+  readonly callbackUrl: string
+  private readonly options: IdentityOptions
+  private readonly handlers = new Map<string, SignInHandler>()
+
+  constructor (options: IdentityOptions) {
+    this.options = options
+    this.callbackUrl = options.callbackUrl
+  }
+
+  /** An `oauth` upstream: the callback hands it the code of its users' sign-ins. */
+  register (upstream: string, handler: SignInHandler): void {
+    this.handlers.set(upstream, handler)
+  }
+
+  get upstreams (): string[] {
+    return [...this.handlers.keys()]
+  }
+
+  async loadToken (upstream: string, principal: string): Promise<IssuedToken | undefined> {
+    const key = tokenKey(upstream, principal)
+    const sealed = await this.options.store.get(key)
+    if (sealed === undefined) return undefined
+    const plain = this.options.sealer.open(sealed, key)
+    // Sealed under a retired key, or not for this key at all: as good as none (sign in again).
+    if (plain === undefined) return undefined
+    return JSON.parse(plain) as IssuedToken
+  }
+
+  async saveToken (upstream: string, principal: string, token: IssuedToken): Promise<void> {
+    const key = tokenKey(upstream, principal)
+    const ttl = token.refreshToken === undefined ? token.expiresAt - Date.now() : this.options.tokenTtlMs
+    if (ttl <= 0) return
+    await this.options.store.set(key, this.options.sealer.seal(JSON.stringify(token), key), ttl)
+  }
+
+  async deleteToken (upstream: string, principal: string): Promise<boolean> {
+    return await this.options.store.delete(tokenKey(upstream, principal))
+  }
+
+  /** Every principal holding a token for the upstream (at most `limit`), for the admin API. */
+  async principals (upstream: string, limit: number): Promise<string[]> {
+    const prefix = `t:${part(upstream)}:`
+    return (await this.options.store.keys(prefix, limit)).map((key) => decodeURIComponent(key.slice(prefix.length)))
+  }
+
+  /** An admin revoked a user's access to an upstream: false when they held no token for it. */
+  async revoke (upstream: string, principal: string): Promise<boolean> {
+    const handler = this.handlers.get(upstream)
+    return handler === undefined ? false : await handler.revoke(principal)
+  }
+
+  /**
+   * The consent URL for a user with no token: the sign-in already in progress for them (the same
+   * URL every time they ask meanwhile), else a new one.
+   */
+  async prompt (upstream: string, principal: string): Promise<ConsentPrompt> {
+    const handler = this.handlers.get(upstream)
+    if (handler === undefined) throw new GatewayErrors.UPSTREAM_TOKEN(upstream, 'it has no per-user OAuth')
+    const { store, sealer, flowTtlMs } = this.options
+    const pointer = pendingKey(upstream, principal)
+    const held = await store.get(pointer)
+    const state = held === undefined ? undefined : sealer.open(held, pointer)
+    if (state !== undefined) {
+      const sealed = await store.get(flowKey(state))
+      const flow = sealed === undefined ? undefined : sealer.open(sealed, flowKey(state))
+      if (flow !== undefined) {
+        const { url, elicitationId } = JSON.parse(flow) as Flow
+        return { url, elicitationId }
+      }
+    }
+    const fresh = randomBytes(32).toString('base64url')
+    const verifier = randomBytes(32).toString('base64url')
+    const url = await handler.authorizationUrl(fresh, verifier)
+    const flow: Flow = { upstream, principal, verifier, elicitationId: randomUUID(), url }
+    await store.set(flowKey(fresh), sealer.seal(JSON.stringify(flow), flowKey(fresh)), flowTtlMs)
+    await store.set(pointer, sealer.seal(fresh, pointer), flowTtlMs)
+    return { url, elicitationId: flow.elicitationId }
+  }
+
+  /**
+   * The authorization server sent the user back: the sign-in its state names is finished (once).
+   * Without a code (the user refused), the sign-in is dropped.
+   */
+  async callback (state: string, code: string | undefined): Promise<Flow> {
+    const key = flowKey(state)
+    const sealed = await this.options.store.take(key)
+    const plain = sealed === undefined ? undefined : this.options.sealer.open(sealed, key)
+    if (plain === undefined) throw new GatewayErrors.UPSTREAM_TOKEN('(unknown)', 'this sign-in is unknown, used already or expired: start again from your client')
+    const flow = JSON.parse(plain) as Flow
+    if (code === undefined) {
+      await this.options.store.delete(pendingKey(flow.upstream, flow.principal))
+      return flow
+    }
+    const handler = this.handlers.get(flow.upstream)
+    if (handler === undefined) throw new GatewayErrors.UPSTREAM_TOKEN(flow.upstream, 'it has no per-user OAuth any more')
+    await handler.complete(flow, code)
+    await this.options.store.delete(pendingKey(flow.upstream, flow.principal))
+    return flow
+  }
+}
