@@ -60,6 +60,8 @@ export const GatewayErrors = {
    * Per-user OAuth: the user has not authorized the gateway at the upstream yet. MCP's own
    * URLElicitationRequired code, so clients know to open the URL in `data.elicitations`.
    */
+  /** The OAuth callback (or the sign-in page) names no sign-in in progress. Shown on the page, not to an MCP client. */
+  SIGN_IN_FAILED: define('MCP_GW_SIGN_IN_FAILED', 'Sign-in failed: %s', 400, -32079),
   CONSENT_REQUIRED: define('MCP_GW_CONSENT_REQUIRED', 'Upstream %s needs your authorization: open the URL given to sign in, then send the request again', 403, -32042),
   UPSTREAM_FULL: define('MCP_GW_UPSTREAM_FULL', 'Service Unavailable: upstream %s runs its maximum of %s connections or processes; retry later', 503, -32056),
   UPSTREAM_EXITED: define('MCP_GW_UPSTREAM_EXITED', 'Upstream %s is gone: %s', 502, -32068),

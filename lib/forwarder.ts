@@ -165,8 +165,8 @@ export class Forwarder implements ExchangeDeps {
     if (session !== undefined && this.resumable !== undefined && ctx.frames === undefined) {
       const lastEventId = ctx.headers[HEADER.lastEventId]
       return typeof lastEventId === 'string'
-        ? await this.resumable.resume(session, lastEventId, ctx.headers, ctx.log, this.upstreamFilter(ctx, session))
-        : await this.resumable.get(session, ctx.headers, ctx.log, this.upstreamFilter(ctx, session))
+        ? await this.resumable.resume(session, lastEventId, ctx.headers, ctx.log, this.upstreamFilter(ctx, session), ctx.principal)
+        : await this.resumable.get(session, ctx.headers, ctx.log, this.upstreamFilter(ctx, session), ctx.principal)
     }
     let source: UpstreamEvents
     try {

@@ -18,10 +18,11 @@ export const identityShape = {
   callbackUrl: httpUrl().meta({ description: 'Public URL of the gateway\'s OAuth callback, as registered at the authorization servers; its path is served.' }),
   /**
    * Keys sealing stored tokens (AES-256-GCM), each 32 random bytes in base64: the first seals, all
-   * open (rotation). Never in a config file: by default `MCP_GATEWAY_TOKEN_KEYS`, comma-separated.
+   * open (rotation). Keep them out of config files (`${NAME}` there reads the environment); by
+   * default `MCP_GATEWAY_TOKEN_KEYS`, comma-separated.
    * @default from the environment
    */
-  keys: z.array(z.string()).optional().meta({ description: 'Sealing keys (32 bytes, base64), the sealing one first. Default: MCP_GATEWAY_TOKEN_KEYS (comma-separated).' }),
+  keys: z.array(z.string()).optional().meta({ description: 'Sealing keys (32 bytes, base64), the sealing one first; `${NAME}` reads the environment. Default: MCP_GATEWAY_TOKEN_KEYS (comma-separated).' }),
   /** Longest a sign-in may take, from the consent URL to the callback. @default 600000 ms */
   flowTtlMs: int(1000).default(IDENTITY_DEFAULTS.flowTtlMs).meta({ description: 'Longest a sign-in may take. Default: 10 min.' }),
   /** How long a user's tokens are kept when they include a refresh token. @default 30 days */

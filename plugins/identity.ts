@@ -23,13 +23,15 @@ declare module 'fastify' {
 
 const escape = (text: string): string => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
-/** The page the user's browser lands on: what happened, and that the client can go on. */
-function page (reply: FastifyReply, status: number, title: string, text: string): FastifyReply {
+/** A page for the user's browser: what happened (and, with `flow`, the button that goes on to sign in). */
+function page (reply: FastifyReply, status: number, title: string, text: string, flow?: string): FastifyReply {
+  const button = flow === undefined ? '' : `<form method="post"><input type="hidden" name="flow" value="${escape(flow)}"><button type="submit">Continue to sign in</button></form>`
   return reply.code(status)
     .header('content-type', 'text/html; charset=utf-8')
     .header('cache-control', 'no-store')
     .header('content-security-policy', "default-src 'none'")
-    .send(`<!doctype html><html><head><meta charset="utf-8"><title>${escape(title)}</title></head><body><h1>${escape(title)}</h1><p>${escape(text)}</p></body></html>`)
+    .header('referrer-policy', 'no-referrer')
+    .send(`<!doctype html><html><head><meta charset="utf-8"><title>${escape(title)}</title></head><body><h1>${escape(title)}</h1><p>${escape(text)}</p>${button}</body></html>`)
 }
 
 async function mcpIdentity (fastify: FastifyInstance, options: McpIdentityOptions): Promise<void> {
@@ -40,9 +42,32 @@ async function mcpIdentity (fastify: FastifyInstance, options: McpIdentityOption
   const identity = new UpstreamIdentity({ store, sealer, callbackUrl: checked.callbackUrl, flowTtlMs: checked.flowTtlMs, tokenTtlMs: checked.tokenTtlMs })
   fastify.decorate('mcpIdentity', identity)
 
-  const querySchema = { type: 'object', properties: { state: { type: 'string', maxLength: 512 }, code: { type: 'string', maxLength: 4096 }, error: { type: 'string', maxLength: 256 } } }
-  fastify.get(new URL(checked.callbackUrl).pathname, { schema: { querystring: querySchema } }, async (request, reply) => {
-    const { state, code, error } = request.query as { state?: string, code?: string, error?: string }
+  await fastify.register(async (scope) => { callbackRoutes(scope, identity, checked.callbackUrl) })
+}
+
+const FLOW = { type: 'string', maxLength: 512 } as const
+
+/**
+ * One path, three uses: the sign-in page a consent prompt links to (`?flow=`: names the upstream
+ * and the gateway principal the account will serve; its button goes on to the authorization
+ * server), that button (a same-origin POST), and the authorization server's redirect back
+ * (`?state=&code=`). The page stands between a link and a sign-in, so a link passed to someone
+ * else shows them whose access they would be granting.
+ */
+function callbackRoutes (scope: FastifyInstance, identity: UpstreamIdentity, callbackUrl: string): void {
+  const { pathname, origin } = new URL(callbackUrl)
+  // Only this scope reads forms: the host app's routes keep their own parsers.
+  scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)))
+  })
+  const querystring = { type: 'object', properties: { flow: FLOW, state: FLOW, code: { type: 'string', maxLength: 4096 }, error: { type: 'string', maxLength: 256 } } }
+  scope.get(pathname, { schema: { querystring } }, async (request, reply) => {
+    const { flow, state, code, error } = request.query as { flow?: string, state?: string, code?: string, error?: string }
+    if (flow !== undefined) {
+      const found = await identity.flow(flow)
+      if (found === undefined) return page(reply, 400, 'Sign-in expired', 'This sign-in is unknown, used already or expired. Go back to your client to start again.')
+      return page(reply, 200, `Sign in to ${found.upstream}`, `Requests that ${found.principal} makes through this gateway will use the ${found.upstream} account you sign in with. Continue only if you are ${found.principal}.`, flow)
+    }
     if (state === undefined) return page(reply, 400, 'Sign-in failed', 'The authorization server sent no state back.')
     if (error !== undefined || code === undefined) {
       // Refused or cancelled at the authorization server: the sign-in is over, the client may ask again.
@@ -50,13 +75,20 @@ async function mcpIdentity (fastify: FastifyInstance, options: McpIdentityOption
       return page(reply, 400, 'Sign-in cancelled', `The authorization server answered ${error ?? 'without a code'}. Go back to your client to try again.`)
     }
     try {
-      const flow = await identity.callback(state, code)
-      request.log.info({ upstream: flow.upstream, principal: flow.principal }, 'user signed in to upstream')
-      return page(reply, 200, 'Signed in', `The gateway can now reach ${flow.upstream} for you. Go back to your client and send the request again.`)
+      const done = await identity.callback(state, code)
+      request.log.info({ upstream: done.upstream, principal: done.principal }, 'user signed in to upstream')
+      return page(reply, 200, 'Signed in', `The gateway can now reach ${done.upstream} for you. Go back to your client and send the request again.`)
     } catch (err) {
       request.log.warn({ err }, 'OAuth callback failed')
       return page(reply, 400, 'Sign-in failed', (err as Error).message)
     }
+  })
+  scope.post(pathname, { schema: { body: { type: 'object', required: ['flow'], properties: { flow: FLOW } } } }, async (request, reply) => {
+    // The page's own button only: a form posted from another site does not start a sign-in.
+    if (request.headers.origin !== origin) return page(reply, 403, 'Sign-in refused', 'Start the sign-in from the page your client linked to.')
+    const found = await identity.flow((request.body as { flow: string }).flow)
+    if (found === undefined) return page(reply, 400, 'Sign-in expired', 'This sign-in is unknown, used already or expired. Go back to your client to start again.')
+    return reply.code(303).header('location', found.authorizationUrl).header('cache-control', 'no-store').send()
   })
 }
 

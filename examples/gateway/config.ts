@@ -198,8 +198,7 @@ function expandUpstream (at: string, value: unknown, env: NodeJS.ProcessEnv): un
 
 /**
  * Secrets stay out of config files: `${NAME}` in an upstream's `headers`, `env`, `args` and `auth` values (a
- * virtual server's members' too), and in
- * `auth.apiKeys.keys[].key`, is replaced with the gateway's environment variable NAME (an unset one
+ * virtual server's members' too), in `auth.apiKeys.keys[].key` and in `identity.keys[]`, is replaced with the gateway's environment variable NAME (an unset one
  * refuses to start). The client never supplies them.
  */
 export function expandEnvironment (config: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
@@ -212,6 +211,10 @@ export function expandEnvironment (config: Record<string, unknown>, env: NodeJS.
       ? { ...entry, key: expand(`auth.apiKeys.keys[${index}].key`, entry.key, env) }
       : entry)
     out.auth = { ...(out.auth as Record<string, unknown>), apiKeys: { ...apiKeys, keys } }
+  }
+  // Token sealing keys: `${NAME}` only, in practice (the default reads MCP_GATEWAY_TOKEN_KEYS).
+  if (isPlainObject(out.identity) && Array.isArray(out.identity.keys)) {
+    out.identity = { ...out.identity, keys: out.identity.keys.map((key: unknown, index) => typeof key === 'string' ? expand(`identity.keys[${index}]`, key, env) : key) }
   }
   return out
 }

@@ -3,7 +3,8 @@
  * stream go through the event log, so a client cut off at any point resumes with `Last-Event-ID`
  * and loses and duplicates nothing, whether or not the upstream itself can resume.
  */
-import { sessionCaller } from '../upstream-auth/credentials.ts'
+import type { Caller } from '../upstream-auth/credentials.ts'
+import { UpstreamGetReader } from './upstream-get.ts'
 import { GatewayErrors, toJsonRpcError } from '../errors.ts'
 import { formatEventId, parseEventId, type SharedLog, type StreamStatus } from '../events/store.ts'
 import { errorResponse, type JsonRpcMessage } from '../jsonrpc.ts'
@@ -62,7 +63,11 @@ export class ResumableStreams {
     this.failure = failure
     this.gone = gone
     this.observe = observe
+    this.reader = new UpstreamGetReader({ hub, upstream, failure, gone, observe })
   }
+
+  /** The upstream readers behind sessions' GET streams. */
+  private readonly reader: UpstreamGetReader
 
   /**
    * A POST's SSE answer, through the log: the stream is registered now (shutdown waits for it),
@@ -122,7 +127,7 @@ export class ResumableStreams {
     const timedOut = (): boolean => (result.error as { code?: string } | undefined)?.code === 'MCP_GW_UPSTREAM_TIMEOUT'
     while (pending.size > 0 && result.lastUpstreamEventId !== undefined && attempts < POST_RESUME_TRIES && !stream.stopping && !stream.closed && !timedOut()) {
       attempts++
-      const res = await this.upstreamGet(session, result.lastUpstreamEventId, log)
+      const res = await this.reader.upstreamGet(session, result.lastUpstreamEventId, log)
       if (res === 'gone') break
       if (res !== undefined) {
         const source = res
@@ -185,7 +190,7 @@ export class ResumableStreams {
     stream.own(status.lastSeq)
     let refused: boolean
     try {
-      refused = await this.startUpstreamGet(session, stream, {}, log, status.upstreamEventId) !== undefined
+      refused = await this.reader.start(session, stream, {}, log, status.upstreamEventId) !== undefined
     } catch (err) {
       log.warn({ err }, 'could not re-open the upstream GET stream')
       refused = true
@@ -197,10 +202,10 @@ export class ResumableStreams {
   }
 
   /** A fresh GET: the session's server-to-client stream, from now on. */
-  async get (session: SessionRecord, clientHeaders: Record<string, string | string[] | undefined>, log: Logger, filter?: LiveStream['filter']): Promise<RefusedAnswer | LoggedAnswer> {
+  async get (session: SessionRecord, clientHeaders: Record<string, string | string[] | undefined>, log: Logger, filter?: LiveStream['filter'], caller?: Caller): Promise<RefusedAnswer | LoggedAnswer> {
     const stream = await this.hub.getStream(session.id, log)
     if (filter !== undefined) stream.filter = filter
-    const refused = await this.feedGet(session, stream, clientHeaders, log)
+    const refused = await this.feedGet(session, stream, clientHeaders, log, caller)
     if (refused !== undefined) return refused
     // From here on: what the upstream sends before the client's response is attached is its too.
     const from = stream.lastSeq
@@ -224,7 +229,7 @@ export class ResumableStreams {
   }
 
   /** A GET with `Last-Event-ID`: replays that stream after the id, then continues live. */
-  async resume (session: SessionRecord, lastEventId: string, clientHeaders: Record<string, string | string[] | undefined>, log: Logger, filter?: LiveStream['filter']): Promise<RefusedAnswer | LoggedAnswer> {
+  async resume (session: SessionRecord, lastEventId: string, clientHeaders: Record<string, string | string[] | undefined>, log: Logger, filter?: LiveStream['filter'], caller?: Caller): Promise<RefusedAnswer | LoggedAnswer> {
     const parsed = parseEventId(lastEventId)
     if (parsed === undefined) throw new GatewayErrors.UNKNOWN_EVENT_ID(JSON.stringify(lastEventId))
     const { streamId, seq } = parsed
@@ -238,7 +243,7 @@ export class ResumableStreams {
     }
     if (stream !== undefined && filter !== undefined) stream.filter = filter
     if (stream !== undefined && streamId === GET_STREAM_ID) {
-      const refused = await this.feedGet(session, stream, clientHeaders, log)
+      const refused = await this.feedGet(session, stream, clientHeaders, log, caller)
       if (refused !== undefined) return refused
     }
     let orphan: StreamStatus | undefined
@@ -286,14 +291,14 @@ export class ResumableStreams {
    * Makes sure something feeds the session's GET stream: this instance's upstream reader, or
    * (shared log) the instance that holds it, which this one follows and takes over if it dies.
    */
-  private async feedGet (session: SessionRecord, stream: LiveStream, clientHeaders: Record<string, string | string[] | undefined>, log: Logger): Promise<RefusedAnswer | undefined> {
+  private async feedGet (session: SessionRecord, stream: LiveStream, clientHeaders: Record<string, string | string[] | undefined>, log: Logger, caller: Caller | undefined): Promise<RefusedAnswer | undefined> {
     if (stream.remote) {
       stream.takeOver ??= (status) => this.takeOverGet(session, stream, status, log)
       return undefined
     }
     if (this.hub.hasUpstreamGet(session.id)) return undefined
     try {
-      const refused = await this.startUpstreamGet(session, stream, clientHeaders, log, stream.resumeFrom)
+      const refused = await this.reader.start(session, stream, clientHeaders, log, stream.resumeFrom, caller)
       if (refused !== undefined) await stream.release(false)
       return refused
     } catch (err) {
@@ -302,111 +307,4 @@ export class ResumableStreams {
     }
   }
 
-  /**
-   * Starts the upstream reader feeding a session's GET stream. It keeps reading while the client
-   * is away (so nothing sent meanwhile is lost) and re-opens the upstream stream when it drops,
-   * from the upstream's own last event id when it gave one.
-   */
-  private async startUpstreamGet (session: SessionRecord, stream: LiveStream, clientHeaders: Record<string, string | string[] | undefined>, log: Logger, from?: string): Promise<RefusedAnswer | undefined> {
-    const controller = new AbortController()
-    const headers = this.getHeaders(session, from)
-    const accept = clientHeaders.accept
-    if (typeof accept === 'string') headers.accept = accept
-    let stopped = false
-    const stop = (): void => {
-      stopped = true
-      controller.abort()
-    }
-    // Registered before the upstream answers: an upstream slow to send its stream's headers must
-    // not keep a reader that shutdown or the session's end cannot stop (it would hold the close).
-    this.hub.setUpstreamGet(session.id, stop)
-    if (stopped) return undefined
-    let first: UpstreamEvents
-    try {
-      first = await this.openUpstream(session, headers, from, controller.signal, log)
-    } catch (err) {
-      this.hub.clearUpstreamGet(session.id, stop)
-      if (stopped) return undefined
-      return await this.failure(err, session)
-    }
-    log.debug({ from }, 'opened the upstream GET stream')
-    // Stopped while it opened (its session ended, or the gateway closed): nobody reads it.
-    if (stopped) {
-      first.destroy()
-      return undefined
-    }
-    const observe = this.observe
-    const onMessage = observe === undefined ? undefined : (message: JsonRpcMessage): void => { observe(message, session.id) }
-    void (async () => {
-      let source = first
-      let failures = 0
-      let lastUpstreamEventId = from
-      for (;;) {
-        const result = await pumpEvents({ source, stream, log, onMessage, filter: stream.filter })
-        lastUpstreamEventId = result.lastUpstreamEventId ?? lastUpstreamEventId
-        if (stopped) return
-        let next: UpstreamEvents | undefined | 'gone'
-        while (next === undefined && failures < GET_REOPEN_TRIES && !stopped) {
-          await delay(retryDelay(failures))
-          failures++
-          next = await this.upstreamGet(session, lastUpstreamEventId, log, controller.signal)
-        }
-        // Stopped while it reconnected: a stream opened meanwhile is nobody's.
-        if (stopped && next !== undefined && next !== 'gone') next.destroy()
-        if (next === undefined || next === 'gone' || stopped) {
-          if (!stopped) {
-            log.warn({ upstream: this.upstream.name }, 'upstream GET stream lost')
-            this.hub.setUpstreamGet(session.id, undefined)
-            await stream.release(false)
-            stream.writer?.end('done', this.hub.options.retryMs)
-            // The upstream no longer knows the session: end ours, so the client re-initialises.
-            if (next === 'gone') await this.gone(session)
-          }
-          return
-        }
-        failures = 0
-        source = next
-      }
-    })().catch((err: unknown) => {
-      // Ending the session needs the store, which may be away: logged, never an unhandled rejection.
-      log.error({ upstream: this.upstream.name, err }, 'the upstream GET reader failed')
-    })
-    return undefined
-  }
-
-  private getHeaders (session: SessionRecord, lastEventId: string | undefined): Record<string, string> {
-    const headers: Record<string, string> = { accept: 'text/event-stream', [HEADER.protocolVersion]: session.protocolVersion }
-    if (session.upstreamSessionId !== null) headers[HEADER.sessionId] = session.upstreamSessionId
-    if (lastEventId !== undefined) headers[HEADER.lastEventId] = lastEventId
-    return headers
-  }
-
-  /**
-   * The session's upstream stream, from `from` (an upstream event id) when given; an upstream that
-   * cannot resume from there (any refusal but "no such session") is opened afresh: what it sent
-   * meanwhile is lost.
-   */
-  private async openUpstream (session: SessionRecord, headers: Record<string, string>, from: string | undefined, signal: AbortSignal, log: Logger): Promise<UpstreamEvents> {
-    try {
-      return await this.upstream.listen({ headers, signal, caller: sessionCaller(session) })
-    } catch (err) {
-      const status = (err as { upstreamStatus?: number }).upstreamStatus
-      if (from === undefined || status === undefined || status === 404) throw err
-      log.warn({ status }, 'upstream refused to resume the GET stream; opened it afresh')
-      return await this.upstream.listen({ headers: this.getHeaders(session, undefined), signal, caller: sessionCaller(session) })
-    }
-  }
-
-  /** One upstream GET; undefined when it could not be opened (the caller retries or gives up). */
-  private async upstreamGet (session: SessionRecord, lastEventId: string | undefined, log: Logger, signal?: AbortSignal): Promise<UpstreamEvents | undefined | 'gone'> {
-    try {
-      return await this.upstream.listen({ headers: this.getHeaders(session, lastEventId), signal })
-    } catch (err) {
-      const failed = err as { code?: string, upstreamStatus?: number }
-      if (failed.code === 'MCP_GW_UPSTREAM_SESSION_GONE' && session.upstreamSessionId !== null) return 'gone'
-      if (failed.upstreamStatus !== undefined) log.debug({ status: failed.upstreamStatus }, 'upstream refused to resume a stream')
-      else log.debug({ err }, 'upstream stream reconnect failed')
-    }
-    return undefined
-  }
 }

@@ -26,9 +26,14 @@ function takesUrlElicitation (message: JsonRpcMessage): boolean {
   return capabilities?.elicitation?.url !== undefined
 }
 
+/** The prompt as MCP's URL-mode elicitation (the error's `data.elicitations[]`, the input request's params). */
+export function urlElicitation (prompt: ConsentPrompt, message: string): Record<string, unknown> {
+  return { mode: 'url', elicitationId: prompt.elicitationId, url: prompt.url, message }
+}
+
 /** One answer per request of the exchange, each the prompt as its era and capabilities take it. */
 export function consentAnswers (err: Error, prompt: ConsentPrompt, messages: readonly JsonRpcMessage[], stateless: boolean): JsonRpcMessage[] {
-  const elicitation = { mode: 'url', elicitationId: prompt.elicitationId, url: prompt.url, message: err.message }
+  const elicitation = urlElicitation(prompt, err.message)
   const out: JsonRpcMessage[] = []
   for (const message of messages) {
     if (!('method' in message) || !('id' in message)) continue

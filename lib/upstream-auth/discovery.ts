@@ -3,9 +3,12 @@
  * the authorization server (and the resource URI tokens must be for), whose RFC 8414 metadata (or
  * OpenID Connect discovery, for servers that publish only that) gives the endpoints. PKCE with
  * S256 must be offered: MCP's authorization spec has clients refuse a server that does not say so.
+ * An upstream names its own authorization server: set `authorizationServer` to pin it instead of
+ * trusting the upstream's word (the gateway sends that server its client secret).
  */
 import { request } from 'undici'
 import { GatewayErrors } from '../errors.ts'
+import { readBounded } from '../relay/body.ts'
 
 export interface AuthorizationServer {
   issuer: string
@@ -17,6 +20,22 @@ export interface AuthorizationServer {
 }
 
 const FETCH_TIMEOUT_MS = 10_000
+const MAX_DOCUMENT_BYTES = 256 * 1024
+
+/**
+ * An endpoint the gateway sends secrets to (its client secret, codes, refresh tokens) or sends
+ * users to: https, or http on loopback only (a test server, a sidecar).
+ */
+function safeEndpoint (value: unknown): value is string {
+  if (typeof value !== 'string') return false
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return false
+  }
+  return url.protocol === 'https:' || (url.protocol === 'http:' && (url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]'))
+}
 
 async function getJson (url: string): Promise<Record<string, unknown> | undefined> {
   try {
@@ -25,7 +44,7 @@ async function getJson (url: string): Promise<Record<string, unknown> | undefine
       res.body.resume()
       return undefined
     }
-    const body = await res.body.json()
+    const body: unknown = JSON.parse((await readBounded(res.body, MAX_DOCUMENT_BYTES)).toString('utf8'))
     return typeof body === 'object' && body !== null && !Array.isArray(body) ? body as Record<string, unknown> : undefined
   } catch {
     return undefined
@@ -67,9 +86,9 @@ export async function discoverAuthorizationServer (upstream: string, upstreamUrl
   const metadata = await serverMetadata(issuer)
   if (metadata === undefined) throw new GatewayErrors.UPSTREAM_TOKEN(upstream, `no authorization server metadata found for ${issuer}`)
   const { authorization_endpoint: authorize, token_endpoint: token, revocation_endpoint: revocation, code_challenge_methods_supported: pkce } = metadata
-  if (typeof authorize !== 'string' || typeof token !== 'string') throw new GatewayErrors.UPSTREAM_TOKEN(upstream, `${issuer} publishes no authorization or token endpoint`)
+  if (!safeEndpoint(authorize) || !safeEndpoint(token)) throw new GatewayErrors.UPSTREAM_TOKEN(upstream, `${issuer} publishes no https authorization and token endpoints`)
   if (!Array.isArray(pkce) || !pkce.includes('S256')) throw new GatewayErrors.UPSTREAM_TOKEN(upstream, `${issuer} does not offer PKCE with S256`)
   const server: AuthorizationServer = { issuer, authorizationEndpoint: authorize, tokenEndpoint: token, resource: configured.resource ?? advertised.resource ?? upstreamUrl }
-  if (typeof revocation === 'string') server.revocationEndpoint = revocation
+  if (safeEndpoint(revocation)) server.revocationEndpoint = revocation
   return server
 }

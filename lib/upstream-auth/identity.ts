@@ -28,10 +28,15 @@ export interface Flow {
   principal: string
   verifier: string
   elicitationId: string
-  url: string
+  /** Where the user signs in: the upstream's authorization server, with this flow's state. */
+  authorizationUrl: string
 }
 
-/** What a client is sent to go and sign in. */
+/**
+ * What a client is sent to go and sign in: the gateway's own page for the sign-in (it names the
+ * upstream and the principal the account will serve, then sends the browser on to the
+ * authorization server), never the authorization server's URL itself.
+ */
 export interface ConsentPrompt {
   url: string
   elicitationId: string
@@ -76,7 +81,11 @@ export class UpstreamIdentity {
     const plain = this.options.sealer.open(sealed, key)
     // Sealed under a retired key, or not for this key at all: as good as none (sign in again).
     if (plain === undefined) return undefined
-    return JSON.parse(plain) as IssuedToken
+    const token = JSON.parse(plain) as IssuedToken
+    // Sealed under an older key that is still listed: sealed again under the current one, so the
+    // old key can be dropped once every user has been seen (best effort: the read stands).
+    if (this.options.sealer.stale(sealed)) await this.saveToken(upstream, principal, token).catch(() => {})
+    return token
   }
 
   async saveToken (upstream: string, principal: string, token: IssuedToken): Promise<void> {
@@ -106,7 +115,20 @@ export class UpstreamIdentity {
    * The consent URL for a user with no token: the sign-in already in progress for them (the same
    * URL every time they ask meanwhile), else a new one.
    */
-  async prompt (upstream: string, principal: string): Promise<ConsentPrompt> {
+  prompt (upstream: string, principal: string): Promise<ConsentPrompt> {
+    // One at a time per user and upstream on this instance: concurrent requests share one sign-in.
+    const key = pendingKey(upstream, principal)
+    let pending = this.prompting.get(key)
+    if (pending === undefined) {
+      pending = this.promptOnce(upstream, principal).finally(() => this.prompting.delete(key))
+      this.prompting.set(key, pending)
+    }
+    return pending
+  }
+
+  private readonly prompting = new Map<string, Promise<ConsentPrompt>>()
+
+  private async promptOnce (upstream: string, principal: string): Promise<ConsentPrompt> {
     const handler = this.handlers.get(upstream)
     if (handler === undefined) throw new GatewayErrors.UPSTREAM_TOKEN(upstream, 'it has no per-user OAuth')
     const { store, sealer, flowTtlMs } = this.options
@@ -116,18 +138,30 @@ export class UpstreamIdentity {
     if (state !== undefined) {
       const sealed = await store.get(flowKey(state))
       const flow = sealed === undefined ? undefined : sealer.open(sealed, flowKey(state))
-      if (flow !== undefined) {
-        const { url, elicitationId } = JSON.parse(flow) as Flow
-        return { url, elicitationId }
-      }
+      if (flow !== undefined) return { url: this.startUrl(state), elicitationId: (JSON.parse(flow) as Flow).elicitationId }
     }
     const fresh = randomBytes(32).toString('base64url')
     const verifier = randomBytes(32).toString('base64url')
-    const url = await handler.authorizationUrl(fresh, verifier)
-    const flow: Flow = { upstream, principal, verifier, elicitationId: randomUUID(), url }
+    const authorizationUrl = await handler.authorizationUrl(fresh, verifier)
+    const flow: Flow = { upstream, principal, verifier, elicitationId: randomUUID(), authorizationUrl }
     await store.set(flowKey(fresh), sealer.seal(JSON.stringify(flow), flowKey(fresh)), flowTtlMs)
     await store.set(pointer, sealer.seal(fresh, pointer), flowTtlMs)
-    return { url, elicitationId: flow.elicitationId }
+    return { url: this.startUrl(fresh), elicitationId: flow.elicitationId }
+  }
+
+  /** The gateway's page for a sign-in: the callback's path, naming the flow. */
+  private startUrl (state: string): string {
+    const url = new URL(this.callbackUrl)
+    url.searchParams.set('flow', state)
+    return url.href
+  }
+
+  /** The sign-in a start page names, if it is still open (not used up: the page may be reloaded). */
+  async flow (state: string): Promise<Flow | undefined> {
+    const key = flowKey(state)
+    const sealed = await this.options.store.get(key)
+    const plain = sealed === undefined ? undefined : this.options.sealer.open(sealed, key)
+    return plain === undefined ? undefined : JSON.parse(plain) as Flow
   }
 
   /**
@@ -138,7 +172,7 @@ export class UpstreamIdentity {
     const key = flowKey(state)
     const sealed = await this.options.store.take(key)
     const plain = sealed === undefined ? undefined : this.options.sealer.open(sealed, key)
-    if (plain === undefined) throw new GatewayErrors.UPSTREAM_TOKEN('(unknown)', 'this sign-in is unknown, used already or expired: start again from your client')
+    if (plain === undefined) throw new GatewayErrors.SIGN_IN_FAILED('this sign-in is unknown, used already or expired: start again from your client')
     const flow = JSON.parse(plain) as Flow
     if (code === undefined) {
       await this.options.store.delete(pendingKey(flow.upstream, flow.principal))

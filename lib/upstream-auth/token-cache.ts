@@ -57,8 +57,4 @@ export class TokenCache {
   drop (key: string, accessToken?: string): void {
     if (accessToken === undefined || this.tokens.get(key)?.accessToken === accessToken) this.tokens.delete(key)
   }
-
-  clear (): void {
-    this.tokens.clear()
-  }
 }

@@ -6,6 +6,7 @@
  */
 import { request } from 'undici'
 import { GatewayErrors } from '../errors.ts'
+import { readBounded } from '../relay/body.ts'
 
 /** How the gateway authenticates to a token endpoint (a confidential client). */
 export interface ClientAuth {
@@ -64,10 +65,10 @@ export async function requestToken (upstream: string, url: string, client: Clien
   try {
     const res = await request(url, { method: 'POST', headers, body: form.toString(), signal: AbortSignal.timeout(TOKEN_TIMEOUT_MS) })
     status = res.statusCode
-    const text = await res.body.text()
-    body = text.length > MAX_ANSWER_BYTES ? undefined : JSON.parse(text)
+    body = JSON.parse((await readBounded(res.body, MAX_ANSWER_BYTES)).toString('utf8'))
   } catch (err) {
-    throw new TokenEndpointError(upstream, `its token endpoint cannot be reached or answered no JSON (${(err as Error).message})`, undefined, { cause: err })
+    // Its body (or a parse error quoting it) is never part of the message: it may hold a token.
+    throw new TokenEndpointError(upstream, 'its token endpoint cannot be reached, or answered no JSON', undefined, { cause: err })
   }
   const answer = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
   if (status !== 200) {

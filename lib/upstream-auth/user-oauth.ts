@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto'
 import { GatewayErrors } from '../errors.ts'
 import type { Caller, UpstreamCredentials } from './credentials.ts'
+import { urlElicitation } from './consent.ts'
 import { discoverAuthorizationServer, type AuthorizationServer } from './discovery.ts'
 import type { Flow, SignInHandler, UpstreamIdentity } from './identity.ts'
 import type { OAuthAuth } from './options.ts'
@@ -65,7 +66,8 @@ export class UserOAuth implements UpstreamCredentials, SignInHandler {
     if (!final && token !== undefined && token.accessToken !== sent) return true
     if (!final && token?.refreshToken !== undefined && await this.refresh(caller.id, token) !== undefined) return true
     // Refused and not renewable: the user signs in again (the upstream's challenge is never shown).
-    await this.identity.deleteToken(this.upstream, caller.id)
+    // Only the token refused goes: one refreshed meanwhile by another request stays.
+    if (token?.accessToken === sent) await this.identity.deleteToken(this.upstream, caller.id)
     throw await this.consentRequired(caller.id)
   }
 
@@ -73,7 +75,7 @@ export class UserOAuth implements UpstreamCredentials, SignInHandler {
     const prompt = await this.identity.prompt(this.upstream, principal)
     const err = new GatewayErrors.CONSENT_REQUIRED(this.upstream)
     // `data` for the answers made from the error alone (a GET stream refused, a WebSocket frame).
-    return Object.assign(err, { consent: prompt, data: { elicitations: [{ mode: 'url', elicitationId: prompt.elicitationId, url: prompt.url, message: err.message }] } })
+    return Object.assign(err, { consent: prompt, data: { elicitations: [urlElicitation(prompt, err.message)] } })
   }
 
   /** A new access token from the refresh token; undefined when the server refused it for good. */

@@ -25,6 +25,7 @@ import type { UpstreamAnswer, UpstreamEvents } from './events.ts'
 import { refusedReply } from './http-answer.ts'
 import type { Upstream, UpstreamSend, UpstreamSessionRequest } from './types.ts'
 import { GatewayErrors } from '../errors.ts'
+import type { Caller } from '../upstream-auth/credentials.ts'
 
 export type ProtocolEra = '2025' | '2026'
 export type ProtocolSetting = 'auto' | ProtocolEra
@@ -62,7 +63,7 @@ export class DualEraUpstream implements Upstream {
       // A bridged session costs the gateway a little memory and the upstream nothing.
       maxChannels: Number.MAX_SAFE_INTEGER,
       log,
-      open: async () => new ModernUpstreamForLegacyClient(raw, async () => await this.discover(), log),
+      open: async () => new ModernUpstreamForLegacyClient(raw, async (caller) => await this.discover(caller), log),
       probe: async () => await raw.probe()
     })
     this.legacy = new LegacyUpstreamForModernClients(raw, log)
@@ -112,24 +113,27 @@ export class DualEraUpstream implements Upstream {
     }
   }
 
-  /** The upstream's `server/discover` result (kept a little while: every bridged session asks). */
-  async discover (): Promise<DiscoverResult> {
+  /**
+   * The upstream's `server/discover` result (kept a little while: every bridged session asks),
+   * asked for `caller` when the upstream's `auth` acts for the user.
+   */
+  async discover (caller?: Caller): Promise<DiscoverResult> {
     const now = Date.now()
     if (this.discovered === undefined || this.discovered.until < now) {
-      const result = this.askDiscover()
+      const result = this.askDiscover(undefined, caller)
       this.discovered = { result, until: now + DISCOVER_TTL_MS }
       result.catch(() => { this.discovered = undefined })
     }
     return await this.discovered.result
   }
 
-  private async askDiscover (signal?: AbortSignal): Promise<DiscoverResult> {
+  private async askDiscover (signal?: AbortSignal, caller?: Caller): Promise<DiscoverResult> {
     const { headers, body } = modernRequest({ jsonrpc: '2.0', id: 'gw-discover', method: 'server/discover' }, {
       'io.modelcontextprotocol/protocolVersion': STATELESS_VERSION,
       'io.modelcontextprotocol/clientCapabilities': {},
       'io.modelcontextprotocol/clientInfo': GATEWAY_INFO
     })
-    const res = await this.raw.request({ method: 'POST', headers, body, signal })
+    const res = await this.raw.request({ method: 'POST', headers, body, signal, caller })
     let result: DiscoverResult | undefined
     await readAnswer(res as never, (message) => {
       if ('result' in message) result = message.result as DiscoverResult

@@ -27,6 +27,9 @@ import { SseParser } from '../sse/parser.ts'
 import type { MessageChannel } from './channel.ts'
 import type { StreamableHttpUpstream } from './streamable-http.ts'
 
+/** Errors of the upstream's `auth` (lib/upstream-auth), answered as coded rather than as "unavailable". */
+const IDENTITY_ERRORS = new Set(['MCP_GW_CONSENT_REQUIRED', 'MCP_GW_UPSTREAM_TOKEN'])
+
 export const META = {
   protocolVersion: META_PROTOCOL_VERSION,
   clientCapabilities: 'io.modelcontextprotocol/clientCapabilities',
@@ -110,7 +113,8 @@ export class ModernUpstreamForLegacyClient implements MessageChannel {
   onmessage: (message: JsonRpcMessage) => void = () => {}
   onclose: (reason: Error) => void = () => {}
   private readonly upstream: StreamableHttpUpstream
-  private readonly discover: () => Promise<DiscoverResult>
+  /** The upstream's `server/discover`, asked for whom (per-user upstream `auth`). */
+  private readonly discover: (caller: Caller | undefined) => Promise<DiscoverResult>
   private readonly log: Logger
   private clientInfo: unknown = { name: 'fastify-mcp-gateway', version: '0' }
   private clientCapabilities: unknown = {}
@@ -123,7 +127,7 @@ export class ModernUpstreamForLegacyClient implements MessageChannel {
   private nextId = 1
   private closed = false
 
-  constructor (upstream: StreamableHttpUpstream, discover: () => Promise<DiscoverResult>, log: Logger) {
+  constructor (upstream: StreamableHttpUpstream, discover: (caller: Caller | undefined) => Promise<DiscoverResult>, log: Logger) {
     this.upstream = upstream
     this.discover = discover
     this.log = log
@@ -180,8 +184,8 @@ export class ModernUpstreamForLegacyClient implements MessageChannel {
   }
 
   private fail (id: JsonRpcId, err: Error): void {
-    const { code, message } = toJsonRpcError(err as Error & { code?: string }).body.error
-    this.onmessage(errorResponse(id, code, message))
+    // With the error's data: a consent prompt's URL (per-user upstream auth) is the client's to act on.
+    this.onmessage(toJsonRpcError(err as Error & { code?: string }, id).body)
   }
 
   private async initialize (message: JsonRpcRequest): Promise<void> {
@@ -190,7 +194,7 @@ export class ModernUpstreamForLegacyClient implements MessageChannel {
     this.clientCapabilities = params.capabilities ?? {}
     const requested = typeof params.protocolVersion === 'string' ? params.protocolVersion : '2025-03-26'
     try {
-      const found = await this.discover()
+      const found = await this.discover(this.caller)
       this.reply(message.id, {
         protocolVersion: LEGACY_VERSIONS.includes(requested) ? requested : '2025-11-25',
         capabilities: withoutListenOnly(found.capabilities ?? {}),
@@ -238,7 +242,10 @@ export class ModernUpstreamForLegacyClient implements MessageChannel {
         this.exchanges.delete(request.id)
         return
       }
-      final = errorResponse(request.id, -32060, (err as Error).message)
+      // The upstream's auth failing for this user is theirs to act on (a consent prompt keeps its URL).
+      final = IDENTITY_ERRORS.has((err as { code?: string }).code ?? '')
+        ? toJsonRpcError(err as Error & { code?: string }, request.id).body
+        : errorResponse(request.id, -32060, (err as Error).message)
     }
     if (final === undefined) final = errorResponse(request.id, -32065, `Upstream ${this.upstream.name} ended the stream before answering this request`)
     const result = 'result' in final ? final.result : undefined
@@ -305,7 +312,7 @@ export class ModernUpstreamForLegacyClient implements MessageChannel {
       let failures = 0
       while (!abort.signal.aborted && !this.closed) {
         try {
-          const found = await this.discover()
+          const found = await this.discover(this.caller)
           const filter = listenFilter(found.capabilities ?? {}, [...this.subscriptions])
           if (Object.keys(filter).length === 0) return
           const message: JsonRpcRequest = { jsonrpc: '2.0', id: `gw-listen-${this.nextId++}`, method: 'subscriptions/listen', params: { notifications: filter } }

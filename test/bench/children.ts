@@ -32,12 +32,12 @@ export interface Compared {
  * Two gateways in front of the same upstream, measured in interleaved rounds (a, b, a, b, ...), so
  * the shared machine's drift falls on both: gateway CPU per tools/call and throughput.
  */
-export async function compareGateways (a: Child, b: Child, concurrency: number, rounds: number, requests: number): Promise<Compared> {
+export async function compareGateways (a: Child, b: Child, concurrency: number, rounds: number, requests: number, headers: Record<string, string> = {}): Promise<Compared> {
   const cpu = { a: [] as number[], b: [] as number[] }
   const rps = { a: [] as number[], b: [] as number[] }
   for (let round = 0; round < rounds; round++) {
     for (const [name, server] of [['a', a], ['b', b]] as const) {
-      const client = new McpLoadClient(server.url, concurrency)
+      const client = new McpLoadClient(server.url, concurrency, 'echo', headers)
       await client.initialize()
       await client.run(200, concurrency)
       const before = await cpuOf(server)

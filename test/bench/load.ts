@@ -19,13 +19,17 @@ export class McpLoadClient {
   private headers: Record<string, string> = { ...HEADERS }
   private nextId = 1
   private readonly tool: string
+  /** Sent with every request (a bearer token, say). */
+  private readonly extra: Record<string, string>
 
   /** `tool`: the echo tool's name at this endpoint (a virtual server's is namespaced). */
-  constructor (url: string, connections: number, tool = 'echo') {
+  constructor (url: string, connections: number, tool = 'echo', extra: Record<string, string> = {}) {
     const parsed = new URL(url)
     this.path = parsed.pathname
     this.pool = new Pool(parsed.origin, { connections, pipelining: 1 })
     this.tool = tool
+    this.extra = extra
+    this.headers = { ...HEADERS, ...extra }
   }
 
   /** How long the last `initialize` took to be answered (ms), `notifications/initialized` not counted. */
@@ -36,14 +40,14 @@ export class McpLoadClient {
     const res = await this.pool.request({
       path: this.path,
       method: 'POST',
-      headers: HEADERS,
+      headers: this.headers,
       body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } })
     })
     await res.body.text()
     this.initializeMs = performance.now() - started
     const sessionId = res.headers['mcp-session-id']
     if (res.statusCode !== 200 || typeof sessionId !== 'string') throw new Error(`initialize failed: ${res.statusCode}`)
-    this.headers = { ...HEADERS, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }
+    this.headers = { ...HEADERS, ...this.extra, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }
     const ack = await this.pool.request({ path: this.path, method: 'POST', headers: this.headers, body: '{"jsonrpc":"2.0","method":"notifications/initialized"}' })
     await ack.body.text()
   }

@@ -17,7 +17,7 @@ import { REDIS_URL, deleteKeys } from '../helpers/redis.ts'
 import { startFederationGateway, startFederationUpstreams, startSlowUpstream } from './federation-servers.ts'
 import { BENCH_POLICY } from './policy-rules.ts'
 
-type Kind = 'upstreams-federation' | 'upstream-federation-slow' | 'gateway-federation' | 'upstream' | 'upstream-json' | 'gateway' | 'gateway-bare' | 'gateway-redis' | 'gateway-interceptors' | 'gateway-policy' | 'gateway-audit' | 'gateway-stdio' | 'gateway-ws' | 'forwarder'
+type Kind = 'upstreams-federation' | 'upstream-federation-slow' | 'gateway-federation' | 'upstream' | 'upstream-json' | 'gateway' | 'gateway-bare' | 'gateway-redis' | 'gateway-interceptors' | 'gateway-policy' | 'gateway-audit' | 'gateway-jwt' | 'gateway-exchange' | 'gateway-stdio' | 'gateway-ws' | 'forwarder'
 
 /** The audit bench's files, removed at exit. */
 let auditDir: string | undefined
@@ -62,6 +62,16 @@ async function start (kind: Kind, target: string | undefined): Promise<string> {
   if (kind === 'gateway-audit') {
     auditDir = await mkdtemp(join(tmpdir(), 'bench-audit-'))
     const app = await createGateway({ upstream: target, logLevel: false, audit: { file: { path: join(auditDir, 'audit.jsonl'), maxBytes: 64 * 1024 * 1024 }, ...(process.env.BENCH_AUDIT_FLUSH_MS === undefined ? {} : { flushMs: Number(process.env.BENCH_AUDIT_FLUSH_MS) }) } })
+    const address = await app.listen({ host: '127.0.0.1', port: 0 })
+    return `${address}/mcp`
+  }
+  if (kind === 'gateway-jwt' || kind === 'gateway-exchange') {
+    // The identity bench: the same inbound JWT auth; upstream credentials static, or exchanged.
+    const spec = JSON.parse(target as string) as { upstream: string, issuer: string, jwks: { keys: Array<Record<string, unknown>> }, tokenUrl: string }
+    const auth = kind === 'gateway-jwt'
+      ? { headers: { authorization: 'Bearer static-upstream-token' } }
+      : { protocol: '2025' as const, auth: { mode: 'tokenExchange' as const, tokenUrl: spec.tokenUrl, clientId: 'gateway', clientSecret: 'bench-secret' } }
+    const app = await createGateway({ upstream: { url: spec.upstream, ...auth }, logLevel: false, auth: { jwt: { jwks: spec.jwks, issuer: spec.issuer, audience: 'https://gateway.bench/mcp' } } })
     const address = await app.listen({ host: '127.0.0.1', port: 0 })
     return `${address}/mcp`
   }

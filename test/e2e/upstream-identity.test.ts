@@ -31,9 +31,10 @@ t.test('clientCredentials: the gateway\'s own token, fetched once for many concu
     upstream: { url: up.url, protocol: '2025', auth: { mode: 'clientCredentials', tokenUrl: `${idp.issuer}/token`, clientId: 'gateway', clientSecret: SECRET } }
   })
   const token = await idp.userToken('alice', GATEWAY_RESOURCE)
-  const client = await legacyClient(t, gw.url, token)
-  const results = await Promise.all(Array.from({ length: 20 }, async (_, i) => await client.callTool({ name: 'echo', arguments: { text: `n${i}` } })))
-  t.same(results.map(textOf), Array.from({ length: 20 }, (_, i) => `n${i}`))
+  // Ten clients at once, before any token is held: their initializes wait on one token request.
+  const clients = await Promise.all(Array.from({ length: 10 }, async () => await legacyClient(t, gw.url, token)))
+  const results = await Promise.all(clients.flatMap((client, c) => [0, 1].map(async (i) => await client.callTool({ name: 'echo', arguments: { text: `n${c}.${i}` } }))))
+  t.same(results.map(textOf), clients.flatMap((_, c) => [`n${c}.0`, `n${c}.1`]))
   t.equal(idp.grants.get('client_credentials'), 1, 'one token request for every call')
   t.ok(up.seen.length >= 21, 'initialize and every call reached the upstream')
   t.ok(up.seen.every((seen) => seen.sub === 'gateway' && seen.aud === up.url), 'the upstream saw the gateway, with its own audience')
@@ -72,11 +73,12 @@ t.test('tokenExchange: each user\'s own subject with the upstream\'s audience, e
     upstream: { url: up.url, protocol: '2025', auth: { mode: 'tokenExchange', tokenUrl: `${idp.issuer}/token`, clientId: 'gateway', clientSecret: SECRET, actor: true } }
   })
   const tokens = { alice: await idp.userToken('alice', GATEWAY_RESOURCE), bob: await idp.userToken('bob', GATEWAY_RESOURCE) }
-  for (const [user, token] of Object.entries(tokens)) {
-    const client = await legacyClient(t, gw.url, token)
-    const results = await Promise.all(Array.from({ length: 10 }, async (_, i) => await client.callTool({ name: 'echo', arguments: { text: `${user}${i}` } })))
-    t.same(results.map(textOf), Array.from({ length: 10 }, (_, i) => `${user}${i}`))
-  }
+  await Promise.all(Object.entries(tokens).map(async ([user, token]) => {
+    // Five clients per user at once, before any exchanged token is held.
+    const clients = await Promise.all(Array.from({ length: 5 }, async () => await legacyClient(t, gw.url, token)))
+    const results = await Promise.all(clients.map(async (client, i) => await client.callTool({ name: 'echo', arguments: { text: `${user}${i}` } })))
+    t.same(results.map(textOf), clients.map((_, i) => `${user}${i}`))
+  }))
   t.equal(idp.grants.get(TOKEN_EXCHANGE), 2, `one exchange per user (${[...idp.grants].join(' ')})`)
   const subjects = new Set(up.seen.map((seen) => seen.sub))
   t.same([...subjects].sort(), ['alice', 'bob'], 'the upstream saw each user')
@@ -94,6 +96,22 @@ t.test('tokenExchange: each user\'s own subject with the upstream\'s audience, e
   t.notOk(up.seen.some((seen) => seen.token === dave))
 })
 
+t.test('tokenExchange: an exchanged token is held no longer than the token it was exchanged from', async (t) => {
+  const { idp, up } = await setup(t, '2025')
+  const gw = await gateway(t, {
+    auth: jwtAuth(idp.issuer),
+    upstream: { url: up.url, protocol: '2025', auth: { mode: 'tokenExchange', tokenUrl: `${idp.issuer}/token`, clientId: 'gateway', clientSecret: SECRET } }
+  })
+  // The user's token lives 2 s (inside the 30 s margin at once); the exchanged ones would live 300 s.
+  idp.setAccessTokenTtl(2)
+  const token = await idp.userToken('erin', GATEWAY_RESOURCE)
+  idp.setAccessTokenTtl(300)
+  const client = await legacyClient(t, gw.url, token)
+  const before = idp.grants.get(TOKEN_EXCHANGE) ?? 0
+  for (const text of ['a', 'b', 'c']) t.equal(textOf(await client.callTool({ name: 'echo', arguments: { text } })), text)
+  t.equal(idp.grants.get(TOKEN_EXCHANGE), before + 3, 'each call exchanged anew: the cached token ended with the subject\'s')
+})
+
 t.test('tokenExchange, 2026-07-28: a stateless client', async (t) => {
   const { idp, up } = await setup(t, '2026')
   const gw = await gateway(t, {
@@ -105,6 +123,19 @@ t.test('tokenExchange, 2026-07-28: a stateless client', async (t) => {
   t.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'stateless' } })), 'stateless')
   t.ok(up.seen.length > 0 && up.seen.every((seen) => seen.sub === 'carol' && seen.aud === up.url && seen.act === undefined))
   t.notOk(up.seen.some((seen) => seen.token === token))
+})
+
+t.test('tokenExchange through the era bridge: a 2025-11-25 client of a 2026-07-28 upstream', async (t) => {
+  const { idp, up } = await setup(t, '2026')
+  const gw = await gateway(t, {
+    auth: jwtAuth(idp.issuer),
+    upstream: { url: up.url, protocol: '2026', auth: { mode: 'tokenExchange', tokenUrl: `${idp.issuer}/token`, clientId: 'gateway', clientSecret: SECRET } }
+  })
+  const token = await idp.userToken('frank', GATEWAY_RESOURCE)
+  const client = await legacyClient(t, gw.url, token)
+  t.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'bridged' } })), 'bridged')
+  t.ok(up.seen.length >= 2, 'server/discover and the call reached the upstream')
+  t.ok(up.seen.every((seen) => seen.sub === 'frank' && seen.aud === up.url))
 })
 
 t.test('tokenExchange and oauth need inbound auth and a known era; a bad auth section is refused', async (t) => {

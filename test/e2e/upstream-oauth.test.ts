@@ -76,9 +76,20 @@ t.test('2025-11-25 client: URLElicitationRequired, sign-in through the callback,
   const gw = await start(t, r, '2025')
   const alice = await r.idp.userToken('alice', GATEWAY_RESOURCE)
   const prompt = await consentFrom(legacyClient(t, gw.url, alice))
-  t.equal(new URL(prompt.url).origin, r.idp.issuer, 'the consent URL is the upstream\'s authorization server')
-  t.equal(new URL(prompt.url).searchParams.get('code_challenge_method'), 'S256')
-  t.equal(new URL(prompt.url).searchParams.get('resource'), r.up.url, 'a token for this upstream (RFC 8707)')
+  t.equal(new URL(prompt.url).origin, new URL(r.callbackUrl).origin, 'the consent URL is the gateway\'s sign-in page')
+  const page = await fetch(prompt.url)
+  t.match(await page.text(), new RegExp(`${r.idp.issuer}#alice`), 'it names the principal the account will serve')
+  const flow = new URL(prompt.url).searchParams.get('flow') as string
+  const form = { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `flow=${encodeURIComponent(flow)}`, redirect: 'manual' as const }
+  const foreign = await fetch(prompt.url, { ...form, headers: { ...form.headers, origin: 'https://elsewhere.example' } })
+  t.equal(foreign.status, 403, 'a form posted from another site does not start the sign-in')
+  await foreign.text()
+  const onward = await fetch(prompt.url, { ...form, headers: { ...form.headers, origin: new URL(r.callbackUrl).origin } })
+  t.equal(onward.status, 303)
+  const authorize = new URL(onward.headers.get('location') as string)
+  t.equal(authorize.origin, r.idp.issuer, 'the button goes on to the upstream\'s authorization server')
+  t.equal(authorize.searchParams.get('code_challenge_method'), 'S256')
+  t.equal(authorize.searchParams.get('resource'), r.up.url, 'a token for this upstream (RFC 8707)')
   t.same(await consentFrom(legacyClient(t, gw.url, alice)), prompt, 'asked again before signing in: the same sign-in')
   t.equal(r.up.seen.length, 0, 'nothing reached the upstream without the user\'s token')
 
@@ -105,8 +116,8 @@ t.test('2025-11-25 client: URLElicitationRequired, sign-in through the callback,
 
   // The callback's state is good once.
   const replay = await fetch(back.location.href)
-  t.equal(replay.status, 400, 'a used sign-in is refused')
-  await replay.text()
+  t.equal(replay.status, 400)
+  t.match(await replay.text(), /unknown, used already or expired/, 'a sign-in\'s state is good for one callback')
 
   // An admin revokes alice: her next request asks for consent again; bob goes on.
   const listed = await (await adminApi(`${gw.base}/admin`, ADMIN_KEY, 'GET', '/identities')).json() as { upstreams: Array<{ name: string, principals: string[] }> }

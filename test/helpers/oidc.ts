@@ -152,20 +152,20 @@ export interface SignedIn {
 }
 
 /**
- * Follows an authorization URL as a user's browser would: signs in as `user` on the login page,
- * consents, and stops at the redirect back to the client (following it too with `follow`).
- * Bounded: at most 12 steps.
+ * Follows a sign-in link as a user's browser would: submits each page's form (the gateway's
+ * sign-in page, then the authorization server's login as `user` and its consent), and stops at
+ * the redirect back to the client (`state` with `code` or `error`), following it too with
+ * `follow`. Bounded: at most 12 steps.
  */
-export async function signIn (authorizationUrl: string, user: string, options: { follow?: boolean, browser?: Browser } = {}): Promise<SignedIn> {
+export async function signIn (link: string, user: string, options: { follow?: boolean, browser?: Browser } = {}): Promise<SignedIn> {
   const browser = options.browser ?? new Browser()
-  const issuer = new URL(authorizationUrl).origin
-  let res = await browser.fetch(authorizationUrl)
-  let url = authorizationUrl
+  let url = link
+  let res = await browser.fetch(url)
   for (let step = 0; step < 12; step++) {
     if (res.status >= 300 && res.status < 400) {
       const location = new URL(res.headers.get('location') as string, url)
       await res.arrayBuffer()
-      if (location.origin !== issuer) {
+      if (location.searchParams.has('state') && (location.searchParams.has('code') || location.searchParams.has('error'))) {
         if (options.follow !== true) return { location }
         const back = await browser.fetch(location.href)
         return { location, page: { status: back.status, text: await back.text() } }
@@ -175,16 +175,17 @@ export async function signIn (authorizationUrl: string, user: string, options: {
       continue
     }
     const html = await res.text()
-    const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1]
-    const prompt = /name="prompt" value="([^"]+)"/.exec(html)?.[1]
-    if (res.status !== 200 || action === undefined || prompt === undefined) throw new Error(`the authorization server answered ${res.status}: ${html.slice(0, 300)}`)
-    const form = new URLSearchParams({ prompt })
-    if (prompt === 'login') {
-      form.set('login', user)
-      form.set('password', 'any')
+    const form = /<form[^>]*>/.exec(html)?.[0]
+    if (res.status !== 200 || form === undefined) throw new Error(`${url} answered ${res.status}: ${html.slice(0, 300)}`)
+    const fields = new URLSearchParams()
+    for (const [, name, value] of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)) fields.set(name as string, (value as string).replace(/&#(\d+);/g, (_m, code: string) => String.fromCharCode(Number(code))))
+    if (fields.get('prompt') === 'login') {
+      fields.set('login', user)
+      fields.set('password', 'any')
     }
-    url = new URL(action, url).href
-    res = await browser.fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() })
+    const action = /action="([^"]+)"/.exec(form)?.[1]
+    url = new URL(action ?? url, url).href
+    res = await browser.fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: new URL(url).origin }, body: fields.toString() })
   }
   throw new Error('signIn: too many steps')
 }

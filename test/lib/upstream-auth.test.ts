@@ -38,21 +38,23 @@ t.test('the token cache: one fetch for concurrent callers; expiry with its margi
   let now = 1_000_000
   const cache = new TokenCache({ max: 10, refreshBeforeMs: 30_000, now: () => now })
   let fetches = 0
-  let release: (() => void) | undefined
+  const held: Array<() => void> = []
+  // Every fetch waits to be released, so callers pile up on the first (a second fetch fails the count, not the run).
+  const release = (): void => { for (const resolve of held.splice(0)) resolve() }
   const fetch = async (): Promise<{ accessToken: string, expiresAt: number }> => {
-    fetches++
-    await new Promise<void>((resolve) => { release = resolve })
-    return { accessToken: `tok${fetches}`, expiresAt: now + 60_000 }
+    const n = ++fetches
+    await new Promise<void>((resolve) => { held.push(resolve) })
+    return { accessToken: `tok${n}`, expiresAt: now + 60_000 }
   }
   const waiting = Promise.all(Array.from({ length: 50 }, async () => await cache.get('alice', fetch)))
-  release?.()
+  release()
   t.same(new Set(await waiting), new Set(['tok1']))
   t.equal(fetches, 1, 'fifty callers, one fetch')
   t.equal(cache.peek('alice'), 'tok1', 'held: read without a promise')
   now += 31_000
   t.equal(cache.peek('alice'), undefined, 'inside the margin before expiry: fetched anew')
   const next = cache.get('alice', fetch)
-  release?.()
+  release()
   t.equal(await next, 'tok2')
   cache.drop('alice', 'tok1')
   t.equal(cache.peek('alice'), 'tok2', 'a refusal of an older token leaves the newer one')
