@@ -26,6 +26,10 @@ export class RedisTokenStore implements TokenStore {
     await guard('session', this.redis.set(this.prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs))))
   }
 
+  async setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean> {
+    return await guard('session', this.redis.set(this.prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')) === 'OK'
+  }
+
   async take (key: string): Promise<string | undefined> {
     return await guard('session', this.redis.getdel(this.prefix + key)) ?? undefined
   }

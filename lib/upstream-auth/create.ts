@@ -31,17 +31,18 @@ export function createCredentials (upstream: AuthTarget, context: AuthContext | 
     if (context.inbound.length === 0) throw invalid(at, `mode "${auth.mode}" acts for the caller: it needs inbound auth (the "auth" section)`)
     if (upstream.protocol === undefined || upstream.protocol === 'auto') throw invalid(at, `mode "${auth.mode}" needs "protocol": "2025" or "2026" on the upstream (its era cannot be asked without a user)`)
   }
+  if (auth.mode === 'oauth') {
+    const identity = context?.identity
+    if ((auth.clientId === undefined) !== (auth.clientSecret === undefined)) throw invalid(`${at}.clientId`, 'give clientId and clientSecret together, or neither (dynamic registration)')
+    if (identity === undefined) throw invalid(at, 'mode "oauth" needs the identity plugin (mcp-gateway-identity): give the gateway an "identity" section with its callbackUrl')
+    return new UserOAuth(upstream.name, upstream.url, auth, identity)
+  }
   const client = { clientId: auth.clientId, clientSecret: auth.clientSecret, method: auth.clientAuthMethod }
   const common = { upstream: upstream.name, client, refreshBeforeMs: auth.refreshBeforeMs }
   if (auth.mode === 'clientCredentials') {
     return new ClientCredentials({ ...common, tokenUrl: auth.tokenUrl, scope: auth.scope, resource: auth.resource ?? upstream.url, audience: auth.audience })
   }
-  if (auth.mode === 'tokenExchange') {
-    if (!(context as AuthContext).inbound.includes('jwt')) throw invalid(at, 'mode "tokenExchange" exchanges the caller\'s bearer token: it needs inbound JWT auth (auth.jwt)')
-    const actor = auth.actor ? new ClientCredentials({ ...common, tokenUrl: auth.tokenUrl, resource: auth.resource ?? upstream.url }) : undefined
-    return new TokenExchange({ ...common, tokenUrl: auth.tokenUrl, scope: auth.scope, resource: auth.resource ?? upstream.url, audience: auth.audience, actor, maxPrincipals: auth.maxPrincipals })
-  }
-  const identity = (context as AuthContext).identity
-  if (identity === undefined) throw invalid(at, 'mode "oauth" needs the identity plugin (mcp-gateway-identity): give the gateway an "identity" section with its callbackUrl')
-  return new UserOAuth(upstream.name, upstream.url, auth, identity)
+  if (!(context as AuthContext).inbound.includes('jwt')) throw invalid(at, 'mode "tokenExchange" exchanges the caller\'s bearer token: it needs inbound JWT auth (auth.jwt)')
+  const actor = auth.actor ? new ClientCredentials({ ...common, tokenUrl: auth.tokenUrl, resource: auth.resource ?? upstream.url }) : undefined
+  return new TokenExchange({ ...common, tokenUrl: auth.tokenUrl, scope: auth.scope, resource: auth.resource ?? upstream.url, audience: auth.audience, actor, maxPrincipals: auth.maxPrincipals })
 }

@@ -15,6 +15,8 @@ export interface AuthorizationServer {
   authorizationEndpoint: string
   tokenEndpoint: string
   revocationEndpoint?: string
+  /** RFC 7591 dynamic client registration, when offered. */
+  registrationEndpoint?: string
   /** The resource URI to ask tokens for (RFC 8707). */
   resource: string
 }
@@ -85,10 +87,11 @@ export async function discoverAuthorizationServer (upstream: string, upstreamUrl
   if (issuer === undefined) throw new GatewayErrors.UPSTREAM_TOKEN(upstream, 'it publishes no protected resource metadata naming its authorization server (set auth.authorizationServer)')
   const metadata = await serverMetadata(issuer)
   if (metadata === undefined) throw new GatewayErrors.UPSTREAM_TOKEN(upstream, `no authorization server metadata found for ${issuer}`)
-  const { authorization_endpoint: authorize, token_endpoint: token, revocation_endpoint: revocation, code_challenge_methods_supported: pkce } = metadata
+  const { authorization_endpoint: authorize, token_endpoint: token, revocation_endpoint: revocation, registration_endpoint: registration, code_challenge_methods_supported: pkce } = metadata
   if (!safeEndpoint(authorize) || !safeEndpoint(token)) throw new GatewayErrors.UPSTREAM_TOKEN(upstream, `${issuer} publishes no https authorization and token endpoints`)
   if (!Array.isArray(pkce) || !pkce.includes('S256')) throw new GatewayErrors.UPSTREAM_TOKEN(upstream, `${issuer} does not offer PKCE with S256`)
   const server: AuthorizationServer = { issuer, authorizationEndpoint: authorize, tokenEndpoint: token, resource: configured.resource ?? advertised.resource ?? upstreamUrl }
   if (safeEndpoint(revocation)) server.revocationEndpoint = revocation
+  if (safeEndpoint(registration)) server.registrationEndpoint = registration
   return server
 }

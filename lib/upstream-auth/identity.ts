@@ -9,7 +9,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { GatewayErrors } from '../errors.ts'
 import type { Sealer } from './sealed.ts'
 import type { TokenStore } from './token-store.ts'
-import type { IssuedToken } from './token-endpoint.ts'
+import type { ClientAuth, IssuedToken } from './token-endpoint.ts'
 
 export interface IdentityOptions {
   store: TokenStore
@@ -51,6 +51,8 @@ export interface SignInHandler {
 }
 
 const part = (text: string): string => encodeURIComponent(text)
+/** How long a dynamic registration is kept (servers that expire theirs sooner need `clientId` configured). */
+const REGISTRATION_TTL_MS = 365 * 86_400_000
 const tokenKey = (upstream: string, principal: string): string => `t:${part(upstream)}:${part(principal)}`
 const pendingKey = (upstream: string, principal: string): string => `p:${part(upstream)}:${part(principal)}`
 const flowKey = (state: string): string => `f:${state}`
@@ -103,6 +105,24 @@ export class UpstreamIdentity {
   async principals (upstream: string, limit: number): Promise<string[]> {
     const prefix = `t:${part(upstream)}:`
     return (await this.options.store.keys(prefix, limit)).map((key) => decodeURIComponent(key.slice(prefix.length)))
+  }
+
+  /**
+   * The gateway's client at an authorization server it registered with dynamically: the one
+   * every instance uses (the first registration stored wins; a code is bound to its client).
+   */
+  async registration (upstream: string, issuer: string, register: () => Promise<ClientAuth>): Promise<ClientAuth> {
+    const key = `r:${part(upstream)}:${part(issuer)}`
+    const read = async (): Promise<ClientAuth | undefined> => {
+      const sealed = await this.options.store.get(key)
+      const plain = sealed === undefined ? undefined : this.options.sealer.open(sealed, key)
+      return plain === undefined ? undefined : JSON.parse(plain) as ClientAuth
+    }
+    const held = await read()
+    if (held !== undefined) return held
+    const client = await register()
+    if (await this.options.store.setIfAbsent(key, this.options.sealer.seal(JSON.stringify(client), key), REGISTRATION_TTL_MS)) return client
+    return await read() ?? client
   }
 
   /** An admin revoked a user's access to an upstream: false when they held no token for it. */

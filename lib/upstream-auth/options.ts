@@ -62,6 +62,14 @@ export const tokenExchangeSchema = z.strictObject({
 export const oauthSchema = z.strictObject({
   mode: z.literal('oauth'),
   ...clientShape,
+  /**
+   * The gateway's client id at the upstream's authorization server. Without it (and its
+   * secret), the gateway registers itself there (RFC 7591 dynamic registration), once for every
+   * instance, when the server offers it.
+   * @default registered dynamically
+   */
+  clientId: nonEmptyString().optional().meta({ description: 'The gateway\'s client id; without it (and clientSecret) the gateway registers itself (RFC 7591) where the server offers it.' }),
+  clientSecret: nonEmptyString().optional().meta({ description: 'The gateway\'s client secret (with clientId); `${NAME}` reads the environment.' }),
   resource,
   /**
    * The authorization server's issuer, when the upstream publishes no RFC 9728 metadata naming

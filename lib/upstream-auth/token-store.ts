@@ -9,6 +9,8 @@ import { LRUCache } from 'lru-cache'
 export interface TokenStore {
   get (key: string): Promise<string | undefined>
   set (key: string, value: string, ttlMs: number): Promise<void>
+  /** Sets the value unless the key holds one already; false when it did (another instance won). */
+  setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean>
   /** Reads and removes, at once: a sign-in's state is good for one callback. */
   take (key: string): Promise<string | undefined>
   delete (key: string): Promise<boolean>
@@ -29,6 +31,12 @@ export class MemoryTokenStore implements TokenStore {
 
   async set (key: string, value: string, ttlMs: number): Promise<void> {
     this.values.set(key, value, { ttl: ttlMs })
+  }
+
+  async setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean> {
+    if (this.values.has(key)) return false
+    this.values.set(key, value, { ttl: ttlMs })
+    return true
   }
 
   async take (key: string): Promise<string | undefined> {

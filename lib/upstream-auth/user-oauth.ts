@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto'
 import { GatewayErrors } from '../errors.ts'
 import type { Caller, UpstreamCredentials } from './credentials.ts'
 import { urlElicitation } from './consent.ts'
+import { registerClient } from './registration.ts'
 import { discoverAuthorizationServer, type AuthorizationServer } from './discovery.ts'
 import type { Flow, SignInHandler, UpstreamIdentity } from './identity.ts'
 import type { OAuthAuth } from './options.ts'
@@ -24,7 +25,8 @@ export class UserOAuth implements UpstreamCredentials, SignInHandler {
   private readonly url: string
   private readonly auth: OAuthAuth
   private readonly identity: UpstreamIdentity
-  private readonly client: ClientAuth
+  /** The configured client; undefined: registered dynamically (`clientAuth`). */
+  private readonly client: ClientAuth | undefined
   private server: { value: Promise<AuthorizationServer>, failedAt?: number } | undefined
   /** One refresh per principal at a time on this instance. */
   private readonly refreshing = new Map<string, Promise<IssuedToken | undefined>>()
@@ -34,7 +36,7 @@ export class UserOAuth implements UpstreamCredentials, SignInHandler {
     this.url = url
     this.auth = auth
     this.identity = identity
-    this.client = { clientId: auth.clientId, clientSecret: auth.clientSecret, method: auth.clientAuthMethod }
+    this.client = auth.clientId === undefined || auth.clientSecret === undefined ? undefined : { clientId: auth.clientId, clientSecret: auth.clientSecret, method: auth.clientAuthMethod }
     identity.register(upstream, this)
   }
 
@@ -49,6 +51,22 @@ export class UserOAuth implements UpstreamCredentials, SignInHandler {
     }
     return await (this.server as { value: Promise<AuthorizationServer> }).value
   }
+
+  /** The gateway's client at the server: configured, or registered there once for every instance. */
+  private async clientAuth (server: AuthorizationServer): Promise<ClientAuth> {
+    if (this.client !== undefined) return this.client
+    const endpoint = server.registrationEndpoint
+    if (endpoint === undefined) throw new GatewayErrors.UPSTREAM_TOKEN(this.upstream, `${server.issuer} offers no dynamic registration: give auth.clientId and auth.clientSecret`)
+    // One registration at a time on this instance; the store settles it between instances.
+    if (this.registered === undefined) {
+      const registered = this.identity.registration(this.upstream, server.issuer, async () => await registerClient(this.upstream, endpoint, this.identity.callbackUrl, this.auth.clientAuthMethod, this.auth.scope))
+      registered.catch(() => { if (this.registered === registered) this.registered = undefined })
+      this.registered = registered
+    }
+    return await this.registered
+  }
+
+  private registered: Promise<ClientAuth> | undefined
 
   async authorization (caller: Caller | undefined): Promise<string> {
     if (caller === undefined) throw new GatewayErrors.UPSTREAM_TOKEN(this.upstream, 'per-user OAuth needs inbound auth (no principal)')
@@ -92,7 +110,7 @@ export class UserOAuth implements UpstreamCredentials, SignInHandler {
     const server = await this.authorizationServer()
     let issued: IssuedToken
     try {
-      issued = await requestToken(this.upstream, server.tokenEndpoint, this.client, { grant_type: 'refresh_token', refresh_token: token.refreshToken, resource: server.resource, scope: this.auth.scope })
+      issued = await requestToken(this.upstream, server.tokenEndpoint, await this.clientAuth(server), { grant_type: 'refresh_token', refresh_token: token.refreshToken, resource: server.resource, scope: this.auth.scope })
     } catch (err) {
       if (!(err instanceof TokenEndpointError) || err.oauthError !== 'invalid_grant') throw err
       // Another instance may have refreshed it first (the server then rotated the refresh token).
@@ -112,7 +130,7 @@ export class UserOAuth implements UpstreamCredentials, SignInHandler {
     const url = new URL(server.authorizationEndpoint)
     const params: Record<string, string | undefined> = {
       response_type: 'code',
-      client_id: this.auth.clientId,
+      client_id: (await this.clientAuth(server)).clientId,
       redirect_uri: this.identity.callbackUrl,
       scope: this.auth.scope,
       state,
@@ -126,7 +144,7 @@ export class UserOAuth implements UpstreamCredentials, SignInHandler {
 
   async complete (flow: Flow, code: string): Promise<void> {
     const server = await this.authorizationServer()
-    const issued = await requestToken(this.upstream, server.tokenEndpoint, this.client, {
+    const issued = await requestToken(this.upstream, server.tokenEndpoint, await this.clientAuth(server), {
       grant_type: 'authorization_code',
       code,
       redirect_uri: this.identity.callbackUrl,
@@ -144,7 +162,7 @@ export class UserOAuth implements UpstreamCredentials, SignInHandler {
     const server = await this.authorizationServer().catch(() => undefined)
     if (server?.revocationEndpoint !== undefined) {
       const value = token.refreshToken ?? token.accessToken
-      await revokeToken(server.revocationEndpoint, this.client, value, token.refreshToken === undefined ? 'access_token' : 'refresh_token').catch(() => {})
+      await revokeToken(server.revocationEndpoint, await this.clientAuth(server), value, token.refreshToken === undefined ? 'access_token' : 'refresh_token').catch(() => {})
     }
     return true
   }

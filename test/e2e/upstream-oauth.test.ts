@@ -11,8 +11,10 @@ import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { McpError } from '@modelcontextprotocol/sdk/types.js'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { GatewayWebSocketTransport } from '../../examples/websocket-client/transport.ts'
 import mcpGateway, { type McpGatewayOptions } from '../../plugins/index.ts'
-import { textOf, upstream } from '../helpers/peers.ts'
+import { eventually, textOf, upstream } from '../helpers/peers.ts'
 import { modernUpstream } from '../helpers/eras.ts'
 import { signIn, startIdp, type Idp } from '../helpers/oidc.ts'
 import { protectedUpstream, type ProtectedUpstream } from '../helpers/protected-upstream.ts'
@@ -50,6 +52,7 @@ async function start (t: Test, r: Rig, era: '2025' | '2026', extra: Partial<McpG
     auth: jwtAuth(r.idp.issuer),
     identity: { callbackUrl: r.callbackUrl, keys: [KEY] },
     admin: { apiKeys: [{ name: 'ops', key: ADMIN_KEY }] },
+    websocket: true,
     upstream: { url: r.up.url, protocol: era, auth: { mode: 'oauth', clientId: 'gateway', clientSecret: SECRET, scope: 'mcp' } },
     ...extra
   })
@@ -100,7 +103,8 @@ t.test('2025-11-25 client: URLElicitationRequired, sign-in through the callback,
 
   const client = await legacyClient(t, gw.url, alice)
   t.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'mine' } })), 'mine')
-  t.ok(r.up.seen.length > 0 && r.up.seen.every((seen) => seen.sub === 'alice' && seen.aud === r.up.url), 'the upstream saw alice, with its own audience')
+  await eventually(() => r.up.seen.some((seen) => seen.method === 'GET'))
+  t.ok(r.up.seen.length > 0 && r.up.seen.every((seen) => seen.sub === 'alice' && seen.aud === r.up.url), 'the upstream saw alice, with its own audience, on her GET stream too')
   t.notOk(r.up.seen.some((seen) => seen.token === alice), 'never the client\'s token')
 
   // Bob has his own sign-in, and never alice's token.
@@ -126,8 +130,31 @@ t.test('2025-11-25 client: URLElicitationRequired, sign-in through the callback,
   t.equal(revoked.status, 204)
   await consentFrom(client.callTool({ name: 'echo', arguments: { text: 'again' } }))
   t.equal(textOf(await bobClient.callTool({ name: 'echo', arguments: { text: 'still' } })), 'still')
+  // Over a WebSocket, the same prompt in band.
+  const gina = await r.idp.userToken('gina', GATEWAY_RESOURCE)
+  const ws = new Client({ name: 'ws-oauth', version: '1.0.0' })
+  const wsPrompt = await consentFrom(ws.connect(new GatewayWebSocketTransport(`${gw.url.replace(/^http/, 'ws')}/ws`, { headers: { authorization: `Bearer ${gina}` } })))
+  t.match(wsPrompt.url, /[?&]flow=/, 'a WebSocket client gets the sign-in page too')
+  await ws.close()
+
   const none = await adminApi(`${gw.base}/admin`, ADMIN_KEY, 'DELETE', `/identities/default/${encodeURIComponent(`${r.idp.issuer}#alice`)}`)
   t.equal(none.status, 404, 'nothing left to revoke')
+})
+
+t.test('dynamic registration: no clientId, and the gateway registers itself once (RFC 7591)', async (t) => {
+  const r = await rig(t, '2025')
+  const gw = await start(t, r, '2025', { upstream: { url: r.up.url, protocol: '2025', auth: { mode: 'oauth', scope: 'mcp' } } })
+  const [alice, bob] = await Promise.all([r.idp.userToken('alice', GATEWAY_RESOURCE), r.idp.userToken('bob', GATEWAY_RESOURCE)])
+  const [first, second] = await Promise.all([consentFrom(legacyClient(t, gw.url, alice)), consentFrom(legacyClient(t, gw.url, bob))])
+  t.equal(r.idp.grants.get('registration'), 1, 'one registration for both users')
+  const back = await signIn(first.url, 'alice', { follow: true })
+  t.match(back.page?.text, /Signed in/)
+  await signIn(second.url, 'bob', { follow: true })
+  for (const [user, token] of [['alice', alice], ['bob', bob]] as const) {
+    const client = await legacyClient(t, gw.url, token)
+    t.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: user } })), user)
+  }
+  t.same(new Set(r.up.seen.map((seen) => seen.sub)), new Set(['alice', 'bob']))
 })
 
 t.test('refresh: a token near its expiry is refreshed before use', async (t) => {

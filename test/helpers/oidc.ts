@@ -28,7 +28,7 @@ export interface IdpOptions {
 export interface Idp {
   issuer: string
   provider: Provider
-  /** Token endpoint requests that succeeded, by grant type. */
+  /** Token endpoint requests that succeeded, by grant type (and `registration`: clients registered). */
   grants: Map<string, number>
   /** The inbound client's access token for `user`, for `resource` (signed in through the dev interactions). */
   userToken: (user: string, resource: string) => Promise<string>
@@ -67,6 +67,8 @@ export async function startIdp (t: Teardown, options: IdpOptions): Promise<Idp> 
       devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
       revocation: { enabled: true },
+      // Open RFC 7591 registration, for the gateway's dynamic registration.
+      registration: { enabled: true },
       resourceIndicators: {
         enabled: true,
         useGrantedResource: () => true,
@@ -79,6 +81,7 @@ export async function startIdp (t: Teardown, options: IdpOptions): Promise<Idp> 
     const grant = String(ctx.oidc.params?.grant_type)
     grants.set(grant, (grants.get(grant) ?? 0) + 1)
   })
+  provider.on('registration_create.success', () => { grants.set('registration', (grants.get('registration') ?? 0) + 1) })
   registerTokenExchange(provider, issuer, privateKey, localKeys, () => ttl)
   server.on('request', provider.callback())
   t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))

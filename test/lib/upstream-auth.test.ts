@@ -91,3 +91,45 @@ t.test('the memory token store: lifetimes, take once, keys by prefix', async (t)
   t.ok(await store.delete('t:b:1'))
   t.notOk(await store.delete('t:b:1'))
 })
+
+t.test('per-user OAuth: concurrent requests of a user whose token is near expiry share one refresh', async (t) => {
+  const { createServer } = await import('node:http')
+  const { UpstreamIdentity } = await import('../../lib/upstream-auth/identity.ts')
+  const { UserOAuth } = await import('../../lib/upstream-auth/user-oauth.ts')
+  let refreshes = 0
+  const held: Array<() => void> = []
+  let arrived: (() => void) | undefined
+  const server = createServer((req, res) => {
+    if (req.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ issuer, authorization_endpoint: `${issuer}/auth`, token_endpoint: `${issuer}/token`, code_challenge_methods_supported: ['S256'] }))
+      return
+    }
+    req.resume()
+    refreshes++
+    // Answered only once the test lets it: every caller has joined by then.
+    held.push(() => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ access_token: `new-${refreshes}`, token_type: 'Bearer', expires_in: 300 }))
+    })
+    arrived?.()
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+  const identity = new UpstreamIdentity({ store: new MemoryTokenStore(), sealer: new Sealer([key()]), callbackUrl: 'http://127.0.0.1:9/cb', flowTtlMs: 60_000, tokenTtlMs: 600_000 })
+  const oauth = new UserOAuth('files', 'http://127.0.0.1:9/mcp', { mode: 'oauth', clientId: 'gw', clientSecret: 's', clientAuthMethod: 'client_secret_basic', refreshBeforeMs: 60_000, authorizationServer: issuer }, identity)
+  await identity.saveToken('files', 'alice', { accessToken: 'old', refreshToken: 'r1', expiresAt: Date.now() + 1000 })
+  const first = new Promise<void>((resolve) => { arrived = resolve })
+  const calls = Promise.all(Array.from({ length: 10 }, async () => await oauth.authorization({ id: 'alice' })))
+  await first
+  for (const release of held.splice(0)) release()
+  t.same(new Set(await calls), new Set(['Bearer new-1']), 'every caller got the refreshed token')
+  t.equal(refreshes, 1, 'one refresh for ten callers')
+  t.equal((await identity.loadToken('files', 'alice'))?.refreshToken, 'r1', 'a server that does not rotate refresh tokens: the old one kept')
+
+  // A user with no token asking five times at once: one sign-in, one URL.
+  const prompts = await Promise.all(Array.from({ length: 5 }, async () => await identity.prompt('files', 'bob')))
+  t.equal(new Set(prompts.map((prompt) => prompt.url)).size, 1, 'concurrent prompts share one sign-in')
+  t.same(await identity.prompt('files', 'bob'), prompts[0], 'and a later one finds it')
+})
