@@ -29,8 +29,11 @@ function page (reply: FastifyReply, status: number, title: string, text: string,
   return reply.code(status)
     .header('content-type', 'text/html; charset=utf-8')
     .header('cache-control', 'no-store')
-    .header('content-security-policy', "default-src 'none'")
-    .header('referrer-policy', 'no-referrer')
+    // Not framed (its button must be the user's own click); no referrer leaves for other sites,
+    // while the same-origin POST still carries its Origin (a no-referrer page would send "null").
+    .header('content-security-policy', "default-src 'none'; frame-ancestors 'none'")
+    .header('x-frame-options', 'DENY')
+    .header('referrer-policy', 'same-origin')
     .send(`<!doctype html><html><head><meta charset="utf-8"><title>${escape(title)}</title></head><body><h1>${escape(title)}</h1><p>${escape(text)}</p>${button}</body></html>`)
 }
 
@@ -56,12 +59,15 @@ const FLOW = { type: 'string', maxLength: 512 } as const
  */
 function callbackRoutes (scope: FastifyInstance, identity: UpstreamIdentity, callbackUrl: string): void {
   const { pathname, origin } = new URL(callbackUrl)
-  // Only this scope reads forms: the host app's routes keep their own parsers.
+  // Only this scope reads forms: the host app's routes keep their own parser (one it registered
+  // for forms is replaced here only, in this encapsulated scope).
+  if (scope.hasContentTypeParser('application/x-www-form-urlencoded')) scope.removeContentTypeParser('application/x-www-form-urlencoded')
   scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)))
   })
   const querystring = { type: 'object', properties: { flow: FLOW, state: FLOW, code: { type: 'string', maxLength: 4096 }, error: { type: 'string', maxLength: 256 } } }
-  scope.get(pathname, { schema: { querystring } }, async (request, reply) => {
+  // Warnings only in the request log: its URL holds a live sign-in's id (or code and state).
+  scope.get(pathname, { schema: { querystring }, logLevel: 'warn' }, async (request, reply) => {
     const { flow, state, code, error } = request.query as { flow?: string, state?: string, code?: string, error?: string }
     if (flow !== undefined) {
       const found = await identity.flow(flow)
@@ -83,7 +89,7 @@ function callbackRoutes (scope: FastifyInstance, identity: UpstreamIdentity, cal
       return page(reply, 400, 'Sign-in failed', (err as Error).message)
     }
   })
-  scope.post(pathname, { schema: { body: { type: 'object', required: ['flow'], properties: { flow: FLOW } } } }, async (request, reply) => {
+  scope.post(pathname, { schema: { body: { type: 'object', required: ['flow'], properties: { flow: FLOW } } }, logLevel: 'warn' }, async (request, reply) => {
     // The page's own button only: a form posted from another site does not start a sign-in.
     if (request.headers.origin !== origin) return page(reply, 403, 'Sign-in refused', 'Start the sign-in from the page your client linked to.')
     const found = await identity.flow((request.body as { flow: string }).flow)

@@ -5,11 +5,12 @@
  * user's token is never read for another. The OAuth callback, whichever instance it reaches,
  * finishes the sign-in its state names.
  */
-import { randomBytes, randomUUID } from 'node:crypto'
+import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { GatewayErrors } from '../errors.ts'
 import type { Sealer } from './sealed.ts'
 import type { TokenStore } from './token-store.ts'
 import type { ClientAuth, IssuedToken } from './token-endpoint.ts'
+import type { Registration } from './registration.ts'
 
 export interface IdentityOptions {
   store: TokenStore
@@ -110,19 +111,37 @@ export class UpstreamIdentity {
   /**
    * The gateway's client at an authorization server it registered with dynamically: the one
    * every instance uses (the first registration stored wins; a code is bound to its client).
+   * Kept under what it was registered for (callback, client authentication), until its secret
+   * expires (a year at most); a record no key opens any more is replaced.
    */
-  async registration (upstream: string, issuer: string, register: () => Promise<ClientAuth>): Promise<ClientAuth> {
-    const key = `r:${part(upstream)}:${part(issuer)}`
+  async registration (upstream: string, issuer: string, method: string, register: () => Promise<Registration>): Promise<ClientAuth> {
+    const key = this.registrationKey(upstream, issuer, method)
+    const { store, sealer } = this.options
     const read = async (): Promise<ClientAuth | undefined> => {
-      const sealed = await this.options.store.get(key)
-      const plain = sealed === undefined ? undefined : this.options.sealer.open(sealed, key)
+      const sealed = await store.get(key)
+      const plain = sealed === undefined ? undefined : sealer.open(sealed, key)
       return plain === undefined ? undefined : JSON.parse(plain) as ClientAuth
     }
     const held = await read()
     if (held !== undefined) return held
-    const client = await register()
-    if (await this.options.store.setIfAbsent(key, this.options.sealer.seal(JSON.stringify(client), key), REGISTRATION_TTL_MS)) return client
-    return await read() ?? client
+    const { client, expiresAt } = await register()
+    const ttl = Math.min(REGISTRATION_TTL_MS, (expiresAt ?? Number.POSITIVE_INFINITY) - Date.now())
+    const sealed = sealer.seal(JSON.stringify(client), key)
+    if (await store.setIfAbsent(key, sealed, ttl)) return client
+    const winner = await read()
+    if (winner !== undefined) return winner
+    await store.set(key, sealed, ttl)
+    return client
+  }
+
+  /** The server no longer knows the registered client (`invalid_client`): the next need registers anew. */
+  async forgetRegistration (upstream: string, issuer: string, method: string): Promise<void> {
+    await this.options.store.delete(this.registrationKey(upstream, issuer, method))
+  }
+
+  private registrationKey (upstream: string, issuer: string, method: string): string {
+    const what = createHash('sha256').update(`${this.callbackUrl}\u0000${method}`).digest('base64url').slice(0, 16)
+    return `r:${part(upstream)}:${part(issuer)}:${what}`
   }
 
   /** An admin revoked a user's access to an upstream: false when they held no token for it. */

@@ -11,7 +11,13 @@ import type { ClientAuth } from './token-endpoint.ts'
 const REGISTRATION_TIMEOUT_MS = 10_000
 const MAX_ANSWER_BYTES = 64 * 1024
 
-export async function registerClient (upstream: string, endpoint: string, callbackUrl: string, method: ClientAuth['method'], scope: string | undefined): Promise<ClientAuth> {
+/** A registered client, and until when the server keeps its secret (epoch ms; none: no expiry given). */
+export interface Registration {
+  client: ClientAuth
+  expiresAt: number | undefined
+}
+
+export async function registerClient (upstream: string, endpoint: string, callbackUrl: string, method: ClientAuth['method'], scope: string | undefined): Promise<Registration> {
   const metadata = {
     client_name: 'fastify-mcp-gateway',
     redirect_uris: [callbackUrl],
@@ -31,5 +37,7 @@ export async function registerClient (upstream: string, endpoint: string, callba
   }
   if (status !== 201 && status !== 200) throw new GatewayErrors.UPSTREAM_TOKEN(upstream, `its registration endpoint answered HTTP ${status}${typeof answer.error === 'string' ? ` (${answer.error})` : ''}: give auth.clientId and auth.clientSecret`)
   if (typeof answer.client_id !== 'string' || typeof answer.client_secret !== 'string') throw new GatewayErrors.UPSTREAM_TOKEN(upstream, 'its registration endpoint gave no client_id and client_secret')
-  return { clientId: answer.client_id, clientSecret: answer.client_secret, method }
+  // RFC 7591: 0 means the secret does not expire.
+  const expires = typeof answer.client_secret_expires_at === 'number' && answer.client_secret_expires_at > 0 ? answer.client_secret_expires_at * 1000 : undefined
+  return { client: { clientId: answer.client_id, clientSecret: answer.client_secret, method }, expiresAt: expires }
 }

@@ -59,7 +59,7 @@ export class UserOAuth implements UpstreamCredentials, SignInHandler {
     if (endpoint === undefined) throw new GatewayErrors.UPSTREAM_TOKEN(this.upstream, `${server.issuer} offers no dynamic registration: give auth.clientId and auth.clientSecret`)
     // One registration at a time on this instance; the store settles it between instances.
     if (this.registered === undefined) {
-      const registered = this.identity.registration(this.upstream, server.issuer, async () => await registerClient(this.upstream, endpoint, this.identity.callbackUrl, this.auth.clientAuthMethod, this.auth.scope))
+      const registered = this.identity.registration(this.upstream, server.issuer, this.auth.clientAuthMethod, async () => await registerClient(this.upstream, endpoint, this.identity.callbackUrl, this.auth.clientAuthMethod, this.auth.scope))
       registered.catch(() => { if (this.registered === registered) this.registered = undefined })
       this.registered = registered
     }
@@ -67,6 +67,19 @@ export class UserOAuth implements UpstreamCredentials, SignInHandler {
   }
 
   private registered: Promise<ClientAuth> | undefined
+
+  /** A token request with the gateway's client; a registered client the server forgot is forgotten too. */
+  private async token (server: AuthorizationServer, params: Record<string, string | undefined>): Promise<IssuedToken> {
+    try {
+      return await requestToken(this.upstream, server.tokenEndpoint, await this.clientAuth(server), params)
+    } catch (err) {
+      if (this.client === undefined && err instanceof TokenEndpointError && err.oauthError === 'invalid_client') {
+        this.registered = undefined
+        await this.identity.forgetRegistration(this.upstream, server.issuer, this.auth.clientAuthMethod)
+      }
+      throw err
+    }
+  }
 
   async authorization (caller: Caller | undefined): Promise<string> {
     if (caller === undefined) throw new GatewayErrors.UPSTREAM_TOKEN(this.upstream, 'per-user OAuth needs inbound auth (no principal)')
@@ -110,7 +123,7 @@ export class UserOAuth implements UpstreamCredentials, SignInHandler {
     const server = await this.authorizationServer()
     let issued: IssuedToken
     try {
-      issued = await requestToken(this.upstream, server.tokenEndpoint, await this.clientAuth(server), { grant_type: 'refresh_token', refresh_token: token.refreshToken, resource: server.resource, scope: this.auth.scope })
+      issued = await this.token(server, { grant_type: 'refresh_token', refresh_token: token.refreshToken, resource: server.resource, scope: this.auth.scope })
     } catch (err) {
       if (!(err instanceof TokenEndpointError) || err.oauthError !== 'invalid_grant') throw err
       // Another instance may have refreshed it first (the server then rotated the refresh token).
@@ -144,7 +157,7 @@ export class UserOAuth implements UpstreamCredentials, SignInHandler {
 
   async complete (flow: Flow, code: string): Promise<void> {
     const server = await this.authorizationServer()
-    const issued = await requestToken(this.upstream, server.tokenEndpoint, await this.clientAuth(server), {
+    const issued = await this.token(server, {
       grant_type: 'authorization_code',
       code,
       redirect_uri: this.identity.callbackUrl,
@@ -160,9 +173,11 @@ export class UserOAuth implements UpstreamCredentials, SignInHandler {
     const removed = await this.identity.deleteToken(this.upstream, principal)
     if (token === undefined) return removed
     const server = await this.authorizationServer().catch(() => undefined)
-    if (server?.revocationEndpoint !== undefined) {
+    const endpoint = server?.revocationEndpoint
+    if (server !== undefined && endpoint !== undefined) {
       const value = token.refreshToken ?? token.accessToken
-      await revokeToken(server.revocationEndpoint, await this.clientAuth(server), value, token.refreshToken === undefined ? 'access_token' : 'refresh_token').catch(() => {})
+      // Best effort, and after the fact: the stored tokens are gone whatever the server says.
+      await this.clientAuth(server).then(async (client) => { await revokeToken(endpoint, client, value, token.refreshToken === undefined ? 'access_token' : 'refresh_token') }).catch(() => {})
     }
     return true
   }

@@ -119,13 +119,22 @@ export class DualEraUpstream implements Upstream {
    */
   async discover (caller?: Caller): Promise<DiscoverResult> {
     const now = Date.now()
-    if (this.discovered === undefined || this.discovered.until < now) {
-      const result = this.askDiscover(undefined, caller)
-      this.discovered = { result, until: now + DISCOVER_TTL_MS }
-      result.catch(() => { this.discovered = undefined })
+    if (this.discovered !== undefined && this.discovered.until >= now) return await this.discovered.result
+    // Asked once at a time per caller: a failure is that caller's own (a consent prompt holds
+    // their sign-in link), never handed to another who joined; a success serves everyone.
+    const key = caller?.id ?? ''
+    let asking = this.discovering.get(key)
+    if (asking === undefined) {
+      asking = this.askDiscover(undefined, caller)
+      this.discovering.set(key, asking)
+      asking.then((result) => {
+        this.discovered = { result: Promise.resolve(result), until: Date.now() + DISCOVER_TTL_MS }
+      }, () => {}).finally(() => this.discovering.delete(key))
     }
-    return await this.discovered.result
+    return await asking
   }
+
+  private readonly discovering = new Map<string, Promise<DiscoverResult>>()
 
   private async askDiscover (signal?: AbortSignal, caller?: Caller): Promise<DiscoverResult> {
     const { headers, body } = modernRequest({ jsonrpc: '2.0', id: 'gw-discover', method: 'server/discover' }, {

@@ -82,6 +82,8 @@ t.test('2025-11-25 client: URLElicitationRequired, sign-in through the callback,
   t.equal(new URL(prompt.url).origin, new URL(r.callbackUrl).origin, 'the consent URL is the gateway\'s sign-in page')
   const page = await fetch(prompt.url)
   t.match(await page.text(), new RegExp(`${r.idp.issuer}#alice`), 'it names the principal the account will serve')
+  t.equal(page.headers.get('x-frame-options'), 'DENY', 'never framed (its button must be the user\'s own click)')
+  t.equal(page.headers.get('referrer-policy'), 'same-origin', 'so its same-origin POST carries an Origin')
   const flow = new URL(prompt.url).searchParams.get('flow') as string
   const form = { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `flow=${encodeURIComponent(flow)}`, redirect: 'manual' as const }
   const foreign = await fetch(prompt.url, { ...form, headers: { ...form.headers, origin: 'https://elsewhere.example' } })
@@ -139,6 +141,19 @@ t.test('2025-11-25 client: URLElicitationRequired, sign-in through the callback,
 
   const none = await adminApi(`${gw.base}/admin`, ADMIN_KEY, 'DELETE', `/identities/default/${encodeURIComponent(`${r.idp.issuer}#alice`)}`)
   t.equal(none.status, 404, 'nothing left to revoke')
+})
+
+t.test('a host app with its own form parser: the gateway\'s sign-in routes keep theirs in their own scope', async (t) => {
+  const app = Fastify({ logger: false })
+  t.teardown(() => app.close())
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => { done(null, { host: body }) })
+  app.post('/host-form', async (request) => request.body)
+  await app.register(mcpGateway, { auth: jwtAuth('http://127.0.0.1:9'), identity: { callbackUrl: 'http://127.0.0.1:9/oauth/callback', keys: [KEY] }, upstream: { url: 'http://127.0.0.1:9/mcp', protocol: '2025', auth: { mode: 'oauth', clientId: 'gw', clientSecret: 's' } } })
+  const res = await app.inject({ method: 'POST', url: '/host-form', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'a=1' })
+  t.same(res.json(), { host: 'a=1' }, 'the host\'s parser still serves the host\'s routes')
+  const post = await app.inject({ method: 'POST', url: '/oauth/callback', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://127.0.0.1:9' }, payload: 'flow=unknown' })
+  t.equal(post.statusCode, 400, 'the sign-in route reads its own form')
+  t.match(post.body, /unknown, used already or expired/)
 })
 
 t.test('dynamic registration: no clientId, and the gateway registers itself once (RFC 7591)', async (t) => {

@@ -106,12 +106,15 @@ t.test('per-user OAuth: concurrent requests of a user whose token is near expiry
       return
     }
     req.resume()
-    refreshes++
-    // Answered only once the test lets it: every caller has joined by then.
-    held.push(() => {
+    const n = ++refreshes
+    const answer = (): void => {
       res.writeHead(200, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ access_token: `new-${refreshes}`, token_type: 'Bearer', expires_in: 300 }))
-    })
+      res.end(JSON.stringify({ access_token: `new-${n}`, token_type: 'Bearer', expires_in: 300 }))
+    }
+    // The first is answered only once the test lets it (every caller has joined by then); any
+    // other at once, so a missing single-flight fails the count rather than hanging.
+    if (n > 1) return answer()
+    held.push(answer)
     arrived?.()
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
