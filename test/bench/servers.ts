@@ -68,8 +68,9 @@ async function start (kind: Kind, target: string | undefined): Promise<string> {
   if (kind === 'gateway-jwt' || kind === 'gateway-exchange') {
     // The identity bench: the same inbound JWT auth; upstream credentials static, or exchanged.
     const spec = JSON.parse(target as string) as { upstream: string, issuer: string, jwks: { keys: Array<Record<string, unknown>> }, tokenUrl: string }
+    // Both with the era set (tokenExchange needs it): an explicit `protocol` costs by itself (README, Performance).
     const auth = kind === 'gateway-jwt'
-      ? { headers: { authorization: 'Bearer static-upstream-token' } }
+      ? { protocol: '2025' as const, headers: { authorization: 'Bearer static-upstream-token' } }
       : { protocol: '2025' as const, auth: { mode: 'tokenExchange' as const, tokenUrl: spec.tokenUrl, clientId: 'gateway', clientSecret: 'bench-secret' } }
     const app = await createGateway({ upstream: { url: spec.upstream, ...auth }, logLevel: false, auth: { jwt: { jwks: spec.jwks, issuer: spec.issuer, audience: 'https://gateway.bench/mcp' } } })
     const address = await app.listen({ host: '127.0.0.1', port: 0 })
