@@ -12,7 +12,7 @@ import type { ExchangeObserver } from '../lib/observer.ts'
 import { Heartbeat } from '../lib/heartbeat.ts'
 import { GatewayErrors, toJsonRpcError } from '../lib/errors.ts'
 import { Forwarder, type ClientAnswer, type ExchangeContext } from '../lib/forwarder.ts'
-import { bodyMethod, resolveSession, type ParsedBody, type SessionResolution } from '../lib/session/resolve.ts'
+import { bodyMethod, reencoded, resolveSession, type ParsedBody, type SessionResolution } from '../lib/session/resolve.ts'
 import { MAX_DEPTH, MAX_TOOL_NAME_LENGTH, PARSE_ERROR, POISONING_DEFAULTS, hasOversizedToolName, nestsDeeperThan, parseMessages, type JsonRpcId, type JsonRpcMessage, type PoisoningPolicy } from '../lib/jsonrpc.ts'
 import { invalid } from '../lib/options.ts'
 import { originChecker } from '../lib/origin.ts'
@@ -309,7 +309,7 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
         if (request.method === 'POST' && messages !== null && messages !== parsed.messages) {
           // A route hook replaced the messages: what is sent is what it left.
           if (messages.length === 0) return reply.code(202).send()
-          parsed = { messages, batch: parsed.batch, raw: Buffer.from(JSON.stringify(parsed.batch ? messages : messages[0])) }
+          parsed = reencoded(messages, parsed.batch)
         }
         const out = request.method === 'POST'
           ? await forwarder.post(ctx, parsed)

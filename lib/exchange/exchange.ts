@@ -13,7 +13,7 @@ import { PendingRequests } from '../relay/pending.ts'
 import { interceptClient } from '../interceptors/apply.ts'
 import { ExchangeAudit } from '../audit/exchange-audit.ts'
 import { toJsonRpcError } from '../errors.ts'
-import { bodyMethod, type ParsedBody } from '../session/resolve.ts'
+import { bodyMethod, reencoded, type ParsedBody } from '../session/resolve.ts'
 import type { SessionRecord } from '../session/store.ts'
 import { releaseAnswer, type UpstreamAnswer, type UpstreamEvents } from '../upstream/events.ts'
 import { messagesAnswer, noAnswer, type ClientAnswer } from './answer.ts'
@@ -144,7 +144,7 @@ export class Exchange {
     }
     if (out.changed) {
       const messages = out.forward
-      this.body = { messages, batch: this.body.batch, raw: Buffer.from(JSON.stringify(this.body.batch ? messages : messages[0])) }
+      this.body = reencoded(messages, this.body.batch)
     }
     return undefined
   }
@@ -264,7 +264,7 @@ export class Exchange {
       changed = true
       return stripped
     })
-    if (changed) this.body = { messages, batch: this.body.batch, raw: Buffer.from(JSON.stringify(this.body.batch ? messages : messages[0])) }
+    if (changed) this.body = reencoded(messages, this.body.batch)
   }
 
   private async failed (err: unknown): Promise<ClientAnswer> {

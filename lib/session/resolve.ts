@@ -17,6 +17,11 @@ export interface ParsedBody {
   batch: boolean
 }
 
+/** A body whose messages were changed (by interceptors, a route hook, the gateway): encoded anew. */
+export function reencoded (messages: JsonRpcMessage[], batch: boolean): ParsedBody {
+  return { messages, batch, raw: Buffer.from(JSON.stringify(batch ? messages : messages[0])) }
+}
+
 export type SessionResolution =
   | { kind: 'session', session: SessionRecord }
   /** A sessionless `initialize`: the exchange opens a gateway session if the upstream agrees. */
