@@ -21,7 +21,7 @@ import type { MemberName, Upstream } from './upstream/types.ts'
 import { releaseAnswer, type UpstreamEvents } from './upstream/events.ts'
 import { refusedReply } from './upstream/http-answer.ts'
 import type { StreamHub } from './streams/hub.ts'
-import { sessionCaller } from './upstream-auth/credentials.ts'
+import { sessionCaller, type Caller } from './upstream-auth/credentials.ts'
 import { ResumableStreams } from './streams/resumable.ts'
 import type { CheckedTimeouts } from './deadline.ts'
 import { upstreamFilter, type BaseContext, type MessageFilter } from './interceptors/apply.ts'
@@ -220,7 +220,7 @@ export class Forwarder implements ExchangeDeps {
   }
 
   /** Tells the upstream its requests for a departed (or timed-out) client are cancelled. */
-  cancelUpstream (session: SessionRecord, ids: JsonRpcId[], log: Logger, reason = 'Client disconnected'): void {
+  cancelUpstream (session: SessionRecord, ids: JsonRpcId[], log: Logger, reason = 'Client disconnected', caller: Caller | undefined = sessionCaller(session)): void {
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
@@ -229,7 +229,8 @@ export class Forwarder implements ExchangeDeps {
     if (session.upstreamSessionId !== null) headers[HEADER.sessionId] = session.upstreamSessionId
     for (const requestId of ids) {
       const notification: JsonRpcMessage = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } }
-      this.upstream.send({ headers, body: JSON.stringify(notification), messages: [notification], maxBytes: this.maxResponseBytes })
+      // Per-user upstreams refuse a request with no caller: the cancellation would be lost.
+      this.upstream.send({ headers, body: JSON.stringify(notification), messages: [notification], maxBytes: this.maxResponseBytes, caller })
         .then(releaseAnswer)
         .catch((err: unknown) => log.debug({ sessionId: session.id, err }, 'upstream cancel failed'))
       log.debug({ sessionId: session.id, requestId }, 'cancelled upstream request for a departed client')

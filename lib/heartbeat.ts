@@ -11,6 +11,7 @@ import type { SessionManager } from './session/manager.ts'
 import type { SessionRecord } from './session/store.ts'
 import { releaseAnswer } from './upstream/events.ts'
 import type { Upstream } from './upstream/types.ts'
+import { sessionCaller } from './upstream-auth/credentials.ts'
 
 /** A ping's answer is tiny: anything bigger is not one. */
 const PING_ANSWER_BYTES = 64 * 1024
@@ -29,6 +30,9 @@ export interface HeartbeatOptions {
 }
 
 export const HEARTBEAT_DEFAULTS: HeartbeatOptions = { intervalMs: 120_000, maxFailures: 3 }
+
+/** Codes of a ping the gateway did not send: it could not get the session user's token. */
+const NOT_ASKED = new Set(['MCP_GW_UPSTREAM_TOKEN', 'MCP_GW_CONSENT_REQUIRED'])
 
 /** Pings in flight at once, so a sweep over many idle sessions does not flood the upstream. */
 const CONCURRENCY = 8
@@ -95,15 +99,20 @@ export class Heartbeat {
         },
         body: JSON.stringify(ping),
         messages: [ping],
-        maxBytes: PING_ANSWER_BYTES
+        maxBytes: PING_ANSWER_BYTES,
+        // A per-user upstream refuses a request with no caller: every ping would fail.
+        caller: sessionCaller(record)
       })
       releaseAnswer(answer)
       status = 200
     } catch (err) {
       // A session the upstream forgot is dead at once; other failures count toward the limit.
       const failed = err as { code?: string, upstreamStatus?: number }
-      status = failed.code === 'MCP_GW_UPSTREAM_SESSION_GONE' ? 404 : failed.upstreamStatus
       this.log.debug({ sessionId: record.id, err }, 'heartbeat ping failed')
+      // No token for the session's user (not signed in, or revoked) says nothing of the upstream
+      // session: the user's next request gets the consent error and signs in again.
+      if (failed.code !== undefined && NOT_ASKED.has(failed.code)) return
+      status = failed.code === 'MCP_GW_UPSTREAM_SESSION_GONE' ? 404 : failed.upstreamStatus
     }
     if (status !== undefined && status < 300) {
       this.failures.delete(record.id)

@@ -5,6 +5,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Abort } from '../abort.ts'
 import type { Principal } from '../auth/principal.ts'
+import type { Caller } from '../upstream-auth/credentials.ts'
 import type { CheckedTimeouts } from '../deadline.ts'
 import type { BaseContext } from '../interceptors/apply.ts'
 import type { InterceptorChain } from '../interceptors/chain.ts'
@@ -62,7 +63,7 @@ export interface ExchangeDeps {
   /** Tells the observers about a response dropped (a stray, a duplicate, a cancelled one's). */
   readonly onDrop: (reason: DropReason) => void
   interceptorBase: (ctx: ExchangeContext, session: SessionRecord | undefined) => BaseContext
-  cancelUpstream: (session: SessionRecord, ids: JsonRpcId[], log: Logger, reason?: string) => void
+  cancelUpstream: (session: SessionRecord, ids: JsonRpcId[], log: Logger, reason?: string, caller?: Caller) => void
   /** An exchange of the session is answering the client itself (true), or no longer (false). */
   live: (sessionId: string, exchange: Exchange, answering: boolean) => void
   /** The client cancelled a request of the session: whichever exchange answers it stops owing that. */

@@ -203,7 +203,7 @@ export class Exchange {
   }
 
   cancelPending (reason?: string): void {
-    if (this.session !== undefined && this.pending.size > 0) this.deps.cancelUpstream(this.session, [...this.pending], this.ctx.log, reason)
+    if (this.session !== undefined && this.pending.size > 0) this.deps.cancelUpstream(this.session, [...this.pending], this.ctx.log, reason, this.ctx.principal)
   }
 
   /** The answer no longer depends on the client's connection (it is complete, or logged). */

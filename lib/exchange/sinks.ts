@@ -76,7 +76,7 @@ export async function deliverAnswer (exchange: Exchange, answer: UpstreamAnswer)
       filter,
       prelude: exchange.local,
       abandon: () => {
-        if (exchange.pending.size > 0) deps.cancelUpstream(streamSession, [...exchange.pending], ctx.log)
+        if (exchange.pending.size > 0) deps.cancelUpstream(streamSession, [...exchange.pending], ctx.log, undefined, ctx.principal)
         events.destroy()
       }
     })

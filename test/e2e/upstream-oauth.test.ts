@@ -32,6 +32,8 @@ interface Rig {
   up: ProtectedUpstream
   /** The 2026 server behind the upstream's token check (what it was sent). */
   modern?: Awaited<ReturnType<typeof modernUpstream>>
+  /** The 2025 server behind it (what it was sent). */
+  demo?: Awaited<ReturnType<typeof upstream>>
   /** The gateways' OAuth callback (the first gateway's, unless given). */
   callbackUrl: string
   port: number
@@ -42,8 +44,9 @@ async function rig (t: Test, era: '2025' | '2026'): Promise<Rig> {
   const callbackUrl = `http://127.0.0.1:${port}/oauth/callback`
   const idp = await startIdp(t, { clients: [gatewayClient(callbackUrl)] })
   const modern = era === '2026' ? await modernUpstream(t) : undefined
-  const inner = modern?.url ?? (await upstream(t)).url
-  return { idp, up: await protectedUpstream(t, idp.issuer, inner), callbackUrl, port, modern }
+  const demo = era === '2025' ? await upstream(t) : undefined
+  const inner = modern?.url ?? (demo as Awaited<ReturnType<typeof upstream>>).url
+  return { idp, up: await protectedUpstream(t, idp.issuer, inner), callbackUrl, port, modern, demo }
 }
 
 async function start (t: Test, r: Rig, era: '2025' | '2026', extra: Partial<McpGatewayOptions> = {}, port = r.port): Promise<{ app: FastifyInstance, url: string, base: string }> {
@@ -202,6 +205,42 @@ t.test('a token the upstream refuses is refreshed once; refused again, the user 
   t.not(r.up.seen.at(-1)?.token, used)
   r.up.refuseAll()
   await consentFrom(client2.callTool({ name: 'echo', arguments: { text: 'refused' } }))
+})
+
+t.test('requests with no client request at hand (a heartbeat ping, a cancellation) carry the session user\'s token', async (t) => {
+  const r = await rig(t, '2025')
+  const gw = await start(t, r, '2025', {
+    heartbeat: { intervalMs: 100, maxFailures: 1 },
+    upstream: { url: r.up.url, protocol: '2025', requestTimeout: 300, auth: { mode: 'oauth', clientId: 'gateway', clientSecret: SECRET, scope: 'mcp' } }
+  })
+  const alice = await r.idp.userToken('alice', GATEWAY_RESOURCE)
+  await signIn((await consentFrom(legacyClient(t, gw.url, alice))).url, 'alice', { follow: true })
+  const client = await legacyClient(t, gw.url, alice)
+  const demo = r.demo as Awaited<ReturnType<typeof upstream>>
+  const pinged = (): boolean => demo.record.requests.some((seen) => (seen.body as { method?: string } | undefined)?.method === 'ping')
+  await eventually(pinged, 5000)
+  t.pass('the idle session\'s ping reached the upstream, past its token check')
+  t.equal(gw.app.mcpSessions.counts.ended, 0, 'and the session lives on')
+  const cut = await client.callTool({ name: 'wait', arguments: { ms: 5000 } }).then(() => undefined, (err: unknown) => err as { code: number })
+  t.equal(cut?.code, -32061, 'a call past its timeout is cut short')
+  await eventually(() => demo.record.cancelled.length === 1, 5000)
+  t.pass('the upstream was told to cancel it, with alice\'s token')
+  t.ok(r.up.seen.every((seen) => seen.sub === 'alice'))
+  t.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'still' } })), 'still')
+
+  // Alice's token revoked: her session's pings cannot be sent, which says nothing of the upstream
+  // session. Bob's pings show rounds passing: the third after the revoke ran wholly after it.
+  const bob = await r.idp.userToken('bob', GATEWAY_RESOURCE)
+  await signIn((await consentFrom(legacyClient(t, gw.url, bob))).url, 'bob', { follow: true })
+  await legacyClient(t, gw.url, bob)
+  const bobSession = (await gw.app.mcpSessions.store.list(10)).find((record) => record.principal === `${r.idp.issuer}#bob`)
+  const bobPings = (): number => demo.record.requests.filter((seen) => seen.headers['mcp-session-id'] === bobSession?.upstreamSessionId && (seen.body as { method?: string } | undefined)?.method === 'ping').length
+  const revoked = await adminApi(`${gw.base}/admin`, ADMIN_KEY, 'DELETE', `/identities/default/${encodeURIComponent(`${r.idp.issuer}#alice`)}`)
+  t.equal(revoked.status, 204)
+  const before = bobPings()
+  await eventually(() => bobPings() >= before + 3, 5000)
+  t.equal(gw.app.mcpSessions.counts.ended, 0, 'a session whose user has no token is not ended as dead')
+  await consentFrom(client.callTool({ name: 'echo', arguments: { text: 'again' } }))
 })
 
 t.test('2026-07-28 client: an input_required URL elicitation, and the retry carrying the gateway\'s requestState', async (t) => {
