@@ -10,6 +10,7 @@
  */
 import { toJsonRpcError } from '../errors.ts'
 import type { JsonRpcMessage } from '../jsonrpc.ts'
+import { isPlainObject } from '../options.ts'
 import { META } from '../upstream/modern-upstream-for-legacy-clients.ts'
 import type { ConsentPrompt } from './identity.ts'
 
@@ -63,7 +64,10 @@ export function withoutConsentState (message: JsonRpcMessage): JsonRpcMessage | 
   const state = message.params.requestState
   if (typeof state !== 'string' || !state.startsWith(CONSENT_STATE)) return undefined
   const { requestState: _state, inputResponses, ...params } = message.params
-  const responses = { ...(inputResponses as Record<string, unknown> | undefined) }
+  // Only a map of answers holds the gateway's own; anything else goes on as the client sent it,
+  // for the upstream to judge (spread, an array or a string would become a different map).
+  if (!isPlainObject(inputResponses)) return { ...message, params: inputResponses === undefined ? params : { ...params, inputResponses } }
+  const responses = { ...inputResponses }
   delete responses[state.slice(CONSENT_STATE.length)]
   if (Object.keys(responses).length > 0) params.inputResponses = responses
   return { ...message, params }

@@ -77,6 +77,8 @@ t.test('consent answers by era; a retry\'s consent state comes off before the up
   const retry = { ...request, params: { ...request.params, requestState: `${CONSENT_STATE}e1`, inputResponses: { e1: { action: 'accept' }, other: { action: 'decline' } } } }
   t.same(withoutConsentState(retry), { ...request, params: { name: 'read', inputResponses: { other: { action: 'decline' } } } }, 'only the gateway\'s own answer goes')
   t.equal(withoutConsentState({ ...request, params: { name: 'read', requestState: 'the-upstream-s' } }), undefined, 'an upstream\'s own requestState is left alone')
+  const odd = { ...request, params: { name: 'read', requestState: retry.params.requestState, inputResponses: ['not', 'a', 'map'] } }
+  t.strictSame(withoutConsentState(odd), { ...request, params: { name: 'read', inputResponses: ['not', 'a', 'map'] } }, 'answers that are not a map go on as sent')
 })
 
 t.test('the memory token store: lifetimes, take once, keys by prefix', async (t) => {
