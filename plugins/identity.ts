@@ -4,7 +4,9 @@
  * through one instance is signed in on all), sealed with keys from the environment, and the OAuth
  * callback users come back to after signing in. Register before the proxy endpoints.
  */
+import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
+import cookie from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { RedisTokenStore } from '../lib/redis/token-store.ts'
 import { UpstreamIdentity } from '../lib/upstream-auth/identity.ts'
@@ -45,10 +47,17 @@ async function mcpIdentity (fastify: FastifyInstance, options: McpIdentityOption
   const identity = new UpstreamIdentity({ store, sealer, callbackUrl: checked.callbackUrl, flowTtlMs: checked.flowTtlMs, tokenTtlMs: checked.tokenTtlMs })
   fastify.decorate('mcpIdentity', identity)
 
-  await fastify.register(async (scope) => { callbackRoutes(scope, identity, checked.callbackUrl) })
+  await fastify.register(async (scope) => {
+    // A host app that reads cookies already has the plugin (it may not be registered twice).
+    if (!scope.hasReplyDecorator('setCookie')) await scope.register(cookie)
+    callbackRoutes(scope, identity, checked.callbackUrl, checked.flowTtlMs)
+  })
 }
 
 const FLOW = { type: 'string', maxLength: 512 } as const
+/** The browser that clicked a sign-in page's button: its sign-ins are finished in it alone. */
+const BROWSER_COOKIE = 'mcp_gw_signin'
+const BROWSER_VALUE = /^[A-Za-z0-9_-]{43}$/
 
 /**
  * One path, three uses: the sign-in page a consent prompt links to (`?flow=`: names the upstream
@@ -57,8 +66,8 @@ const FLOW = { type: 'string', maxLength: 512 } as const
  * (`?state=&code=`). The page stands between a link and a sign-in, so a link passed to someone
  * else shows them whose access they would be granting.
  */
-function callbackRoutes (scope: FastifyInstance, identity: UpstreamIdentity, callbackUrl: string): void {
-  const { pathname, origin } = new URL(callbackUrl)
+function callbackRoutes (scope: FastifyInstance, identity: UpstreamIdentity, callbackUrl: string, flowTtlMs: number): void {
+  const { pathname, origin, protocol } = new URL(callbackUrl)
   // Only this scope reads forms: the host app's routes keep their own parser (one it registered
   // for forms is replaced here only, in this encapsulated scope).
   if (scope.hasContentTypeParser('application/x-www-form-urlencoded')) scope.removeContentTypeParser('application/x-www-form-urlencoded')
@@ -69,6 +78,7 @@ function callbackRoutes (scope: FastifyInstance, identity: UpstreamIdentity, cal
   // Warnings only in the request log: its URL holds a live sign-in's id (or code and state).
   scope.get(pathname, { schema: { querystring }, logLevel: 'warn' }, async (request, reply) => {
     const { flow, state, code, error } = request.query as { flow?: string, state?: string, code?: string, error?: string }
+    const browser = request.cookies[BROWSER_COOKIE]
     if (flow !== undefined) {
       const found = await identity.flow(flow)
       if (found === undefined) return page(reply, 400, 'Sign-in expired', 'This sign-in is unknown, used already or expired. Go back to your client to start again.')
@@ -77,11 +87,11 @@ function callbackRoutes (scope: FastifyInstance, identity: UpstreamIdentity, cal
     if (state === undefined) return page(reply, 400, 'Sign-in failed', 'The authorization server sent no state back.')
     if (error !== undefined || code === undefined) {
       // Refused or cancelled at the authorization server: the sign-in is over, the client may ask again.
-      await identity.callback(state, undefined).catch(() => {})
+      await identity.callback(state, undefined, browser).catch(() => {})
       return page(reply, 400, 'Sign-in cancelled', `The authorization server answered ${error ?? 'without a code'}. Go back to your client to try again.`)
     }
     try {
-      const done = await identity.callback(state, code)
+      const done = await identity.callback(state, code, browser)
       request.log.info({ upstream: done.upstream, principal: done.principal }, 'user signed in to upstream')
       return page(reply, 200, 'Signed in', `The gateway can now reach ${done.upstream} for you. Go back to your client and send the request again.`)
     } catch (err) {
@@ -92,9 +102,17 @@ function callbackRoutes (scope: FastifyInstance, identity: UpstreamIdentity, cal
   scope.post(pathname, { schema: { body: { type: 'object', required: ['flow'], properties: { flow: FLOW } } }, logLevel: 'warn' }, async (request, reply) => {
     // The page's own button only: a form posted from another site does not start a sign-in.
     if (request.headers.origin !== origin) return page(reply, 403, 'Sign-in refused', 'Start the sign-in from the page your client linked to.')
-    const found = await identity.flow((request.body as { flow: string }).flow)
+    const { flow } = request.body as { flow: string }
+    const found = await identity.flow(flow)
     if (found === undefined) return page(reply, 400, 'Sign-in expired', 'This sign-in is unknown, used already or expired. Go back to your client to start again.')
-    return reply.code(303).header('location', found.authorizationUrl).header('cache-control', 'no-store').send()
+    // One value per browser, for all its sign-ins; sent back on the authorization server's
+    // redirect (a top-level navigation: Lax), never readable by a page script.
+    const held = request.cookies[BROWSER_COOKIE]
+    const browser = held !== undefined && BROWSER_VALUE.test(held) ? held : randomBytes(32).toString('base64url')
+    await identity.bind(flow, browser)
+    return reply.code(303)
+      .setCookie(BROWSER_COOKIE, browser, { path: pathname, httpOnly: true, sameSite: 'lax', secure: protocol === 'https:', maxAge: Math.ceil(flowTtlMs / 1000) })
+      .header('location', found.authorizationUrl).header('cache-control', 'no-store').send()
   })
 }
 

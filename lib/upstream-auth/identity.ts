@@ -5,7 +5,7 @@
  * user's token is never read for another. The OAuth callback, whichever instance it reaches,
  * finishes the sign-in its state names.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
 import { GatewayErrors } from '../errors.ts'
 import type { Sealer } from './sealed.ts'
 import type { TokenStore } from './token-store.ts'
@@ -57,6 +57,9 @@ const REGISTRATION_TTL_MS = 365 * 86_400_000
 const tokenKey = (upstream: string, principal: string): string => `t:${part(upstream)}:${part(principal)}`
 const pendingKey = (upstream: string, principal: string): string => `p:${part(upstream)}:${part(principal)}`
 const flowKey = (state: string): string => `f:${state}`
+const browserKey = (state: string): string => `b:${state}`
+const fingerprint = (browser: string): string => createHash('sha256').update(browser).digest('base64url')
+const same = (a: string, b: string): boolean => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b))
 
 export class UpstreamIdentity {
   readonly callbackUrl: string
@@ -204,14 +207,30 @@ export class UpstreamIdentity {
   }
 
   /**
-   * The authorization server sent the user back: the sign-in its state names is finished (once).
-   * Without a code (the user refused), the sign-in is dropped.
+   * The sign-in page's button was clicked in a browser holding `browser` (a cookie's random
+   * value): only that browser may finish the sign-in. A link to the authorization server passed
+   * on to someone else (whose account would then serve the sender) is refused at the callback.
    */
-  async callback (state: string, code: string | undefined): Promise<Flow> {
+  async bind (state: string, browser: string): Promise<void> {
+    await this.options.store.set(browserKey(state), fingerprint(browser), this.options.flowTtlMs)
+  }
+
+  /**
+   * The authorization server sent the user back: the sign-in its state names is finished (once),
+   * in the browser that started it. Without a code (the user refused), the sign-in is dropped.
+   */
+  async callback (state: string, code: string | undefined, browser: string | undefined): Promise<Flow> {
     const key = flowKey(state)
+    const unknown = (): Error => new GatewayErrors.SIGN_IN_FAILED('this sign-in is unknown, used already or expired: start again from your client')
+    if (await this.flow(state) === undefined) throw unknown()
+    const bound = await this.options.store.get(browserKey(state))
+    if (bound === undefined || browser === undefined || !same(bound, fingerprint(browser))) {
+      throw new GatewayErrors.SIGN_IN_FAILED('this sign-in was started in another browser: open the link your client gave you, in this browser')
+    }
     const sealed = await this.options.store.take(key)
     const plain = sealed === undefined ? undefined : this.options.sealer.open(sealed, key)
-    if (plain === undefined) throw new GatewayErrors.SIGN_IN_FAILED('this sign-in is unknown, used already or expired: start again from your client')
+    if (plain === undefined) throw unknown()
+    await this.options.store.delete(browserKey(state))
     const flow = JSON.parse(plain) as Flow
     if (code === undefined) {
       await this.options.store.delete(pendingKey(flow.upstream, flow.principal))

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
+import cookie from '@fastify/cookie'
 import { McpError } from '@modelcontextprotocol/sdk/types.js'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { GatewayWebSocketTransport } from '../../examples/websocket-client/transport.ts'
@@ -146,9 +147,36 @@ t.test('2025-11-25 client: URLElicitationRequired, sign-in through the callback,
   t.equal(none.status, 404, 'nothing left to revoke')
 })
 
-t.test('a host app with its own form parser: the gateway\'s sign-in routes keep theirs in their own scope', async (t) => {
+t.test('a sign-in is finished only in the browser that clicked its page\'s button', async (t) => {
+  const r = await rig(t, '2025')
+  const gw = await start(t, r, '2025')
+  const mallory = await r.idp.userToken('mallory', GATEWAY_RESOURCE)
+  const prompt = await consentFrom(legacyClient(t, gw.url, mallory))
+  // Mallory clicks her own sign-in page's button, and passes the authorization server's URL on.
+  const onward = await fetch(prompt.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: new URL(r.callbackUrl).origin },
+    body: `flow=${encodeURIComponent(new URL(prompt.url).searchParams.get('flow') as string)}`,
+    redirect: 'manual'
+  })
+  t.equal(onward.status, 303)
+  t.match(onward.headers.get('set-cookie'), /^mcp_gw_signin=[\w-]{43}; Max-Age=\d+; Path=\/oauth\/callback; HttpOnly; SameSite=Lax$/, 'the clicking browser gets a cookie scripts cannot read')
+  const passedOn = await signIn(onward.headers.get('location') as string, 'alice', { follow: true })
+  t.equal(passedOn.page?.status, 400, 'alice signs in from the link she was sent: the gateway refuses to finish it')
+  t.match(passedOn.page?.text, /started in another browser/)
+  t.equal(r.up.seen.length, 0)
+  t.same(await consentFrom(legacyClient(t, gw.url, mallory)), prompt, 'mallory holds no token (alice\'s account serves no one), and her sign-in is still open')
+  const own = await signIn(prompt.url, 'mallory', { follow: true })
+  t.equal(own.page?.status, 200, 'from her own sign-in page, in her own browser, it finishes')
+  const client = await legacyClient(t, gw.url, mallory)
+  t.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'hers' } })), 'hers')
+  t.ok(r.up.seen.every((seen) => seen.sub === 'mallory'))
+})
+
+t.test('a host app with its own form parser and cookie plugin: the gateway\'s sign-in routes keep theirs in their own scope', async (t) => {
   const app = Fastify({ logger: false })
   t.teardown(() => app.close())
+  await app.register(cookie)
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => { done(null, { host: body }) })
   app.post('/host-form', async (request) => request.body)
   await app.register(mcpGateway, { auth: jwtAuth('http://127.0.0.1:9'), identity: { callbackUrl: 'http://127.0.0.1:9/oauth/callback', keys: [KEY] }, upstream: { url: 'http://127.0.0.1:9/mcp', protocol: '2025', auth: { mode: 'oauth', clientId: 'gw', clientSecret: 's' } } })
