@@ -3,6 +3,7 @@
  * timeouts that fit MCP, abort propagation, and undici's errors turned into gateway errors.
  */
 import { Pool } from 'undici'
+import { untilAborted } from '../abort.ts'
 import { GatewayErrors } from '../errors.ts'
 import { drain } from '../relay/body.ts'
 import type { UpstreamCredentials } from '../upstream-auth/credentials.ts'
@@ -144,7 +145,7 @@ export class StreamableHttpUpstream implements Upstream {
     const credentials = req.anonymous === true ? undefined : this.credentials
     if (credentials === undefined) return await this.exchange(headers, req)
     const first = credentials.authorization(req.caller)
-    const authorization = headers.authorization = typeof first === 'string' ? first : await first
+    const authorization = headers.authorization = typeof first === 'string' ? first : await untilAborted(first, req.signal)
     const res = await this.exchange(headers, req)
     if (res.status !== 401) return res
     drain(res.body)
@@ -152,7 +153,7 @@ export class StreamableHttpUpstream implements Upstream {
     // per-user OAuth, a new consent prompt), never the upstream's challenge.
     if (!await credentials.rejected(req.caller, authorization, false)) return res
     const again = credentials.authorization(req.caller)
-    const retried = headers.authorization = typeof again === 'string' ? again : await again
+    const retried = headers.authorization = typeof again === 'string' ? again : await untilAborted(again, req.signal)
     const second = await this.exchange(headers, req)
     if (second.status === 401) {
       drain(second.body)
@@ -194,3 +195,4 @@ export class StreamableHttpUpstream implements Upstream {
     return this.pool.destroy()
   }
 }
+

@@ -5,6 +5,8 @@
  * gateway's own identity, or each user's with the upstream's own audience, never the client's
  * token. Both protocol eras; HTTP and WebSocket clients.
  */
+import { createServer, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
@@ -15,6 +17,7 @@ import { modernClient, modernUpstream } from '../helpers/eras.ts'
 import { startIdp, TOKEN_EXCHANGE, type Idp } from '../helpers/oidc.ts'
 import { protectedUpstream, type ProtectedUpstream } from '../helpers/protected-upstream.ts'
 import { GATEWAY_RESOURCE, gatewayClient, jwtAuth, legacyClient } from '../helpers/identity.ts'
+import { initializeBody, postHeaders, type RpcError } from '../helpers/http.ts'
 
 const SECRET = 'gateway-secret-0123456789'
 
@@ -136,6 +139,30 @@ t.test('tokenExchange through the era bridge: a 2025-11-25 client of a 2026-07-2
   t.equal(textOf(await client.callTool({ name: 'echo', arguments: { text: 'bridged' } })), 'bridged')
   t.ok(up.seen.length >= 2, 'server/discover and the call reached the upstream')
   t.ok(up.seen.every((seen) => seen.sub === 'frank' && seen.aud === up.url))
+})
+
+t.test('a token endpoint that does not answer: the request\'s own timeout answers the client, and nothing waits on the token request', async (t) => {
+  // The authorization server accepts the connection and never answers (a hung one).
+  const held = new Set<ServerResponse>()
+  let given = 0
+  const hung = createServer((req, res) => {
+    held.add(res)
+    req.socket.once('close', () => { given++ })
+  })
+  await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { hung.closeAllConnections(); hung.close(() => resolve()) }))
+  const tokenUrl = `http://127.0.0.1:${(hung.address() as AddressInfo).port}/token`
+  const up = await upstream(t)
+  const gw = await gateway(t, { upstream: { url: up.url, protocol: '2025', requestTimeout: 300, auth: { mode: 'clientCredentials', tokenUrl, clientId: 'gateway', clientSecret: SECRET } } })
+  const res = await fetch(gw.url, { method: 'POST', headers: postHeaders(), body: initializeBody() })
+  const body = await res.json() as RpcError
+  t.equal(body.error.code, -32061, 'MCP_GW_UPSTREAM_TIMEOUT after 300 ms, not MCP_GW_UPSTREAM_TOKEN after the token request\'s 10 s')
+  t.equal(held.size, 1, 'the token was asked for')
+  t.equal(up.record.requests.length, 0, 'nothing reached the upstream without its token')
+  // The request given up holds nothing: the gateway closes while the token request is still open
+  // (it goes on alone, bounded by its own timeout), instead of waiting for it.
+  await gw.app.close()
+  t.equal(given, 0, 'closed before the token request gave up')
 })
 
 t.test('tokenExchange and oauth need inbound auth and a known era; a bad auth section is refused', async (t) => {
