@@ -3,7 +3,7 @@
  * code; the proxy's error handler turns any of them into a JSON-RPC error body.
  *
  * JSON-RPC codes: the standard ones where the JSON-RPC spec has one, -32000/-32001 where the MCP
- * SDK already uses them for the same condition (clients recognise them), and -32050..-32079 for
+ * SDK already uses them for the same condition (clients recognise them), and -32050..-32089 for
  * conditions only a gateway has.
  */
 import createError from '@fastify/error'
@@ -41,7 +41,7 @@ export const GatewayErrors = {
   SESSION_NOT_FOUND: define('MCP_GW_SESSION_NOT_FOUND', 'Session not found', 404, -32001),
   BLOCKED: define('MCP_GW_BLOCKED', 'Blocked by the gateway: %s', 403, -32055),
   FORBIDDEN_ORIGIN: define('MCP_GW_FORBIDDEN_ORIGIN', 'Forbidden: Origin %s is not allowed', 403, -32050),
-  BODY_TOO_LARGE: define('MCP_GW_BODY_TOO_LARGE', 'Request body is larger than %s bytes', 413, -32051),
+  BODY_TOO_LARGE: define('MCP_GW_BODY_TOO_LARGE', 'Payload Too Large: the request body is over the gateway\'s bodyLimit of %s bytes', 413, -32051),
   UNSUPPORTED_MEDIA_TYPE: define('MCP_GW_UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type: POST bodies must be application/json', 415, -32052),
   UPSTREAM_UNAVAILABLE: define('MCP_GW_UPSTREAM_UNAVAILABLE', 'Upstream %s is unavailable', 502, -32060),
   UPSTREAM_TIMEOUT: define('MCP_GW_UPSTREAM_TIMEOUT', 'Upstream %s did not answer in time', 504, -32061),
@@ -66,6 +66,8 @@ export const GatewayErrors = {
   UPSTREAM_FULL: define('MCP_GW_UPSTREAM_FULL', 'Service Unavailable: upstream %s runs its maximum of %s connections or processes; retry later', 503, -32056),
   UPSTREAM_EXITED: define('MCP_GW_UPSTREAM_EXITED', 'Upstream %s is gone: %s', 502, -32068),
   UPSTREAM_BACKLOG: define('MCP_GW_UPSTREAM_BACKLOG', 'Service Unavailable: upstream %s is not reading its input (%s bytes waiting); retry later', 503, -32070),
+  /** A tool's result over its `resultLimits` (with `action: "error"`, or when cutting text cannot make it fit). */
+  RESULT_TOO_LARGE: define('MCP_GW_RESULT_TOO_LARGE', 'The result of tool %s is %s bytes, over its limit of %s bytes', 502, -32080),
   UPSTREAM_STREAM_ENDED: define('MCP_GW_UPSTREAM_STREAM_ENDED', 'Upstream %s ended the stream before answering this request', 502, -32065),
   UNKNOWN_EVENT_ID: define('MCP_GW_UNKNOWN_EVENT_ID', 'Last-Event-ID %s does not name a stream of this session', 400, -32066),
   EVENTS_TRIMMED: define('MCP_GW_EVENTS_TRIMMED', 'Events after Last-Event-ID %s are no longer retained', 410, -32067),

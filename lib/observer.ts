@@ -44,6 +44,8 @@ export interface ExchangeObserver {
    * (`stray`), a second one (`duplicate`), or one to a request the client cancelled (`cancelled`).
    */
   dropped? (upstream: string, reason: DropReason): void
+  /** A limit was hit: a request body over `bodyLimit` (refused), a tool result over `resultLimits`. */
+  limited? (upstream: string, limit: 'body' | 'result', action: 'truncated' | 'refused'): void
   /** A POST forwarded, by the client's protocol era and the upstream's (`unknown` until found). */
   era? (upstream: string, clientEra: '2025' | '2026', upstreamEra: '2025' | '2026' | 'unknown'): void
 }

@@ -179,6 +179,7 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
   const upstreamErrors = new client.Counter({ name: 'mcp_gateway_upstream_errors_total', help: 'Upstream requests that failed, by kind', labelNames: ['upstream', 'kind'], registers })
   const dropped = new client.Counter({ name: 'mcp_gateway_upstream_responses_dropped_total', help: 'Upstream responses not passed to the client, by reason: to no request of the exchange (stray), a second answer (duplicate), an answer to a request the client cancelled (cancelled)', labelNames: ['upstream', 'reason'], registers })
   const eras = new client.Counter({ name: 'mcp_gateway_requests_by_era_total', help: 'POSTs forwarded, by the client\'s protocol era and the upstream\'s', labelNames: ['upstream', 'client_era', 'upstream_era'], registers })
+  const limited = new client.Counter({ name: 'mcp_gateway_limited_total', help: 'Limits hit: request bodies over bodyLimit (limit="body", refused with 413), tool results over resultLimits (limit="result", truncated or refused)', labelNames: ['upstream', 'limit', 'action'], registers })
   const eraChildren = new Map<string, { inc: () => void }>()
   const tools = new Set(checked.toolNames)
 
@@ -225,6 +226,9 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
     },
     refused (upstream, code, status) {
       refused.inc({ upstream, code, status: String(status) })
+    },
+    limited (upstream, limit, action) {
+      limited.inc({ upstream, limit, action })
     },
     upstreamRequest (upstream, method, seconds, outcome) {
       const key = `${upstream}\0${method}`

@@ -4,6 +4,7 @@
  */
 import type { onSendAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify'
 import type { Interceptor } from '../lib/interceptors/chain.ts'
+import type { ResultLimits } from '../lib/interceptors/result-limit.ts'
 import { HEARTBEAT_DEFAULTS, type HeartbeatOptions } from '../lib/heartbeat.ts'
 import { codeOnly, codeValue, int, parseOptions, pluginSchema, reportAs, routePath, z, type SectionInput } from '../lib/options.ts'
 import type { OriginPolicy } from '../lib/origin.ts'
@@ -57,6 +58,18 @@ export const endpointShape = {
    * @default 64
    */
   maxInFlightPerSession: int(1).default(PROXY_DEFAULTS.maxInFlightPerSession).meta({ description: 'POSTs one session may have in flight at once.' }),
+  /**
+   * Size limits of `tools/call` results on their way to the client, in bytes of the result's
+   * JSON: `maxBytes` for every tool, `tools` by name. Over its limit a result's text content is
+   * cut to fit with a marker (`action: "truncate"`), or the call answers MCP_GW_RESULT_TOO_LARGE
+   * (`"error"`). Counted in `mcp_gateway_limited_total{limit="result"}`.
+   * @default no limits
+   */
+  resultLimits: z.strictObject({
+    maxBytes: int(64).optional().meta({ description: 'Every tool\'s result limit, in bytes of its JSON.' }),
+    tools: z.record(z.string(), int(64), { error: 'must be an object of tool names to byte counts (64 or more)' }).optional().meta({ description: 'Result limits of particular tools, by name.' }),
+    action: z.enum(['truncate', 'error'], { error: 'must be "truncate" or "error"' }).default('truncate').meta({ description: 'truncate: cut text content to fit, with a marker; error: answer MCP_GW_RESULT_TOO_LARGE.' })
+  }).optional().meta({ description: 'Size limits of tools/call results (bytes of JSON), cut to fit or refused.' }),
   /** Pings to the upstream sessions of idle gateway sessions (see README, Session lifecycle). */
   heartbeat: z.strictObject({
     /**
@@ -107,6 +120,7 @@ export interface CheckedProxyOptions {
   maxInFlightPerSession: number
   allowedOrigins: OriginPolicy | undefined
   heartbeat: HeartbeatOptions
+  resultLimits: ResultLimits | undefined
   route: NonNullable<McpProxyOptions['route']>
 }
 
@@ -117,6 +131,7 @@ export function checkProxyOptions (options: McpProxyOptions): CheckedProxyOption
   return {
     route: checked.route,
     heartbeat: checked.heartbeat,
+    resultLimits: checked.resultLimits,
     upstream,
     timeouts: timeoutsOf(upstream),
     path: checked.path,

@@ -7,6 +7,7 @@ import { Readable } from 'node:stream'
 import fp from 'fastify-plugin'
 import type { FastifyContextConfig, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { InterceptorChain, type Interceptor } from '../lib/interceptors/chain.ts'
+import { resultLimitInterceptor } from '../lib/interceptors/result-limit.ts'
 import { Abort } from '../lib/abort.ts'
 import type { ExchangeObserver } from '../lib/observer.ts'
 import { Heartbeat } from '../lib/heartbeat.ts'
@@ -99,8 +100,10 @@ function soleRequestId (request: FastifyRequest): JsonRpcId | null {
 /** Seconds a client is told to wait when the gateway is full or draining. */
 const RETRY_AFTER_SECONDS = '5'
 
-function errorHandler (upstream: string, observers: ExchangeObserver[]) {
-  return function handle (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+function errorHandler (upstream: string, observers: ExchangeObserver[], bodyLimit: number) {
+  return function handle (thrown: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+    // Fastify's own "too large" names no limit: the client is told which one, and how big it is.
+    const err = thrown.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? Object.assign(new GatewayErrors.BODY_TOO_LARGE(bodyLimit), { data: { limit: 'bodyLimit', bytes: bodyLimit } }) : thrown
     const { status, body } = toJsonRpcError(err, soleRequestId(request))
     if (status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS)
     if (status >= 500 && !String(err.code).startsWith('MCP_GW_')) {
@@ -111,6 +114,7 @@ function errorHandler (upstream: string, observers: ExchangeObserver[]) {
       request.log.info({ code: err.code, status }, 'MCP request refused')
     }
     for (const observer of observers) observer.refused?.(upstream, err.code ?? String(status), status)
+    if (err.code === 'MCP_GW_BODY_TOO_LARGE') for (const observer of observers) observer.limited?.(upstream, 'body', 'refused')
     void reply.code(status).type('application/json').send(body)
   }
 }
@@ -213,7 +217,7 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
       protoAction: fastify.initialConfig.onProtoPoisoning ?? POISONING_DEFAULTS.protoAction,
       constructorAction: fastify.initialConfig.onConstructorPoisoning ?? POISONING_DEFAULTS.constructorAction
     }))
-    scope.setErrorHandler(errorHandler(upstreamName, fastify.mcpObservers))
+    scope.setErrorHandler(errorHandler(upstreamName, fastify.mcpObservers, checked.bodyLimit))
 
     scope.addHook('onRequest', async (request) => {
       const origin = request.headers.origin
@@ -255,7 +259,11 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
       return composed.chain
     }
 
-    const routeConfig = { upstream: upstreamName, interceptors: checked.route.interceptors ?? [] }
+    // The result limits run last: they see what the client would be sent.
+    const limits = checked.resultLimits === undefined
+      ? []
+      : [resultLimitInterceptor(checked.resultLimits, (action) => { for (const observer of fastify.mcpObservers) observer.limited?.(upstreamName, 'result', action) })]
+    const routeConfig = { upstream: upstreamName, interceptors: [...checked.route.interceptors ?? [], ...limits] }
     fastify.mcpEndpoints.set(upstreamName, {
       upstream: upstreamName,
       path: checked.path,

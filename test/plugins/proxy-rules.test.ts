@@ -27,6 +27,15 @@ t.test('request rules', async (t) => {
     const err = await rpcError(t, res)
     t.equal(err.code, -32051)
     t.equal(err.id, null)
+    t.match(err.message, /bodyLimit of 1024 bytes/, 'the error names the limit')
+  })
+
+  t.test('a body far over the limit (refused on its content-length, unread) gets the same answer, its data naming the limit', async (t) => {
+    const res = await post(new Uint8Array(1_000_000).fill(32))
+    t.equal(res.status, 413)
+    const body = await res.json() as { error: { code: number, data?: unknown } }
+    t.equal(body.error.code, -32051)
+    t.same(body.error.data, { limit: 'bodyLimit', bytes: 1024 })
   })
 
   t.test('a session request names a version that exists in its era, and the upstream gets the negotiated one', async (t) => {
