@@ -28,6 +28,7 @@ import type { Approvals } from '../lib/approval/approvals.ts'
 /** Longest wait for one virtual server member's probe at a scrape. */
 const MEMBER_PROBE_MS = 2000
 import { checkMetricsOptions, type McpMetricsOptions } from './metrics-options.ts'
+import { stdioMetrics } from './metrics-stdio.ts'
 
 export type { McpMetricsOptions } from './metrics-options.ts'
 
@@ -161,6 +162,7 @@ async function mcpMetrics (fastify: FastifyInstance, options: McpMetricsOptions)
     })
   }
 
+  stdioMetrics(client, fastify, registers)
   if (fastify.hasDecorator('mcpPolicy')) policyMetrics(client, fastify.mcpPolicy, registers)
   if (fastify.hasDecorator('mcpAudit')) auditMetrics(client, fastify.mcpAudit, registers)
   if (fastify.hasDecorator('mcpPins')) pinMetrics(client, fastify.mcpPins, registers)

@@ -343,7 +343,11 @@ async function mcpProxy (fastify: FastifyInstance, options: McpProxyOptions): Pr
     for (const stream of streams) stream.destroy()
   })
   const heartbeat = new Heartbeat(fastify.mcpSessions, upstream, checked.heartbeat, fastify.log)
-  fastify.addHook('onReady', async () => { heartbeat.start() })
+  fastify.addHook('onReady', async () => {
+    heartbeat.start()
+    // Started once the server is ready, not at register: a failed start-up leaves no children.
+    upstream.warm?.()
+  })
   fastify.addHook('onClose', async () => {
     await heartbeat.stop()
     await upstream.close()

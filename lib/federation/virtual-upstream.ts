@@ -115,6 +115,11 @@ export class VirtualUpstream extends ChannelUpstream {
     return this.server.members
   }
 
+  /** Each member starts what it keeps ready (stdio members' spare children). */
+  override warm (): void {
+    for (const member of this.server.members) member.upstream.warm?.()
+  }
+
   /**
    * The member behind an exposed tool or prompt name, as the virtual sessions last merged it, or
    * by its namespace prefix when naming prefixes all (a name no session listed yet).

@@ -29,6 +29,7 @@ import type { MessageChannel, OpenChannel } from './channel.ts'
 import { singleAnswer, UpstreamEvents, type UpstreamAnswer } from './events.ts'
 import type { Upstream, UpstreamKind, UpstreamSend, UpstreamSessionRequest } from './types.ts'
 import type { DropReason } from '../relay/pending.ts'
+import type { ChildrenReport } from './stdio-pool.ts'
 import { Answer, ChannelSession, forgetShared, progressToken, type SharedChannel } from './channel-session.ts'
 import { fromShared, toShared } from './shared-channel.ts'
 import { LegacyUpstreamForModernClients } from './legacy-upstream-for-modern-clients.ts'
@@ -60,8 +61,12 @@ export interface ChannelUpstreamOptions {
   adopt?: (id: string, principal: string | undefined) => Promise<MessageChannel | undefined>
   /** Resolves when the upstream can serve. */
   probe: () => Promise<void>
-  /** Frees what the channels share (a connection pool), after every channel is closed. */
+  /** Frees what the channels share (a connection pool, spare children), after every channel is closed. */
   release?: (force: boolean) => Promise<void>
+  /** Starts what is kept ready ahead of sessions (stdio spares). */
+  warm?: () => void
+  /** The channels' processes, for metrics (stdio). */
+  children?: () => ChildrenReport
   log: Logger
 }
 
@@ -94,6 +99,20 @@ export class ChannelUpstream implements Upstream {
       this.reaper = setInterval(() => { this.reap(idleMs) }, Math.min(idleMs / 4, 60_000))
       this.reaper.unref()
     }
+  }
+
+  warm (): void {
+    this.options.warm?.()
+  }
+
+  children (): ChildrenReport | undefined {
+    return this.options.children?.()
+  }
+
+  /** The upstream session `id` (or, for `shared`, any session) has a request in flight. */
+  busy (id: string): boolean {
+    if (id === 'shared') return [...this.sessions.values()].some((session) => session.live.size > 0)
+    return (this.sessions.get(id)?.live.size ?? 0) > 0
   }
 
   watchDrops (onDrop: (reason: DropReason) => void): void {

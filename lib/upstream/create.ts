@@ -1,8 +1,10 @@
 /** Builds the upstream a checked configuration describes, whatever its kind. */
 import type { Logger } from '../logger.ts'
+import { invalid } from '../options.ts'
 import { ChannelUpstream, CHANNEL_DEFAULTS } from './channel-upstream.ts'
 import { LegacySseClient, type LegacySseOptions } from './legacy-sse.ts'
-import { StdioChannel, type StdioCommand } from './stdio.ts'
+import type { StdioCommand } from './stdio.ts'
+import { StdioPool, STDIO_LIFECYCLE_DEFAULTS } from './stdio-pool.ts'
 import { StreamableHttpUpstream, type StreamableHttpUpstreamOptions } from './streamable-http.ts'
 import type { Upstream } from './types.ts'
 import type { TimeoutOptions } from '../deadline.ts'
@@ -29,7 +31,17 @@ export interface ChannelLimits {
   idleMs?: number
 }
 
-export type StdioUpstreamOptions = { kind: 'stdio', name: string } & StdioCommand & ChannelLimits & TimeoutOptions
+/** A stdio upstream's children over their lives (README, "stdio lifecycle"). */
+export interface StdioLifecycleOptions {
+  /** Children kept started and waiting for a session, so `initialize` does not wait for one to start. @default 0 */
+  spares?: number
+  /** Longest a child serves (retired between requests; its session ends). 0: no limit. @default 0 */
+  maxLifetimeMs?: number
+  /** Resident memory a child may use, in MiB (Linux); past it the child is stopped and its session ends. 0: no ceiling. @default 0 */
+  maxMemoryMb?: number
+}
+
+export type StdioUpstreamOptions = { kind: 'stdio', name: string } & StdioCommand & ChannelLimits & StdioLifecycleOptions & TimeoutOptions
 export type SseUpstreamOptions = { kind: 'sse' } & LegacySseOptions & ChannelLimits & TimeoutOptions
 export type HttpUpstreamOptions = { kind?: 'streamable-http' } & StreamableHttpUpstreamOptions & TimeoutOptions & {
   /**
@@ -68,12 +80,18 @@ function channelOptions (options: StdioUpstreamOptions | SseUpstreamOptions, log
 export function createUpstream (options: UpstreamOptions, log: Logger, shared?: SharedState, auth?: AuthContext): Upstream {
   if (options.kind === 'virtual') return createVirtualUpstream(options, log, shared)
   if (options.kind === 'stdio') {
+    if (options.shared === true && (options.spares ?? 0) > 0) throw invalid(`upstream ${options.name}: spares`, 'a shared stdio upstream runs one child; spares are for per-session children')
     let spawnError: Error | undefined
-    return new ChannelUpstream({
+    const pool: StdioPool = new StdioPool(options.name, options, {
+      spares: options.spares ?? STDIO_LIFECYCLE_DEFAULTS.spares,
+      maxLifetimeMs: options.maxLifetimeMs ?? STDIO_LIFECYCLE_DEFAULTS.maxLifetimeMs,
+      maxMemoryBytes: (options.maxMemoryMb ?? 0) * 1048576
+    }, log, (label) => upstream.busy(label))
+    const upstream: ChannelUpstream = new ChannelUpstream({
       ...channelOptions(options, log),
       open: async (label) => {
         try {
-          const channel = await StdioChannel.start(options.name, options, log, label)
+          const channel = await pool.take(label)
           spawnError = undefined
           log.info({ upstream: options.name, childPid: channel.pid, upstreamSessionId: label }, 'stdio upstream started')
           return channel
@@ -83,8 +101,12 @@ export function createUpstream (options: UpstreamOptions, log: Logger, shared?: 
         }
       },
       // Starting a process to answer a probe would cost more than it tells: the last start did.
-      probe: async () => { if (spawnError !== undefined) throw spawnError }
+      probe: async () => { if (spawnError !== undefined) throw spawnError },
+      warm: () => { pool.warm() },
+      children: () => pool.report(),
+      release: async (force) => { if (force) pool.destroy(); else await pool.close() }
     })
+    return upstream
   }
   if (options.kind === 'sse') {
     const client = new LegacySseClient(options)

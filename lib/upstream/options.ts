@@ -6,6 +6,7 @@ import { headerRecord, httpUrl, int, isPlainObject, nonEmptyString, parseOptions
 import { CHANNEL_DEFAULTS } from './channel-upstream.ts'
 import type { UpstreamConfig, UpstreamOptions } from './create.ts'
 import { STDIO_DEFAULTS } from './stdio.ts'
+import { STDIO_LIFECYCLE_DEFAULTS } from './stdio-pool.ts'
 import { UPSTREAM_DEFAULTS } from './streamable-http.ts'
 import { TIMEOUT_DEFAULTS, type CheckedTimeouts } from '../deadline.ts'
 import { upstreamAuthSchema } from '../upstream-auth/options.ts'
@@ -127,6 +128,12 @@ export const stdioUpstreamSchema = z.strictObject({
   killGraceMs: int(0).default(STDIO_DEFAULTS.killGraceMs).meta({ description: 'Time between SIGTERM and SIGKILL when a child is stopped.' }),
   /** Longest line accepted on stdout; a longer one counts as garbage. @default 16 MiB */
   maxLineBytes: int(1024).default(STDIO_DEFAULTS.maxLineBytes).meta({ description: 'Longest stdout line accepted.' }),
+  /** Children kept started and waiting for a session (per-session mode). @default 0 */
+  spares: int(0).max(64, { error: 'must be at most 64' }).default(STDIO_LIFECYCLE_DEFAULTS.spares).meta({ description: 'Children kept started and waiting for a session, so initialize does not wait for a process start.' }),
+  /** Longest a child serves; retired between requests, its session ended. 0: no limit. @default 0 */
+  maxLifetimeMs: int(0).default(STDIO_LIFECYCLE_DEFAULTS.maxLifetimeMs).meta({ description: 'Longest a child serves (retired between requests; its session ends). 0: no limit.' }),
+  /** Resident memory a child may use, in MiB (read from /proc); past it the child is stopped. 0: no ceiling. @default 0 */
+  maxMemoryMb: int(0).default(0).meta({ description: 'Resident memory a child may use, in MiB (Linux /proc); past it the child is stopped and its session ends. 0: no ceiling.' }),
   ...channelShape,
 }).meta({ id: 'stdioUpstream', description: 'A stdio upstream: a program speaking MCP on stdin/stdout, one process per session by default.' })
 

@@ -7,6 +7,7 @@
  * if the child is still there after the grace period.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
 import { GatewayErrors } from '../errors.ts'
 import { toMessages, type JsonRpcMessage } from '../jsonrpc.ts'
 import type { Logger } from '../logger.ts'
@@ -148,7 +149,11 @@ export class StdioChannel implements MessageChannel {
   onmessage: (message: JsonRpcMessage) => void = () => {}
   onclose: (reason: Error) => void = () => {}
   readonly pid: number
+  /** When the child was started (ms since the epoch). */
+  readonly startedAt = Date.now()
   private readonly child: ChildProcessWithoutNullStreams
+  /** What its log lines carry; the session it serves is set when a spare is taken (`relabel`). */
+  private readonly fields: { upstream: string, childPid: number, upstreamSessionId: string }
   private readonly name: string
   private readonly killGraceMs: number
   private gone: Error | undefined
@@ -163,7 +168,7 @@ export class StdioChannel implements MessageChannel {
     this.pid = child.pid as number
     this.name = name
     this.killGraceMs = options.killGraceMs ?? STDIO_DEFAULTS.killGraceMs
-    const fields = { upstream: name, childPid: this.pid, upstreamSessionId: label }
+    const fields = this.fields = { upstream: name, childPid: this.pid, upstreamSessionId: label }
 
     const stdout = new LineSplitter(options.maxLineBytes ?? STDIO_DEFAULTS.maxLineBytes, (line) => {
       if (this.gone !== undefined) return
@@ -271,6 +276,40 @@ export class StdioChannel implements MessageChannel {
 
   kill (): void {
     this.child.kill('SIGKILL')
+  }
+
+  /** A spare child taken for a session: its log lines name the session from now on. */
+  relabel (label: string): void {
+    this.fields.upstreamSessionId = label
+  }
+
+  /** Whether the child is gone (exited, killed, or stopped for a reason). */
+  get stopped (): boolean {
+    return this.gone !== undefined
+  }
+
+  /**
+   * Stops the child for a reason of the gateway's (its lifetime is over, its memory past the
+   * ceiling): the session it serves ends with `reason`, and the child is closed politely.
+   */
+  retire (reason: Error): void {
+    this.fail(reason)
+  }
+
+  /**
+   * The child's resident memory in bytes, from `/proc/<pid>/status` (Linux); undefined where
+   * there is no such file or the child is gone. The process the gateway started only: a wrapper's
+   * own children (`npx` starting `node`) are not counted, so run the server's program directly.
+   */
+  async rssBytes (): Promise<number | undefined> {
+    if (this.gone !== undefined) return undefined
+    try {
+      const status = await readFile(`/proc/${this.pid}/status`, 'utf8')
+      const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1]
+      return kb === undefined ? undefined : Number(kb) * 1024
+    } catch {
+      return undefined
+    }
   }
 
   private fail (reason: Error): void {

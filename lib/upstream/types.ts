@@ -10,6 +10,7 @@ import type { DropReason } from '../relay/pending.ts'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { AbortLike } from '../abort.ts'
+import type { ChildrenReport } from './stdio-pool.ts'
 import type { JsonRpcMessage } from '../jsonrpc.ts'
 import type { UpstreamAnswer, UpstreamEvents } from './events.ts'
 import type { Caller } from '../upstream-auth/credentials.ts'
@@ -107,6 +108,10 @@ export interface Upstream {
   members? (): ReadonlyArray<{ name: string, upstream: Upstream }>
   /** Resolves when the upstream can serve (for `/readyz`); rejects with the reason otherwise. */
   probe (): Promise<void>
+  /** Starts what it keeps ready ahead of sessions (a stdio upstream's spare children), once the server is ready. */
+  warm? (): void
+  /** Its child processes (stdio), for metrics; undefined for upstreams that run none. */
+  children? (): ChildrenReport | undefined
   /** Frees everything once the exchanges in flight are over (graceful). */
   close (): Promise<void>
   /** Ends everything at once (shutdown past its deadline). */

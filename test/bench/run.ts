@@ -8,7 +8,7 @@
  * and a 10,000-notification stream (payload.ts, the independent harness's two heavy scenarios).
  *
  * Options (env): BENCH_ROUNDS (default 5), BENCH_REQUESTS (per round and concurrency, default 2000),
- * BENCH_ONLY (`calls`, `streams`, `payload`, `stdio`, `ws`, `federation` (federation.ts), `policy` (policy.ts), `audit` (audit.ts), `identity` (identity.ts) or `input`: input bounds, in process, see input-bounds.ts),
+ * BENCH_ONLY (`calls`, `streams`, `payload`, `stdio`, `ws`, `federation` (federation.ts), `policy` (policy.ts), `audit` (audit.ts), `identity` (identity.ts), `spares` (spares.ts: stdio initialize with and without a warm child) or `input`: input bounds, in process, see input-bounds.ts),
  * BENCH_CORES: `own` (default: no pinning, each server may get a core of its own) or `shared`, the
  * arrangement of ../shared/bench: the load generator on core 0, the upstream and the proxy under
  * test together on core 1, so a proxy's CPU comes out of the upstream's throughput.
@@ -20,6 +20,7 @@ import { McpLoadClient, median, type LoadResult } from './load.ts'
 import { benchIdleStreams, benchReplay } from './streams.ts'
 import { benchPayloads } from './payload.ts'
 import { benchStdio } from './stdio.ts'
+import { benchSpares } from './spares.ts'
 import { benchWebSocket } from './websocket.ts'
 import { benchInputBounds } from './input-bounds.ts'
 import { benchFederation } from './federation.ts'
@@ -170,4 +171,5 @@ if (only === undefined || only === 'federation') await benchFederation(SERVERS, 
 if (only === undefined || only === 'policy') await benchPolicy(SERVERS, ROUNDS, REQUESTS)
 if (only === undefined || only === 'audit') await benchAudit(SERVERS, ROUNDS, REQUESTS)
 if (only === undefined || only === 'identity') await benchIdentity(SERVERS, ROUNDS, REQUESTS)
+if (only === undefined || only === 'spares') await benchSpares(ROUNDS)
 if (only === undefined || only === 'input') benchInputBounds()
