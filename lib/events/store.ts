@@ -64,9 +64,10 @@ export interface StreamStatus {
 export interface SharedLog {
   /**
    * Declares the stream (as `open`) and claims it for `owner` for `leaseMs`. Resolves false when
-   * another owner's lease holds it.
+   * another owner's lease holds it. `soon`: the stream's first event is on its way (a new POST
+   * stream's): the log may hold the claim a moment to write the two together.
    */
-  claim (sessionId: string, streamId: string, owner: string, leaseMs: number, pending?: Array<string | number>): Promise<boolean>
+  claim (sessionId: string, streamId: string, owner: string, leaseMs: number, pending?: Array<string | number>, soon?: boolean): Promise<boolean>
   /** Renews the leases of streams `owner` feeds, and marks streams followed (a client listens here). */
   renew (owner: string, leaseMs: number, owned: StreamRef[], followed: StreamRef[]): Promise<void>
   /** Drops `owner`'s lease; `done` marks the stream complete. */

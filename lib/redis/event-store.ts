@@ -3,13 +3,15 @@
  * (entry id `<seq>-0`, so positions are stable across instances), a set of a session's streams, and
  * a hash of each stream's last position, completion, upstream resume point and pending requests
  * (so a fully trimmed stream still answers "trimmed", and another instance can take it over).
- * Instances coordinate through a lease key per fed stream and a pub/sub channel per stream.
+ * Instances coordinate through a lease key per fed stream and a pub/sub channel per stream. A
+ * stream's claim, appends and release of one tick go to Redis as one script (event-batch.ts).
  * Retention: `MAXLEN` per stream and expiry `maxAgeMs` after a stream's last append (Redis has no
  * cheap per-session byte budget; `maxBytesPerSession` is not enforced here).
  */
 import type { Redis } from 'ioredis'
 import { RETENTION_DEFAULTS, type EventStore, type ReplayResult, type Retention, type SharedLog, type StoredEvent, type StreamRef, type StreamStatus } from '../events/store.ts'
 import { guard } from './guard.ts'
+import { StreamBatcher, type StreamKeys } from './event-batch.ts'
 
 export interface RedisEventStoreOptions {
   client: Redis
@@ -17,38 +19,6 @@ export interface RedisEventStoreOptions {
   keyPrefix?: string
   retention?: Partial<Retention>
 }
-
-// One append: the entry, the stream's index and last position (and upstream resume point),
-// expiry of all three, and the followers' notification. KEYS: stream, index, last, channel.
-// ARGV: entry id, maxlen, ttl, stream id, seq, data, at, upstream event id or ''.
-const APPEND = `
-if ARGV[8] ~= '' then
-  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], ARGV[1], 'd', ARGV[6], 'a', ARGV[7], 'u', ARGV[8])
-  redis.call('HSET', KEYS[3], ARGV[4], ARGV[5], ARGV[4] .. '|u', ARGV[8])
-else
-  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], ARGV[1], 'd', ARGV[6], 'a', ARGV[7])
-  redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('SADD', KEYS[2], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[3], ARGV[3])
-redis.call('PUBLISH', KEYS[4], ARGV[5])
-return 1
-`
-
-// Claims a stream for an owner unless another owner's lease holds it; declares it like open().
-const CLAIM = `
-local current = redis.call('GET', KEYS[1])
-if current and current ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('HSETNX', KEYS[3], ARGV[3], 0)
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[3] .. '|p', ARGV[5]) end
-redis.call('PEXPIRE', KEYS[3], ARGV[4])
-return 1
-`
 
 // Renews a lease still held by (or lapsed from) this owner; 0 when another owner took it.
 const RENEW = `
@@ -58,22 +28,8 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 `
 
-// Drops the owner's lease; when done, marks the stream complete and tells its followers.
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-if ARGV[3] == '1' then
-  redis.call('HSET', KEYS[2], ARGV[2] .. '|d', 1)
-  local seq = redis.call('HGET', KEYS[2], ARGV[2]) or '0'
-  redis.call('PUBLISH', KEYS[3], seq .. 'd')
-end
-return 1
-`
-
 interface Scripts {
-  mcpGatewayAppend (stream: string, index: string, last: string, channel: string, entryId: string, maxLen: number, ttl: number, streamId: string, seq: number, data: string, at: number, upstreamEventId: string): Promise<number>
-  mcpGatewayClaim (lease: string, index: string, last: string, owner: string, leaseMs: number, streamId: string, ttl: number, pending: string): Promise<number>
   mcpGatewayRenew (lease: string, owner: string, leaseMs: number): Promise<number>
-  mcpGatewayRelease (lease: string, last: string, channel: string, owner: string, streamId: string, done: string): Promise<number>
 }
 
 type Listener = (seq: number, done: boolean) => void
@@ -86,6 +42,8 @@ export class RedisEventStore implements EventStore, SharedLog {
   /** Pub/sub needs a connection of its own, made on the first watch. */
   private subscriber: Redis | undefined
   private readonly listeners = new Map<string, Set<Listener>>()
+  /** Claims, appends and releases of one stream in one tick: one script call. */
+  private readonly batcher: StreamBatcher
 
   readonly shared: SharedLog = this
 
@@ -93,11 +51,19 @@ export class RedisEventStore implements EventStore, SharedLog {
     this.redis = options.client
     this.prefix = options.keyPrefix ?? 'mcp-gw:'
     this.retention = { ...RETENTION_DEFAULTS, ...options.retention }
-    this.redis.defineCommand('mcpGatewayAppend', { numberOfKeys: 4, lua: APPEND })
-    this.redis.defineCommand('mcpGatewayClaim', { numberOfKeys: 3, lua: CLAIM })
     this.redis.defineCommand('mcpGatewayRenew', { numberOfKeys: 1, lua: RENEW })
-    this.redis.defineCommand('mcpGatewayRelease', { numberOfKeys: 3, lua: RELEASE })
     this.scripts = this.redis as unknown as Scripts
+    this.batcher = new StreamBatcher(this.redis, this.retention.maxEventsPerStream, this.retention.maxAgeMs)
+  }
+
+  private keys (sessionId: string, streamId: string): StreamKeys {
+    return {
+      stream: this.streamKey(sessionId, streamId),
+      index: this.indexKey(sessionId),
+      last: this.lastKey(sessionId),
+      channel: this.channel(sessionId, streamId),
+      lease: this.leaseKey(sessionId, streamId)
+    }
   }
 
   private streamKey (sessionId: string, streamId: string): string {
@@ -133,9 +99,7 @@ export class RedisEventStore implements EventStore, SharedLog {
   }
 
   async append (sessionId: string, streamId: string, event: StoredEvent): Promise<void> {
-    await guard('event', this.scripts.mcpGatewayAppend(
-      this.streamKey(sessionId, streamId), this.indexKey(sessionId), this.lastKey(sessionId), this.channel(sessionId, streamId),
-      `${event.seq}-0`, this.retention.maxEventsPerStream, this.retention.maxAgeMs, streamId, event.seq, event.data, event.at, event.upstreamEventId ?? ''))
+    await this.batcher.append(this.keys(sessionId, streamId), streamId, event)
   }
 
   async replay (sessionId: string, streamId: string, afterSeq: number): Promise<ReplayResult> {
@@ -185,11 +149,8 @@ export class RedisEventStore implements EventStore, SharedLog {
     return { events, bytes: 0, streams }
   }
 
-  async claim (sessionId: string, streamId: string, owner: string, leaseMs: number, pending?: Array<string | number>): Promise<boolean> {
-    const claimed = await guard('event', this.scripts.mcpGatewayClaim(
-      this.leaseKey(sessionId, streamId), this.indexKey(sessionId), this.lastKey(sessionId),
-      owner, leaseMs, streamId, this.retention.maxAgeMs, pending === undefined ? '' : JSON.stringify(pending)))
-    return claimed === 1
+  async claim (sessionId: string, streamId: string, owner: string, leaseMs: number, pending?: Array<string | number>, soon = false): Promise<boolean> {
+    return await this.batcher.claim(this.keys(sessionId, streamId), streamId, owner, leaseMs, pending === undefined ? '' : JSON.stringify(pending), soon) === 1
   }
 
   async renew (owner: string, leaseMs: number, owned: StreamRef[], followed: StreamRef[]): Promise<void> {
@@ -203,8 +164,7 @@ export class RedisEventStore implements EventStore, SharedLog {
   }
 
   async release (sessionId: string, streamId: string, owner: string, done: boolean): Promise<void> {
-    await guard('event', this.scripts.mcpGatewayRelease(
-      this.leaseKey(sessionId, streamId), this.lastKey(sessionId), this.channel(sessionId, streamId), owner, streamId, done ? '1' : '0'))
+    await this.batcher.release(this.keys(sessionId, streamId), streamId, owner, done)
   }
 
   async noteUpstreamEventId (sessionId: string, streamId: string, upstreamEventId: string): Promise<void> {
@@ -266,6 +226,7 @@ export class RedisEventStore implements EventStore, SharedLog {
   }
 
   async close (): Promise<void> {
+    this.batcher.sendHeld()
     this.listeners.clear()
     this.subscriber?.disconnect()
     this.subscriber = undefined

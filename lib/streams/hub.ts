@@ -105,17 +105,20 @@ export class StreamHub {
     }
     this.streamsOf(sessionId).posts.set(id, stream)
     const shared = this.store.shared
-    // Not awaited: the appends that follow go down the same connection after it.
+    if (shared !== undefined) stream.claiming = true
+    // Not awaited: the appends that follow go down the same connection after it (with it, when
+    // the first event comes at once).
     const opened = shared === undefined
       ? this.store.open(sessionId, id)
-      : shared.claim(sessionId, id, this.instanceId, this.options.leaseMs, pending === undefined ? undefined : [...pending] as Array<string | number>)
+      : shared.claim(sessionId, id, this.instanceId, this.options.leaseMs, pending === undefined ? undefined : [...pending] as Array<string | number>, true)
         .then((mine) => {
+          stream.onClaim(mine)
           // Held by another instance's lease (an id collision): never renew or release its lease.
-          if (mine) stream.owned = true
-          else log.error({ stream: id }, 'another instance holds this stream id in the event log')
+          if (!mine) log.error({ stream: id }, 'another instance holds this stream id in the event log')
+        }, (err: unknown) => {
+          stream.onClaim(false)
+          throw err
         })
-    // A release (shutdown) before the claim answers waits for it, so the lease is not left behind.
-    if (shared !== undefined) stream.claimed = opened.catch(() => {})
     // Nothing of the stream, its priming event included, reaches the client before the log knows
     // the stream: a client cut off at once must be able to resume it on any instance.
     stream.after(opened.then(() => {}, (err: unknown) => { log.warn({ stream: id, err }, 'could not open a stream in the event log') }))

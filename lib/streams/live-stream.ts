@@ -52,8 +52,10 @@ export class LiveStream {
   remote = false
   /** Shared log only: this instance holds the stream's lease. */
   owned = false
-  /** Shared log only: settles when the claim of a new POST stream has answered. */
-  claimed: Promise<void> | undefined = undefined
+  /** Shared log only: a new POST stream's claim is still to answer. */
+  claiming = false
+  /** Released before its claim answered: the claim's answer does not make it owned again. */
+  private releasedWhileClaiming = false
   /** A follower whose owner is gone calls this to feed the stream itself. */
   takeOver: ((status: StreamStatus) => Promise<void>) | undefined = undefined
   /** Interceptors for the messages of upstream bodies feeding this stream. */
@@ -96,13 +98,17 @@ export class LiveStream {
     if (upstreamEventId !== undefined) this.resumeFrom = upstreamEventId
     const event = { seq: ++this.seq, data, at: this.ctx.now(), ...(upstreamEventId === undefined ? {} : { upstreamEventId }) }
     this.inFlight++
+    // Sent now, awaited in turn: the store gets appends in order without a round trip between
+    // them (or, for a new POST stream, after its claim), and delivery still waits for each.
+    const sent = this.ctx.store.append(this.sessionId, this.id, event)
+    sent.catch(() => {})
     this.chain = this.chain.then(async () => {
-      // Queued before the session ended: its log is being deleted, so it is neither logged nor sent.
+      // Queued before the session ended: its log is being deleted (after this), so it is not sent.
       if (this.closed) {
         this.inFlight--
         return
       }
-      await this.append(event)
+      await this.append(event, sent)
       this.inFlight--
       this.appended = event.seq
       const writer = this.writer
@@ -113,14 +119,16 @@ export class LiveStream {
   }
 
   /**
-   * Appends, retrying while the store is away (later events wait their turn, so order holds). Past
-   * the limit the event is still delivered to an attached client, but cannot be replayed.
+   * Awaits the append sent at publish, retrying while the store is away (later events wait their
+   * turn to be delivered). Past the limit the event is still delivered to an attached client, but
+   * cannot be replayed. A retried event may land after later ones that were sent and took: the
+   * store then refuses it (positions only grow) and it is delivered unlogged, as past the limit.
    */
-  private async append (event: StoredEvent): Promise<void> {
+  private async append (event: StoredEvent, sent: Promise<void>): Promise<void> {
     const started = this.ctx.now()
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.ctx.store.append(this.sessionId, this.id, event)
+        await (attempt === 0 ? sent : this.ctx.store.append(this.sessionId, this.id, event))
         if (attempt > 0) this.ctx.log.info({ stream: this.id, attempts: attempt + 1 }, 'event log append succeeded after retries')
         return
       } catch (err) {
@@ -198,24 +206,38 @@ export class LiveStream {
     return this.chain.then(() => { this.writer?.flush() })
   }
 
-  /** Marks the stream complete once everything published so far is logged and delivered. */
+  /**
+   * Marks the stream complete once everything published so far is logged and delivered. The log
+   * is told now, behind the appends already sent (in one script with them when they share the
+   * tick, as a quick answer's do); the client's stream ends once they are delivered.
+   */
   finish (): Promise<void> {
+    const released = this.release(true)
     this.chain = this.chain.then(async () => {
       this.done = true
       const writer = this.writer
       if (writer !== undefined && !writer.catchingUp && writer.lastSeq >= this.appended) writer.end('done')
-      // After the client's answer is complete: it need not wait on this round trip.
-      await this.release(true)
+      await released
     })
     return this.chain
   }
 
-  /** Gives up this instance's lease (`done`: the stream is complete). */
+  /** A new POST stream's claim answered (`mine`: this instance holds its lease). */
+  onClaim (mine: boolean): void {
+    this.claiming = false
+    if (mine && !this.releasedWhileClaiming) this.owned = true
+  }
+
+  /**
+   * Gives up this instance's lease (`done`: the stream is complete). While its claim is still to
+   * answer, the release goes right behind it: the log drops only this instance's own lease, and
+   * completes only a stream whose lease is this instance's or lapsed, so a lost claim loses nothing.
+   */
   async release (done: boolean): Promise<void> {
     const shared = this.ctx.store.shared
     if (shared === undefined) return
-    await this.claimed
-    if (!this.owned) return
+    if (this.claiming) this.releasedWhileClaiming = true
+    else if (!this.owned) return
     this.owned = false
     try {
       await shared.release(this.sessionId, this.id, this.ctx.owner, done)

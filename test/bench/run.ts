@@ -8,7 +8,7 @@
  * and a 10,000-notification stream (payload.ts, the independent harness's two heavy scenarios).
  *
  * Options (env): BENCH_ROUNDS (default 5), BENCH_REQUESTS (per round and concurrency, default 2000),
- * BENCH_ONLY (`calls`, `streams`, `payload`, `stdio`, `ws`, `federation` (federation.ts), `policy` (policy.ts), `audit` (audit.ts), `identity` (identity.ts), `spares` (spares.ts: stdio initialize with and without a warm child) or `input`: input bounds, in process, see input-bounds.ts),
+ * BENCH_ONLY (`calls`, `streams`, `payload`, `stdio`, `ws`, `federation` (federation.ts), `policy` (policy.ts), `audit` (audit.ts), `identity` (identity.ts), `spares` (spares.ts: stdio initialize with and without a warm child), `redis` (memory stores vs Redis only) or `input`: input bounds, in process, see input-bounds.ts),
  * BENCH_CORES: `own` (default: no pinning, each server may get a core of its own) or `shared`, the
  * arrangement of ../shared/bench: the load generator on core 0, the upstream and the proxy under
  * test together on core 1, so a proxy's CPU comes out of the upstream's throughput.
@@ -132,6 +132,36 @@ async function benchMode (mode: 'upstream' | 'upstream-json'): Promise<void> {
   }
 }
 
+/**
+ * `BENCH_ONLY=redis`: the same gateway on the memory stores and on Redis, nothing else, so more
+ * rounds fit: what the shared session store and event log cost an SSE answer.
+ */
+async function benchRedis (): Promise<void> {
+  if (REDIS !== undefined) {
+    process.stdout.write(`Redis stores not measured: ${REDIS}\n`)
+    return
+  }
+  const upstream = await startServer('upstream')
+  const memory = await startServer('gateway', upstream.url)
+  const redis = await startServer('gateway-redis', upstream.url)
+  const targets = [{ name: 'gateway', server: memory }, { name: 'gateway-redis', server: redis }]
+  process.stdout.write(`\n## tools/call answered with SSE, memory stores vs Redis (${ROUNDS * 2} interleaved rounds x ${REQUESTS} calls, medians)\n\n`)
+  for (const concurrency of CONCURRENCIES) {
+    const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]))
+    for (let round = 0; round < ROUNDS * 2; round++) {
+      for (const target of targets) samples.get(target.name)?.push(await measure(target.server.url, target.server, upstream, concurrency))
+    }
+    const stat = (name: string, key: keyof Sample): number => median((samples.get(name) ?? []).map((s) => s[key]))
+    process.stdout.write(`concurrency ${concurrency}: memory ${fmt(stat('gateway', 'throughput'), 0)} calls/s (${fmt(stat('gateway', 'cpuPerCall'), 0)} µs CPU/call), ` +
+      `redis ${fmt(stat('gateway-redis', 'throughput'), 0)} calls/s (${fmt(stat('gateway-redis', 'cpuPerCall'), 0)} µs CPU/call): ` +
+      `throughput ${fmt(stat('gateway-redis', 'throughput') / stat('gateway', 'throughput'))}x, CPU per call ${fmt(stat('gateway-redis', 'cpuPerCall') / stat('gateway', 'cpuPerCall'))}x\n`)
+  }
+  for (const server of [memory, redis, upstream]) {
+    server.child.send('exit')
+    await once(server.child, 'exit')
+  }
+}
+
 async function benchStreams (): Promise<void> {
   const upstream = await startServer('upstream')
   const gateway = await startServer('gateway', upstream.url)
@@ -163,6 +193,7 @@ if (only === undefined || only === 'calls') {
   await benchMode('upstream')
   await benchMode('upstream-json')
 }
+if (only === 'redis') await benchRedis()
 if (only === undefined || only === 'streams') await benchStreams()
 if (only === undefined || only === 'payload') await benchHeavy()
 if (only === undefined || only === 'stdio') await benchStdio(SERVERS, ROUNDS, REQUESTS)

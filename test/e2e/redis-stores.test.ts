@@ -105,3 +105,28 @@ t.test('the preset on { store: { type: "redis" } }', { skip: await skipWithoutRe
   await t.rejects(createGateway({ upstream: up.url, store: { type: 'redis', url: 'http://x' } as never }), { code: 'MCP_GW_INVALID_OPTION', message: /store\.url/ })
   await t.rejects(createGateway({ upstream: up.url, store: { type: 'disk' } as never }), { code: 'MCP_GW_INVALID_OPTION', message: /"store"/ })
 })
+
+t.test('a tools/call answered with SSE costs the shared log one script call: claim, event and release together', { skip: await skipWithoutRedis() }, async (t) => {
+  const { client: redis, prefix } = await redisClient(t)
+  const up = await upstream(t)
+  const gw = await gateway(t, {
+    upstream: up.url,
+    sessions: { store: closing(t, new RedisSessionStore({ client: redis, keyPrefix: prefix })) },
+    streaming: { store: closing(t, new RedisEventStore({ client: redis, keyPrefix: prefix })) }
+  })
+  const sessionId = await openSession(gw.url)
+  const call = (id: number): Promise<Response> => fetch(gw.url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }), body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { text: `n${id}` } } }) })
+  await (await call(1)).text() // the scripts are loaded: what follows counts calls only
+  let scripts = 0
+  const send = redis.sendCommand.bind(redis)
+  redis.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
+    if (command.name === 'evalsha' || command.name === 'eval') scripts++
+    return (send as (...args: unknown[]) => unknown)(command, ...rest)
+  }) as typeof redis.sendCommand
+  for (let id = 2; id < 12; id++) {
+    const res = await call(id)
+    t.equal(res.headers.get('content-type'), 'text/event-stream')
+    t.match(await res.text(), new RegExp(`"text":"n${id}"`))
+  }
+  t.equal(scripts, 10, 'ten answers, ten script calls')
+})
