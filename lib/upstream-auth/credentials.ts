@@ -5,8 +5,12 @@
  */
 import type { Principal } from '../auth/principal.ts'
 
-/** Who an upstream request is on behalf of: the inbound principal (its own token, for token exchange). */
-export type Caller = Pick<Principal, 'id' | 'token' | 'claims'>
+/**
+ * Who an upstream request is on behalf of: the inbound principal (its own token, for token
+ * exchange). `background`: no client waits on the request (a heartbeat ping, a DELETE on
+ * expiry, a stream resumed or taken over), so nobody could follow a sign-in link.
+ */
+export type Caller = Pick<Principal, 'id' | 'token' | 'claims'> & { background?: boolean }
 
 export interface UpstreamCredentials {
   /** `clientCredentials`, `tokenExchange`, `oauth`: for logs and the README's table. */
@@ -34,5 +38,5 @@ export interface UpstreamCredentials {
  * held token by its id.
  */
 export function sessionCaller (session: { principal?: string | undefined }): Caller | undefined {
-  return session.principal === undefined ? undefined : { id: session.principal }
+  return session.principal === undefined ? undefined : { id: session.principal, background: true }
 }

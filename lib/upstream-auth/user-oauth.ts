@@ -87,7 +87,7 @@ export class UserOAuth implements UpstreamCredentials, SignInHandler {
     if (token !== undefined && token.expiresAt - this.auth.refreshBeforeMs > Date.now()) return `Bearer ${token.accessToken}`
     const refreshed = token?.refreshToken === undefined ? undefined : await this.refresh(caller.id, token)
     if (refreshed !== undefined) return `Bearer ${refreshed.accessToken}`
-    throw await this.consentRequired(caller.id)
+    throw await this.consentRequired(caller)
   }
 
   async rejected (caller: Caller | undefined, authorization: string, final: boolean): Promise<boolean> {
@@ -99,11 +99,13 @@ export class UserOAuth implements UpstreamCredentials, SignInHandler {
     // Refused and not renewable: the user signs in again (the upstream's challenge is never shown).
     // Only the token refused goes: one refreshed meanwhile by another request stays.
     if (token?.accessToken === sent) await this.identity.deleteToken(this.upstream, caller.id)
-    throw await this.consentRequired(caller.id)
+    throw await this.consentRequired(caller)
   }
 
-  private async consentRequired (principal: string): Promise<Error> {
-    const prompt = await this.identity.prompt(this.upstream, principal)
+  private async consentRequired (caller: Caller): Promise<Error> {
+    // Nobody would see a sign-in link: no sign-in is started; the user's next request asks.
+    if (caller.background === true) return new GatewayErrors.UPSTREAM_TOKEN(this.upstream, 'the session\'s user holds no token (they are asked to sign in on their next request)')
+    const prompt = await this.identity.prompt(this.upstream, caller.id)
     const err = new GatewayErrors.CONSENT_REQUIRED(this.upstream)
     // `data` for the answers made from the error alone (a GET stream refused, a WebSocket frame).
     return Object.assign(err, { consent: prompt, data: { elicitations: [urlElicitation(prompt, err.message)] } })

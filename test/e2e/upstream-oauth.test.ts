@@ -268,6 +268,8 @@ t.test('requests with no client request at hand (a heartbeat ping, a cancellatio
   const before = bobPings()
   await eventually(() => bobPings() >= before + 3, 5000)
   t.equal(gw.app.mcpSessions.counts.ended, 0, 'a session whose user has no token is not ended as dead')
+  const store = (gw.app.mcpIdentity as unknown as { options: { store: { keys: (prefix: string, limit: number) => Promise<string[]> } } }).options.store
+  t.same(await store.keys('p:', 10), [], 'and its pings start no sign-in nobody would see')
   await consentFrom(client.callTool({ name: 'echo', arguments: { text: 'again' } }))
 })
 
