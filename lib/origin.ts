@@ -7,6 +7,11 @@ export type OriginPolicy = readonly string[] | ((origin: string) => boolean)
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]'])
 
+/** A URL's `hostname` names this machine (as a URL spells it: IPv6 in brackets). */
+export function isLoopbackHost (hostname: string): boolean {
+  return LOOPBACK_HOSTS.has(hostname)
+}
+
 /** http(s) origins on loopback hosts, any port: the default policy. */
 export function isLoopbackOrigin (origin: string): boolean {
   let url: URL
@@ -15,7 +20,7 @@ export function isLoopbackOrigin (origin: string): boolean {
   } catch {
     return false
   }
-  return (url.protocol === 'http:' || url.protocol === 'https:') && LOOPBACK_HOSTS.has(url.hostname)
+  return (url.protocol === 'http:' || url.protocol === 'https:') && isLoopbackHost(url.hostname)
 }
 
 /** A list holds exact origins (`https://app.example.com`), `"loopback"`, or `"*"` for any. */

@@ -8,7 +8,8 @@
  */
 import { request } from 'undici'
 import { GatewayErrors } from '../errors.ts'
-import { readBounded } from '../relay/body.ts'
+import { isLoopbackHost } from '../origin.ts'
+import { drain, readBounded } from '../relay/body.ts'
 
 export interface AuthorizationServer {
   issuer: string
@@ -36,14 +37,14 @@ function safeEndpoint (value: unknown): value is string {
   } catch {
     return false
   }
-  return url.protocol === 'https:' || (url.protocol === 'http:' && (url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]'))
+  return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname))
 }
 
 async function getJson (url: string): Promise<Record<string, unknown> | undefined> {
   try {
     const res = await request(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) })
     if (res.statusCode !== 200) {
-      res.body.resume()
+      drain(res.body)
       return undefined
     }
     const body: unknown = JSON.parse((await readBounded(res.body, MAX_DOCUMENT_BYTES)).toString('utf8'))

@@ -6,7 +6,7 @@
  */
 import { request } from 'undici'
 import { GatewayErrors } from '../errors.ts'
-import { readBounded } from '../relay/body.ts'
+import { drain, readBounded } from '../relay/body.ts'
 
 /** How the gateway authenticates to a token endpoint (a confidential client). */
 export interface ClientAuth {
@@ -88,5 +88,5 @@ export async function requestToken (upstream: string, url: string, client: Clien
 export async function revokeToken (url: string, client: ClientAuth, token: string, hint: 'access_token' | 'refresh_token'): Promise<void> {
   const { form, headers } = authenticated(client, { token, token_type_hint: hint })
   const res = await request(url, { method: 'POST', headers, body: form.toString(), signal: AbortSignal.timeout(TOKEN_TIMEOUT_MS) })
-  res.body.resume()
+  drain(res.body)
 }
