@@ -24,8 +24,13 @@ export type ReplayResult =
   | { kind: 'trimmed' }
 
 export interface EventStore {
-  /** Appends the event with sequence number `event.seq` (the caller numbers its streams). */
-  append (sessionId: string, streamId: string, event: StoredEvent): Promise<void>
+  /**
+   * Appends the event with sequence number `event.seq` (the caller numbers its streams, and sends
+   * appends in order; an event already logged at its position is taken as done). A shared log
+   * refuses one that arrives before an earlier event (retryable) unless `anyPosition` (a retry:
+   * every event before it is logged or given up); an error with `final: true` is not worth retrying.
+   */
+  append (sessionId: string, streamId: string, event: StoredEvent, anyPosition?: boolean): Promise<void>
   /** Declares a stream (before its first event), so a replay from position 0 knows it. */
   open (sessionId: string, streamId: string): Promise<void>
   replay (sessionId: string, streamId: string, afterSeq: number): Promise<ReplayResult>
@@ -70,8 +75,11 @@ export interface SharedLog {
   claim (sessionId: string, streamId: string, owner: string, leaseMs: number, pending?: Array<string | number>, soon?: boolean): Promise<boolean>
   /** Renews the leases of streams `owner` feeds, and marks streams followed (a client listens here). */
   renew (owner: string, leaseMs: number, owned: StreamRef[], followed: StreamRef[]): Promise<void>
-  /** Drops `owner`'s lease; `done` marks the stream complete. */
-  release (sessionId: string, streamId: string, owner: string, done: boolean): Promise<void>
+  /**
+   * Drops `owner`'s lease; `done` marks the stream complete. With `lastSeq`, only once every
+   * event up to it is logged: resolves false (and changes nothing) while one is still to land.
+   */
+  release (sessionId: string, streamId: string, owner: string, done: boolean, lastSeq?: number): Promise<boolean>
   /** Records the upstream's event id for a position that holds no event (a priming event). */
   noteUpstreamEventId (sessionId: string, streamId: string, upstreamEventId: string): Promise<void>
   /** Undefined for an unknown stream. */

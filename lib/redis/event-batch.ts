@@ -16,15 +16,22 @@ import { guard } from './guard.ts'
 
 // KEYS: stream, index, last, channel, lease. ARGV: stream id, maxlen, ttl, then the writes, each
 // a letter and its arguments: c (claim) owner, lease ms, pending ('' for none); a (append) seq,
-// data, at, upstream event id ('' for none); r (release) owner, done ('1' or '0').
-// Results, one per write: claim 1 (held) or 0 (another owner's lease holds it); append 1, or -1
-// when the stream refused it (its positions only grow: a retried event after later ones took);
-// release 1. Followers hear the last position appended (with "d" when the stream completed).
+// data, at, upstream event id ('' for none), in order ('1': the one before it is logged or given
+// up, so any position goes; '0': only the next one); r (release) owner, done ('1' or '0'), the
+// stream's last position ('' for any).
+// Results, one per write: claim 1 (held) or 0 (another owner's lease holds it); append 1 (logged),
+// 2 (this position is logged already: a resend), -2 (not the next position: an earlier event is
+// still to land; sent again in order) or the stream's refusal as a string; release 1, or -2 (an
+// event before the last position is still to land: nothing changed, it is sent again after them).
+// Appends go in order because events are sent when published, before earlier ones are known to
+// have landed: one that failed and is retried must not find a later one logged before it.
+// Followers hear the last position appended (with "d" when the stream completed).
 const BATCH = `
 local sid, maxlen, ttl = ARGV[1], ARGV[2], ARGV[3]
 local results = {}
 local appended = nil
 local completed = false
+local touched = false
 local i = 4
 while i <= #ARGV do
   local op = ARGV[i]
@@ -38,38 +45,55 @@ while i <= #ARGV do
       if ARGV[i + 3] ~= '' then redis.call('HSET', KEYS[3], sid .. '|p', ARGV[i + 3]) end
       results[#results + 1] = 1
     end
+    touched = true
     i = i + 4
   elseif op == 'a' then
-    local seq, u = ARGV[i + 1], ARGV[i + 4]
-    local added
-    if u ~= '' then
-      added = redis.pcall('XADD', KEYS[1], 'MAXLEN', maxlen, seq .. '-0', 'd', ARGV[i + 2], 'a', ARGV[i + 3], 'u', u)
+    local seq, u = tonumber(ARGV[i + 1]), ARGV[i + 4]
+    local last = redis.call('HGET', KEYS[3], sid)
+    if last and seq <= tonumber(last) then
+      results[#results + 1] = 2
+    elseif last and ARGV[i + 5] ~= '1' and seq ~= tonumber(last) + 1 then
+      results[#results + 1] = -2
     else
-      added = redis.pcall('XADD', KEYS[1], 'MAXLEN', maxlen, seq .. '-0', 'd', ARGV[i + 2], 'a', ARGV[i + 3])
+      local added
+      if u ~= '' then
+        added = redis.pcall('XADD', KEYS[1], 'MAXLEN', maxlen, seq .. '-0', 'd', ARGV[i + 2], 'a', ARGV[i + 3], 'u', u)
+      else
+        added = redis.pcall('XADD', KEYS[1], 'MAXLEN', maxlen, seq .. '-0', 'd', ARGV[i + 2], 'a', ARGV[i + 3])
+      end
+      if type(added) == 'table' and added.err then
+        results[#results + 1] = added.err
+      else
+        if u ~= '' then redis.call('HSET', KEYS[3], sid, seq, sid .. '|u', u) else redis.call('HSET', KEYS[3], sid, seq) end
+        appended = seq
+        touched = true
+        results[#results + 1] = 1
+      end
     end
-    if type(added) == 'table' and added.err then
-      results[#results + 1] = -1
+    i = i + 6
+  else
+    local last = redis.call('HGET', KEYS[3], sid)
+    if ARGV[i + 3] ~= '' and last and tonumber(last) < tonumber(ARGV[i + 3]) then
+      results[#results + 1] = -2
     else
-      if u ~= '' then redis.call('HSET', KEYS[3], sid, seq, sid .. '|u', u) else redis.call('HSET', KEYS[3], sid, seq) end
-      appended = seq
+      -- Another owner's lease is never dropped, nor its stream marked complete; a deleted
+      -- session's stream is not brought back to be completed.
+      local current = redis.call('GET', KEYS[5])
+      if current == ARGV[i + 1] then redis.call('DEL', KEYS[5]) end
+      if ARGV[i + 2] == '1' and last and (not current or current == ARGV[i + 1]) then
+        redis.call('HSET', KEYS[3], sid .. '|d', 1)
+        completed = true
+      end
       results[#results + 1] = 1
     end
-    i = i + 5
-  else
-    -- Another owner's lease is never dropped, nor its stream marked complete.
-    local current = redis.call('GET', KEYS[5])
-    if current == ARGV[i + 1] then redis.call('DEL', KEYS[5]) end
-    if ARGV[i + 2] == '1' and (not current or current == ARGV[i + 1]) then
-      redis.call('HSET', KEYS[3], sid .. '|d', 1)
-      completed = true
-    end
-    results[#results + 1] = 1
-    i = i + 3
+    i = i + 4
   end
 end
-redis.call('SADD', KEYS[2], sid)
-redis.call('PEXPIRE', KEYS[2], ttl)
-redis.call('PEXPIRE', KEYS[3], ttl)
+if touched then
+  redis.call('SADD', KEYS[2], sid)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
 if appended then redis.call('PEXPIRE', KEYS[1], ttl) end
 if completed then
   redis.call('PUBLISH', KEYS[4], (redis.call('HGET', KEYS[3], sid) or '0') .. 'd')
@@ -81,7 +105,7 @@ return results
 
 interface Write {
   args: Array<string | number>
-  resolve: (result: number) => void
+  resolve: (result: number | string) => void
   reject: (err: unknown) => void
 }
 
@@ -101,7 +125,7 @@ interface Batch {
 export const CLAIM_WAIT_MS = 10
 
 interface BatchScript {
-  mcpGatewayBatch (stream: string, index: string, last: string, channel: string, lease: string, streamId: string, maxLen: number, ttl: number, ...writes: Array<string | number>): Promise<number[]>
+  mcpGatewayBatch (stream: string, index: string, last: string, channel: string, lease: string, streamId: string, maxLen: number, ttl: number, ...writes: Array<string | number>): Promise<Array<number | string>>
 }
 
 export interface StreamKeys {
@@ -127,20 +151,27 @@ export class StreamBatcher {
   }
 
   /** `wait`: hold the claim up to `CLAIM_WAIT_MS` for the stream's next write (a new POST stream's first event). */
-  claim (keys: StreamKeys, streamId: string, owner: string, leaseMs: number, pending: string, wait = false): Promise<number> {
-    return this.add(keys, streamId, ['c', owner, leaseMs, pending], wait)
+  async claim (keys: StreamKeys, streamId: string, owner: string, leaseMs: number, pending: string, wait = false): Promise<boolean> {
+    return await this.add(keys, streamId, ['c', owner, leaseMs, pending], wait) === 1
   }
 
-  async append (keys: StreamKeys, streamId: string, event: StoredEvent): Promise<void> {
-    const result = await this.add(keys, streamId, ['a', event.seq, event.data, event.at, event.upstreamEventId ?? ''])
-    if (result === -1) throw new GatewayErrors.STORE_UNAVAILABLE('event', { cause: new Error(`the log refused event ${event.seq} of stream ${streamId}: a later one is logged`) })
+  /**
+   * `anyPosition`: the event before this one is logged or given up (a retry: appends are retried
+   * in order), so the log takes it wherever its stream stands.
+   */
+  async append (keys: StreamKeys, streamId: string, event: StoredEvent, anyPosition: boolean): Promise<void> {
+    const result = await this.add(keys, streamId, ['a', event.seq, event.data, event.at, event.upstreamEventId ?? '', anyPosition ? '1' : '0'])
+    if (result === 1 || result === 2) return
+    if (result === -2) throw new GatewayErrors.STORE_UNAVAILABLE('event', { cause: new Error(`event ${event.seq} of stream ${streamId} arrived before an earlier one`) })
+    throw Object.assign(new Error(`the event log refused event ${event.seq} of stream ${streamId}: ${String(result)}`), { final: true })
   }
 
-  async release (keys: StreamKeys, streamId: string, owner: string, done: boolean): Promise<void> {
-    await this.add(keys, streamId, ['r', owner, done ? '1' : '0'])
+  /** False when an event before `lastSeq` is still to land: nothing was changed (send it again after them). */
+  async release (keys: StreamKeys, streamId: string, owner: string, done: boolean, lastSeq: number | undefined): Promise<boolean> {
+    return await this.add(keys, streamId, ['r', owner, done ? '1' : '0', lastSeq ?? '']) === 1
   }
 
-  private add (keys: StreamKeys, streamId: string, args: Array<string | number>, wait = false): Promise<number> {
+  private add (keys: StreamKeys, streamId: string, args: Array<string | number>, wait = false): Promise<number | string> {
     return new Promise((resolve, reject) => {
       let batch = this.batches.get(keys.stream) ?? this.held.get(keys.stream)
       if (batch === undefined) {
@@ -150,6 +181,7 @@ export class StreamBatcher {
       if (wait && batch.writes.length === 1) {
         this.held.set(keys.stream, batch)
         batch.waiting = setTimeout(() => { this.due(keys.stream, batch) }, CLAIM_WAIT_MS)
+        batch.waiting.unref()
         return
       }
       this.due(keys.stream, batch)
@@ -170,27 +202,34 @@ export class StreamBatcher {
     if (!this.scheduled) {
       this.scheduled = true
       // After this tick's I/O callbacks and their promise jobs: what they wrote goes in one call.
-      setImmediate(() => { this.flush() })
+      setImmediate(() => { void this.flush() })
     }
   }
 
-  private flush (): void {
+  /** Sends every batch due; resolves once Redis has answered them all (failures are their writes'). */
+  private flush (): Promise<void> {
     const batches = this.batches
     this.batches = new Map()
     this.scheduled = false
     const script = this.redis as unknown as BatchScript
+    const sent: Array<Promise<void>> = []
     for (const batch of batches.values()) {
       const args = batch.writes.flatMap((write) => write.args)
-      guard('event', script.mcpGatewayBatch(...batch.keys, batch.streamId, this.maxLen, this.ttl, ...args)).then((results) => {
-        for (const [index, write] of batch.writes.entries()) write.resolve(Number(results[index]))
+      sent.push(guard('event', script.mcpGatewayBatch(...batch.keys, batch.streamId, this.maxLen, this.ttl, ...args)).then((results) => {
+        for (const [index, write] of batch.writes.entries()) {
+          const result = results[index]
+          write.resolve(typeof result === 'number' ? result : String(result))
+        }
       }, (err: unknown) => {
         for (const write of batch.writes) write.reject(err)
-      })
+      }))
     }
+    return Promise.all(sent).then(() => {})
   }
 
-  /** Sends what is held now (close: nothing is left waiting on a timer). */
-  sendHeld (): void {
+  /** Sends what is held and due now, and resolves once answered (close: nothing is left behind). */
+  async sendHeld (): Promise<void> {
     for (const [key, batch] of [...this.held]) this.due(key, batch)
+    await this.flush()
   }
 }

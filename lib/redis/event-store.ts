@@ -98,8 +98,8 @@ export class RedisEventStore implements EventStore, SharedLog {
       .exec())
   }
 
-  async append (sessionId: string, streamId: string, event: StoredEvent): Promise<void> {
-    await this.batcher.append(this.keys(sessionId, streamId), streamId, event)
+  async append (sessionId: string, streamId: string, event: StoredEvent, anyPosition = false): Promise<void> {
+    await this.batcher.append(this.keys(sessionId, streamId), streamId, event, anyPosition)
   }
 
   async replay (sessionId: string, streamId: string, afterSeq: number): Promise<ReplayResult> {
@@ -150,7 +150,7 @@ export class RedisEventStore implements EventStore, SharedLog {
   }
 
   async claim (sessionId: string, streamId: string, owner: string, leaseMs: number, pending?: Array<string | number>, soon = false): Promise<boolean> {
-    return await this.batcher.claim(this.keys(sessionId, streamId), streamId, owner, leaseMs, pending === undefined ? '' : JSON.stringify(pending), soon) === 1
+    return await this.batcher.claim(this.keys(sessionId, streamId), streamId, owner, leaseMs, pending === undefined ? '' : JSON.stringify(pending), soon)
   }
 
   async renew (owner: string, leaseMs: number, owned: StreamRef[], followed: StreamRef[]): Promise<void> {
@@ -163,8 +163,8 @@ export class RedisEventStore implements EventStore, SharedLog {
     await guard('event', pipeline.exec())
   }
 
-  async release (sessionId: string, streamId: string, owner: string, done: boolean): Promise<void> {
-    await this.batcher.release(this.keys(sessionId, streamId), streamId, owner, done)
+  async release (sessionId: string, streamId: string, owner: string, done: boolean, lastSeq?: number): Promise<boolean> {
+    return await this.batcher.release(this.keys(sessionId, streamId), streamId, owner, done, lastSeq)
   }
 
   async noteUpstreamEventId (sessionId: string, streamId: string, upstreamEventId: string): Promise<void> {
@@ -226,7 +226,7 @@ export class RedisEventStore implements EventStore, SharedLog {
   }
 
   async close (): Promise<void> {
-    this.batcher.sendHeld()
+    await this.batcher.sendHeld()
     this.listeners.clear()
     this.subscriber?.disconnect()
     this.subscriber = undefined

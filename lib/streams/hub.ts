@@ -324,7 +324,7 @@ export class StreamHub {
         stream.stopping = true
         stream.stopUpstream?.()
         stream.unwatch?.()
-        releases.push(stream.release(false))
+        releases.push(stream.release(false).then(() => {}))
         const settled = stream.settle()
         if (settled !== undefined) settling.push(settled)
       }

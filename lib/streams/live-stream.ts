@@ -120,26 +120,28 @@ export class LiveStream {
 
   /**
    * Awaits the append sent at publish, retrying while the store is away (later events wait their
-   * turn to be delivered). Past the limit the event is still delivered to an attached client, but
-   * cannot be replayed. A retried event may land after later ones that were sent and took: the
-   * store then refuses it (positions only grow) and it is delivered unlogged, as past the limit.
+   * turn to be delivered). Past the limit, or refused for good by the store, the event is still
+   * delivered to an attached client, but cannot be replayed. Appends are sent before earlier ones
+   * are known to have landed, so a shared log takes each only at the next position; a retry comes
+   * after every earlier event has landed or been given up, so it may take any.
    */
   private async append (event: StoredEvent, sent: Promise<void>): Promise<void> {
     const started = this.ctx.now()
     for (let attempt = 0; ; attempt++) {
       try {
-        await (attempt === 0 ? sent : this.ctx.store.append(this.sessionId, this.id, event))
+        await (attempt === 0 ? sent : this.ctx.store.append(this.sessionId, this.id, event, true))
         if (attempt > 0) this.ctx.log.info({ stream: this.id, attempts: attempt + 1 }, 'event log append succeeded after retries')
         return
       } catch (err) {
         // The session ended meanwhile: no use holding its deletion up with retries.
         if (this.closed) return
-        if (this.ctx.now() - started >= APPEND_RETRY_MS) {
+        if ((err as { final?: boolean }).final === true || this.ctx.now() - started >= APPEND_RETRY_MS) {
           this.ctx.log.error({ stream: this.id, seq: event.seq, err }, 'event log append failed; event delivered live only')
           return
         }
         if (attempt === 0) this.ctx.log.warn({ stream: this.id, err }, 'event log append failed; retrying')
-        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)).unref())
+        // The first retry at once: an append sent ahead of a failed one only needs sending again.
+        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)).unref())
       }
     }
   }
@@ -209,15 +211,17 @@ export class LiveStream {
   /**
    * Marks the stream complete once everything published so far is logged and delivered. The log
    * is told now, behind the appends already sent (in one script with them when they share the
-   * tick, as a quick answer's do); the client's stream ends once they are delivered.
+   * tick, as a quick answer's do), on the condition that they all landed; when one is still to
+   * (it failed and is being retried), nothing changes and the release is sent again after them.
+   * The client's stream ends once they are delivered.
    */
   finish (): Promise<void> {
-    const released = this.release(true)
+    const early = this.release(true, this.seq)
     this.chain = this.chain.then(async () => {
       this.done = true
       const writer = this.writer
       if (writer !== undefined && !writer.catchingUp && writer.lastSeq >= this.appended) writer.end('done')
-      await released
+      if (await early === 'not yet') await this.sendRelease(true, undefined)
     })
     return this.chain
   }
@@ -229,20 +233,28 @@ export class LiveStream {
   }
 
   /**
-   * Gives up this instance's lease (`done`: the stream is complete). While its claim is still to
-   * answer, the release goes right behind it: the log drops only this instance's own lease, and
-   * completes only a stream whose lease is this instance's or lapsed, so a lost claim loses nothing.
+   * Gives up this instance's lease (`done`: the stream is complete; with `lastSeq`, only once
+   * every event up to it is logged). While its claim is still to answer, the release goes right
+   * behind it: the log drops only this instance's own lease, and completes only a stream whose
+   * lease is this instance's or lapsed, so a lost claim loses nothing. A closed stream's session
+   * is being deleted: nothing is sent that would bring its keys back.
    */
-  async release (done: boolean): Promise<void> {
-    const shared = this.ctx.store.shared
-    if (shared === undefined) return
+  async release (done: boolean, lastSeq?: number): Promise<'released' | 'not yet' | undefined> {
+    if (this.ctx.store.shared === undefined || this.closed) return undefined
     if (this.claiming) this.releasedWhileClaiming = true
-    else if (!this.owned) return
+    else if (!this.owned) return undefined
     this.owned = false
+    return await this.sendRelease(done, lastSeq)
+  }
+
+  private async sendRelease (done: boolean, lastSeq: number | undefined): Promise<'released' | 'not yet' | undefined> {
+    const shared = this.ctx.store.shared
+    if (shared === undefined || this.closed) return undefined
     try {
-      await shared.release(this.sessionId, this.id, this.ctx.owner, done)
+      return await shared.release(this.sessionId, this.id, this.ctx.owner, done, lastSeq) ? 'released' : 'not yet'
     } catch (err) {
       this.ctx.log.warn({ stream: this.id, err }, 'could not release a stream lease')
+      return undefined
     }
   }
 

@@ -54,9 +54,12 @@ export class StdioPool {
   private readonly log: Logger
   private readonly busy: (label: string) => boolean
   private readonly waiting: StdioChannel[] = []
-  /** Children serving sessions, by the label (upstream session id) they serve. */
-  private readonly serving = new Map<StdioChannel, string>()
+  /** Children serving sessions: the label (upstream session id) each serves, and since when. */
+  private readonly serving = new Map<StdioChannel, { label: string, since: number }>()
   private readonly starting = new Set<Promise<void>>()
+  /** Spares that finished starting after close began, being stopped. */
+  private readonly late: Array<Promise<void>> = []
+  private forced = false
   private timer: NodeJS.Timeout | undefined
   private failures = 0
   private closed = false
@@ -91,7 +94,9 @@ export class StdioPool {
       channel.relabel(label)
       this.failures = 0
     }
-    this.serving.set(channel, label)
+    this.serving.set(channel, { label, since: Date.now() })
+    // Gone however it goes (its session ended, it exited, it was retired): forgotten here.
+    channel.whenStopped(() => { this.serving.delete(channel) })
     // The spare taken is replaced at once (a burst of sessions meets spares still starting).
     this.warm()
     return channel
@@ -101,9 +106,10 @@ export class StdioPool {
   warm (): void {
     this.watch()
     while (!this.closed && this.failures < SPARE_FAILURES && this.waiting.length + this.starting.size < this.lifecycle.spares) {
-      const started: Promise<void> = StdioChannel.start(this.name, this.command, this.log, 'spare').then((channel) => {
-        if (this.closed) void channel.close()
-        else this.waiting.push(channel)
+      const started: Promise<void> = StdioChannel.start(this.name, this.command, this.log, 'spare').then((spare) => {
+        if (this.forced) spare.kill()
+        else if (this.closed) this.late.push(spare.close())
+        else this.wait(spare)
       }, (err: unknown) => {
         this.failures++
         this.log.warn({ upstream: this.name, err }, 'a spare stdio child could not be started')
@@ -112,22 +118,39 @@ export class StdioPool {
     }
   }
 
-  /** One look at every child: spares that died, lifetimes over, memory past the ceiling. */
+  /** A spare waits; one that dies waiting counts toward `SPARE_FAILURES` (and is replaced). */
+  private wait (spare: StdioChannel): void {
+    this.waiting.push(spare)
+    spare.whenStopped(() => {
+      const at = this.waiting.indexOf(spare)
+      if (at === -1) return
+      this.waiting.splice(at, 1)
+      this.failures++
+    })
+  }
+
+  /** Takes a spare off the waiting list before the gateway stops it (that is no failure). */
+  private unwait (spare: StdioChannel): void {
+    const at = this.waiting.indexOf(spare)
+    if (at !== -1) this.waiting.splice(at, 1)
+  }
+
+  /**
+   * One look at every child: lifetimes over, memory past the ceiling; then spares are started
+   * up to the count. A spare's lifetime runs from its start (one that waited that long is
+   * replaced, never handed out stale); a session's child's from when it began to serve.
+   */
   async check (now = Date.now()): Promise<void> {
     if (this.checking || this.closed) return
     this.checking = true
     try {
       for (const spare of [...this.waiting]) {
-        if (spare.stopped) {
-          this.waiting.splice(this.waiting.indexOf(spare), 1)
-          this.failures++
-        } else if (this.pastLifetime(spare, now, false) || await this.overMemory(spare)) {
-          this.waiting.splice(this.waiting.indexOf(spare), 1)
-        }
+        if (this.pastLifetime(spare, spare.startedAt, now, false, () => { this.unwait(spare) })) continue
+        if (await this.overMemory(spare, () => { this.unwait(spare) })) continue
       }
-      for (const [channel, label] of [...this.serving]) {
-        if (channel.stopped) this.serving.delete(channel)
-        else if (this.pastLifetime(channel, now, this.busy(label)) || await this.overMemory(channel)) this.serving.delete(channel)
+      for (const [channel, { label, since }] of [...this.serving]) {
+        if (channel.stopped || this.pastLifetime(channel, since, now, this.busy(label))) continue
+        await this.overMemory(channel)
       }
       this.warm()
     } finally {
@@ -135,21 +158,23 @@ export class StdioPool {
     }
   }
 
-  private pastLifetime (channel: StdioChannel, now: number, busy: boolean): boolean {
+  private pastLifetime (channel: StdioChannel, since: number, now: number, busy: boolean, before?: () => void): boolean {
     const { maxLifetimeMs } = this.lifecycle
-    const age = now - channel.startedAt
+    const age = now - since
     if (maxLifetimeMs === 0 || age < maxLifetimeMs || (busy && age < maxLifetimeMs + LIFETIME_GRACE_MS)) return false
+    before?.()
     this.retired.lifetime++
     this.log.info({ upstream: this.name, childPid: channel.pid, ageMs: age }, 'stdio child retired: its lifetime is over')
     channel.retire(new GatewayErrors.UPSTREAM_EXITED(this.name, `its process reached its maximum lifetime of ${maxLifetimeMs} ms`))
     return true
   }
 
-  private async overMemory (channel: StdioChannel): Promise<boolean> {
+  private async overMemory (channel: StdioChannel, before?: () => void): Promise<boolean> {
     const ceiling = this.lifecycle.maxMemoryBytes
     if (ceiling === 0) return false
     const rss = await channel.rssBytes()
     if (rss === undefined || rss <= ceiling) return false
+    before?.()
     this.retired.memory++
     const mb = (bytes: number): string => (bytes / 1048576).toFixed(0)
     this.log.warn({ upstream: this.name, childPid: channel.pid, rssBytes: rss, maxMemoryBytes: ceiling }, 'stdio child stopped: its memory is past the ceiling')
@@ -169,17 +194,25 @@ export class StdioPool {
     return { sessions, spares: children.length - sessions, starting: this.starting.size, oldestSeconds, retired: { ...this.retired }, children }
   }
 
-  /** Stops the spares (the sessions' children are their sessions' to close). */
+  /** Stops the spares, those still starting too (the sessions' children are their sessions' to close). */
   async close (): Promise<void> {
     this.closed = true
     clearInterval(this.timer)
+    const waiting = this.waiting.splice(0).map(async (spare) => await spare.close())
     await Promise.all(this.starting)
-    await Promise.all(this.waiting.splice(0).map(async (spare) => await spare.close()))
+    await Promise.all([...waiting, ...this.late])
   }
 
+  /** Kills the spares at once; one still starting is killed when it has started. */
   destroy (): void {
     this.closed = true
+    this.forced = true
     clearInterval(this.timer)
     for (const spare of this.waiting.splice(0)) spare.kill()
+  }
+
+  /** Children this pool still tracks (serving or waiting), stopped or not: for tests of its bookkeeping. */
+  get tracked (): number {
+    return this.serving.size + this.waiting.length
   }
 }

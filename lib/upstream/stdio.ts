@@ -278,6 +278,14 @@ export class StdioChannel implements MessageChannel {
     this.child.kill('SIGKILL')
   }
 
+  private readonly stopListeners: Array<() => void> = []
+
+  /** Calls `listener` once the child is gone (at once if it is gone already). */
+  whenStopped (listener: () => void): void {
+    if (this.gone !== undefined) listener()
+    else this.stopListeners.push(listener)
+  }
+
   /** A spare child taken for a session: its log lines name the session from now on. */
   relabel (label: string): void {
     this.fields.upstreamSessionId = label
@@ -319,5 +327,6 @@ export class StdioChannel implements MessageChannel {
     this.backlogBytes = 0
     if (this.child.exitCode === null && this.child.signalCode === null) void this.close()
     this.onclose(reason)
+    for (const listener of this.stopListeners.splice(0)) listener()
   }
 }

@@ -16,7 +16,7 @@ function withSharedLog (calls: Partial<SharedLog>): MemoryEventStore {
   const shared: SharedLog = {
     claim: async () => true,
     renew: async () => {},
-    release: async () => {},
+    release: async () => true,
     noteUpstreamEventId: async () => {},
     status: async (): Promise<StreamStatus | undefined> => undefined,
     followed: async () => false,
@@ -52,7 +52,7 @@ t.test('a POST stream whose claim the shared log refuses is not owned: its lease
   const store = withSharedLog({
     claim: async () => false,
     renew: async (_owner, _lease, owned) => { for (const [, id] of owned) renewed.push(id) },
-    release: async (_session, streamId) => { released.push(streamId) }
+    release: async (_session, streamId) => { released.push(streamId); return true }
   })
   const hub = new StreamHub(store, { ...STREAMING_DEFAULTS, leaseMs: 150 }, quiet)
   t.teardown(() => hub.closeAll())
@@ -116,7 +116,7 @@ t.test('a shutdown release before a new stream\'s claim has answered still relea
   let answerClaim: (mine: boolean) => void = () => {}
   const store = withSharedLog({
     claim: async () => await new Promise<boolean>((resolve) => { answerClaim = resolve }),
-    release: async (_session, streamId) => { released.push(streamId) }
+    release: async (_session, streamId) => { released.push(streamId); return true }
   })
   const hub = new StreamHub(store, STREAMING_DEFAULTS, quiet)
   const stream = hub.openPostStream('s1', quiet, [1])

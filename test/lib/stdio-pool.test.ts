@@ -35,27 +35,54 @@ t.test('spares: started ahead, taken for a session, replaced', async (t) => {
   t.equal(spares.report().spares, 0, 'closed: no spare left running')
 })
 
-t.test('a lifetime waits for the call in flight, up to its grace; then the child is retired', async (t) => {
+t.test('a lifetime (from when the child began to serve) waits for the call in flight, up to its grace', async (t) => {
   let busy = true
   // Long enough that the pool's own once-a-second check never retires anything here: these do.
   const LIFE = 3_600_000
   const lives = pool(t, { maxLifetimeMs: LIFE }, () => busy)
   const child = await lives.take('s')
+  const taken = Date.now()
   const why = closed(child)
-  await lives.check(child.startedAt + LIFE + 1)
+  await lives.check(taken + LIFE + 1)
   t.notOk(child.stopped, 'past its lifetime with a call in flight: it goes on')
-  await lives.check(child.startedAt + LIFE + LIFETIME_GRACE_MS + 1)
+  await lives.check(taken + LIFE + LIFETIME_GRACE_MS + 1)
   t.ok(child.stopped, 'past the grace too: retired whatever it does')
   t.match((await why).message, /maximum lifetime of 3600000 ms/)
 
   busy = false
+  const asked = Date.now()
   const next = await lives.take('s2')
+  const nextTaken = Date.now()
   const nextWhy = closed(next)
-  await lives.check(next.startedAt + LIFE - 1)
+  await lives.check(asked + LIFE - 1)
   t.notOk(next.stopped, 'not before its lifetime')
-  await lives.check(next.startedAt + LIFE)
+  await lives.check(nextTaken + LIFE)
   t.match((await nextWhy).message, /maximum lifetime/, 'idle past its lifetime: retired at once')
   t.same(lives.report().retired, { lifetime: 2, memory: 0 })
+  t.equal(lives.tracked, 0, 'retired children are forgotten')
+})
+
+t.test('a spare that waited its whole lifetime is replaced, never handed out', async (t) => {
+  const LIFE = 3_600_000
+  const spares = pool(t, { spares: 1, maxLifetimeMs: LIFE })
+  spares.warm()
+  await eventually(() => spares.report().spares === 1, 20_000)
+  const [stale] = spares.report().children
+  await spares.check(Date.now() + LIFE)
+  t.equal(spares.report().retired.lifetime, 1)
+  const fresh = await spares.take('s')
+  t.teardown(() => fresh.kill())
+  t.not(fresh.pid, stale?.pid, 'the session gets a new child')
+})
+
+t.test('a session\'s child is forgotten once it is gone, whatever stopped it', async (t) => {
+  const plain = pool(t, {})
+  const children = await Promise.all([plain.take('a'), plain.take('b')])
+  t.equal(plain.tracked, 2)
+  children[0]?.kill()
+  await children[1]?.close()
+  await eventually(() => plain.tracked === 0, 10_000)
+  t.pass('no check timer runs with no lifecycle set, and nothing is kept')
 })
 
 t.test('a memory ceiling: a child past it is stopped, with how much it used', async (t) => {
