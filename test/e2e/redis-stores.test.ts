@@ -5,7 +5,7 @@ import { RedisEventStore } from '../../lib/redis/event-store.ts'
 import { RedisSessionStore } from '../../lib/redis/session-store.ts'
 import { openSession, postHeaders } from '../helpers/http.ts'
 import { client, gateway, textOf, upstream } from '../helpers/peers.ts'
-import { redisClient, skipWithoutRedis } from '../helpers/redis.ts'
+import { countScripts, redisClient, skipWithoutRedis } from '../helpers/redis.ts'
 import { readEvents } from '../helpers/sse.ts'
 
 /** The stores a test makes are closed with it (their pub/sub connections would keep it alive). */
@@ -14,7 +14,8 @@ function closing<T extends { close (): Promise<void> }> (t: { teardown (fn: () =
   return store
 }
 
-t.test('SDK client through a gateway whose sessions and event log live in Redis', { skip: await skipWithoutRedis() }, async (t) => {
+/** A gateway on the demo upstream whose sessions and event log live in Redis, under a prefix of its own. */
+async function redisGateway (t: { teardown (fn: () => unknown): void }) {
   const { client: redis, prefix } = await redisClient(t)
   const up = await upstream(t)
   const gw = await gateway(t, {
@@ -22,6 +23,11 @@ t.test('SDK client through a gateway whose sessions and event log live in Redis'
     sessions: { store: closing(t, new RedisSessionStore({ client: redis, keyPrefix: prefix })) },
     streaming: { store: closing(t, new RedisEventStore({ client: redis, keyPrefix: prefix })) }
   })
+  return { redis, prefix, gw }
+}
+
+t.test('SDK client through a gateway whose sessions and event log live in Redis', { skip: await skipWithoutRedis() }, async (t) => {
+  const { redis, prefix, gw } = await redisGateway(t)
   const { client: c, transport } = await client(t, gw.url)
   const progress: number[] = []
   const result = await c.callTool({ name: 'countdown', arguments: { from: 5, delayMs: 1 } }, CallToolResultSchema, { onprogress: (p) => progress.push(p.progress) })
@@ -107,26 +113,15 @@ t.test('the preset on { store: { type: "redis" } }', { skip: await skipWithoutRe
 })
 
 t.test('a tools/call answered with SSE costs the shared log one script call: claim, event and release together', { skip: await skipWithoutRedis() }, async (t) => {
-  const { client: redis, prefix } = await redisClient(t)
-  const up = await upstream(t)
-  const gw = await gateway(t, {
-    upstream: up.url,
-    sessions: { store: closing(t, new RedisSessionStore({ client: redis, keyPrefix: prefix })) },
-    streaming: { store: closing(t, new RedisEventStore({ client: redis, keyPrefix: prefix })) }
-  })
+  const { redis, prefix, gw } = await redisGateway(t)
   const sessionId = await openSession(gw.url)
   const call = (id: number): Promise<Response> => fetch(gw.url, { method: 'POST', headers: postHeaders({ 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' }), body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { text: `n${id}` } } }) })
   await (await call(1)).text() // the scripts are loaded: what follows counts calls only
-  let scripts = 0
-  const send = redis.sendCommand.bind(redis)
-  redis.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
-    if (command.name === 'evalsha' || command.name === 'eval') scripts++
-    return (send as (...args: unknown[]) => unknown)(command, ...rest)
-  }) as typeof redis.sendCommand
+  const scripts = countScripts(redis)
   for (let id = 2; id < 12; id++) {
     const res = await call(id)
     t.equal(res.headers.get('content-type'), 'text/event-stream')
     t.match(await res.text(), new RegExp(`"text":"n${id}"`))
   }
-  t.equal(scripts, 10, 'ten answers, ten script calls')
+  t.equal(scripts(), 10, 'ten answers, ten script calls')
 })

@@ -55,3 +55,14 @@ export async function redisClient (t: { teardown (fn: () => unknown): void }): P
   })
   return { client, prefix }
 }
+
+/** Counts the scripts `client` sends from now on (its own commands, whatever else uses the server). */
+export function countScripts (client: Redis): () => number {
+  let sent = 0
+  const send = client.sendCommand.bind(client)
+  client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
+    if (command.name === 'evalsha' || command.name === 'eval') sent++
+    return (send as (...args: unknown[]) => unknown)(command, ...rest)
+  }) as typeof client.sendCommand
+  return () => sent
+}

@@ -7,22 +7,11 @@
 import t from 'tap'
 import { RedisEventStore } from '../../lib/redis/event-store.ts'
 import { CLAIM_WAIT_MS } from '../../lib/redis/event-batch.ts'
-import { redisClient, skipWithoutRedis } from '../helpers/redis.ts'
+import { countScripts, redisClient, skipWithoutRedis } from '../helpers/redis.ts'
 import { LiveStream } from '../../lib/streams/live-stream.ts'
 import type { EventStore, StoredEvent } from '../../lib/events/store.ts'
 
 const skip = await skipWithoutRedis()
-
-/** Counts the scripts this client sends (its own commands, whatever else uses the server). */
-function countScripts (client: Awaited<ReturnType<typeof redisClient>>['client']): () => number {
-  let sent = 0
-  const send = client.sendCommand.bind(client)
-  client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
-    if (command.name === 'evalsha' || command.name === 'eval') sent++
-    return (send as (...args: unknown[]) => unknown)(command, ...rest)
-  }) as typeof client.sendCommand
-  return () => sent
-}
 
 const event = (seq: number) => ({ seq, data: `{"n":${seq}}`, at: Date.now() })
 
