@@ -86,6 +86,8 @@ export class ChannelUpstream implements Upstream {
   private closing = false
   private onDrop: ((reason: DropReason) => void) | undefined
   private stateless: LegacyUpstreamForModernClients | undefined
+  /** The channels' processes (stdio), for metrics. */
+  readonly children: (() => ChildrenReport) | undefined
 
   constructor (options: ChannelUpstreamOptions) {
     this.name = options.name
@@ -94,6 +96,7 @@ export class ChannelUpstream implements Upstream {
     this.maxChannels = options.maxChannels ?? CHANNEL_DEFAULTS.maxChannels
     this.maxQueued = options.maxQueued ?? CHANNEL_DEFAULTS.maxQueued
     this.log = options.log
+    this.children = options.children
     const idleMs = options.idleMs ?? CHANNEL_DEFAULTS.idleMs
     if (idleMs > 0) {
       this.reaper = setInterval(() => { this.reap(idleMs) }, Math.min(idleMs / 4, 60_000))
@@ -103,10 +106,6 @@ export class ChannelUpstream implements Upstream {
 
   warm (): void {
     this.options.warm?.()
-  }
-
-  children (): ChildrenReport | undefined {
-    return this.options.children?.()
   }
 
   /** The upstream session `id` (or, for `shared`, any session) has a request in flight. */
