@@ -28,9 +28,10 @@ export interface EventStore {
    * Appends the event with sequence number `event.seq` (the caller numbers its streams, and sends
    * appends in order; an event already logged at its position is taken as done). A shared log
    * refuses one that arrives before an earlier event (retryable) unless `anyPosition` (a retry:
-   * every event before it is logged or given up); an error with `final: true` is not worth retrying.
+   * every event before it is logged or given up), and one from an `owner` while another owner's
+   * lease holds the stream; an error with `final: true` is not worth retrying.
    */
-  append (sessionId: string, streamId: string, event: StoredEvent, anyPosition?: boolean): Promise<void>
+  append (sessionId: string, streamId: string, event: StoredEvent, options?: AppendOptions): Promise<void>
   /** Declares a stream (before its first event), so a replay from position 0 knows it. */
   open (sessionId: string, streamId: string): Promise<void>
   replay (sessionId: string, streamId: string, afterSeq: number): Promise<ReplayResult>
@@ -45,6 +46,13 @@ export interface EventStore {
   close (): Promise<void>
   /** Present when the log is shared by several gateway instances (Redis): see `SharedLog`. */
   readonly shared?: SharedLog
+}
+
+export interface AppendOptions {
+  /** Every event before this one is logged or given up: take it wherever the stream stands. */
+  anyPosition?: boolean
+  /** The instance feeding the stream (shared log): refused while another owner's lease holds it. */
+  owner?: string
 }
 
 /** What the log knows of a stream beyond its events. */

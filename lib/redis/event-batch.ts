@@ -17,11 +17,12 @@ import { guard } from './guard.ts'
 // KEYS: stream, index, last, channel, lease. ARGV: stream id, maxlen, ttl, then the writes, each
 // a letter and its arguments: c (claim) owner, lease ms, pending ('' for none); a (append) seq,
 // data, at, upstream event id ('' for none), in order ('1': the one before it is logged or given
-// up, so any position goes; '0': only the next one); r (release) owner, done ('1' or '0'), the
-// stream's last position ('' for any).
+// up, so any position goes; '0': only the next one), owner ('' for any); r (release) owner, done
+// ('1' or '0'), the stream's last position ('' for any).
 // Results, one per write: claim 1 (held) or 0 (another owner's lease holds it); append 1 (logged),
 // 2 (this position is logged already: a resend), -2 (not the next position: an earlier event is
-// still to land; sent again in order) or the stream's refusal as a string; release 1, or -2 (an
+// still to land; sent again in order) or a refusal as a string (the stream's own, or another
+// owner's lease holding it: an instance that lost the stream never writes into it); release 1, or -2 (an
 // event before the last position is still to land: nothing changed, it is sent again after them).
 // Appends go in order because events are sent when published, before earlier ones are known to
 // have landed: one that failed and is retried must not find a later one logged before it.
@@ -48,9 +49,12 @@ while i <= #ARGV do
     touched = true
     i = i + 4
   elseif op == 'a' then
-    local seq, u = tonumber(ARGV[i + 1]), ARGV[i + 4]
+    local seq, u, owner = tonumber(ARGV[i + 1]), ARGV[i + 4], ARGV[i + 6]
     local last = redis.call('HGET', KEYS[3], sid)
-    if last and seq <= tonumber(last) then
+    local holder = owner ~= '' and redis.call('GET', KEYS[5])
+    if holder and holder ~= owner then
+      results[#results + 1] = 'another instance holds this stream'
+    elseif last and seq <= tonumber(last) then
       results[#results + 1] = 2
     elseif last and ARGV[i + 5] ~= '1' and seq ~= tonumber(last) + 1 then
       results[#results + 1] = -2
@@ -70,7 +74,7 @@ while i <= #ARGV do
         results[#results + 1] = 1
       end
     end
-    i = i + 6
+    i = i + 7
   else
     local last = redis.call('HGET', KEYS[3], sid)
     if ARGV[i + 3] ~= '' and last and tonumber(last) < tonumber(ARGV[i + 3]) then
@@ -159,8 +163,8 @@ export class StreamBatcher {
    * `anyPosition`: the event before this one is logged or given up (a retry: appends are retried
    * in order), so the log takes it wherever its stream stands.
    */
-  async append (keys: StreamKeys, streamId: string, event: StoredEvent, anyPosition: boolean): Promise<void> {
-    const result = await this.add(keys, streamId, ['a', event.seq, event.data, event.at, event.upstreamEventId ?? '', anyPosition ? '1' : '0'])
+  async append (keys: StreamKeys, streamId: string, event: StoredEvent, anyPosition: boolean, owner: string): Promise<void> {
+    const result = await this.add(keys, streamId, ['a', event.seq, event.data, event.at, event.upstreamEventId ?? '', anyPosition ? '1' : '0', owner])
     if (result === 1 || result === 2) return
     if (result === -2) throw new GatewayErrors.STORE_UNAVAILABLE('event', { cause: new Error(`event ${event.seq} of stream ${streamId} arrived before an earlier one`) })
     throw Object.assign(new Error(`the event log refused event ${event.seq} of stream ${streamId}: ${String(result)}`), { final: true })

@@ -9,7 +9,7 @@
  * cheap per-session byte budget; `maxBytesPerSession` is not enforced here).
  */
 import type { Redis } from 'ioredis'
-import { RETENTION_DEFAULTS, type EventStore, type ReplayResult, type Retention, type SharedLog, type StoredEvent, type StreamRef, type StreamStatus } from '../events/store.ts'
+import { RETENTION_DEFAULTS, type AppendOptions, type EventStore, type ReplayResult, type Retention, type SharedLog, type StoredEvent, type StreamRef, type StreamStatus } from '../events/store.ts'
 import { guard } from './guard.ts'
 import { StreamBatcher, type StreamKeys } from './event-batch.ts'
 
@@ -98,8 +98,8 @@ export class RedisEventStore implements EventStore, SharedLog {
       .exec())
   }
 
-  async append (sessionId: string, streamId: string, event: StoredEvent, anyPosition = false): Promise<void> {
-    await this.batcher.append(this.keys(sessionId, streamId), streamId, event, anyPosition)
+  async append (sessionId: string, streamId: string, event: StoredEvent, options: AppendOptions = {}): Promise<void> {
+    await this.batcher.append(this.keys(sessionId, streamId), streamId, event, options.anyPosition === true, options.owner ?? '')
   }
 
   async replay (sessionId: string, streamId: string, afterSeq: number): Promise<ReplayResult> {

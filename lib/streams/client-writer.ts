@@ -59,6 +59,11 @@ export class ClientWriter {
     this.write(text, now)
   }
 
+  /** Goes on after `seq` without the events up to it (a gap in the log that nothing will fill). */
+  skipTo (seq: number): void {
+    if (seq > this.lastSeq) this.lastSeq = seq
+  }
+
   /** Writes the event if it is the next one. Returns false when there is a gap to fill first. */
   deliver (event: StoredEvent, now: number): boolean {
     if (this.ended !== undefined || event.seq <= this.lastSeq) return true

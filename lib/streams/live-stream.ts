@@ -100,11 +100,13 @@ export class LiveStream {
     this.inFlight++
     // Sent now, awaited in turn: the store gets appends in order without a round trip between
     // them (or, for a new POST stream, after its claim), and delivery still waits for each.
-    const sent = this.ctx.store.append(this.sessionId, this.id, event)
+    const sent = this.ctx.store.append(this.sessionId, this.id, event, { owner: this.ctx.owner })
     sent.catch(() => {})
     this.chain = this.chain.then(async () => {
-      // Queued before the session ended: its log is being deleted (after this), so it is not sent.
+      // Queued before the session ended: its log is deleted after this, so once its append is
+      // answered (the deletion must not go first), the event is not sent.
       if (this.closed) {
+        await sent.catch(() => {})
         this.inFlight--
         return
       }
@@ -129,7 +131,7 @@ export class LiveStream {
     const started = this.ctx.now()
     for (let attempt = 0; ; attempt++) {
       try {
-        await (attempt === 0 ? sent : this.ctx.store.append(this.sessionId, this.id, event, true))
+        await (attempt === 0 ? sent : this.ctx.store.append(this.sessionId, this.id, event, { anyPosition: true, owner: this.ctx.owner }))
         if (attempt > 0) this.ctx.log.info({ stream: this.id, attempts: attempt + 1 }, 'event log append succeeded after retries')
         return
       } catch (err) {
@@ -190,7 +192,8 @@ export class LiveStream {
     this.owned = true
     this.unwatch?.()
     this.unwatch = undefined
-    this.seq = Math.max(this.seq, lastSeq)
+    // Past whatever the log is known to hold: a status read a moment ago, or later appends heard of.
+    this.seq = Math.max(this.seq, this.appended, lastSeq)
     this.appended = Math.max(this.appended, lastSeq)
   }
 
@@ -221,7 +224,9 @@ export class LiveStream {
       this.done = true
       const writer = this.writer
       if (writer !== undefined && !writer.catchingUp && writer.lastSeq >= this.appended) writer.end('done')
-      if (await early === 'not yet') await this.sendRelease(true, undefined)
+      // Not released (an event before the last was still to land, or the store was away): now
+      // every event is logged or given up, so it goes unconditionally.
+      if (await early !== 'released') await this.release(true)
     })
     return this.chain
   }
@@ -239,23 +244,26 @@ export class LiveStream {
    * lease is this instance's or lapsed, so a lost claim loses nothing. A closed stream's session
    * is being deleted: nothing is sent that would bring its keys back.
    */
-  async release (done: boolean, lastSeq?: number): Promise<'released' | 'not yet' | undefined> {
+  async release (done: boolean, lastSeq?: number): Promise<'released' | 'not yet' | 'failed' | undefined> {
     if (this.ctx.store.shared === undefined || this.closed) return undefined
-    if (this.claiming) this.releasedWhileClaiming = true
+    const shared = this.ctx.store.shared
+    const whileClaiming = this.claiming
+    if (whileClaiming) this.releasedWhileClaiming = true
     else if (!this.owned) return undefined
     this.owned = false
-    return await this.sendRelease(done, lastSeq)
-  }
-
-  private async sendRelease (done: boolean, lastSeq: number | undefined): Promise<'released' | 'not yet' | undefined> {
-    const shared = this.ctx.store.shared
-    if (shared === undefined || this.closed) return undefined
+    let result: 'released' | 'not yet' | 'failed'
     try {
-      return await shared.release(this.sessionId, this.id, this.ctx.owner, done, lastSeq) ? 'released' : 'not yet'
+      result = await shared.release(this.sessionId, this.id, this.ctx.owner, done, lastSeq) ? 'released' : 'not yet'
     } catch (err) {
       this.ctx.log.warn({ stream: this.id, err }, 'could not release a stream lease')
-      return undefined
+      result = 'failed'
     }
+    // Not released: the lease is still this instance's, renewed until it is.
+    if (result !== 'released' && !this.closed) {
+      if (whileClaiming) this.releasedWhileClaiming = false
+      if (!this.claiming) this.owned = true
+    }
+    return result
   }
 
   /** Attaches a client that has seen everything up to `writer.lastSeq`; replays the rest. */
@@ -275,10 +283,18 @@ export class LiveStream {
     writer.catchingUp = true
     try {
       while (writer.ended === undefined && writer.lastSeq < this.appended) {
-        const result = await this.ctx.store.replay(this.sessionId, this.id, writer.lastSeq)
+        const before = writer.lastSeq
+        const result = await this.ctx.store.replay(this.sessionId, this.id, before)
         if (result.kind !== 'events') return result.kind
         this.ctx.counts.replayed += await writer.replay(result.events, this.ctx.now)
-        if (result.events.length === 0) break
+        const first = result.events[0]?.seq
+        if (first === undefined) break
+        if (writer.lastSeq > before) continue
+        if (first <= before + 1) break
+        // Events the log never held (given up while the store was away: delivered live only)
+        // leave a gap no resuming client can fill: it goes on after them, not wait for ever.
+        this.ctx.log.warn({ stream: this.id, missing: first - before - 1 }, 'a resuming client skips events the log never held')
+        writer.skipTo(first - 1)
       }
     } finally {
       writer.catchingUp = false
