@@ -106,18 +106,15 @@ export class VirtualUpstream extends ChannelUpstream {
       probe: async () => { await Promise.any(server.members.map(async (member) => { await member.upstream.probe() })) },
       release: async (force) => {
         await Promise.all(server.members.map(async (member) => { await (force ? member.upstream.destroy() : member.upstream.close()) }))
-      }
+      },
+      // Each member starts what it keeps ready (stdio members' spare children).
+      warm: () => { for (const member of server.members) member.upstream.warm?.() }
     })
     this.server = server
   }
 
   members (): ReadonlyArray<{ name: string, upstream: Upstream }> {
     return this.server.members
-  }
-
-  /** Each member starts what it keeps ready (stdio members' spare children). */
-  override warm (): void {
-    for (const member of this.server.members) member.upstream.warm?.()
   }
 
   /**

@@ -88,6 +88,8 @@ export class ChannelUpstream implements Upstream {
   private stateless: LegacyUpstreamForModernClients | undefined
   /** The channels' processes (stdio), for metrics. */
   readonly children: (() => ChildrenReport) | undefined
+  /** Starts what is kept ready ahead of sessions (stdio spares), once the server is ready. */
+  readonly warm: (() => void) | undefined
 
   constructor (options: ChannelUpstreamOptions) {
     this.name = options.name
@@ -97,6 +99,7 @@ export class ChannelUpstream implements Upstream {
     this.maxQueued = options.maxQueued ?? CHANNEL_DEFAULTS.maxQueued
     this.log = options.log
     this.children = options.children
+    this.warm = options.warm
     const idleMs = options.idleMs ?? CHANNEL_DEFAULTS.idleMs
     if (idleMs > 0) {
       this.reaper = setInterval(() => { this.reap(idleMs) }, Math.min(idleMs / 4, 60_000))
@@ -104,14 +107,10 @@ export class ChannelUpstream implements Upstream {
     }
   }
 
-  warm (): void {
-    this.options.warm?.()
-  }
-
   /** The upstream session `id` (or, for `shared`, any session) has a request in flight. */
   busy (id: string): boolean {
-    if (id === 'shared') return [...this.sessions.values()].some((session) => session.live.size > 0)
-    return (this.sessions.get(id)?.live.size ?? 0) > 0
+    const busy = (session: ChannelSession | undefined): boolean => (session?.live.size ?? 0) > 0
+    return id === 'shared' ? [...this.sessions.values()].some(busy) : busy(this.sessions.get(id))
   }
 
   watchDrops (onDrop: (reason: DropReason) => void): void {
